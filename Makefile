@@ -1,0 +1,33 @@
+# vida-loader developer commands. `make` alone lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@if $(BIN)/python -m pip show bson >/dev/null 2>&1; then \
+		echo "the standalone 'bson' package shadows pymongo's bson: remove it" >&2; exit 1; fi
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package with test extras (quick when done)
+
+test: install ## run the whole test suite (unit, integration against real local servers, CLI)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check vida_loader tests
+	$(BIN)/mypy
+
+clean: ## remove the virtualenv, caches and build files (keeps partitions/)
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
