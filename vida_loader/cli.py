@@ -7,11 +7,14 @@ on stderr with its exit code. Tracebacks only with ``--debug``.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from vida_loader import __version__
+from vida_loader.config import DEFAULT_MANIFEST_DIR, Endpoint, PlanConfig, default_job_name
 from vida_loader.errors import EXIT_USAGE, VidaError
+from vida_loader.planner import PlanResult, plan_job
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +25,114 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Copy huge MongoDB-API collections in parallel, resumably, and prove nothing was lost."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+
+
+def _endpoint_options(side: str) -> list[click.Option]:
+    up = side.upper()
+    return [
+        click.Option(
+            [f"--{side}-uri"],
+            envvar=f"VIDA_{up}_URI",
+            metavar="URI",
+            help=f"MongoDB URI of the {side} (credentials are never stored) [VIDA_{up}_URI]",
+        ),
+        click.Option(
+            [f"--{side}-db"], envvar=f"VIDA_{up}_DB", metavar="DB",
+            help=f"{side.capitalize()} database [VIDA_{up}_DB]",
+        ),
+        click.Option(
+            [f"--{side}-collection"], envvar=f"VIDA_{up}_COLLECTION", metavar="NAME",
+            help=f"{side.capitalize()} collection [VIDA_{up}_COLLECTION]",
+        ),
+    ]
+
+
+def with_endpoints(f: click.Command) -> click.Command:
+    f.params[:0] = _endpoint_options("source") + _endpoint_options("target")
+    return f
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+@with_endpoints
+@cli.command()
+@click.option("--job", envvar="VIDA_JOB", metavar="NAME",
+              help="Job name [default: <source-db>.<source-collection>] [VIDA_JOB]")
+@click.option("--manifest-dir", envvar="VIDA_MANIFEST_DIR", type=click.Path(path_type=Path),
+              default=DEFAULT_MANIFEST_DIR, show_default=True,
+              help="Folder holding one sub-folder per job [VIDA_MANIFEST_DIR]")
+@click.option("--partitions", envvar="VIDA_PARTITIONS", type=click.IntRange(min=1),
+              help="Number of partitions (excludes --partition-size-mb) [VIDA_PARTITIONS]")
+@click.option("--partition-size-mb", envvar="VIDA_PARTITION_SIZE_MB",
+              type=click.FloatRange(min=0, min_open=True),
+              help="Target partition size in MB [default: 64] [VIDA_PARTITION_SIZE_MB]")
+@click.option("--range-mode", envvar="VIDA_RANGE_MODE", default="auto", show_default=True,
+              type=click.Choice(["auto", "minmax", "typed"]),
+              help="typed: $gte/$lt per BSON type; minmax: find().min().max() across types; "
+                   "auto: probe and pick [VIDA_RANGE_MODE]")
+@click.option("--replan", is_flag=True, envvar="VIDA_REPLAN",
+              help="Replace the manifest of an already planned job [VIDA_REPLAN]")
+def plan(
+    source_uri: str | None, source_db: str | None, source_collection: str | None,
+    target_uri: str | None, target_db: str | None, target_collection: str | None,
+    job: str | None, manifest_dir: Path, partitions: int | None,
+    partition_size_mb: float | None, range_mode: str, replan: bool,
+) -> int:
+    """Split the source collection into _id ranges and write the job's manifest."""
+    source_db = source_db or ""
+    source_collection = source_collection or ""
+    cfg = PlanConfig(
+        source=Endpoint(source_uri or "", source_db, source_collection),
+        target=Endpoint(target_uri or "", target_db or "", target_collection or ""),
+        job=job or default_job_name(source_db, source_collection),
+        manifest_dir=manifest_dir,
+        partitions=partitions,
+        partition_size_mb=partition_size_mb,
+        range_mode=range_mode,
+        replan=replan,
+    )
+    result = plan_job(cfg, progress=lambda msg: click.echo(f"plan: {msg}", err=True))
+    click.echo(format_plan(result))
+    return 0
+
+
+def format_plan(result: PlanResult) -> str:
+    """The one-screen summary of a plan."""
+    m = result.manifest
+    parts = m.partitions
+    smallest = min(parts, key=lambda p: p.est_docs)
+    largest = max(parts, key=lambda p: p.est_docs)
+    count = m.stats["count"]
+    sample = (
+        "every _id read" if m.split["sample_exact"] else f"{m.split['sample_size']:,} sampled _ids"
+    )
+    size = m.split["partition_size_mb"]
+    per = f"of ~{size:g} MB" if size else "requested"
+    lines = [
+        f"planned job '{m.job}' in {result.seconds:.1f} s -> {result.path}",
+        f"  source      {m.source['uri']}  {m.source['db']}.{m.source['collection']}"
+        f"  ({m.source['kind']})",
+        f"  target      {m.target['uri']}  {m.target['db']}.{m.target['collection']}"
+        f"  ({m.target['kind']})",
+        f"  documents   {count:,}  ({sample})",
+        f"  bytes       {_fmt_bytes(m.stats['size_bytes'])}"
+        f"  (avg {m.stats['avg_doc_bytes']:,.0f} B/doc)",
+        f"  _id types   {', '.join(m.stats['id_brackets']) or 'none'}",
+        f"  partitions  {len(parts)} {per}; range mode {m.split['range_mode']}"
+        f" ({result.mode_reason})",
+        f"  smallest    {smallest.id} ~{smallest.est_docs:,} docs"
+        f" ({_fmt_bytes(smallest.est_bytes)})",
+        f"  largest     {largest.id} ~{largest.est_docs:,} docs ({_fmt_bytes(largest.est_bytes)})",
+    ]
+    if count == 0:
+        lines.append("  the source collection is empty: one partition covers it")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,274 @@
+"""The manifest: what ``plan`` decided, immutable afterwards.
+
+``partitions/<job>/manifest.json`` holds the schema version, source and target (URIs
+without credentials), collection statistics, the split settings, a fingerprint over all
+of that, and every partition with its bounds in canonical Extended JSON *and* the exact
+query a worker will run. On load the query is derived again from the bounds and must
+match what is stored, so the planner and a worker can never disagree about a range and a
+hand-edited file is refused instead of guessed at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import orjson
+from bson import json_util
+from bson.codec_options import DatetimeConversion
+from bson.json_util import CANONICAL_JSON_OPTIONS
+
+from vida_loader.errors import StateError
+from vida_loader.ordering import BRACKET_BY_NAME, bracket_of, sort_key
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+ID_HINT: list[tuple[str, int]] = [("_id", 1)]
+
+# Canonical Extended JSON keeps Int64, Decimal128, binary subtypes, MinKey/MaxKey and
+# dates outside Python's datetime range exact through a JSON file.
+EJSON_OPTIONS = CANONICAL_JSON_OPTIONS.with_options(
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO
+)
+
+
+class RangeMode(StrEnum):
+    """How a partition's range is expressed to the server."""
+
+    TYPED = "typed"  # $gte/$lt inside one BSON type bracket (works everywhere)
+    MINMAX = "minmax"  # find().min().max().hint({_id: 1}): spans type brackets
+
+
+def to_ejson(value: Any) -> Any:
+    """A BSON value (or document) as a JSON-ready canonical Extended JSON structure."""
+    return json.loads(json_util.dumps(value, json_options=EJSON_OPTIONS))
+
+
+def from_ejson(obj: Any) -> Any:
+    """Inverse of :func:`to_ejson`."""
+    return json_util.loads(json.dumps(obj), json_options=EJSON_OPTIONS)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One ``_id`` range: ``lower`` inclusive, ``upper`` exclusive, ``None`` = unbounded.
+
+    In typed mode the range lies inside ``bracket`` (``None``: the whole collection, the
+    single partition of an empty one). In minmax mode it spans brackets.
+    Bounds are never null, NaN, MinKey or MaxKey, so ``None`` is unambiguous.
+    """
+
+    id: str
+    mode: RangeMode
+    bracket: str | None
+    lower: Any = None
+    upper: Any = None
+    est_docs: int = 0
+    est_bytes: int = 0
+
+    def query(self) -> dict[str, Any]:
+        """The find filter a worker runs (typed mode); ``{}`` in minmax mode."""
+        if self.mode is RangeMode.MINMAX or self.bracket is None:
+            return {}
+        aliases = BRACKET_BY_NAME[self.bracket].type_aliases
+        type_spec: Any = aliases[0] if len(aliases) == 1 else list(aliases)
+        cond: dict[str, Any] = {}
+        if self.lower is None and self.upper is None:
+            cond["$type"] = type_spec
+        elif self.lower is None and self.bracket == "number":
+            # NaN sorts below every number, but whether `$lt` matches it is a server
+            # detail: "not >= upper" takes NaN into the first range on every server.
+            cond["$type"] = type_spec
+            cond["$not"] = {"$gte": self.upper}
+        else:
+            if self.lower is not None:
+                cond["$gte"] = self.lower
+            if self.upper is not None:
+                cond["$lt"] = self.upper
+        return {"_id": cond}
+
+    def min_spec(self) -> list[tuple[str, Any]] | None:
+        """``find().min()`` argument in minmax mode (inclusive), ``None`` when unbounded."""
+        if self.mode is RangeMode.MINMAX and self.lower is not None:
+            return [("_id", self.lower)]
+        return None
+
+    def max_spec(self) -> list[tuple[str, Any]] | None:
+        """``find().max()`` argument in minmax mode (exclusive), ``None`` when unbounded."""
+        if self.mode is RangeMode.MINMAX and self.upper is not None:
+            return [("_id", self.upper)]
+        return None
+
+    def contains(self, value: Any) -> bool:
+        """Whether an ``_id`` falls in this range, by the server's rules (for tests)."""
+        if self.mode is RangeMode.TYPED and self.bracket is not None:
+            if bracket_of(value).name != self.bracket:
+                return False
+        key = sort_key(value)
+        if self.lower is not None and key < sort_key(self.lower):
+            return False
+        return not (self.upper is not None and key >= sort_key(self.upper))
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest entry: bounds plus the exact query derived from them."""
+        entry: dict[str, Any] = {
+            "id": self.id,
+            "mode": self.mode.value,
+            "bracket": self.bracket,
+            "lower": None if self.lower is None else to_ejson({"_id": self.lower}),
+            "upper": None if self.upper is None else to_ejson({"_id": self.upper}),
+            "est_docs": self.est_docs,
+            "est_bytes": self.est_bytes,
+        }
+        entry.update(_derived_spec(self))
+        return entry
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> Partition:
+        """Rebuild a partition; refuse one whose stored query does not match its bounds."""
+        lower, upper = entry["lower"], entry["upper"]
+        bracket = entry["bracket"]
+        if bracket is not None and bracket not in BRACKET_BY_NAME:
+            raise ValueError(f"unknown bracket {bracket!r}")
+        part = cls(
+            id=str(entry["id"]),
+            mode=RangeMode(entry["mode"]),
+            bracket=bracket,
+            lower=None if lower is None else from_ejson(lower)["_id"],
+            upper=None if upper is None else from_ejson(upper)["_id"],
+            est_docs=int(entry["est_docs"]),
+            est_bytes=int(entry["est_bytes"]),
+        )
+        for key, value in _derived_spec(part).items():
+            if entry.get(key) != value:
+                raise ValueError(f"partition {part.id}: stored {key!r} does not match its bounds")
+        return part
+
+
+def _derived_spec(part: Partition) -> dict[str, Any]:
+    if part.mode is RangeMode.TYPED:
+        return {"query": to_ejson(part.query()), "hint": {"_id": 1}}
+    mn, mx = part.min_spec(), part.max_spec()
+    return {
+        "min": None if mn is None else to_ejson(dict(mn)),
+        "max": None if mx is None else to_ejson(dict(mx)),
+        "hint": {"_id": 1},
+    }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything ``plan`` decided for one job."""
+
+    job: str
+    source: dict[str, Any]  # uri (no credentials), hosts, kind, db, collection
+    target: dict[str, Any]
+    stats: dict[str, Any]  # count, size_bytes, avg_doc_bytes, id_brackets
+    split: dict[str, Any]  # range_mode, requested mode, partitions, size, sample
+    partitions: tuple[Partition, ...]
+    created_at: str = ""
+    tool_version: str = ""
+    fingerprint: str = field(default="")
+
+    def compute_fingerprint(self) -> str:
+        """SHA-256 over namespaces, statistics, split settings and every range."""
+        basis = {
+            "source": {k: self.source.get(k) for k in ("hosts", "db", "collection")},
+            "target": {k: self.target.get(k) for k in ("hosts", "db", "collection")},
+            "stats": self.stats,
+            "split": self.split,
+            "partitions": [_derived_spec(p) | {"id": p.id} for p in self.partitions],
+        }
+        digest = hashlib.sha256(orjson.dumps(basis, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return f"sha256:{digest}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "job": self.job,
+            "created_at": self.created_at,
+            "tool_version": self.tool_version,
+            "fingerprint": self.fingerprint or self.compute_fingerprint(),
+            "source": self.source,
+            "target": self.target,
+            "stats": self.stats,
+            "split": self.split,
+            "partitions": [p.to_json() for p in self.partitions],
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Manifest:
+        version = doc.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {version!r}, this vida-loader reads {SCHEMA_VERSION}")
+        manifest = cls(
+            job=str(doc["job"]),
+            source=dict(doc["source"]),
+            target=dict(doc["target"]),
+            stats=dict(doc["stats"]),
+            split=dict(doc["split"]),
+            partitions=tuple(Partition.from_json(p) for p in doc["partitions"]),
+            created_at=str(doc.get("created_at", "")),
+            tool_version=str(doc.get("tool_version", "")),
+            fingerprint=str(doc["fingerprint"]),
+        )
+        if not manifest.partitions:
+            raise ValueError("no partitions")
+        if manifest.fingerprint != manifest.compute_fingerprint():
+            raise ValueError("fingerprint does not match its content (edited by hand?)")
+        return manifest
+
+
+def manifest_path(manifest_dir: Path, job: str) -> Path:
+    return manifest_dir / job / MANIFEST_NAME
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash at any instant leaves old or new.
+
+    Temp file beside the target, fsync, ``os.replace``, fsync of the folder.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_manifest(manifest: Manifest, path: Path) -> None:
+    data = orjson.dumps(manifest.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
+    write_atomic(path, data)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Load and check a manifest; any defect is one ``StateError`` naming the file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise StateError(f"no manifest at '{path}': run `vida-loader plan` first") from None
+    except OSError as exc:
+        raise StateError(f"cannot read manifest '{path}': {exc.strerror}") from None
+    try:
+        return Manifest.from_json(orjson.loads(raw))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise StateError(
+            f"manifest '{path}' is corrupt ({what}): re-plan with `vida-loader plan --replan`"
+        ) from None

@@ -1,0 +1,188 @@
+"""MongoDB clients: URI checks and redaction, server kind, bounded timeouts, error classes.
+
+Every client vida-loader makes comes from :func:`connect`, so every network call has a
+bounded timeout and every failure to connect becomes one ``ConnectError`` or
+``UsageError`` whose text never contains a password.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from bson.codec_options import CodecOptions, DatetimeConversion
+from pymongo import MongoClient
+from pymongo.errors import (
+    ConfigurationError,
+    ConnectionFailure,
+    InvalidURI,
+    OperationFailure,
+    PyMongoError,
+)
+from pymongo.uri_parser import parse_uri
+
+from vida_loader.errors import ConnectError, UsageError
+
+SCHEMES = ("mongodb://", "mongodb+srv://")
+# Query options whose values can carry secrets.
+SECRET_OPTIONS = {"authmechanismproperties", "tlscertificatekeyfilepassword", "password"}
+AUTH_FAILED_CODES = {18, 8000}  # AuthenticationFailed; Atlas' AtlasError
+
+# Decode `_id`s of any date (also outside Python's datetime range) without failing.
+CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO
+)
+
+
+class ServerKind(StrEnum):
+    COSMOS = "cosmos"
+    ATLAS = "atlas"
+    OTHER = "other"
+
+
+def _split_uri(uri: str) -> tuple[str, str, str, str]:
+    """(scheme, userinfo, hosts-and-path, query) without validating anything.
+
+    Credentials end at the last ``@`` before the query: a ``/`` may stand unescaped in a
+    password, and Cosmos DB puts ``@`` in its query (``appName=@account@``).
+    """
+    scheme = next((s for s in SCHEMES if uri.lower().startswith(s)), "")
+    rest = uri[len(scheme) :]
+    head, sep, query = rest.partition("?")
+    at = head.rfind("@")
+    userinfo, hosts = (head[:at], head[at + 1 :]) if at >= 0 else ("", head)
+    return scheme, userinfo, hosts, query if sep else ""
+
+
+def _clean_query(query: str, replacement: str | None) -> str:
+    pairs = []
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key.lower() in SECRET_OPTIONS:
+            if replacement is None:
+                continue
+            value = replacement
+        pairs.append((key, value))
+    return urlencode(pairs, safe="@:,/*")
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with any password replaced by ``***`` (for messages)."""
+    scheme, userinfo, hosts, query = _split_uri(uri)
+    if not scheme:
+        # Not a MongoDB URI: show only what cannot be a secret.
+        shown = re.split(r"[:/@]", uri, maxsplit=1)[0]
+        return f"{shown}:…" if shown != uri else uri
+    if userinfo:
+        user = userinfo.split(":", 1)[0]
+        userinfo = f"{user}:***@" if ":" in userinfo else f"{user}@"
+    q = _clean_query(query, "***")
+    return f"{scheme}{userinfo}{hosts}" + (f"?{q}" if q else "")
+
+
+def strip_credentials(uri: str) -> str:
+    """The URI without user, password or secret options (for files)."""
+    scheme, _userinfo, hosts, query = _split_uri(uri)
+    q = _clean_query(query, None)
+    return f"{scheme}{hosts}" + (f"?{q}" if q else "")
+
+
+def uri_hosts(uri: str) -> list[str]:
+    """The host list of a URI, lower-cased and sorted (``run`` compares them)."""
+    _scheme, _userinfo, hosts, _query = _split_uri(uri)
+    netloc = hosts.split("/", 1)[0]
+    return sorted(h.lower() for h in netloc.split(",") if h)
+
+
+def server_kind(uri: str) -> ServerKind:
+    for host in uri_hosts(uri):
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host
+        if name.endswith((".mongo.cosmos.azure.com", ".documents.azure.com")):
+            return ServerKind.COSMOS
+        if name.endswith(".mongodb.net"):
+            return ServerKind.ATLAS
+    return ServerKind.OTHER
+
+
+def check_uri(uri: str, flag: str) -> None:
+    """Refuse a URI that is not a MongoDB URI, in one line naming the flag."""
+    if not uri:
+        raise UsageError(f"{flag} is required (or set its VIDA_ environment variable)")
+    shown = redact_uri(uri)
+    if not any(uri.lower().startswith(s) for s in SCHEMES):
+        raise UsageError(
+            f"{flag} '{shown}' is not a MongoDB URI: it must start with mongodb:// or "
+            "mongodb+srv://"
+        )
+    if uri.lower().startswith("mongodb+srv://"):
+        return  # parsing would resolve SRV records: a network call, left to connect()
+    try:
+        parse_uri(uri, validate=True)
+    except (InvalidURI, ConfigurationError, ValueError) as exc:
+        raise UsageError(f"{flag} '{shown}' is not a valid MongoDB URI: {_scrub(exc, uri)}") from None
+
+
+def _scrub(exc: BaseException, uri: str) -> str:
+    """An exception's text, first line only, with any password from ``uri`` removed."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = text.split(", Timeout:")[0]
+    _scheme, userinfo, _hosts, _query = _split_uri(uri)
+    if ":" in userinfo:
+        secret = userinfo.split(":", 1)[1]
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounds on every network wait, in milliseconds."""
+
+    connect_ms: int = 8000
+    socket_ms: int = 120_000
+
+
+def connect(
+    uri: str, *, role: str, timeouts: Timeouts = Timeouts(), **options: Any
+) -> MongoClient[dict[str, Any]]:
+    """A client that has answered ``ping``; ``role`` ("source", "target") names it in errors."""
+    flag = f"--{role}-uri"
+    check_uri(uri, flag)
+    shown = redact_uri(uri)
+    client: MongoClient[dict[str, Any]] | None = None
+    try:
+        client = MongoClient(
+            uri,
+            serverSelectionTimeoutMS=timeouts.connect_ms,
+            connectTimeoutMS=timeouts.connect_ms,
+            socketTimeoutMS=timeouts.socket_ms,
+            maxIdleTimeMS=120_000,  # Cosmos DB closes idle connections after ~4 minutes
+            appname="vida-loader",
+            **options,
+        )
+        client.admin.command("ping")
+        return client
+    except (InvalidURI, ConfigurationError) as exc:
+        _close(client)
+        raise UsageError(f"{flag} '{shown}' is not usable: {_scrub(exc, uri)}") from None
+    except OperationFailure as exc:
+        _close(client)
+        if exc.code in AUTH_FAILED_CODES:
+            raise ConnectError(
+                f"{role} at '{shown}' refused the credentials: check the user and password "
+                f"in {flag}"
+            ) from None
+        raise ConnectError(f"{role} at '{shown}' failed `ping`: {_scrub(exc, uri)}") from None
+    except (ConnectionFailure, PyMongoError) as exc:
+        _close(client)
+        raise ConnectError(
+            f"cannot reach {role} at '{shown}' within {timeouts.connect_ms / 1000:g} s "
+            f"({_scrub(exc, uri)}): check host, port and network"
+        ) from None
+
+
+def _close(client: MongoClient[dict[str, Any]] | None) -> None:
+    if client is not None:
+        client.close()

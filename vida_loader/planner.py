@@ -1,0 +1,382 @@
+"""Split a source collection into ``_id`` ranges.
+
+Plan by size (mongo-spark's SamplePartitioner idea): count and average document size from
+``collStats``, the number of partitions from the wanted partition size, then ``$sample``
+a multiple of that many ``_id``s, sort them in BSON order and take every k-th as a
+boundary. No ``splitVector``, no ``$bucketAuto``, no ``skip``: Cosmos DB has the first
+two and bills the third by the offset. A small collection is read whole on the ``_id``
+index instead, which gives exact boundaries.
+
+The core (:func:`build_partitions`) is pure, so property tests run it without a server.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.collection import Collection
+from pymongo.errors import OperationFailure, PyMongoError
+
+from vida_loader import __version__
+from vida_loader.config import PlanConfig
+from vida_loader.errors import ConnectError, JobExistsError, UsageError
+from vida_loader.manifest import (
+    ID_HINT,
+    Manifest,
+    Partition,
+    RangeMode,
+    manifest_path,
+    save_manifest,
+)
+from vida_loader.mongo import (
+    CODEC_OPTIONS,
+    check_uri,
+    connect,
+    redact_uri,
+    server_kind,
+    strip_credentials,
+    uri_hosts,
+)
+from vida_loader.ordering import ID_BRACKETS, bracket_of, is_nan, sort_key
+
+MIB = 1024 * 1024
+# Up to this many documents the planner reads every `_id` (exact, and cheap).
+EXACT_READ_LIMIT = 20_000
+MAX_SAMPLE = 200_000
+
+
+def usable_boundary(value: Any) -> bool:
+    """Null, NaN, MinKey and MaxKey never serve as bounds (``None`` means unbounded)."""
+    return bracket_of(value).splittable and not is_nan(value)
+
+
+def sorted_unique(values: Iterable[Any]) -> list[Any]:
+    """Values in BSON order, one per equal key (``1`` and ``1.0`` are the same ``_id``)."""
+    seen: dict[tuple[Any, ...], Any] = {}
+    for v in values:
+        seen.setdefault(sort_key(v), v)
+    return [seen[k] for k in sorted(seen)]
+
+
+def pick_boundaries(candidates: Sequence[Any], parts: int) -> list[Any]:
+    """``parts - 1`` (at most) increasing boundaries from sorted unique candidates.
+
+    Boundary i is the candidate at quantile i/parts; the smallest candidate is never one
+    (the first range starts unbounded anyway).
+    """
+    m = len(candidates)
+    if parts <= 1 or m < 2:
+        return []
+    picked: list[Any] = []
+    last = 0
+    for i in range(1, parts):
+        idx = min(m - 1, max(1, round(i * m / parts)))
+        if idx > last:
+            picked.append(candidates[idx])
+            last = idx
+    return picked
+
+
+def _ranges(
+    mode: RangeMode, bracket: str | None, bounds: list[Any]
+) -> list[tuple[RangeMode, str | None, Any, Any]]:
+    edges = [None, *bounds, None]
+    return [(mode, bracket, edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
+
+
+def build_partitions(
+    sample: Iterable[Any],
+    *,
+    mode: RangeMode,
+    parts: int,
+    count: int,
+    avg_doc_bytes: float,
+    brackets_present: Iterable[str] = (),
+) -> list[Partition]:
+    """Ranges that together cover every possible ``_id`` exactly once.
+
+    ``sample`` is any multiset of ``_id``s from the collection; ``brackets_present`` the
+    type brackets found on the ``_id`` index (typed mode makes ranges only for those,
+    so it must name every bracket the collection holds). Estimates come from the share of
+    the sample that falls in each range.
+    """
+    values = sorted_unique(sample)
+    specs: list[tuple[RangeMode, str | None, Any, Any]] = []
+    if mode is RangeMode.MINMAX:
+        bounds = pick_boundaries([v for v in values if usable_boundary(v)], parts)
+        specs = _ranges(mode, None, bounds)
+    else:
+        present = sorted(
+            set(brackets_present) | {bracket_of(v).name for v in values},
+            key=lambda name: next(b.rank for b in ID_BRACKETS if b.name == name),
+        )
+        if not present:
+            specs = [(mode, None, None, None)]
+        for name in present:
+            inside = [v for v in values if bracket_of(v).name == name and usable_boundary(v)]
+            share = round(parts * len(inside) / len(values)) if values else 1
+            specs.extend(_ranges(mode, name, pick_boundaries(inside, max(1, share))))
+    drafts = [Partition(f"p{i:05d}", m, b, lo, hi) for i, (m, b, lo, hi) in enumerate(specs)]
+    return _with_estimates(drafts, list(sample), count, avg_doc_bytes)
+
+
+def _with_estimates(
+    drafts: list[Partition], sample: list[Any], count: int, avg_doc_bytes: float
+) -> list[Partition]:
+    """Spread ``count`` over the ranges by sample share (largest remainder: sums exactly)."""
+    hits = [0] * len(drafts)
+    for v in sample:
+        for i, p in enumerate(drafts):
+            if p.contains(v):
+                hits[i] += 1
+                break
+    total = sum(hits)
+    if total == 0:
+        shares = [count if i == 0 else 0 for i in range(len(drafts))]
+    else:
+        exact = [count * h / total for h in hits]
+        shares = [math.floor(x) for x in exact]
+        order = sorted(range(len(drafts)), key=lambda i: exact[i] - shares[i], reverse=True)
+        for i in order[: count - sum(shares)]:
+            shares[i] += 1
+    return [
+        Partition(p.id, p.mode, p.bracket, p.lower, p.upper, n, round(n * avg_doc_bytes))
+        for p, n in zip(drafts, shares, strict=True)
+    ]
+
+
+# --- reading the source -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    count: int
+    size_bytes: int
+    avg_doc_bytes: float
+
+
+def read_stats(coll: Collection[dict[str, Any]]) -> SourceStats:
+    """Count and sizes from ``collStats`` (metadata, no scan); count alone as fallback."""
+    try:
+        st = coll.database.command("collStats", coll.name)
+        count = int(st.get("count", 0))
+        avg = float(st.get("avgObjSize") or 0.0)
+        size = int(st.get("size") or round(count * avg))
+        if not avg and count:
+            avg = size / count
+        return SourceStats(count, size, avg)
+    except OperationFailure:
+        count = coll.estimated_document_count()
+        return SourceStats(count, 0, 0.0)
+
+
+def find_brackets(coll: Collection[dict[str, Any]]) -> list[str]:
+    """The type brackets present among ``_id``s, in sort order.
+
+    The smallest and largest ``_id`` (two index edge reads) bound them: only brackets
+    strictly between those two need a ``$type`` probe, so a collection of one ``_id``
+    type costs two reads.
+    """
+    first = coll.find_one({}, {"_id": 1}, sort=[("_id", 1)])
+    last = coll.find_one({}, {"_id": 1}, sort=[("_id", -1)])
+    if first is None or last is None:
+        return []
+    lo, hi = bracket_of(first["_id"]), bracket_of(last["_id"])
+    present = [lo.name]
+    for b in ID_BRACKETS:
+        if lo.rank < b.rank < hi.rank:
+            spec: Any = b.type_aliases[0] if len(b.type_aliases) == 1 else list(b.type_aliases)
+            if coll.find_one({"_id": {"$type": spec}}, {"_id": 1}) is not None:
+                present.append(b.name)
+    if hi.rank != lo.rank:
+        present.append(hi.name)
+    return present
+
+
+def probe_minmax(coll: Collection[dict[str, Any]]) -> bool:
+    """Whether the server honours ``find().min()/.max()`` with ``hint({_id: 1})``.
+
+    Cosmos DB may refuse it or, worse, ignore it: so ask for what lies below the first
+    ``_id`` (must be nothing) and from it on (must start with it).
+    """
+    first = coll.find_one({}, {"_id": 1}, sort=ID_HINT, hint=ID_HINT)
+    if first is None:
+        return True
+    key = [("_id", first["_id"])]
+    try:
+        below = list(coll.find({}, {"_id": 1}).max(key).hint(ID_HINT).limit(1))
+        from_first = list(coll.find({}, {"_id": 1}).min(key).hint(ID_HINT).limit(1))
+    except OperationFailure:
+        return False
+    return not below and len(from_first) == 1 and from_first[0]["_id"] == first["_id"]
+
+
+def read_sample(coll: Collection[dict[str, Any]], size: int, count: int) -> tuple[list[Any], bool]:
+    """(``_id``s, exact): every ``_id`` of a small collection, else a ``$sample``."""
+    if size <= 0:
+        return [], False
+    if count <= max(size, EXACT_READ_LIMIT):
+        ids = [d["_id"] for d in coll.find({}, {"_id": 1}, sort=ID_HINT, hint=ID_HINT)]
+        return ids, True
+    pipeline = [{"$sample": {"size": size}}, {"$project": {"_id": 1}}]
+    return [d["_id"] for d in coll.aggregate(pipeline)], False
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    manifest: Manifest
+    path: Path
+    seconds: float
+    mode_reason: str
+
+
+Progress = Callable[[str], None]
+
+
+def plan_job(cfg: PlanConfig, progress: Progress = lambda _msg: None) -> PlanResult:
+    """Connect, read statistics and a sample, build the ranges, write the manifest."""
+    started = time.monotonic()
+    check_uri(cfg.source.uri, "--source-uri")
+    check_uri(cfg.target.uri, "--target-uri")
+    path = manifest_path(cfg.manifest_dir, cfg.job)
+    if path.exists() and not cfg.replan:
+        raise JobExistsError(
+            f"job '{cfg.job}' is already planned at '{path}': give --replan to plan it again "
+            "or --job NAME for a new job"
+        )
+    src_client = connect(cfg.source.uri, role="source", timeouts=cfg.timeouts)
+    try:
+        dst_client = connect(cfg.target.uri, role="target", timeouts=cfg.timeouts)
+        dst_client.close()
+        coll = _source_collection(src_client, cfg)
+        try:
+            manifest, reason = _plan(coll, cfg, progress)
+        except PyMongoError as exc:
+            raise ConnectError(
+                f"planning failed on source '{redact_uri(cfg.source.uri)}': "
+                f"{str(exc).splitlines()[0][:300]}"
+            ) from None
+    finally:
+        src_client.close()
+    _save_new(manifest, path)
+    return PlanResult(manifest, path, time.monotonic() - started, reason)
+
+
+def _source_collection(client: Any, cfg: PlanConfig) -> Collection[dict[str, Any]]:
+    db = client.get_database(cfg.source.db, codec_options=CODEC_OPTIONS)
+    try:
+        names = db.list_collection_names(filter={"name": cfg.source.collection})
+        if names:
+            return db.get_collection(cfg.source.collection)
+        dbs = client.list_database_names()
+    except PyMongoError as exc:
+        raise ConnectError(
+            f"cannot list collections of '{cfg.source.db}' on the source: "
+            f"{str(exc).splitlines()[0][:300]}"
+        ) from None
+    if cfg.source.db not in dbs:
+        raise UsageError(
+            f"source database '{cfg.source.db}' does not exist: check --source-db"
+        )
+    raise UsageError(
+        f"source collection '{cfg.source.namespace}' does not exist: check --source-collection"
+    )
+
+
+def _plan(
+    coll: Collection[dict[str, Any]], cfg: PlanConfig, progress: Progress
+) -> tuple[Manifest, str]:
+    stats = read_stats(coll)
+    progress(f"source holds {stats.count:,} documents, {stats.size_bytes / MIB:,.1f} MiB")
+    if cfg.partitions is not None:
+        parts = cfg.partitions
+    else:
+        parts = max(1, math.ceil(stats.size_bytes / (cfg.size_mb * MIB)))
+    parts = max(1, min(parts, stats.count)) if stats.count else 1
+    brackets = find_brackets(coll) if stats.count else []
+    mode, reason = _choose_mode(coll, cfg.range_mode, brackets)
+    sample_size = 0 if parts == 1 else min(MAX_SAMPLE, parts * cfg.samples_per_partition)
+    progress(f"sampling {sample_size:,} _ids for {parts} partitions ({mode} ranges)")
+    sample, exact = read_sample(coll, sample_size, stats.count)
+    partitions = build_partitions(
+        sample,
+        mode=mode,
+        parts=parts,
+        count=stats.count,
+        avg_doc_bytes=stats.avg_doc_bytes,
+        brackets_present=brackets if mode is RangeMode.TYPED else (),
+    )
+    manifest = Manifest(
+        job=cfg.job,
+        source=_side(cfg.source.uri, cfg.source.db, cfg.source.collection),
+        target=_side(cfg.target.uri, cfg.target.db, cfg.target.collection),
+        stats={
+            "count": stats.count,
+            "size_bytes": stats.size_bytes,
+            "avg_doc_bytes": round(stats.avg_doc_bytes, 3),
+            "id_brackets": brackets,
+        },
+        split={
+            "range_mode": mode.value,
+            "requested_range_mode": cfg.range_mode,
+            "partitions": cfg.partitions,
+            "partition_size_mb": None if cfg.partitions else cfg.size_mb,
+            "sample_size": len(sample),
+            "sample_exact": exact,
+        },
+        partitions=tuple(partitions),
+        created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        tool_version=__version__,
+    )
+    manifest = Manifest(**{**manifest.__dict__, "fingerprint": manifest.compute_fingerprint()})
+    return manifest, reason
+
+
+def _choose_mode(
+    coll: Collection[dict[str, Any]], requested: str, brackets: list[str]
+) -> tuple[RangeMode, str]:
+    if requested != "auto":
+        mode = RangeMode(requested)
+        if mode is RangeMode.MINMAX and not probe_minmax(coll):
+            raise UsageError(
+                "--range-mode 'minmax': the source does not honour find().min()/.max(); "
+                "use --range-mode typed"
+            )
+        return mode, "requested"
+    if len(brackets) <= 1:
+        kind = brackets[0] if brackets else "none"
+        return RangeMode.TYPED, f"auto: one _id type bracket ({kind})"
+    if probe_minmax(coll):
+        return RangeMode.MINMAX, f"auto: {len(brackets)} _id type brackets, min/max honoured"
+    return RangeMode.TYPED, f"auto: {len(brackets)} _id type brackets, min/max not honoured"
+
+
+def _side(uri: str, db: str, collection: str) -> dict[str, Any]:
+    return {
+        "uri": strip_credentials(uri),
+        "hosts": uri_hosts(uri),
+        "kind": server_kind(uri).value,
+        "db": db,
+        "collection": collection,
+    }
+
+
+def _save_new(manifest: Manifest, path: Path) -> None:
+    """Write the manifest atomically; remove a job folder this call created if that fails."""
+    created = not path.parent.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        save_manifest(manifest, path)
+    except BaseException:
+        if created:
+            try:
+                path.parent.rmdir()
+            except OSError:
+                pass
+        raise
