@@ -23,6 +23,8 @@ import orjson
 from bson import json_util
 from bson.codec_options import DatetimeConversion
 from bson.json_util import CANONICAL_JSON_OPTIONS
+from pymongo.collection import Collection
+from pymongo.cursor import Cursor
 
 from vida_loader.errors import StateError
 from vida_loader.ordering import BRACKET_BY_NAME, bracket_of, sort_key
@@ -104,6 +106,27 @@ class Partition:
         if self.mode is RangeMode.MINMAX and self.upper is not None:
             return [("_id", self.upper)]
         return None
+
+    def find(
+        self, coll: Collection[Any], projection: Any = None, **kwargs: Any
+    ) -> Cursor[Any]:
+        """The cursor over exactly this range, in ``_id`` order, as a worker runs it."""
+        cursor = coll.find(self.query(), projection, sort=ID_HINT, **kwargs)
+        if self.mode is RangeMode.MINMAX:
+            mn, mx = self.min_spec(), self.max_spec()
+            if mn is not None:
+                cursor = cursor.min(mn)
+            if mx is not None:
+                cursor = cursor.max(mx)
+            cursor = cursor.hint(ID_HINT)  # min/max need the index named
+        return cursor
+
+    def count_in(self, coll: Collection[Any]) -> int:
+        """Documents of ``coll`` inside this range, counted by the server where it can."""
+        if self.mode is RangeMode.TYPED:
+            return coll.count_documents(self.query())
+        # `count` ignores min/max on some servers: count the _ids the cursor returns.
+        return sum(1 for _ in self.find(coll, {"_id": 1}, batch_size=10_000))
 
     def contains(self, value: Any) -> bool:
         """Whether an ``_id`` falls in this range, by the server's rules (for tests)."""
