@@ -26,6 +26,7 @@ test: install ## run the whole test suite (unit, integration against real local 
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check vida_loader tests
+	$(BIN)/ruff format --check vida_loader tests
 	$(BIN)/mypy
 
 clean: ## remove the virtualenv, caches and build files (keeps partitions/)

@@ -29,7 +29,9 @@ def client(server: LocalServer) -> Iterator[MongoClient[dict[str, Any]]]:
 
 
 @pytest.fixture
-def db(client: MongoClient[dict[str, Any]], request: pytest.FixtureRequest) -> Iterator[Database[dict[str, Any]]]:
+def db(
+    client: MongoClient[dict[str, Any]], request: pytest.FixtureRequest
+) -> Iterator[Database[dict[str, Any]]]:
     """A fresh database named after the test, dropped afterwards."""
     name = "t_" + re.sub(r"[^A-Za-z0-9]", "_", request.node.name)[:50]
     client.drop_database(name)

@@ -37,11 +37,15 @@ def _endpoint_options(side: str) -> list[click.Option]:
             help=f"MongoDB URI of the {side} (credentials are never stored) [VIDA_{up}_URI]",
         ),
         click.Option(
-            [f"--{side}-db"], envvar=f"VIDA_{up}_DB", metavar="DB",
+            [f"--{side}-db"],
+            envvar=f"VIDA_{up}_DB",
+            metavar="DB",
             help=f"{side.capitalize()} database [VIDA_{up}_DB]",
         ),
         click.Option(
-            [f"--{side}-collection"], envvar=f"VIDA_{up}_COLLECTION", metavar="NAME",
+            [f"--{side}-collection"],
+            envvar=f"VIDA_{up}_COLLECTION",
+            metavar="NAME",
             help=f"{side.capitalize()} collection [VIDA_{up}_COLLECTION]",
         ),
     ]
@@ -62,27 +66,60 @@ def _fmt_bytes(n: float) -> str:
 
 @with_endpoints
 @cli.command()
-@click.option("--job", envvar="VIDA_JOB", metavar="NAME",
-              help="Job name [default: <source-db>.<source-collection>] [VIDA_JOB]")
-@click.option("--manifest-dir", envvar="VIDA_MANIFEST_DIR", type=click.Path(path_type=Path),
-              default=DEFAULT_MANIFEST_DIR, show_default=True,
-              help="Folder holding one sub-folder per job [VIDA_MANIFEST_DIR]")
-@click.option("--partitions", envvar="VIDA_PARTITIONS", type=click.IntRange(min=1),
-              help="Number of partitions (excludes --partition-size-mb) [VIDA_PARTITIONS]")
-@click.option("--partition-size-mb", envvar="VIDA_PARTITION_SIZE_MB",
-              type=click.FloatRange(min=0, min_open=True),
-              help="Target partition size in MB [default: 64] [VIDA_PARTITION_SIZE_MB]")
-@click.option("--range-mode", envvar="VIDA_RANGE_MODE", default="auto", show_default=True,
-              type=click.Choice(["auto", "minmax", "typed"]),
-              help="typed: $gte/$lt per BSON type; minmax: find().min().max() across types; "
-                   "auto: probe and pick [VIDA_RANGE_MODE]")
-@click.option("--replan", is_flag=True, envvar="VIDA_REPLAN",
-              help="Replace the manifest of an already planned job [VIDA_REPLAN]")
+@click.option(
+    "--job",
+    envvar="VIDA_JOB",
+    metavar="NAME",
+    help="Job name [default: <source-db>.<source-collection>] [VIDA_JOB]",
+)
+@click.option(
+    "--manifest-dir",
+    envvar="VIDA_MANIFEST_DIR",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_MANIFEST_DIR,
+    show_default=True,
+    help="Folder holding one sub-folder per job [VIDA_MANIFEST_DIR]",
+)
+@click.option(
+    "--partitions",
+    envvar="VIDA_PARTITIONS",
+    type=click.IntRange(min=1),
+    help="Number of partitions (excludes --partition-size-mb) [VIDA_PARTITIONS]",
+)
+@click.option(
+    "--partition-size-mb",
+    envvar="VIDA_PARTITION_SIZE_MB",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Target partition size in MB [default: 64] [VIDA_PARTITION_SIZE_MB]",
+)
+@click.option(
+    "--range-mode",
+    envvar="VIDA_RANGE_MODE",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "minmax", "typed"]),
+    help="typed: $gte/$lt per BSON type; minmax: find().min().max() across types; "
+    "auto: probe and pick [VIDA_RANGE_MODE]",
+)
+@click.option(
+    "--replan",
+    is_flag=True,
+    envvar="VIDA_REPLAN",
+    help="Replace the manifest of an already planned job [VIDA_REPLAN]",
+)
 def plan(
-    source_uri: str | None, source_db: str | None, source_collection: str | None,
-    target_uri: str | None, target_db: str | None, target_collection: str | None,
-    job: str | None, manifest_dir: Path, partitions: int | None,
-    partition_size_mb: float | None, range_mode: str, replan: bool,
+    source_uri: str | None,
+    source_db: str | None,
+    source_collection: str | None,
+    target_uri: str | None,
+    target_db: str | None,
+    target_collection: str | None,
+    job: str | None,
+    manifest_dir: Path,
+    partitions: int | None,
+    partition_size_mb: float | None,
+    range_mode: str,
+    replan: bool,
 ) -> int:
     """Split the source collection into _id ranges and write the job's manifest."""
     source_db = source_db or ""

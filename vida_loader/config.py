@@ -65,8 +65,9 @@ class PlanConfig:
         for side, ep in (("source", self.source), ("target", self.target)):
             if not ep.db or not ep.collection:
                 which = "db" if not ep.db else "collection"
-                raise UsageError(f"--{side}-{which} is required (or VIDA_{side.upper()}_"
-                                 f"{which.upper()})")
+                raise UsageError(
+                    f"--{side}-{which} is required (or VIDA_{side.upper()}_{which.upper()})"
+                )
 
     @property
     def size_mb(self) -> float:

@@ -79,10 +79,14 @@ class LocalServer:
         self.storage_path.mkdir(parents=True, exist_ok=True)
         cmd = [
             find_executable(),
-            "--host", self.host,
-            "--port", str(self.port),
-            "--storage-path", str(self.storage_path),
-            "--log-level", "ERROR",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--storage-path",
+            str(self.storage_path),
+            "--log-level",
+            "ERROR",
         ]
         if self.test_commands:
             cmd.append("--enable-test-commands")

@@ -107,9 +107,7 @@ class Partition:
             return [("_id", self.upper)]
         return None
 
-    def find(
-        self, coll: Collection[Any], projection: Any = None, **kwargs: Any
-    ) -> Cursor[Any]:
+    def find(self, coll: Collection[Any], projection: Any = None, **kwargs: Any) -> Cursor[Any]:
         """The cursor over exactly this range, in ``_id`` order, as a worker runs it."""
         cursor = coll.find(self.query(), projection, sort=ID_HINT, **kwargs)
         if self.mode is RangeMode.MINMAX:

@@ -121,7 +121,9 @@ def check_uri(uri: str, flag: str) -> None:
     try:
         parse_uri(uri, validate=True)
     except (InvalidURI, ConfigurationError, ValueError) as exc:
-        raise UsageError(f"{flag} '{shown}' is not a valid MongoDB URI: {_scrub(exc, uri)}") from None
+        raise UsageError(
+            f"{flag} '{shown}' is not a valid MongoDB URI: {_scrub(exc, uri)}"
+        ) from None
 
 
 def _scrub(exc: BaseException, uri: str) -> str:

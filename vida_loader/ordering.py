@@ -117,9 +117,7 @@ def _within_key(name: str, value: Any) -> Any:
     if name in ("object", "array"):
         items = value.items() if isinstance(value, Mapping) else enumerate(value)
         # Field by field: value type first, then field name, then value; a prefix is less.
-        return tuple(
-            (sort_key(v)[0], str(k).encode("utf-8"), sort_key(v)[1]) for k, v in items
-        )
+        return tuple((sort_key(v)[0], str(k).encode("utf-8"), sort_key(v)[1]) for k, v in items)
     if name == "binData":
         if isinstance(value, uuid.UUID):
             data, subtype = value.bytes, 4

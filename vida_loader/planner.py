@@ -16,10 +16,11 @@ import datetime
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
@@ -268,7 +269,9 @@ def plan_job(cfg: PlanConfig, progress: Progress = lambda _msg: None) -> PlanRes
     return PlanResult(manifest, path, time.monotonic() - started, reason)
 
 
-def _source_collection(client: Any, cfg: PlanConfig) -> Collection[dict[str, Any]]:
+def _source_collection(
+    client: MongoClient[dict[str, Any]], cfg: PlanConfig
+) -> Collection[dict[str, Any]]:
     db = client.get_database(cfg.source.db, codec_options=CODEC_OPTIONS)
     try:
         names = db.list_collection_names(filter={"name": cfg.source.collection})
@@ -281,9 +284,7 @@ def _source_collection(client: Any, cfg: PlanConfig) -> Collection[dict[str, Any
             f"{str(exc).splitlines()[0][:300]}"
         ) from None
     if cfg.source.db not in dbs:
-        raise UsageError(
-            f"source database '{cfg.source.db}' does not exist: check --source-db"
-        )
+        raise UsageError(f"source database '{cfg.source.db}' does not exist: check --source-db")
     raise UsageError(
         f"source collection '{cfg.source.namespace}' does not exist: check --source-collection"
     )

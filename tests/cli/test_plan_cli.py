@@ -28,14 +28,19 @@ def src(db: Database[dict[str, Any]]) -> Database[dict[str, Any]]:
 
 @pytest.fixture
 def env(
-    server: LocalServer, src: Database[dict[str, Any]], tmp_path: Path,
+    server: LocalServer,
+    src: Database[dict[str, Any]],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
     """Every plan option through its VIDA_ variable; tests override with flags."""
     for name, value in {
-        "VIDA_SOURCE_URI": server.uri, "VIDA_SOURCE_DB": src.name,
-        "VIDA_SOURCE_COLLECTION": "orders", "VIDA_TARGET_URI": server.uri,
-        "VIDA_TARGET_DB": src.name + "_copy", "VIDA_TARGET_COLLECTION": "orders",
+        "VIDA_SOURCE_URI": server.uri,
+        "VIDA_SOURCE_DB": src.name,
+        "VIDA_SOURCE_COLLECTION": "orders",
+        "VIDA_TARGET_URI": server.uri,
+        "VIDA_TARGET_DB": src.name + "_copy",
+        "VIDA_TARGET_COLLECTION": "orders",
         "VIDA_MANIFEST_DIR": str(tmp_path / "parts"),
     }.items():
         monkeypatch.setenv(name, value)
@@ -80,10 +85,16 @@ def test_empty_collection_is_one_partition_and_said(
 @pytest.mark.parametrize(
     "args, code, words",
     [
-        (["--source-uri", f"http://me:{SECRET}@localhost:27017"], 2,
-         "--source-uri 'http:…' is not a MongoDB URI"),
-        (["--target-uri", f"mongodb://me:{SECRET}@localhost:notaport"], 2,
-         "--target-uri 'mongodb://me:***@localhost:notaport' is not a valid MongoDB URI"),
+        (
+            ["--source-uri", f"http://me:{SECRET}@localhost:27017"],
+            2,
+            "--source-uri 'http:…' is not a MongoDB URI",
+        ),
+        (
+            ["--target-uri", f"mongodb://me:{SECRET}@localhost:notaport"],
+            2,
+            "--target-uri 'mongodb://me:***@localhost:notaport' is not a valid MongoDB URI",
+        ),
         (["--source-db", "no_such_db"], 2, "source database 'no_such_db' does not exist"),
         (["--source-collection", "nope"], 2, "collection '{db}.nope' does not exist"),
         (["--partitions", "0"], 2, "'--partitions': 0 is not in the range x>=1"),
@@ -94,8 +105,12 @@ def test_empty_collection_is_one_partition_and_said(
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
-    env: Path, src: Database[dict[str, Any]], capsys: pytest.CaptureFixture[str],
-    args: list[str], code: int, words: str,
+    env: Path,
+    src: Database[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    code: int,
+    words: str,
 ) -> None:
     got, out, err = _run(capsys, *args)
     assert got == code
@@ -127,8 +142,11 @@ def test_unreachable_host_fails_fast_with_exit_3(
 
 
 def test_credentials_work_but_never_reach_output_or_files(
-    env: Path, server: LocalServer, src: Database[dict[str, Any]],
-    client: MongoClient[dict[str, Any]], capsys: pytest.CaptureFixture[str],
+    env: Path,
+    server: LocalServer,
+    src: Database[dict[str, Any]],
+    client: MongoClient[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     client.admin.command("createUser", "loader", pwd=SECRET, roles=["root"])
     try:
@@ -155,7 +173,10 @@ def test_installed_command_runs_as_a_subprocess(env: Path) -> None:
     exe = Path(sys.executable).with_name("vida-loader")
     proc = subprocess.run(
         [str(exe), "plan", "--partitions", "3", "--job", "sub"],
-        capture_output=True, text=True, timeout=60, env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
     )
     assert proc.returncode == 0, proc.stderr
     assert "planned job 'sub'" in proc.stdout

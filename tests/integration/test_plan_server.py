@@ -14,9 +14,9 @@ from pymongo.database import Database
 
 from vida_loader import planner
 from vida_loader.config import Endpoint, PlanConfig
+from vida_loader.devserver import LocalServer
 from vida_loader.manifest import RangeMode, load_manifest
 from vida_loader.ordering import sort_key
-from vida_loader.devserver import LocalServer
 
 pytestmark = pytest.mark.integration
 PAD = "x" * 200
@@ -37,14 +37,27 @@ def _strings(n: int, rng: random.Random) -> list[Any]:
 
 def _mixed(n: int, rng: random.Random) -> list[Any]:
     per = n // 8
-    values: list[Any] = [MinKey(), MaxKey(), None, float("nan"), True, False,
-                         Timestamp(1700000000, 1), Timestamp(1700000000, 2),
-                         {"k": 1}, {"k": "a", "z": 2}, Decimal128("-1.5"), Int64(2**40)]
+    values: list[Any] = [
+        MinKey(),
+        MaxKey(),
+        None,
+        float("nan"),
+        True,
+        False,
+        Timestamp(1700000000, 1),
+        Timestamp(1700000000, 2),
+        {"k": 1},
+        {"k": "a", "z": 2},
+        Decimal128("-1.5"),
+        Int64(2**40),
+    ]
     values += _objectids(per, rng) + _strings(per, rng)
     values += [rng.randint(-(10**9), 10**9) for _ in range(per)]
     values += [rng.uniform(-1e6, 1e6) for _ in range(per)]
-    values += [datetime.datetime(2000, 1, 1) + datetime.timedelta(seconds=rng.randint(0, 10**9))
-               for _ in range(per)]
+    values += [
+        datetime.datetime(2000, 1, 1) + datetime.timedelta(seconds=rng.randint(0, 10**9))
+        for _ in range(per)
+    ]
     values += [Binary(uuid.UUID(int=rng.getrandbits(128)).bytes, 4) for _ in range(per)]
     # Binary _ids here are UUIDs only (one length, one subtype). SecantusDB deviates from
     # MongoDB for other binaries: its unique index and sort ignore the subtype, and its
@@ -68,7 +81,9 @@ def _plan(server: LocalServer, db: Database[dict[str, Any]], tmp_path: Path, **k
     cfg = PlanConfig(
         source=Endpoint(server.uri, db.name, "src"),
         target=Endpoint(server.uri, db.name + "_dst", "dst"),
-        job="j", manifest_dir=tmp_path, **kw,
+        job="j",
+        manifest_dir=tmp_path,
+        **kw,
     )
     result = planner.plan_job(cfg)
     assert load_manifest(result.path).fingerprint == result.manifest.fingerprint
@@ -95,8 +110,13 @@ def _assert_exact_cover(db: Database[dict[str, Any]], manifest: Any, ids: list[A
 @pytest.mark.parametrize("mode", ["typed", "minmax"])
 @pytest.mark.parametrize("sampled", [False, True], ids=["exact", "sampled"])
 def test_ranges_add_up_to_the_collection(
-    server: LocalServer, db: Database[dict[str, Any]], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, kind: str, mode: str, sampled: bool,
+    server: LocalServer,
+    db: Database[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    mode: str,
+    sampled: bool,
 ) -> None:
     if sampled:
         monkeypatch.setattr(planner, "EXACT_READ_LIMIT", 10)  # force the $sample path
@@ -124,8 +144,17 @@ def test_auto_mode_picks_by_id_types(
     mixed = _plan(server, db, tmp_path, partitions=3)
     assert mixed.manifest.split["range_mode"] == RangeMode.MINMAX
     assert mixed.manifest.stats["id_brackets"] == [
-        "minKey", "null", "number", "string", "object", "binData", "objectId", "bool",
-        "date", "timestamp", "maxKey",
+        "minKey",
+        "null",
+        "number",
+        "string",
+        "object",
+        "binData",
+        "objectId",
+        "bool",
+        "date",
+        "timestamp",
+        "maxKey",
     ]
     db.src.drop()
     _load(db, "objectid", n=400)

@@ -55,10 +55,20 @@ def test_values_round_trip_exactly_through_canonical_ejson(value: Any) -> None:
 def _manifest(parts: tuple[Partition, ...]) -> Manifest:
     m = Manifest(
         job="shop.orders",
-        source={"uri": "mongodb://src:27017", "hosts": ["src:27017"], "kind": "other",
-                "db": "shop", "collection": "orders"},
-        target={"uri": "mongodb://dst:27017", "hosts": ["dst:27017"], "kind": "other",
-                "db": "shop", "collection": "orders"},
+        source={
+            "uri": "mongodb://src:27017",
+            "hosts": ["src:27017"],
+            "kind": "other",
+            "db": "shop",
+            "collection": "orders",
+        },
+        target={
+            "uri": "mongodb://dst:27017",
+            "hosts": ["dst:27017"],
+            "kind": "other",
+            "db": "shop",
+            "collection": "orders",
+        },
         stats={"count": 10, "size_bytes": 1000, "avg_doc_bytes": 100.0, "id_brackets": []},
         split={"range_mode": "typed", "partitions": 3},
         partitions=parts,
@@ -69,8 +79,15 @@ def _manifest(parts: tuple[Partition, ...]) -> Manifest:
 PARTS = (
     Partition("p00000", RangeMode.TYPED, "number", None, Int64(5), 3, 300),
     Partition("p00001", RangeMode.TYPED, "number", Int64(5), Decimal128("9.5"), 3, 300),
-    Partition("p00002", RangeMode.MINMAX, None, Binary(b"\x02" * 16, 4),
-              datetime.datetime(2030, 1, 1), 4, 400),
+    Partition(
+        "p00002",
+        RangeMode.MINMAX,
+        None,
+        Binary(b"\x02" * 16, 4),
+        datetime.datetime(2030, 1, 1),
+        4,
+        400,
+    ),
 )
 
 
@@ -81,7 +98,9 @@ def test_manifest_round_trips_and_carries_the_exact_queries(tmp_path: Path) -> N
     back = load_manifest(path)
     assert back.fingerprint == m.fingerprint
     for a, b in zip(PARTS, back.partitions, strict=True):
-        assert bson.encode({"l": a.lower, "u": a.upper}) == bson.encode({"l": b.lower, "u": b.upper})
+        assert bson.encode({"l": a.lower, "u": a.upper}) == bson.encode(
+            {"l": b.lower, "u": b.upper}
+        )
         assert bson.encode(a.query()) == bson.encode(b.query())
     raw = orjson.loads(path.read_bytes())
     assert raw["schema_version"] == 1
@@ -115,8 +134,10 @@ def test_interrupted_save_leaves_the_old_file_loadable(
     "mutate, words",
     [
         (lambda d: d.update(schema_version=99), "schema_version 99"),
-        (lambda d: d["partitions"][0]["query"]["_id"].update({"$lt": {"$numberInt": "7"}}),
-         "stored 'query' does not match"),
+        (
+            lambda d: d["partitions"][0]["query"]["_id"].update({"$lt": {"$numberInt": "7"}}),
+            "stored 'query' does not match",
+        ),
         (lambda d: d["stats"].update(count=11), "fingerprint does not match"),
         (lambda d: d.pop("partitions"), "missing field 'partitions'"),
         (lambda d: d["partitions"][0].update(mode="sideways"), "sideways"),

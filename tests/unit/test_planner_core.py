@@ -61,7 +61,11 @@ def test_ranges_cover_every_id_exactly_once(
     sample = [collection[i % len(collection)] for i in sample_picks] if collection else []
     brackets = {bracket_of(v).name for v in collection}
     partitions = build_partitions(
-        sample, mode=mode, parts=parts, count=len(collection), avg_doc_bytes=100.0,
+        sample,
+        mode=mode,
+        parts=parts,
+        count=len(collection),
+        avg_doc_bytes=100.0,
         brackets_present=brackets,
     )
     for value in collection:
@@ -81,7 +85,11 @@ def test_minmax_ranges_span_brackets_and_typed_ranges_do_not() -> None:
     assert len(minmax) == 4 and all(p.bracket is None for p in minmax)
     assert minmax[0].lower is None and minmax[-1].upper is None
     typed = build_partitions(
-        sample, mode=RangeMode.TYPED, parts=4, count=100, avg_doc_bytes=1,
+        sample,
+        mode=RangeMode.TYPED,
+        parts=4,
+        count=100,
+        avg_doc_bytes=1,
         brackets_present={"number", "string", "objectId"},
     )
     assert [p.bracket for p in typed] == ["number", "number", "string", "string", "objectId"]
@@ -91,7 +99,11 @@ def test_minmax_ranges_span_brackets_and_typed_ranges_do_not() -> None:
 
 def test_typed_first_number_range_takes_nan() -> None:
     parts = build_partitions(
-        [1, 2, 3, 4], mode=RangeMode.TYPED, parts=2, count=4, avg_doc_bytes=1,
+        [1, 2, 3, 4],
+        mode=RangeMode.TYPED,
+        parts=2,
+        count=4,
+        avg_doc_bytes=1,
         brackets_present={"number"},
     )
     assert parts[0].query() == {"_id": {"$type": "number", "$not": {"$gte": 3}}}

@@ -25,7 +25,9 @@ def test_credentials_are_stripped_from_stored_uris() -> None:
     assert strip_credentials(ATLAS) == (
         "mongodb+srv://cluster0.ab1cd.mongodb.net/shop?retryWrites=true&w=majority"
     )
-    secret_opt = "mongodb://h:1/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok"
+    secret_opt = (
+        "mongodb://h:1/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok"
+    )
     assert "tok" not in strip_credentials(secret_opt)
 
 
