@@ -29,6 +29,7 @@ class CommandCounter(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.commands: list[str] = []
+        self.seconds: dict[str, float] = {}
         self.reply_bytes = 0
         self.active = False
 
@@ -39,6 +40,8 @@ class CommandCounter(monitoring.CommandListener):
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         if self.active:
             self.reply_bytes += len(str(event.reply))
+            name = event.command_name
+            self.seconds[name] = self.seconds.get(name, 0.0) + event.duration_micros / 1e6
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
@@ -89,6 +92,7 @@ def main() -> None:
                     manifest_dir=Path(tmp),
                 )
                 counter.commands, counter.reply_bytes, counter.active = [], 0, True
+                counter.seconds = {}
                 res = plan_job(cfg)
                 counter.active = False
             m = res.manifest
@@ -100,6 +104,8 @@ def main() -> None:
                 f"plan sent {len(counter.commands)} commands, read ~{counter.reply_bytes:,} B",
                 flush=True,
             )
+            spent = sorted(counter.seconds.items(), key=lambda kv: -kv[1])
+            print("    server time by command: " + ", ".join(f"{k} {v:.2f} s" for k, v in spent))
         if len(rows) >= 2:
             (n0, p0, r0, *_), (n1, p1, r1, *_) = rows[0], rows[-1]
             print(
