@@ -78,8 +78,7 @@ class Partition:
         """The find filter a worker runs (typed mode); ``{}`` in minmax mode."""
         if self.mode is RangeMode.MINMAX or self.bracket is None:
             return {}
-        aliases = BRACKET_BY_NAME[self.bracket].type_aliases
-        type_spec: Any = aliases[0] if len(aliases) == 1 else list(aliases)
+        type_spec = BRACKET_BY_NAME[self.bracket].type_spec
         cond: dict[str, Any] = {}
         if self.lower is None and self.upper is None:
             cond["$type"] = type_spec

@@ -39,6 +39,11 @@ class Bracket:
     type_aliases: tuple[str, ...]
     splittable: bool  # whether ranges inside it are worth making with $gte/$lt
 
+    @property
+    def type_spec(self) -> str | list[str]:
+        """The ``$type`` operand that matches exactly this bracket."""
+        return self.type_aliases[0] if len(self.type_aliases) == 1 else list(self.type_aliases)
+
 
 BRACKETS: tuple[Bracket, ...] = (
     Bracket("minKey", 0, ("minKey",), False),

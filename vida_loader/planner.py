@@ -12,6 +12,7 @@ The core (:func:`build_partitions`) is pure, so property tests run it without a 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import time
@@ -177,45 +178,45 @@ def read_stats(coll: Collection[dict[str, Any]]) -> SourceStats:
         return SourceStats(count, 0, 0.0)
 
 
-def find_brackets(coll: Collection[dict[str, Any]]) -> list[str]:
-    """The type brackets present among ``_id``s, in sort order.
-
-    The smallest and largest ``_id`` (two index edge reads) bound them: only brackets
-    strictly between those two need a ``$type`` probe, so a collection of one ``_id``
-    type costs two reads.
-    """
+def read_id_edges(coll: Collection[dict[str, Any]]) -> tuple[Any, Any] | None:
+    """The smallest and largest ``_id`` (two index edge reads), ``None`` when empty."""
     first = coll.find_one({}, {"_id": 1}, sort=[("_id", 1)])
     last = coll.find_one({}, {"_id": 1}, sort=[("_id", -1)])
     if first is None or last is None:
-        return []
-    lo, hi = bracket_of(first["_id"]), bracket_of(last["_id"])
+        return None
+    return first["_id"], last["_id"]
+
+
+def find_brackets(coll: Collection[dict[str, Any]], first: Any, last: Any) -> list[str]:
+    """The type brackets present among ``_id``s, in sort order.
+
+    The smallest and largest ``_id`` bound them: only brackets strictly between those two
+    need a ``$type`` probe, so a collection of one ``_id`` type costs no probe at all.
+    """
+    lo, hi = bracket_of(first), bracket_of(last)
     present = [lo.name]
     for b in ID_BRACKETS:
         if lo.rank < b.rank < hi.rank:
-            spec: Any = b.type_aliases[0] if len(b.type_aliases) == 1 else list(b.type_aliases)
-            if coll.find_one({"_id": {"$type": spec}}, {"_id": 1}) is not None:
+            if coll.find_one({"_id": {"$type": b.type_spec}}, {"_id": 1}) is not None:
                 present.append(b.name)
     if hi.rank != lo.rank:
         present.append(hi.name)
     return present
 
 
-def probe_minmax(coll: Collection[dict[str, Any]]) -> bool:
+def probe_minmax(coll: Collection[dict[str, Any]], first: Any) -> bool:
     """Whether the server honours ``find().min()/.max()`` with ``hint({_id: 1})``.
 
     Cosmos DB may refuse it or, worse, ignore it: so ask for what lies below the first
     ``_id`` (must be nothing) and from it on (must start with it).
     """
-    first = coll.find_one({}, {"_id": 1}, sort=ID_HINT, hint=ID_HINT)
-    if first is None:
-        return True
-    key = [("_id", first["_id"])]
+    key = [("_id", first)]
     try:
         below = list(coll.find({}, {"_id": 1}).max(key).hint(ID_HINT).limit(1))
         from_first = list(coll.find({}, {"_id": 1}).min(key).hint(ID_HINT).limit(1))
     except OperationFailure:
         return False
-    return not below and len(from_first) == 1 and from_first[0]["_id"] == first["_id"]
+    return not below and len(from_first) == 1 and sort_key(from_first[0]["_id"]) == sort_key(first)
 
 
 def read_sample(coll: Collection[dict[str, Any]], size: int, count: int) -> tuple[list[Any], bool]:
@@ -300,8 +301,9 @@ def _plan(
     else:
         parts = max(1, math.ceil(stats.size_bytes / (cfg.size_mb * MIB)))
     parts = max(1, min(parts, stats.count)) if stats.count else 1
-    brackets = find_brackets(coll) if stats.count else []
-    mode, reason = _choose_mode(coll, cfg.range_mode, brackets)
+    edges = read_id_edges(coll)
+    brackets = find_brackets(coll, *edges) if edges else []
+    mode, reason = _choose_mode(coll, cfg.range_mode, brackets, edges[0] if edges else None)
     sample_size = 0 if parts == 1 else min(MAX_SAMPLE, parts * cfg.samples_per_partition)
     progress(f"sampling {sample_size:,} _ids for {parts} partitions ({mode} ranges)")
     sample, exact = read_sample(coll, sample_size, stats.count)
@@ -335,16 +337,23 @@ def _plan(
         created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         tool_version=__version__,
     )
-    manifest = Manifest(**{**manifest.__dict__, "fingerprint": manifest.compute_fingerprint()})
-    return manifest, reason
+    return dataclasses.replace(manifest, fingerprint=manifest.compute_fingerprint()), reason
 
 
 def _choose_mode(
-    coll: Collection[dict[str, Any]], requested: str, brackets: list[str]
+    coll: Collection[dict[str, Any]], requested: str, brackets: list[str], first: Any
 ) -> tuple[RangeMode, str]:
+    """The range mode, and why; ``first`` is the smallest ``_id`` (``None``: empty).
+
+    min/max is probed only where the choice depends on it.
+    """
+
+    def honours_minmax() -> bool:
+        return first is None or probe_minmax(coll, first)
+
     if requested != "auto":
         mode = RangeMode(requested)
-        if mode is RangeMode.MINMAX and not probe_minmax(coll):
+        if mode is RangeMode.MINMAX and not honours_minmax():
             raise UsageError(
                 "--range-mode 'minmax': the source does not honour find().min()/.max(); "
                 "use --range-mode typed"
@@ -353,7 +362,7 @@ def _choose_mode(
     if len(brackets) <= 1:
         kind = brackets[0] if brackets else "none"
         return RangeMode.TYPED, f"auto: one _id type bracket ({kind})"
-    if probe_minmax(coll):
+    if honours_minmax():
         return RangeMode.MINMAX, f"auto: {len(brackets)} _id type brackets, min/max honoured"
     return RangeMode.TYPED, f"auto: {len(brackets)} _id type brackets, min/max not honoured"
 

@@ -1,3 +1,4 @@
+import dataclasses
 import datetime
 import os
 from pathlib import Path
@@ -73,7 +74,7 @@ def _manifest(parts: tuple[Partition, ...]) -> Manifest:
         split={"range_mode": "typed", "partitions": 3},
         partitions=parts,
     )
-    return Manifest(**{**m.__dict__, "fingerprint": m.compute_fingerprint()})
+    return dataclasses.replace(m, fingerprint=m.compute_fingerprint())
 
 
 PARTS = (
