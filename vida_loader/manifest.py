@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -84,9 +85,9 @@ class Partition:
             cond["$type"] = type_spec
         elif self.lower is None and self.bracket == "number":
             # NaN sorts below every number, but whether `$lt` matches it is a server
-            # detail: "not >= upper" takes NaN into the first range on every server.
-            cond["$type"] = type_spec
-            cond["$not"] = {"$gte": self.upper}
+            # detail: name NaN explicitly. `$or` of two index bounds, not `$not`, which
+            # an index cannot serve (a scan billed in RUs on Cosmos DB).
+            return {"$or": [{"_id": {"$lt": self.upper}}, {"_id": math.nan}]}
         else:
             if self.lower is not None:
                 cond["$gte"] = self.lower

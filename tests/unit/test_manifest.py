@@ -136,7 +136,7 @@ def test_interrupted_save_leaves_the_old_file_loadable(
     [
         (lambda d: d.update(schema_version=99), "schema_version 99"),
         (
-            lambda d: d["partitions"][0]["query"]["_id"].update({"$lt": {"$numberInt": "7"}}),
+            lambda d: d["partitions"][1]["query"]["_id"].update({"$lt": {"$numberInt": "7"}}),
             "stored 'query' does not match",
         ),
         (lambda d: d["stats"].update(count=11), "fingerprint does not match"),
