@@ -6,6 +6,7 @@ on stderr with its exit code. Tracebacks only with ``--debug``.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,11 +21,9 @@ from vida_loader.planner import PlanResult, plan_job
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vida-loader")
 @click.option("--debug", is_flag=True, envvar="VIDA_DEBUG", help="Show tracebacks on errors.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(debug: bool) -> None:
     """Copy huge MongoDB-API collections in parallel, resumably, and prove nothing was lost."""
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
+    # --debug is acted on in main(), which is where errors are turned into lines.
 
 
 def _endpoint_options(side: str) -> list[click.Option]:
@@ -175,7 +174,7 @@ def format_plan(result: PlanResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vida-loader`` console script; returns the exit code."""
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    debug = "--debug" in args or os.environ.get("VIDA_DEBUG", "").lower() in ("1", "true", "yes")
     try:
         rv = cli.main(args=args, prog_name="vida-loader", standalone_mode=False)
     except click.exceptions.Exit as exc:

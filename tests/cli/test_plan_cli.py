@@ -164,9 +164,12 @@ def test_credentials_work_but_never_reach_output_or_files(
         client.admin.command("dropUser", "loader")
 
 
-def test_debug_shows_the_traceback(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_debug_shows_the_traceback(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(Exception, match="does not exist"):
         main(["--debug", "plan", "--source-db", "no_such_db"])
+    monkeypatch.setenv("VIDA_DEBUG", "1")
+    with pytest.raises(Exception, match="does not exist"):
+        main(["plan", "--source-db", "no_such_db"])
 
 
 def test_installed_command_runs_as_a_subprocess(env: Path) -> None:
