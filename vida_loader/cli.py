@@ -162,10 +162,14 @@ def format_plan(result: PlanResult) -> str:
         f"  _id types   {', '.join(m.stats['id_brackets']) or 'none'}",
         f"  partitions  {len(parts)} {per}; range mode {m.split['range_mode']}"
         f" ({result.mode_reason})",
-        f"  smallest    {smallest.id} ~{smallest.est_docs:,} docs"
-        f" ({_fmt_bytes(smallest.est_bytes)})",
-        f"  largest     {largest.id} ~{largest.est_docs:,} docs ({_fmt_bytes(largest.est_bytes)})",
     ]
+    if smallest.est_docs == largest.est_docs:
+        lines.append(
+            f"  each        ~{largest.est_docs:,} docs ({_fmt_bytes(largest.est_bytes)}) estimated"
+        )
+    else:
+        for label, p in (("smallest", smallest), ("largest", largest)):
+            lines.append(f"  {label:<11} {p.id} ~{p.est_docs:,} docs ({_fmt_bytes(p.est_bytes)})")
     if count == 0:
         lines.append("  the source collection is empty: one partition covers it")
     return "\n".join(lines)

@@ -294,6 +294,7 @@ def _source_collection(
 def _plan(
     coll: Collection[dict[str, Any]], cfg: PlanConfig, progress: Progress
 ) -> tuple[Manifest, str]:
+    progress(f"reading statistics of {cfg.source.namespace}")
     stats = read_stats(coll)
     progress(f"source holds {stats.count:,} documents, {stats.size_bytes / MIB:,.1f} MiB")
     if cfg.partitions is not None:
@@ -301,6 +302,7 @@ def _plan(
     else:
         parts = max(1, math.ceil(stats.size_bytes / (cfg.size_mb * MIB)))
     parts = max(1, min(parts, stats.count)) if stats.count else 1
+    progress("reading the smallest and largest _id")
     edges = read_id_edges(coll)
     brackets = find_brackets(coll, *edges) if edges else []
     mode, reason = _choose_mode(coll, cfg.range_mode, brackets, edges[0] if edges else None)

@@ -62,6 +62,7 @@ def test_plan_prints_a_summary_and_writes_the_manifest(
     assert f"planned job '{job}'" in out
     assert "documents   1,500" in out and "partitions  4 requested" in out
     assert "range mode typed" in out and "_id types   objectId" in out
+    assert "each        ~375 docs" in out  # every _id read: an exact, even split
     assert (env / job / "manifest.json").is_file()
     # A second plan of the same job is refused and leaves the manifest as it was.
     before = (env / job / "manifest.json").read_bytes()
