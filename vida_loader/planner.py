@@ -12,6 +12,7 @@ The core (:func:`build_partitions`) is pure, so property tests run it without a 
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime
 import math
@@ -45,7 +46,7 @@ from vida_loader.mongo import (
     strip_credentials,
     uri_hosts,
 )
-from vida_loader.ordering import ID_BRACKETS, bracket_of, is_nan, sort_key
+from vida_loader.ordering import BRACKET_BY_NAME, ID_BRACKETS, bracket_of, is_nan, sort_key
 
 MIB = 1024 * 1024
 # Up to this many documents the planner reads every `_id` (exact, and cheap).
@@ -108,6 +109,7 @@ def build_partitions(
     so it must name every bracket the collection holds). Estimates come from the share of
     the sample that falls in each range.
     """
+    sample = list(sample)  # read twice below: for boundaries and for estimates
     values = sorted_unique(sample)
     specs: list[tuple[RangeMode, str | None, Any, Any]] = []
     if mode is RangeMode.MINMAX:
@@ -116,7 +118,7 @@ def build_partitions(
     else:
         present = sorted(
             set(brackets_present) | {bracket_of(v).name for v in values},
-            key=lambda name: next(b.rank for b in ID_BRACKETS if b.name == name),
+            key=lambda name: BRACKET_BY_NAME[name].rank,
         )
         if not present:
             specs = [(mode, None, None, None)]
@@ -125,19 +127,37 @@ def build_partitions(
             share = round(parts * len(inside) / len(values)) if values else 1
             specs.extend(_ranges(mode, name, pick_boundaries(inside, max(1, share))))
     drafts = [Partition(f"p{i:05d}", m, b, lo, hi) for i, (m, b, lo, hi) in enumerate(specs)]
-    return _with_estimates(drafts, list(sample), count, avg_doc_bytes)
+    return _with_estimates(drafts, sample_hits(drafts, sample), count, avg_doc_bytes)
+
+
+def sample_hits(partitions: Sequence[Partition], sample: Iterable[Any]) -> list[int]:
+    """How many sampled ``_id``s fall in each partition, by binary search.
+
+    ``build_partitions`` lists ranges in key order, each starting where the one before
+    ends (in typed mode: an unbounded start is the start of its bracket), so the range of
+    a value is the last whose start is not above it: O(log n) per value instead of
+    asking every partition (10k samples x 1,000 partitions took ~17 s).
+    """
+    starts: list[tuple[Any, ...]] = []
+    for p in partitions:
+        if p.lower is not None:
+            starts.append(sort_key(p.lower))
+        elif p.mode is RangeMode.TYPED and p.bracket is not None:
+            starts.append((BRACKET_BY_NAME[p.bracket].rank,))  # below any key of it
+        else:
+            starts.append((-1,))  # below every key
+    hits = [0] * len(partitions)
+    for v in sample:
+        i = bisect.bisect_right(starts, sort_key(v)) - 1
+        if i >= 0 and partitions[i].contains(v):
+            hits[i] += 1
+    return hits
 
 
 def _with_estimates(
-    drafts: list[Partition], sample: list[Any], count: int, avg_doc_bytes: float
+    drafts: list[Partition], hits: list[int], count: int, avg_doc_bytes: float
 ) -> list[Partition]:
     """Spread ``count`` over the ranges by sample share (largest remainder: sums exactly)."""
-    hits = [0] * len(drafts)
-    for v in sample:
-        for i, p in enumerate(drafts):
-            if p.contains(v):
-                hits[i] += 1
-                break
     total = sum(hits)
     if total == 0:
         shares = [count if i == 0 else 0 for i in range(len(drafts))]

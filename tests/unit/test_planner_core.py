@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from vida_loader.manifest import RangeMode
 from vida_loader.ordering import bracket_of, sort_key
-from vida_loader.planner import build_partitions, pick_boundaries, sorted_unique
+from vida_loader.planner import build_partitions, pick_boundaries, sample_hits, sorted_unique
 
 
 def test_pick_boundaries_takes_quantiles() -> None:
@@ -77,6 +77,9 @@ def test_ranges_cover_every_id_exactly_once(
         if p.lower is not None and p.upper is not None:
             assert sort_key(p.lower) < sort_key(p.upper)
     assert sum(p.est_docs for p in partitions) == len(collection)
+    # The binary search that feeds the estimates agrees with asking every range.
+    brute = [sum(1 for v in sample if p.contains(v)) for p in partitions]
+    assert sample_hits(partitions, sample) == brute
     assert [p.id for p in partitions] == [f"p{i:05d}" for i in range(len(partitions))]
 
 
