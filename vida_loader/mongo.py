@@ -122,14 +122,15 @@ def check_uri(uri: str, flag: str) -> None:
         parse_uri(uri, validate=True)
     except (InvalidURI, ConfigurationError, ValueError) as exc:
         raise UsageError(
-            f"{flag} '{shown}' is not a valid MongoDB URI: {_scrub(exc, uri)}"
+            f"{flag} '{shown}' is not a valid MongoDB URI: {describe_error(exc, uri)}"
         ) from None
 
 
-def _scrub(exc: BaseException, uri: str) -> str:
-    """An exception's text, first line only, with any password from ``uri`` removed."""
+def describe_error(exc: BaseException, uri: str) -> str:
+    """An exception's text for a one-line message: first line, at most 300 characters,
+    without pymongo's topology dump and with any password from ``uri`` removed."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    text = text.split(", Timeout:")[0]
+    text = text.split(", Timeout:")[0][:300]
     _scheme, userinfo, _hosts, _query = _split_uri(uri)
     if ":" in userinfo:
         secret = userinfo.split(":", 1)[1]
@@ -168,7 +169,7 @@ def connect(
         return client
     except (InvalidURI, ConfigurationError) as exc:
         _close(client)
-        raise UsageError(f"{flag} '{shown}' is not usable: {_scrub(exc, uri)}") from None
+        raise UsageError(f"{flag} '{shown}' is not usable: {describe_error(exc, uri)}") from None
     except OperationFailure as exc:
         _close(client)
         if exc.code in AUTH_FAILED_CODES:
@@ -176,12 +177,14 @@ def connect(
                 f"{role} at '{shown}' refused the credentials: check the user and password "
                 f"in {flag}"
             ) from None
-        raise ConnectError(f"{role} at '{shown}' failed `ping`: {_scrub(exc, uri)}") from None
+        raise ConnectError(
+            f"{role} at '{shown}' failed `ping`: {describe_error(exc, uri)}"
+        ) from None
     except (ConnectionFailure, PyMongoError) as exc:
         _close(client)
         raise ConnectError(
             f"cannot reach {role} at '{shown}' within {timeouts.connect_ms / 1000:g} s "
-            f"({_scrub(exc, uri)}): check host, port and network"
+            f"({describe_error(exc, uri)}): check host, port and network"
         ) from None
 
 

@@ -13,6 +13,7 @@ The core (:func:`build_partitions`) is pure, so property tests run it without a 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import datetime
 import math
@@ -27,7 +28,7 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from vida_loader import __version__
-from vida_loader.config import PlanConfig
+from vida_loader.config import Endpoint, PlanConfig
 from vida_loader.errors import ConnectError, JobExistsError, UsageError
 from vida_loader.manifest import (
     ID_HINT,
@@ -41,6 +42,7 @@ from vida_loader.mongo import (
     CODEC_OPTIONS,
     check_uri,
     connect,
+    describe_error,
     redact_uri,
     server_kind,
     strip_credentials,
@@ -282,7 +284,7 @@ def plan_job(cfg: PlanConfig, progress: Progress = lambda _msg: None) -> PlanRes
         except PyMongoError as exc:
             raise ConnectError(
                 f"planning failed on source '{redact_uri(cfg.source.uri)}': "
-                f"{str(exc).splitlines()[0][:300]}"
+                f"{describe_error(exc, cfg.source.uri)}"
             ) from None
     finally:
         src_client.close()
@@ -302,7 +304,7 @@ def _source_collection(
     except PyMongoError as exc:
         raise ConnectError(
             f"cannot list collections of '{cfg.source.db}' on the source: "
-            f"{str(exc).splitlines()[0][:300]}"
+            f"{describe_error(exc, cfg.source.uri)}"
         ) from None
     if cfg.source.db not in dbs:
         raise UsageError(f"source database '{cfg.source.db}' does not exist: check --source-db")
@@ -339,8 +341,8 @@ def _plan(
     )
     manifest = Manifest(
         job=cfg.job,
-        source=_side(cfg.source.uri, cfg.source.db, cfg.source.collection),
-        target=_side(cfg.target.uri, cfg.target.db, cfg.target.collection),
+        source=_side(cfg.source),
+        target=_side(cfg.target),
         stats={
             "count": stats.count,
             "size_bytes": stats.size_bytes,
@@ -389,13 +391,14 @@ def _choose_mode(
     return RangeMode.TYPED, f"auto: {len(brackets)} _id type brackets, min/max not honoured"
 
 
-def _side(uri: str, db: str, collection: str) -> dict[str, Any]:
+def _side(ep: Endpoint) -> dict[str, Any]:
+    """One side as the manifest stores it: never the credentials."""
     return {
-        "uri": strip_credentials(uri),
-        "hosts": uri_hosts(uri),
-        "kind": server_kind(uri).value,
-        "db": db,
-        "collection": collection,
+        "uri": strip_credentials(ep.uri),
+        "hosts": uri_hosts(ep.uri),
+        "kind": server_kind(ep.uri).value,
+        "db": ep.db,
+        "collection": ep.collection,
     }
 
 
@@ -407,8 +410,6 @@ def _save_new(manifest: Manifest, path: Path) -> None:
         save_manifest(manifest, path)
     except BaseException:
         if created:
-            try:
+            with contextlib.suppress(OSError):
                 path.parent.rmdir()
-            except OSError:
-                pass
         raise
