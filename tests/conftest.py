@@ -37,3 +37,30 @@ def db(
     client.drop_database(name)
     yield client[name]
     client.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def target_server() -> Iterator[LocalServer]:
+    """A second server, so that fail points on the target leave the source alone."""
+    with LocalServer.temporary(test_commands=True) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def target_client(target_server: LocalServer) -> Iterator[MongoClient[dict[str, Any]]]:
+    c: MongoClient[dict[str, Any]] = MongoClient(
+        target_server.uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=60000
+    )
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def tdb(
+    target_client: MongoClient[dict[str, Any]], db: Database[dict[str, Any]]
+) -> Iterator[Database[dict[str, Any]]]:
+    """The database of the same name on the target server, dropped afterwards."""
+    target_client.drop_database(db.name)
+    yield target_client[db.name]
+    target_client.admin.command("configureFailPoint", "failCommand", mode="off")
+    target_client.drop_database(db.name)

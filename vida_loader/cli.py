@@ -13,9 +13,21 @@ from pathlib import Path
 import click
 
 from vida_loader import __version__
-from vida_loader.config import DEFAULT_MANIFEST_DIR, Endpoint, PlanConfig, default_job_name
-from vida_loader.errors import EXIT_USAGE, VidaError
+from vida_loader.config import (
+    DEFAULT_BATCH_DOCS,
+    DEFAULT_BATCH_MB,
+    DEFAULT_JOBS,
+    DEFAULT_MANIFEST_DIR,
+    MAX_BATCH_MB,
+    Endpoint,
+    PlanConfig,
+    RunConfig,
+    default_job_name,
+)
+from vida_loader.coordinator import RunResult, resolve_job, run_job
+from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
 from vida_loader.planner import PlanResult, plan_job
+from vida_loader.progress import DEFAULT_INTERVAL, ProgressPrinter, format_duration
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -172,6 +184,158 @@ def format_plan(result: PlanResult) -> str:
             lines.append(f"  {label:<11} {p.id} ~{p.est_docs:,} docs ({_fmt_bytes(p.est_bytes)})")
     if count == 0:
         lines.append("  the source collection is empty: one partition covers it")
+    return "\n".join(lines)
+
+
+def _job_options(f: click.Command) -> click.Command:
+    f.params[:0] = [
+        click.Option(
+            ["--job"],
+            envvar="VIDA_JOB",
+            metavar="NAME",
+            help="Job to use [default: the only job in --manifest-dir] [VIDA_JOB]",
+        ),
+        click.Option(
+            ["--manifest-dir"],
+            envvar="VIDA_MANIFEST_DIR",
+            type=click.Path(path_type=Path),
+            default=DEFAULT_MANIFEST_DIR,
+            show_default=True,
+            help="Folder holding one sub-folder per job [VIDA_MANIFEST_DIR]",
+        ),
+    ]
+    return f
+
+
+def _uri_options(f: click.Command) -> click.Command:
+    f.params[:0] = [
+        click.Option(
+            [f"--{side}-uri"],
+            envvar=f"VIDA_{side.upper()}_URI",
+            metavar="URI",
+            help=f"{side.capitalize()} URI with credentials [default: the planned one, "
+            f"which holds none] [VIDA_{side.upper()}_URI]",
+        )
+        for side in ("source", "target")
+    ]
+    return f
+
+
+@_uri_options
+@_job_options
+@cli.command()
+@click.option(
+    "-j",
+    "--jobs",
+    envvar="VIDA_JOBS",
+    type=click.IntRange(min=1),
+    default=DEFAULT_JOBS,
+    show_default=True,
+    help="Worker processes (1: one worker inside this process) [VIDA_JOBS]",
+)
+@click.option(
+    "--write-concern",
+    envvar="VIDA_WRITE_CONCERN",
+    type=click.Choice(["0", "1", "majority"]),
+    default="0",
+    show_default=True,
+    help="Write concern of the copy; 0 is confirmed by counting each partition "
+    "[VIDA_WRITE_CONCERN]",
+)
+@click.option(
+    "--batch-size",
+    envvar="VIDA_BATCH_SIZE",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_DOCS,
+    show_default=True,
+    help="Most documents per read and per write batch [VIDA_BATCH_SIZE]",
+)
+@click.option(
+    "--batch-mb",
+    envvar="VIDA_BATCH_MB",
+    type=click.FloatRange(min=0, max=MAX_BATCH_MB, min_open=True),
+    default=DEFAULT_BATCH_MB,
+    show_default=True,
+    help="Most megabytes per write batch (Cosmos DB allows 2) [VIDA_BATCH_MB]",
+)
+@click.option(
+    "--attempts",
+    envvar="VIDA_ATTEMPTS",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Tries per partition when it fails for a passing reason [VIDA_ATTEMPTS]",
+)
+@click.option(
+    "--progress-interval",
+    envvar="VIDA_PROGRESS_INTERVAL",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_INTERVAL,
+    show_default=True,
+    help="Seconds between progress lines when stderr is not a terminal [VIDA_PROGRESS_INTERVAL]",
+)
+def run(
+    source_uri: str | None,
+    target_uri: str | None,
+    job: str | None,
+    manifest_dir: Path,
+    jobs: int,
+    write_concern: str,
+    batch_size: int,
+    batch_mb: float,
+    attempts: int,
+    progress_interval: float,
+) -> int:
+    """Copy every partition of a planned job and confirm each one on the target."""
+    cfg = RunConfig(
+        job=resolve_job(manifest_dir, job),
+        manifest_dir=manifest_dir,
+        source_uri=source_uri,
+        target_uri=target_uri,
+        jobs=jobs,
+        write_concern=write_concern,
+        batch_docs=batch_size,
+        batch_mb=batch_mb,
+        attempts=attempts,
+    )
+    printer = ProgressPrinter(sys.stderr, interval=progress_interval)
+    try:
+        result = run_job(cfg, on_progress=printer)
+    finally:
+        printer.finish()
+    click.echo(format_run(result, cfg))
+    failed = result.failed
+    if failed:
+        click.echo(
+            f"vida-loader: {len(failed)} of {len(result.state.partitions)} partitions failed; "
+            "fix the cause and run the same command again",
+            err=True,
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def format_run(result: RunResult, cfg: RunConfig) -> str:
+    """The end-of-run summary: counts, rates, repairs, failures, where the state is."""
+    st = result.state
+    total = len(st.partitions)
+    secs = max(result.seconds, 1e-9)
+    done = total - len(result.failed)
+    target_docs = sum(r.target_docs for r in st.partitions.values())
+    lines = [
+        f"run of job '{st.job}' finished in {format_duration(result.seconds)}: "
+        f"{done}/{total} partitions confirmed on the target",
+        f"  documents   {result.docs:,} read, {target_docs:,} counted on the target"
+        f"  ({result.docs / secs:,.0f} docs/s)",
+        f"  bytes       {_fmt_bytes(result.bytes)}  ({result.bytes / 1e6 / secs:,.1f} MB/s)",
+        f"  workers     {cfg.jobs} ({'in-process' if cfg.jobs == 1 else 'processes'}),"
+        f" write concern {cfg.write_concern}",
+        f"  repaired    {result.repaired:,} documents re-sent with acknowledged writes",
+        f"  retries     {result.retries}",
+        f"  state       {result.state_path}",
+    ]
+    for pid, error in result.failed:
+        lines.append(f"  FAILED {pid}: {error}")
     return "\n".join(lines)
 
 

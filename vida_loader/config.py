@@ -12,6 +12,10 @@ from vida_loader.mongo import Timeouts
 
 DEFAULT_PARTITION_SIZE_MB = 64.0
 DEFAULT_MANIFEST_DIR = Path("partitions")
+DEFAULT_BATCH_DOCS = 1000  # Cosmos DB advises about 1,000 documents per write
+DEFAULT_BATCH_MB = 2.0  # and allows 2 MB per request
+DEFAULT_JOBS = 4
+MAX_BATCH_MB = 16.0
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
 
 
@@ -57,11 +61,7 @@ class PlanConfig:
             )
         if self.range_mode != "auto" and self.range_mode not in set(RangeMode):
             raise UsageError(f"--range-mode '{self.range_mode}' must be auto, minmax or typed")
-        if not JOB_NAME.match(self.job):
-            raise UsageError(
-                f"--job '{self.job}' is not a usable job name: use letters, digits, '.', '_' "
-                "and '-'"
-            )
+        check_job_name(self.job)
         for side, ep in (("source", self.source), ("target", self.target)):
             if not ep.db or not ep.collection:
                 which = "db" if not ep.db else "collection"
@@ -72,6 +72,49 @@ class PlanConfig:
     @property
     def size_mb(self) -> float:
         return self.partition_size_mb or DEFAULT_PARTITION_SIZE_MB
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``run`` needs besides the manifest. URIs default to the manifest's."""
+
+    job: str
+    manifest_dir: Path = DEFAULT_MANIFEST_DIR
+    source_uri: str | None = None
+    target_uri: str | None = None
+    jobs: int = DEFAULT_JOBS
+    write_concern: str = "0"
+    batch_docs: int = DEFAULT_BATCH_DOCS
+    batch_mb: float = DEFAULT_BATCH_MB
+    repair_rounds: int = 2
+    attempts: int = 3
+    timeouts: Timeouts = Timeouts()
+
+    def __post_init__(self) -> None:
+        check_job_name(self.job)
+        if self.jobs < 1:
+            raise UsageError(f"--jobs '{self.jobs}' must be at least 1")
+        if self.write_concern not in ("0", "1", "majority"):
+            raise UsageError(f"--write-concern '{self.write_concern}' must be 0, 1 or majority")
+        if self.batch_docs < 1:
+            raise UsageError(f"--batch-size '{self.batch_docs}' must be at least 1")
+        if not 0 < self.batch_mb <= MAX_BATCH_MB:
+            raise UsageError(
+                f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
+            )
+        if self.attempts < 1:
+            raise UsageError(f"--attempts '{self.attempts}' must be at least 1")
+
+    @property
+    def batch_bytes(self) -> int:
+        return int(self.batch_mb * 1024 * 1024)
+
+
+def check_job_name(job: str) -> None:
+    if not JOB_NAME.match(job):
+        raise UsageError(
+            f"--job '{job}' is not a usable job name: use letters, digits, '.', '_' and '-'"
+        )
 
 
 def default_job_name(source_db: str, source_collection: str) -> str:

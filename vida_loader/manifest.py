@@ -107,9 +107,15 @@ class Partition:
             return [("_id", self.upper)]
         return None
 
-    def find(self, coll: Collection[Any], projection: Any = None, **kwargs: Any) -> Cursor[Any]:
-        """The cursor over exactly this range, in ``_id`` order, as a worker runs it."""
-        cursor = coll.find(self.query(), projection, sort=ID_HINT, **kwargs)
+    def find(
+        self, coll: Collection[Any], projection: Any = None, *, raw: bool = False, **kwargs: Any
+    ) -> Cursor[Any]:
+        """The cursor over exactly this range, in ``_id`` order, as a worker runs it.
+
+        ``raw``: ``find_raw_batches``, each item one batch of undecoded BSON documents.
+        """
+        opener = coll.find_raw_batches if raw else coll.find
+        cursor = opener(self.query(), projection, sort=ID_HINT, **kwargs)
         if self.mode is RangeMode.MINMAX:
             mn, mx = self.min_spec(), self.max_spec()
             if mn is not None:

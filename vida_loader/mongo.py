@@ -23,6 +23,7 @@ from pymongo.errors import (
     PyMongoError,
 )
 from pymongo.uri_parser import parse_uri
+from pymongo.write_concern import WriteConcern
 
 from vida_loader.errors import ConnectError, UsageError
 
@@ -30,11 +31,36 @@ SCHEMES = ("mongodb://", "mongodb+srv://")
 # Query options whose values can carry secrets.
 SECRET_OPTIONS = {"authmechanismproperties", "tlscertificatekeyfilepassword", "password"}
 AUTH_FAILED_CODES = {18, 8000}  # AuthenticationFailed; Atlas' AtlasError
+DUPLICATE_KEY = 11000
+# Worth another try: throttling (Cosmos DB 16500, 50 after its server-side retry),
+# interrupted or re-elected servers, lost cursors.
+TRANSIENT_CODES = {16500, 50, 43, 91, 189, 6, 7, 89, 9001, 10107, 11600, 11602, 13435, 13436}
+WRITE_CONCERNS = ("0", "1", "majority")
 
 # Decode `_id`s of any date (also outside Python's datetime range) without failing.
 CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
     datetime_conversion=DatetimeConversion.DATETIME_AUTO
 )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same operation later may succeed (network, throttling, failover)."""
+    if isinstance(exc, ConnectionFailure):  # includes network timeouts and AutoReconnect
+        return True
+    if isinstance(exc, OperationFailure):
+        if exc.code in TRANSIENT_CODES:
+            return True
+        return exc.has_error_label("RetryableWriteError") or exc.has_error_label(
+            "TransientTransactionError"
+        )
+    return False
+
+
+def write_concern(level: str) -> WriteConcern:
+    """``--write-concern`` value ("0", "1", "majority") as a pymongo ``WriteConcern``."""
+    if level not in WRITE_CONCERNS:
+        raise UsageError(f"--write-concern '{level}' must be 0, 1 or majority")
+    return WriteConcern(w="majority" if level == "majority" else int(level))
 
 
 class ServerKind(StrEnum):
@@ -126,16 +152,17 @@ def check_uri(uri: str, flag: str) -> None:
         ) from None
 
 
-def describe_error(exc: BaseException, uri: str) -> str:
+def describe_error(exc: BaseException, *uris: str) -> str:
     """An exception's text for a one-line message: first line, at most 300 characters,
-    without pymongo's topology dump and with any password from ``uri`` removed."""
+    without pymongo's topology dump and with any password from ``uris`` removed."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     text = text.split(", Timeout:")[0][:300]
-    _scheme, userinfo, _hosts, _query = _split_uri(uri)
-    if ":" in userinfo:
-        secret = userinfo.split(":", 1)[1]
-        if secret:
-            text = text.replace(secret, "***")
+    for uri in uris:
+        _scheme, userinfo, _hosts, _query = _split_uri(uri)
+        if ":" in userinfo:
+            secret = userinfo.split(":", 1)[1]
+            if secret:
+                text = text.replace(secret, "***")
     return text
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
 import random
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Timestamp
+from bson import MaxKey, ObjectId
 from pymongo.database import Database
+from support import PAD, ints, mixed_ids, objectids, strings
 
 from vida_loader import planner
 from vida_loader.config import Endpoint, PlanConfig
@@ -19,55 +18,9 @@ from vida_loader.manifest import RangeMode, load_manifest
 from vida_loader.ordering import sort_key
 
 pytestmark = pytest.mark.integration
-PAD = "x" * 200
 
 
-def _objectids(n: int, rng: random.Random) -> list[Any]:
-    return [ObjectId(rng.randbytes(12)) for _ in range(n)]
-
-
-def _ints(n: int, rng: random.Random) -> list[Any]:
-    return rng.sample(range(-(10**6), 10**6), n)
-
-
-def _strings(n: int, rng: random.Random) -> list[Any]:
-    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789-_é€"
-    return list({"".join(rng.choices(alphabet, k=rng.randint(1, 12))) for _ in range(n)})
-
-
-def _mixed(n: int, rng: random.Random) -> list[Any]:
-    per = n // 8
-    values: list[Any] = [
-        MinKey(),
-        MaxKey(),
-        None,
-        float("nan"),
-        True,
-        False,
-        Timestamp(1700000000, 1),
-        Timestamp(1700000000, 2),
-        {"k": 1},
-        {"k": "a", "z": 2},
-        Decimal128("-1.5"),
-        Int64(2**40),
-    ]
-    values += _objectids(per, rng) + _strings(per, rng)
-    values += [rng.randint(-(10**9), 10**9) for _ in range(per)]
-    values += [rng.uniform(-1e6, 1e6) for _ in range(per)]
-    values += [
-        datetime.datetime(2000, 1, 1) + datetime.timedelta(seconds=rng.randint(0, 10**9))
-        for _ in range(per)
-    ]
-    values += [Binary(uuid.UUID(int=rng.getrandbits(128)).bytes, 4) for _ in range(per)]
-    # Binary _ids here are UUIDs only (one length, one subtype). SecantusDB deviates from
-    # MongoDB for other binaries: its unique index and sort ignore the subtype, and its
-    # $lt/$gt compare bytes without the length first. The unit tests pin MongoDB's rule
-    # (length, then subtype, then bytes), which Cosmos DB and Atlas follow.
-    values += [{"region": rng.choice("NSEW"), "n": i} for i in range(per)]
-    return planner.sorted_unique(values)  # unique in the server's sense
-
-
-KINDS = {"objectid": _objectids, "int": _ints, "string": _strings, "mixed": _mixed}
+KINDS = {"objectid": objectids, "int": ints, "string": strings, "mixed": mixed_ids}
 
 
 def _load(db: Database[dict[str, Any]], kind: str, n: int = 2400) -> list[Any]:

@@ -1,0 +1,170 @@
+"""run against two real local servers: what arrives is byte-identical, whatever breaks."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from bson import Binary, ObjectId
+from pymongo.database import Database
+from support import PAD, every_type_documents, ints, mixed_ids, raw_hashes
+
+from vida_loader import planner
+from vida_loader.config import Endpoint, PlanConfig, RunConfig
+from vida_loader.coordinator import RunProgress, RunResult, run_job
+from vida_loader.devserver import LocalServer
+from vida_loader.manifest import Manifest
+from vida_loader.runstate import load_state
+from vida_loader.worker import PartitionState
+
+pytestmark = pytest.mark.integration
+DB = Database[dict[str, Any]]
+
+
+def _plan(server: LocalServer, target: LocalServer, db: DB, tmp_path: Path, **kw: Any) -> Manifest:
+    cfg = PlanConfig(
+        source=Endpoint(server.uri, db.name, "src"),
+        target=Endpoint(target.uri, db.name, "dst"),
+        job="j",
+        manifest_dir=tmp_path,
+        **kw,
+    )
+    return planner.plan_job(cfg).manifest
+
+
+def _run(tmp_path: Path, **kw: Any) -> RunResult:
+    tick = kw.pop("tick", 0.5)
+    progress = kw.pop("on_progress", None)
+    return run_job(RunConfig(job="j", manifest_dir=tmp_path, **kw), progress, tick=tick)
+
+
+def _fail_inserts(tdb: DB, mode: Any, **data: Any) -> None:
+    tdb.client.admin.command(
+        "configureFailPoint", "failCommand", mode=mode, data={"failCommands": ["insert"], **data}
+    )
+
+
+def _ordinary(n: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        {"_id": ObjectId(rng.randbytes(12)), "n": i, "pad": PAD, "f": rng.random()}
+        for i in range(n)
+    ]
+
+
+def _assert_same(db: DB, tdb: DB, result: RunResult) -> None:
+    assert result.failed == []
+    source = raw_hashes(db.src)
+    assert raw_hashes(tdb.dst) == source
+    assert result.docs == sum(source.values())
+    state = load_state(result.state_path)
+    assert state is not None and state.finished_at
+    assert all(r.state is PartitionState.DONE for r in state.partitions.values())
+
+
+@pytest.mark.parametrize(("mode", "ordinary"), [("minmax", 20_000), ("typed", 4000)])
+def test_every_type_arrives_byte_identical(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    mode: str,
+    ordinary: int,
+) -> None:
+    ids = mixed_ids(400, random.Random(3))
+    db.src.insert_many(every_type_documents())
+    db.src.insert_many([{"_id": v, "pad": PAD, "k": i} for i, v in enumerate(ids)])
+    db.src.insert_many(_ordinary(ordinary, 1))
+    # Near the 16 MiB limit; it must travel alone in its write batch.
+    db.src.insert_one({"_id": "big", "blob": Binary(b"\x07" * (16 * 1024 * 1024 - 1024))})
+    m = _plan(server, target_server, db, tmp_path, partitions=5, range_mode=mode)
+    assert m.split["range_mode"] == mode
+    result = _run(tmp_path, jobs=1)
+    _assert_same(db, tdb, result)
+    assert result.repaired == 0
+
+
+def test_silently_lost_unacknowledged_writes_are_repaired(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(6000, random.Random(5))])
+    _plan(server, target_server, db, tmp_path, partitions=3)
+    # The first three w=0 insert batches fail on the server; nobody tells the client.
+    _fail_inserts(tdb, {"times": 3}, errorCode=16500)
+    result = _run(tmp_path, jobs=1, batch_docs=500)
+    _assert_same(db, tdb, result)
+    assert result.repaired == 1500
+    state = load_state(result.state_path)
+    assert state is not None
+    assert sum(r.repaired for r in state.partitions.values()) == 1500
+
+
+def test_throttled_acknowledged_write_is_retried(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(3000, random.Random(6))])
+    _plan(server, target_server, db, tmp_path, partitions=3)
+    _fail_inserts(tdb, {"times": 1}, errorCode=16500)
+    result = _run(tmp_path, jobs=1, write_concern="1", batch_docs=400)
+    _assert_same(db, tdb, result)
+    assert result.retries == 1
+    attempts = sorted(r.attempts for r in result.state.partitions.values())
+    assert attempts == [1, 1, 2]
+
+
+def test_inline_and_processes_give_the_same_target(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in mixed_ids(800, random.Random(9))])
+    db.src.insert_many(_ordinary(4000, 2))
+    _plan(server, target_server, db, tmp_path, partitions=6)
+    inline = _run(tmp_path, jobs=1)
+    _assert_same(db, tdb, inline)
+    first = raw_hashes(tdb.dst)
+    tdb.dst.drop()
+    pooled = _run(tmp_path, jobs=3)
+    _assert_same(db, tdb, pooled)
+    assert raw_hashes(tdb.dst) == first
+
+
+def test_killed_worker_process_is_replaced_and_its_partition_redone(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(6000, random.Random(7))])
+    _plan(server, target_server, db, tmp_path, partitions=4)
+    # Slow every insert down so that partitions are mid-copy when the kill comes.
+    _fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=150)
+    killed: list[int] = []
+
+    def kill_a_worker(p: RunProgress) -> None:
+        if killed or p.docs == 0:
+            return
+        children = psutil.Process().children(recursive=True)
+        workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        if workers:
+            killed.append(workers[0].pid)
+            workers[0].kill()
+
+    result = _run(tmp_path, jobs=2, batch_docs=200, tick=0.05, on_progress=kill_a_worker)
+    assert killed, "no worker was seen running"
+    assert result.retries >= 1
+    _assert_same(db, tdb, result)
+
+
+def test_target_documents_outside_the_source_fail_their_partition(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many([{"_id": i, "pad": PAD} for i in range(0, 3000, 2)])
+    m = _plan(server, target_server, db, tmp_path, partitions=3)
+    tdb.dst.insert_one({"_id": 1, "stray": True})  # odd: not in the source
+    result = _run(tmp_path, jobs=1)
+    holder = next(p.id for p in m.partitions if p.contains(1))
+    assert [pid for pid, _ in result.failed] == [holder]
+    assert "1 more documents" in result.failed[0][1]
+    assert result.state.partitions[holder].state is PartitionState.FAILED
+    others = [r for pid, r in result.state.partitions.items() if pid != holder]
+    assert all(r.state is PartitionState.DONE for r in others)

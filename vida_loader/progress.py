@@ -1,0 +1,94 @@
+"""Progress lines for long operations: one live line on a terminal, periodic lines otherwise."""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+from vida_loader.coordinator import RunProgress
+
+DEFAULT_INTERVAL = 5.0  # seconds between plain lines when stderr is not a terminal
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds + 0.5))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def format_progress(p: RunProgress) -> str:
+    """``12,000/50,000 docs (24%)  8,000 docs/s  8.5 MB/s  partitions 2/8 ...  ETA 0:00:05``."""
+    elapsed = max(p.elapsed, 1e-9)
+    rate = p.docs / elapsed
+    parts = [f"{p.docs:,}/{p.est_docs:,} docs" if p.est_docs else f"{p.docs:,} docs"]
+    if p.est_docs:
+        parts[0] += f" ({min(p.docs / p.est_docs, 9.99):.0%})"
+    parts.append(f"{rate:,.0f} docs/s")
+    parts.append(f"{p.bytes / 1e6 / elapsed:,.1f} MB/s")
+    state = f"partitions {p.parts_done}/{p.parts_total} done"
+    if p.parts_running:
+        state += f", {p.parts_running} running"
+    if p.parts_failed:
+        state += f", {p.parts_failed} failed"
+    parts.append(state)
+    if p.repaired:
+        parts.append(f"repaired {p.repaired:,}")
+    if p.retries:
+        parts.append(f"retries {p.retries}")
+    if p.parts_done + p.parts_failed == p.parts_total:
+        parts.append(f"in {format_duration(p.elapsed)}")
+    elif rate > 0 and p.est_docs > p.docs:
+        parts.append(f"ETA {format_duration((p.est_docs - p.docs) / rate)}")
+    else:
+        parts.append("ETA --")
+    return "  ".join(parts)
+
+
+class ProgressPrinter:
+    """Receives ``RunProgress`` snapshots and writes them to ``stream``.
+
+    On a terminal the line is rewritten in place; otherwise a plain line is logged at
+    most every ``interval`` seconds (and the last snapshot always).
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        tty: bool | None = None,
+        interval: float = DEFAULT_INTERVAL,
+        prefix: str = "run: ",
+    ) -> None:
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.interval = interval
+        self.prefix = prefix
+        self._last = float("-inf")
+        self._pending: RunProgress | None = None
+        self._shown = False
+
+    def __call__(self, progress: RunProgress) -> None:
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write(f"\r{self.prefix}{format_progress(progress)}\x1b[K")
+            self.stream.flush()
+            self._shown = True
+        elif now - self._last >= self.interval:
+            self._last = now
+            self._write_line(progress)
+        else:
+            self._pending = progress
+
+    def _write_line(self, progress: RunProgress) -> None:
+        self.stream.write(f"{self.prefix}{format_progress(progress)}\n")
+        self.stream.flush()
+        self._pending = None
+
+    def finish(self) -> None:
+        """End the live line, or log the last snapshot not yet shown."""
+        if self.tty and self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+        elif self._pending is not None:
+            self._write_line(self._pending)

@@ -1,0 +1,302 @@
+"""Copy one partition: raw BSON from source to target, then prove that it arrived.
+
+``copy_partition`` is a pure function of (partition, settings) that returns a
+``PartitionResult`` and never raises (except on interrupt), so any executor can run it:
+a thread in the coordinator's process, a spawned worker process, later a cluster node.
+
+Documents stay undecoded on the copy path: ``find_raw_batches`` gives concatenated BSON,
+each document is sliced out by its length prefix and inserted as ``RawBSONDocument``.
+Unacknowledged (``w=0``) writes are fast but lose failures silently, so a partition is
+``done`` only when the target's count inside its range equals what was read; a short
+count triggers a repair (missing ``_id``s re-sent with acknowledged writes, duplicate key
+meaning "already there", as mongorestore does), then a recount.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import bson
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from pymongo import InsertOne, MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError
+
+from vida_loader.config import DEFAULT_BATCH_DOCS, DEFAULT_BATCH_MB, Endpoint
+from vida_loader.errors import VidaError
+from vida_loader.manifest import Partition
+from vida_loader.mongo import (
+    CODEC_OPTIONS,
+    DUPLICATE_KEY,
+    TRANSIENT_CODES,
+    Timeouts,
+    connect,
+    describe_error,
+    is_transient,
+    write_concern,
+)
+
+MIB = 1024 * 1024
+RAW_OPTIONS: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)
+
+
+class PartitionState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CopySettings:
+    """What a worker needs besides its partition. Holds full URIs: never written to disk."""
+
+    source: Endpoint
+    target: Endpoint
+    write_concern: str = "0"
+    batch_docs: int = DEFAULT_BATCH_DOCS
+    batch_bytes: int = int(DEFAULT_BATCH_MB * MIB)
+    repair_rounds: int = 2
+    timeouts: Timeouts = Timeouts()
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """What happened to one partition on one attempt."""
+
+    partition_id: str
+    state: PartitionState
+    docs: int = 0  # read from the source
+    bytes: int = 0
+    target_docs: int = 0  # counted inside the range on the target at the end
+    repaired: int = 0  # inserted by repair: lost by unacknowledged writes
+    already_there: int = 0  # duplicate keys met by acknowledged writes
+    seconds: float = 0.0
+    error: str | None = None
+    transient: bool = False  # a later attempt may succeed
+
+
+# (event, partition id, documents, bytes); events: start, copied, confirm, repair
+Reporter = Callable[[str, str, int, int], None]
+
+
+def _no_report(_event: str, _pid: str, _docs: int, _nbytes: int) -> None:
+    return None
+
+
+class WriteFailedError(Exception):
+    """An acknowledged write failed for a reason other than duplicate key."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(f"write failed with code {code}: {message}")
+        self.code = code
+
+
+def copy_partition(
+    part: Partition, settings: CopySettings, report: Reporter | None = None
+) -> PartitionResult:
+    """Copy ``part`` and confirm it on the target. Never raises an ``Exception``."""
+    started = time.monotonic()
+    try:
+        return _copy(part, settings, report or _no_report, started)
+    except Exception as exc:  # the process boundary: return a result, do not raise
+        if isinstance(exc, VidaError):
+            text = exc.message
+        else:
+            text = describe_error(exc, settings.source.uri, settings.target.uri)
+        transient = is_transient(exc) or (
+            isinstance(exc, WriteFailedError) and exc.code in TRANSIENT_CODES
+        )
+        return PartitionResult(
+            part.id,
+            PartitionState.FAILED,
+            seconds=time.monotonic() - started,
+            error=f"{type(exc).__name__}: {text}",
+            transient=transient,
+        )
+
+
+def _copy(part: Partition, s: CopySettings, report: Reporter, started: float) -> PartitionResult:
+    src = _collection(s.source, "source", s.timeouts)
+    dst = _collection(s.target, "target", s.timeouts)
+    report("start", part.id, 0, 0)
+    docs = nbytes = already = 0
+    writer = dst.with_options(write_concern=write_concern(s.write_concern))
+    for chunk, chunk_bytes in chunked(_read_raw(part, src, s.batch_docs), s):
+        if s.write_concern == "0":
+            writer.insert_many(chunk, ordered=False)
+        else:
+            already += insert_acknowledged(writer, chunk)[1]
+        docs += len(chunk)
+        nbytes += chunk_bytes
+        report("copied", part.id, len(chunk), chunk_bytes)
+
+    report("confirm", part.id, 0, 0)
+    on_target = part.count_in(dst)
+    repaired = rounds = 0
+    extra = 0
+    while on_target < docs and rounds < s.repair_rounds:
+        rounds += 1
+        report("repair", part.id, 0, 0)
+        inserted, dup, extra = repair_range(part, src, dst, s)
+        repaired += inserted
+        already += dup
+        on_target = part.count_in(dst)
+    seconds = time.monotonic() - started
+    error = None
+    if on_target != docs:
+        if on_target > docs:
+            error = (
+                f"target holds {on_target - docs:,} more documents in this range than the "
+                f"source ({on_target:,} vs {docs:,}): the target collection was not empty"
+            )
+        else:
+            error = (
+                f"target holds {docs - on_target:,} fewer documents in this range than the "
+                f"source ({on_target:,} vs {docs:,}) after {rounds} repair round(s)"
+            )
+            if extra:
+                error += f"; {extra:,} target _ids are not in the source"
+    return PartitionResult(
+        part.id,
+        PartitionState.DONE if error is None else PartitionState.FAILED,
+        docs=docs,
+        bytes=nbytes,
+        target_docs=on_target,
+        repaired=repaired,
+        already_there=already,
+        seconds=seconds,
+        error=error,
+    )
+
+
+def split_raw(batch: bytes) -> Iterator[bytes]:
+    """The documents of a raw batch (BSON documents back to back), still encoded."""
+    pos, end = 0, len(batch)
+    while pos < end:
+        size = int.from_bytes(batch[pos : pos + 4], "little")
+        if size < 5 or pos + size > end:
+            raise ValueError(f"corrupt raw batch: document of {size} bytes at offset {pos}")
+        yield batch[pos : pos + size]
+        pos += size
+
+
+def _read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Iterator[bytes]:
+    for batch in part.find(src, raw=True, batch_size=batch_docs):
+        yield from split_raw(batch)
+
+
+def chunked(docs: Iterator[bytes], s: CopySettings) -> Iterator[tuple[list[RawBSONDocument], int]]:
+    """Write batches bounded by ``s.batch_docs`` documents and ``s.batch_bytes`` bytes.
+
+    A document larger than the byte bound travels alone.
+    """
+    chunk: list[RawBSONDocument] = []
+    size = 0
+    for raw in docs:
+        if chunk and (len(chunk) >= s.batch_docs or size + len(raw) > s.batch_bytes):
+            yield chunk, size
+            chunk, size = [], 0
+        chunk.append(RawBSONDocument(raw, RAW_OPTIONS))
+        size += len(raw)
+    if chunk:
+        yield chunk, size
+
+
+def insert_acknowledged(coll: Collection[Any], docs: list[RawBSONDocument]) -> tuple[int, int]:
+    """Unordered acknowledged insert: (inserted, already there). Other errors raise."""
+    try:
+        result = coll.bulk_write([InsertOne(d) for d in docs], ordered=False)
+        return result.inserted_count, 0
+    except BulkWriteError as exc:
+        details = exc.details
+        errors = details.get("writeErrors", [])
+        other = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+        if other:
+            raise WriteFailedError(other[0].get("code"), str(other[0].get("errmsg", ""))) from None
+        wc_errors = details.get("writeConcernErrors", [])
+        if wc_errors:
+            raise WriteFailedError(
+                wc_errors[0].get("code"), str(wc_errors[0].get("errmsg", ""))
+            ) from None
+        return int(details.get("nInserted", 0)), len(errors)
+
+
+def _raw_ids(part: Partition, coll: Collection[Any]) -> dict[bytes, None]:
+    """The range's ``{_id: ...}`` documents as raw bytes, in ``_id`` order."""
+    raw = coll.with_options(codec_options=RAW_OPTIONS)
+    return {doc.raw: None for doc in part.find(raw, {"_id": 1}, batch_size=10_000)}
+
+
+def repair_range(
+    part: Partition, src: Collection[Any], dst: Collection[Any], s: CopySettings
+) -> tuple[int, int, int]:
+    """Send again every source document whose ``_id`` the target lacks, acknowledged.
+
+    Returns (inserted, already there, target _ids missing from the source).
+    """
+    src_ids = _raw_ids(part, src)
+    dst_ids = _raw_ids(part, dst)
+    missing = [r for r in src_ids if r not in dst_ids]
+    extra = sum(1 for r in dst_ids if r not in src_ids)
+    level = "1" if s.write_concern == "0" else s.write_concern
+    writer = dst.with_options(write_concern=write_concern(level))
+    raw_src = src.with_options(codec_options=RAW_OPTIONS)
+    inserted = already = 0
+    for i in range(0, len(missing), s.batch_docs):
+        ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in missing[i : i + s.batch_docs]]
+        found = (bytes(d.raw) for d in raw_src.find({"_id": {"$in": ids}}, batch_size=s.batch_docs))
+        for chunk, _size in chunked(found, s):
+            ins, dup = insert_acknowledged(writer, chunk)
+            inserted += ins
+            already += dup
+    return inserted, already, extra
+
+
+# --- clients: one per process and endpoint, created inside the worker -------------
+
+_CLIENTS: dict[tuple[str, str], MongoClient[dict[str, Any]]] = {}
+
+
+def _collection(ep: Endpoint, role: str, timeouts: Timeouts) -> Collection[Any]:
+    key = (role, ep.uri)
+    client = _CLIENTS.get(key)
+    if client is None:
+        # One connection per worker: commands on it run in order, so the count after
+        # unacknowledged inserts follows them (and Cosmos DB bills per connection).
+        client = connect(ep.uri, role=role, timeouts=timeouts, maxPoolSize=1)
+        _CLIENTS[key] = client
+    return client.get_database(ep.db).get_collection(ep.collection)
+
+
+def close_clients() -> None:
+    """Close this process's clients (the inline executor calls it when a run ends)."""
+    while _CLIENTS:
+        _key, client = _CLIENTS.popitem()
+        client.close()
+
+
+# --- process workers ----------------------------------------------------------------
+
+_EVENTS: Any = None  # the coordinator's queue, set once per worker process
+
+
+def init_process(events: Any) -> None:
+    """Initializer of a worker process: remember where progress events go."""
+    global _EVENTS
+    _EVENTS = events
+
+
+def _queue_report(event: str, pid: str, docs: int, nbytes: int) -> None:
+    if _EVENTS is not None:
+        _EVENTS.put((event, pid, docs, nbytes))
+
+
+def run_in_process(part: Partition, settings: CopySettings) -> PartitionResult:
+    """The task a worker process runs: ``copy_partition`` reporting to the queue."""
+    return copy_partition(part, settings, _queue_report)
