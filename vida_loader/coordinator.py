@@ -23,7 +23,14 @@ from pymongo.errors import PyMongoError
 from vida_loader.config import Endpoint, RunConfig
 from vida_loader.errors import StateError, UsageError
 from vida_loader.manifest import Manifest, Partition, load_manifest, manifest_path
-from vida_loader.mongo import check_uri, connect, describe_error, redact_uri, uri_hosts
+from vida_loader.mongo import (
+    check_uri,
+    connect,
+    describe_error,
+    normal_hosts,
+    redact_uri,
+    uri_hosts,
+)
 from vida_loader.runstate import RunState, now_iso, save_state, state_path
 from vida_loader.worker import (
     CopySettings,
@@ -142,7 +149,8 @@ def planned_endpoint(side: dict[str, Any], uri: str | None, role: str, job: str)
     """
     chosen = uri or str(side["uri"])
     check_uri(chosen, f"--{role}-uri")
-    if uri_hosts(chosen) != list(side["hosts"]):
+    srv = str(side["uri"]).startswith("mongodb+srv://")
+    if uri_hosts(chosen) != normal_hosts(list(side["hosts"]), srv):
         raise StateError(
             f"--{role}-uri '{redact_uri(chosen)}' names {', '.join(uri_hosts(chosen))} but "
             f"job '{job}' was planned against {', '.join(side['hosts'])}: pass the planned "

@@ -116,10 +116,23 @@ def strip_credentials(uri: str) -> str:
 
 
 def uri_hosts(uri: str) -> list[str]:
-    """The host list of a URI, lower-cased and sorted (``run`` compares them)."""
-    _scheme, _userinfo, hosts, _query = _split_uri(uri)
+    """The host list of a URI, lower-cased, with the default port, sorted (``run`` compares)."""
+    scheme, _userinfo, hosts, _query = _split_uri(uri)
     netloc = hosts.split("/", 1)[0]
-    return sorted(h.lower() for h in netloc.split(",") if h)
+    return normal_hosts(netloc.split(","), srv=scheme == "mongodb+srv://")
+
+
+def normal_hosts(hosts: list[str], srv: bool = False) -> list[str]:
+    """``host:port`` lower-cased and sorted; port 27017 added where missing (not for SRV)."""
+    out = []
+    for h in hosts:
+        h = h.strip().lower()
+        has_port = "]:" in h if h.startswith("[") else ":" in h
+        if h and not srv and not has_port:
+            h += ":27017"
+        if h:
+            out.append(h)
+    return sorted(out)
 
 
 def server_kind(uri: str) -> ServerKind:

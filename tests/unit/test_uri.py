@@ -46,6 +46,8 @@ def test_hosts_and_server_kind() -> None:
     assert server_kind(ATLAS) is ServerKind.ATLAS
     assert server_kind("mongodb://B:1,a:2") is ServerKind.OTHER
     assert uri_hosts("mongodb://B:1,a:2/db") == ["a:2", "b:1"]
+    assert uri_hosts("mongodb://u:p@H,[::1],[::2]:5/") == ["[::1]:27017", "[::2]:5", "h:27017"]
+    assert uri_hosts("mongodb+srv://u:p@Cluster0.x.mongodb.net/") == ["cluster0.x.mongodb.net"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,188 @@
+"""`vida-loader run` from the command line: summary, exit codes, bad input, kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from pymongo.database import Database
+from support import PAD, raw_hashes
+
+from vida_loader.cli import main
+from vida_loader.devserver import LocalServer
+
+pytestmark = pytest.mark.integration
+DB = Database[dict[str, Any]]
+SECRET = "hunter2-Very-Secret"
+
+
+@pytest.fixture
+def planned(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Path:
+    """3,000 documents planned in 3 partitions; the job folder's path."""
+    db.src.insert_many([{"_id": i, "pad": PAD} for i in range(3000)])
+    for name, value in {
+        "VIDA_SOURCE_URI": server.uri,
+        "VIDA_SOURCE_DB": db.name,
+        "VIDA_SOURCE_COLLECTION": "src",
+        "VIDA_TARGET_URI": target_server.uri,
+        "VIDA_TARGET_DB": db.name,
+        "VIDA_TARGET_COLLECTION": "dst",
+        "VIDA_MANIFEST_DIR": str(tmp_path / "parts"),
+        "VIDA_JOB": "j",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main(["plan", "--partitions", "3"]) == 0
+    capsys.readouterr()
+    return tmp_path / "parts" / "j"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["run", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_copies_confirms_and_summarises(
+    planned: Path, db: DB, tdb: DB, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "-j", "1")
+    assert code == 0, err
+    assert "3/3 partitions confirmed on the target" in out
+    assert "3,000 read, 3,000 counted on the target" in out
+    assert "repaired    0 documents" in out
+    assert f"state       {planned / 'state.json'}" in out
+    # stderr is not a terminal here: plain lines, the last one complete
+    progress = [ln for ln in err.splitlines() if ln.startswith("run: ")]
+    assert progress and "3,000/3,000 docs (100%)" in progress[-1]
+    assert "\r" not in err
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+    state = orjson.loads((planned / "state.json").read_bytes())
+    assert {p["state"] for p in state["partitions"].values()} == {"done"}
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--batch-mb", "0"], 2, "Invalid value for '--batch-mb'"),
+        (["-j", "0"], 2, "Invalid value for '-j' / '--jobs'"),
+        (["--write-concern", "2"], 2, "Invalid value for '--write-concern'"),
+        (["--job", "nope"], 3, "no manifest at '"),
+        (["--job", "a/b"], 2, "--job 'a/b' is not a usable job name"),
+        (["--target-uri", "mongodb://elsewhere.example/"], 3, "planned against 127.0.0.1:"),
+        (["--source-uri", "postgres://x"], 2, "--source-uri 'postgres:…' is not a MongoDB URI"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_no_state(
+    planned: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, message: str
+) -> None:
+    got, out, err = _run(capsys, *args)
+    assert got == code, err
+    assert err.count("\n") == 1 and message in err, err
+    assert "Traceback" not in err and out == ""
+    assert not (planned / "state.json").exists()
+
+
+def test_corrupt_manifest_exits_3(planned: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = planned / "manifest.json"
+    path.write_bytes(path.read_bytes()[:-40])
+    code, _out, err = _run(capsys)
+    assert code == 3 and "is corrupt" in err and err.count("\n") == 1
+
+
+def test_unreachable_target_exits_3_without_the_password(
+    server: LocalServer,
+    db: DB,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db.src.insert_many([{"_id": i} for i in range(10)])
+    with LocalServer.temporary() as gone:
+        args = ["--source-uri", server.uri, "--source-db", db.name, "--source-collection", "src"]
+        args += ["--target-uri", gone.uri, "--target-db", "d", "--target-collection", "c"]
+        assert main(["plan", "--manifest-dir", str(tmp_path), "--job", "j", *args]) == 0
+        uri = gone.uri.replace("mongodb://", f"mongodb://u:{SECRET}@")
+    started = time.monotonic()
+    code, out, err = _run(capsys, "--manifest-dir", str(tmp_path), "--target-uri", uri)
+    assert code == 3, err
+    assert time.monotonic() - started < 20
+    assert "cannot reach target at 'mongodb://u:***@127.0.0.1:" in err
+    assert SECRET not in out + err
+    assert not (tmp_path / "j" / "state.json").exists()
+
+
+def test_partition_that_cannot_be_confirmed_exits_1_and_is_named(
+    planned: Path, tdb: DB, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tdb.dst.insert_one({"_id": 2999.5})  # inside the last range, absent from the source
+    code, out, err = _run(capsys, "-j", "1")
+    assert code == 1
+    assert "2/3 partitions confirmed" in out
+    assert "FAILED p00002: target holds 1 more documents in this range" in out
+    assert "1 of 3 partitions failed" in err
+
+
+def _wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _running(state_file: Path) -> bool:
+    try:
+        doc = orjson.loads(state_file.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return False
+    return any(p["state"] == "running" for p in doc["partitions"].values())
+
+
+def test_kill_9_midway_then_run_again_gives_an_identical_target(
+    planned: Path, db: DB, tdb: DB
+) -> None:
+    # Slow inserts down so that the kill lands mid-copy.
+    tdb.client.admin.command(
+        "configureFailPoint",
+        "failCommand",
+        mode="alwaysOn",
+        data={"failCommands": ["insert"], "blockConnection": True, "blockTimeMS": 100},
+    )
+    cmd = [sys.executable, "-m", "vida_loader", "run", "-j", "2", "--batch-size", "100"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        _wait_for(lambda: _running(planned / "state.json"), 60, "a running partition")
+        _wait_for(lambda: tdb.dst.estimated_document_count() > 0, 60, "first documents")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    partial = tdb.dst.count_documents({})
+    assert partial < 3000
+    assert orjson.loads((planned / "state.json").read_bytes())["finished_at"] is None
+    tdb.client.admin.command("configureFailPoint", "failCommand", mode="off")
+    again = subprocess.run(
+        [sys.executable, "-m", "vida_loader", "run", "-j", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "3/3 partitions confirmed" in again.stdout
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)

@@ -1,0 +1,190 @@
+"""The run's pure parts: raw batch slicing, write batch bounds, state files, progress."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import bson
+import orjson
+import pytest
+
+from vida_loader.config import Endpoint, RunConfig
+from vida_loader.coordinator import RunProgress, planned_endpoint, resolve_job
+from vida_loader.errors import StateError, UsageError
+from vida_loader.manifest import write_atomic
+from vida_loader.progress import ProgressPrinter, format_duration, format_progress
+from vida_loader.runstate import PartitionRecord, RunState, load_state, save_state
+from vida_loader.worker import CopySettings, PartitionResult, PartitionState, chunked, split_raw
+
+
+def _docs(sizes: list[int]) -> list[bytes]:
+    """Encoded documents of exactly the given sizes (each at least 22 bytes)."""
+    out = []
+    for i, size in enumerate(sizes):
+        doc = bson.encode({"_id": i, "p": ""})
+        out.append(bson.encode({"_id": i, "p": "x" * (size - len(doc))}))
+        assert len(out[-1]) == size
+    return out
+
+
+def test_split_raw_gives_back_each_document() -> None:
+    docs = _docs([30, 100, 22, 500])
+    assert list(split_raw(b"".join(docs))) == docs
+    assert list(split_raw(b"")) == []
+
+
+@pytest.mark.parametrize("cut", [1, 4, 29, 35])
+def test_split_raw_refuses_a_torn_batch(cut: int) -> None:
+    batch = b"".join(_docs([30, 100]))
+    with pytest.raises(ValueError, match="corrupt raw batch"):
+        list(split_raw(batch[:-cut] if cut != 1 else batch[:-1]))
+
+
+def _settings(batch_docs: int, batch_bytes: int) -> CopySettings:
+    ep = Endpoint("mongodb://h", "d", "c")
+    return CopySettings(ep, ep, batch_docs=batch_docs, batch_bytes=batch_bytes)
+
+
+def test_write_batches_bounded_by_count_and_bytes() -> None:
+    docs = _docs([100] * 10 + [1000] + [100] * 3)
+    chunks = list(chunked(iter(docs), _settings(batch_docs=4, batch_bytes=350)))
+    sizes = [[len(d.raw) for d in c] for c, _ in chunks]
+    # 3 x 100 fit in 350 bytes; the 1,000-byte document travels alone.
+    assert sizes == [[100] * 3, [100] * 3, [100] * 3, [100], [1000], [100] * 3]
+    assert [n for _, n in chunks] == [sum(s) for s in sizes]
+    assert [d.raw for c, _ in chunks for d in c] == docs  # order and bytes kept
+    by_count = list(chunked(iter(docs[:10]), _settings(batch_docs=4, batch_bytes=10**6)))
+    assert [len(c) for c, _ in by_count] == [4, 4, 2]
+
+
+def test_run_config_refuses_bad_values() -> None:
+    with pytest.raises(UsageError, match="--batch-mb '0' must be above 0"):
+        RunConfig(job="j", batch_mb=0)
+    with pytest.raises(UsageError, match="--batch-mb '17' must be above 0 and at most 16"):
+        RunConfig(job="j", batch_mb=17)
+    with pytest.raises(UsageError, match="--write-concern '2'"):
+        RunConfig(job="j", write_concern="2")
+    with pytest.raises(UsageError, match="--jobs '0'"):
+        RunConfig(job="j", jobs=0)
+    with pytest.raises(UsageError, match="--job '../x'"):
+        RunConfig(job="../x")
+    assert RunConfig(job="j", batch_mb=1.5).batch_bytes == 1572864
+
+
+def test_state_round_trip_and_atomic_replace(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    state = RunState(job="j", fingerprint="sha256:x", started_at="t0")
+    state.partitions = {"p00000": PartitionRecord(), "p00001": PartitionRecord()}
+    rec = state.partitions["p00001"]
+    rec.attempts = 2
+    rec.apply(PartitionResult("p00001", PartitionState.DONE, docs=5, bytes=50, repaired=2))
+    save_state(state, path)
+    back = load_state(path)
+    assert back is not None
+    assert back.to_json() == state.to_json()
+    assert back.partitions["p00001"].state is PartitionState.DONE
+    assert back.partitions["p00001"].repaired == 2
+    assert back.count(PartitionState.PENDING) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left
+    assert load_state(tmp_path / "none.json") is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"{", b'{"schema_version": 1}', b'{"schema_version": 9, "partitions": {}}'],
+)
+def test_corrupt_state_is_one_state_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "state.json"
+    write_atomic(path, content)
+    with pytest.raises(StateError, match=f"run state '{path}' is corrupt"):
+        load_state(path)
+
+
+def test_state_with_unknown_partition_state_is_refused(tmp_path: Path) -> None:
+    doc = RunState(job="j", fingerprint="f", started_at="t").to_json()
+    doc["partitions"] = {"p00000": {"state": "half-done"}}
+    path = tmp_path / "state.json"
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(StateError, match="corrupt"):
+        load_state(path)
+
+
+SIDE = {
+    "uri": "mongodb://a.example:27017,b.example:27017/?replicaSet=rs",
+    "hosts": ["a.example:27017", "b.example:27017"],
+    "db": "d",
+    "collection": "c",
+}
+
+
+def test_planned_endpoint_defaults_to_the_plan_and_checks_hosts() -> None:
+    assert planned_endpoint(SIDE, None, "source", "j") == Endpoint(SIDE["uri"], "d", "c")
+    with_password = "mongodb://u:pw@B.example:27017,a.example/?replicaSet=rs"
+    assert planned_endpoint(SIDE, with_password, "source", "j").uri == with_password
+    with pytest.raises(StateError) as err:
+        planned_endpoint(SIDE, "mongodb://u:pw@other.example/", "target", "j")
+    assert "planned against a.example:27017, b.example:27017" in err.value.message
+    assert "pw" not in err.value.message
+    with pytest.raises(UsageError, match="--source-uri"):
+        planned_endpoint(SIDE, "http://nope", "source", "j")
+
+
+def test_resolve_job(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no job planned in"):
+        resolve_job(tmp_path, None)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "manifest.json").write_text("{}")
+    assert resolve_job(tmp_path, None) == "a"
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "manifest.json").write_text("{}")
+    with pytest.raises(UsageError, match="--job is required: .* holds jobs a, b"):
+        resolve_job(tmp_path, None)
+    assert resolve_job(tmp_path, "b") == "b"
+
+
+def _progress(**kw: float) -> RunProgress:
+    base = dict(
+        docs=12_000,
+        bytes=12_000_000,
+        est_docs=48_000,
+        est_bytes=48_000_000,
+        elapsed=2.0,
+        parts_done=2,
+        parts_failed=0,
+        parts_running=3,
+        parts_total=8,
+        repaired=0,
+        retries=0,
+    )
+    return RunProgress(**(base | kw))  # type: ignore[arg-type]
+
+
+def test_progress_line_has_rates_and_eta() -> None:
+    line = format_progress(_progress())
+    assert line.startswith("12,000/48,000 docs (25%)  6,000 docs/s  6.0 MB/s")
+    assert "partitions 2/8 done, 3 running" in line
+    assert line.endswith("ETA 0:00:06")
+    done = format_progress(_progress(parts_done=7, parts_failed=1, parts_running=0, repaired=5))
+    assert "1 failed" in done and "repaired 5" in done and done.endswith("in 0:00:02")
+    assert format_duration(3725.4) == "1:02:05"
+
+
+def test_plain_progress_lines_are_spaced_by_the_interval() -> None:
+    out = io.StringIO()
+    printer = ProgressPrinter(out, tty=False, interval=3600)
+    for docs in (1, 2, 3):
+        printer(_progress(docs=docs))
+    printer.finish()
+    lines = out.getvalue().splitlines()
+    assert [ln.split("/")[0] for ln in lines] == ["run: 1", "run: 3"]  # first and last
+
+
+def test_terminal_progress_rewrites_one_line() -> None:
+    out = io.StringIO()
+    printer = ProgressPrinter(out, tty=True)
+    printer(_progress(docs=1))
+    printer(_progress(docs=2))
+    printer.finish()
+    text = out.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
