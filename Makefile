@@ -4,9 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+JOB ?=
+MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint clean
+.PHONY: help install test lint verify-counts clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,6 +30,9 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff check vida_loader tests
 	$(BIN)/ruff format --check vida_loader tests
 	$(BIN)/mypy
+
+verify-counts: install ## count every partition on both sides: make verify-counts JOB=x [MANIFEST_DIR=dir]
+	$(BIN)/vida-loader verify $(if $(JOB),--job '$(JOB)') --manifest-dir '$(MANIFEST_DIR)'
 
 clean: ## remove the virtualenv, caches and build files (keeps partitions/)
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

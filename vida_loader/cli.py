@@ -28,6 +28,7 @@ from vida_loader.coordinator import RunResult, resolve_job, run_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
 from vida_loader.planner import PlanResult, plan_job
 from vida_loader.progress import DEFAULT_INTERVAL, ProgressPrinter, format_duration
+from vida_loader.verify import VerifyConfig, VerifyResult, verify_job
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -336,6 +337,74 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
     ]
     for pid, error in result.failed:
         lines.append(f"  FAILED {pid}: {error}")
+    return "\n".join(lines)
+
+
+@_uri_options
+@_job_options
+@cli.command()
+@click.option(
+    "-j",
+    "--jobs",
+    envvar="VIDA_JOBS",
+    type=click.IntRange(min=1),
+    default=DEFAULT_JOBS,
+    show_default=True,
+    help="Partitions counted at the same time [VIDA_JOBS]",
+)
+def verify(
+    source_uri: str | None,
+    target_uri: str | None,
+    job: str | None,
+    manifest_dir: Path,
+    jobs: int,
+) -> int:
+    """Count every partition's range on source and target; exit 0 only when all match."""
+    cfg = VerifyConfig(
+        job=resolve_job(manifest_dir, job),
+        manifest_dir=manifest_dir,
+        source_uri=source_uri,
+        target_uri=target_uri,
+        jobs=jobs,
+    )
+    printer = ProgressPrinter(
+        sys.stderr, prefix="verify: ", formatter=lambda d: f"{d[0]}/{d[1]} partitions counted"
+    )
+    try:
+        result = verify_job(cfg, on_progress=lambda done, total: printer((done, total)))
+    finally:
+        printer.finish()
+    click.echo(format_verify(result))
+    bad = result.mismatches
+    if bad:
+        click.echo(
+            f"vida-loader: {len(bad)} of {len(result.counts)} partitions do not match: "
+            f"{', '.join(c.partition_id for c in bad[:10])}{' ...' if len(bad) > 10 else ''}",
+            err=True,
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def format_verify(result: VerifyResult) -> str:
+    m = result.manifest
+    lines = [
+        f"verify of job '{m.job}' in {format_duration(result.seconds)}: "
+        f"{len(result.counts)} partitions, {result.source_total:,} documents in the source, "
+        f"{result.target_total:,} in the target",
+    ]
+    for c in result.mismatches:
+        if c.error:
+            lines.append(f"  ERROR    {c.partition_id}: {c.error}")
+            continue
+        assert c.source is not None and c.target is not None
+        diff = c.source - c.target
+        what = f"{diff:,} missing" if diff > 0 else f"{-diff:,} extra"
+        lines.append(
+            f"  MISMATCH {c.partition_id}: source {c.source:,}, target {c.target:,} ({what})"
+        )
+    if not result.mismatches:
+        lines.append(f"  all {len(result.counts)} partitions match")
     return "\n".join(lines)
 
 

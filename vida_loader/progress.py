@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from vida_loader.coordinator import RunProgress
 
@@ -46,7 +47,7 @@ def format_progress(p: RunProgress) -> str:
 
 
 class ProgressPrinter:
-    """Receives ``RunProgress`` snapshots and writes them to ``stream``.
+    """Receives snapshots (``RunProgress`` unless ``formatter`` says) and writes them.
 
     On a terminal the line is rewritten in place; otherwise a plain line is logged at
     most every ``interval`` seconds (and the last snapshot always).
@@ -59,19 +60,21 @@ class ProgressPrinter:
         tty: bool | None = None,
         interval: float = DEFAULT_INTERVAL,
         prefix: str = "run: ",
+        formatter: Callable[[Any], str] = format_progress,
     ) -> None:
+        self.formatter = formatter
         self.stream = stream
         self.tty = stream.isatty() if tty is None else tty
         self.interval = interval
         self.prefix = prefix
         self._last = float("-inf")
-        self._pending: RunProgress | None = None
+        self._pending: Any = None
         self._shown = False
 
-    def __call__(self, progress: RunProgress) -> None:
+    def __call__(self, progress: Any) -> None:
         now = time.monotonic()
         if self.tty:
-            self.stream.write(f"\r{self.prefix}{format_progress(progress)}\x1b[K")
+            self.stream.write(f"\r{self.prefix}{self.formatter(progress)}\x1b[K")
             self.stream.flush()
             self._shown = True
         elif now - self._last >= self.interval:
@@ -80,8 +83,8 @@ class ProgressPrinter:
         else:
             self._pending = progress
 
-    def _write_line(self, progress: RunProgress) -> None:
-        self.stream.write(f"{self.prefix}{format_progress(progress)}\n")
+    def _write_line(self, progress: Any) -> None:
+        self.stream.write(f"{self.prefix}{self.formatter(progress)}\n")
         self.stream.flush()
         self._pending = None
 
