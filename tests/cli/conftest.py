@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from pymongo.database import Database
-
 from support import PAD
+
 from vida_loader.cli import main
 from vida_loader.devserver import LocalServer
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from pymongo.database import Database
-from support import PAD, raw_hashes
+from support import raw_hashes
 
 from vida_loader.cli import main
 from vida_loader.devserver import LocalServer
