@@ -5,10 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 JOB ?=
+DEMO_DOCS ?= 50000
+DEMO_JOBS ?= 4
 MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint verify-counts clean
+.PHONY: help install demo test lint verify-counts clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,6 +24,9 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package with test extras (quick when done)
+
+demo: install ## two local servers, 50k service orders, then plan, run -j 4 and verify
+	timeout 900 $(BIN)/python -m vida_loader.demo --docs $(DEMO_DOCS) --jobs $(DEMO_JOBS)
 
 test: install ## run the whole test suite (unit, integration against real local servers, CLI)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
