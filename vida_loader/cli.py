@@ -7,6 +7,7 @@ on stderr with its exit code. Tracebacks only with ``--debug``.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -300,9 +301,11 @@ def run(
         attempts=attempts,
     )
     printer = ProgressPrinter(sys.stderr, interval=progress_interval)
+    previous = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     try:
         result = run_job(cfg, on_progress=printer)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         printer.finish()
     click.echo(format_run(result, cfg))
     failed = result.failed
@@ -314,6 +317,11 @@ def run(
         )
         return EXIT_FAILED
     return 0
+
+
+def _stop_like_ctrl_c(_signum: int, _frame: object) -> None:
+    """SIGTERM (systemd, Kubernetes, `kill`) stops a run the way Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def format_run(result: RunResult, cfg: RunConfig) -> str:

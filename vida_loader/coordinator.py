@@ -21,7 +21,7 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from vida_loader.config import Endpoint, RunConfig
-from vida_loader.errors import StateError, UsageError
+from vida_loader.errors import RunInterruptedError, StateError, UsageError
 from vida_loader.manifest import Manifest, Partition, load_manifest, manifest_path
 from vida_loader.mongo import (
     check_uri,
@@ -70,6 +70,12 @@ class Pool:
                 return out
 
     def close(self, cancel: bool = False) -> None:
+        """Wait for the workers; ``cancel``: drop queued work and stop running workers now."""
+        if cancel and isinstance(self.executor, ProcessPoolExecutor):
+            # A worker mid-partition would otherwise run to its end before we can exit;
+            # what it wrote is redone (idempotently) by the next run.
+            for proc in list(getattr(self.executor, "_processes", {}).values()):
+                proc.terminate()
         self.executor.shutdown(wait=not cancel, cancel_futures=cancel)
         if self.inline:
             close_clients()
@@ -285,6 +291,14 @@ class _Run:
                 if self.on_progress and now - last_tick >= tick:
                     last_tick = now
                     self.on_progress(self.snapshot())
+        except KeyboardInterrupt:
+            self._interrupted()
+            pool.close(cancel=True)
+            done = self.state.count(PartitionState.DONE)
+            raise RunInterruptedError(
+                f"interrupted: {done} of {len(self.parts)} partitions confirmed, state saved "
+                f"in '{self.path}'; run the same command again to continue"
+            ) from None
         except BaseException:
             self._interrupted()
             pool.close(cancel=True)

@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_STATE = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class VidaError(Exception):
@@ -46,3 +47,9 @@ class StateError(VidaError):
     """A manifest or state file is torn, foreign or does not match the job."""
 
     exit_code = EXIT_STATE
+
+
+class RunInterruptedError(VidaError):
+    """Ctrl-C or SIGTERM stopped a run; its state was saved first."""
+
+    exit_code = EXIT_INTERRUPTED

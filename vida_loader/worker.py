@@ -14,6 +14,7 @@ meaning "already there", as mongorestore does), then a recount.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -139,14 +140,16 @@ def _copy(part: Partition, s: CopySettings, report: Reporter, started: float) ->
     report("confirm", part.id, 0, 0)
     on_target = part.count_in(dst)
     repaired = rounds = 0
-    extra = 0
+    repair = None
     while on_target < docs and rounds < s.repair_rounds:
         rounds += 1
         report("repair", part.id, 0, 0)
-        inserted, dup, extra = repair_range(part, src, dst, s)
-        repaired += inserted
-        already += dup
+        repair = repair_range(part, src, dst, s)
+        repaired += repair.inserted
+        already += repair.already_there
         on_target = part.count_in(dst)
+        if repair.missing == 0:
+            break  # nothing left to send: another round cannot change the count
     seconds = time.monotonic() - started
     error = None
     if on_target != docs:
@@ -155,13 +158,20 @@ def _copy(part: Partition, s: CopySettings, report: Reporter, started: float) ->
                 f"target holds {on_target - docs:,} more documents in this range than the "
                 f"source ({on_target:,} vs {docs:,}): the target collection was not empty"
             )
+        elif repair is not None and repair.source_ids < docs:
+            # Cosmos DB keeps _id unique per shard key only: one _id can come twice.
+            error = (
+                f"the source returned {docs - repair.source_ids:,} documents whose _id it "
+                f"had already returned in this range (a sharded Cosmos DB collection allows "
+                f"one _id per shard key value); the target keeps one document per _id"
+            )
         else:
             error = (
                 f"target holds {docs - on_target:,} fewer documents in this range than the "
                 f"source ({on_target:,} vs {docs:,}) after {rounds} repair round(s)"
             )
-            if extra:
-                error += f"; {extra:,} target _ids are not in the source"
+            if repair is not None and repair.extra:
+                error += f"; {repair.extra:,} target _ids are not in the source"
     return PartitionResult(
         part.id,
         PartitionState.DONE if error is None else PartitionState.FAILED,
@@ -233,13 +243,19 @@ def _raw_ids(part: Partition, coll: Collection[Any]) -> dict[bytes, None]:
     return {doc.raw: None for doc in part.find(raw, {"_id": 1}, batch_size=10_000)}
 
 
+@dataclass(frozen=True)
+class RepairResult:
+    source_ids: int  # distinct _ids in the range on the source
+    missing: int  # of those, absent from the target
+    inserted: int
+    already_there: int
+    extra: int  # target _ids in the range that the source lacks
+
+
 def repair_range(
     part: Partition, src: Collection[Any], dst: Collection[Any], s: CopySettings
-) -> tuple[int, int, int]:
-    """Send again every source document whose ``_id`` the target lacks, acknowledged.
-
-    Returns (inserted, already there, target _ids missing from the source).
-    """
+) -> RepairResult:
+    """Send again every source document whose ``_id`` the target lacks, acknowledged."""
     src_ids = _raw_ids(part, src)
     dst_ids = _raw_ids(part, dst)
     missing = [r for r in src_ids if r not in dst_ids]
@@ -255,7 +271,7 @@ def repair_range(
             ins, dup = insert_acknowledged(writer, chunk)
             inserted += ins
             already += dup
-    return inserted, already, extra
+    return RepairResult(len(src_ids), len(missing), inserted, already, extra)
 
 
 # --- clients: one per process and endpoint, created inside the worker -------------
@@ -287,9 +303,15 @@ _EVENTS: Any = None  # the coordinator's queue, set once per worker process
 
 
 def init_process(events: Any) -> None:
-    """Initializer of a worker process: remember where progress events go."""
+    """Initializer of a worker process: remember where progress events go.
+
+    Ctrl-C reaches the whole process group; only the coordinator acts on it (it records
+    the state and stops the workers), so workers ignore it instead of dying mid-write
+    with a traceback each.
+    """
     global _EVENTS
     _EVENTS = events
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _queue_report(event: str, pid: str, docs: int, nbytes: int) -> None:

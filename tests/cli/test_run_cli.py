@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 from pymongo.database import Database
 from support import raw_hashes
@@ -158,3 +160,40 @@ def test_kill_9_midway_then_run_again_gives_an_identical_target(
     assert again.returncode == 0, again.stderr
     assert "3/3 partitions confirmed" in again.stdout
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_saves_state_stops_workers_and_exits_130(
+    planned: Path, tdb: DB, sig: signal.Signals
+) -> None:
+    tdb.client.admin.command(
+        "configureFailPoint",
+        "failCommand",
+        mode="alwaysOn",
+        data={"failCommands": ["insert"], "blockConnection": True, "blockTimeMS": 300},
+    )
+    cmd = [sys.executable, "-m", "vida_loader", "run", "-j", "2", "--batch-size", "100"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _wait_for(lambda: _running(planned / "state.json"), 60, "a running partition")
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        started = time.monotonic()
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 15
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert re.match(
+        r"vida-loader: error: interrupted: [0-2] of 3 partitions confirmed, state saved in", last
+    )
+    state = orjson.loads((planned / "state.json").read_bytes())
+    states = [p["state"] for p in state["partitions"].values()]
+    assert "pending" in states and set(states) <= {"pending", "done"}
+    _wait_for(lambda: not any(w.is_running() for w in workers), 10, "workers to stop")

@@ -6,13 +6,14 @@ import random
 from pathlib import Path
 from typing import Any
 
+import bson
 import psutil
 import pytest
 from bson import Binary, ObjectId
 from pymongo.database import Database
 from support import PAD, every_type_documents, ints, mixed_ids, raw_hashes
 
-from vida_loader import planner
+from vida_loader import planner, worker
 from vida_loader.config import Endpoint, PlanConfig, RunConfig
 from vida_loader.coordinator import RunProgress, RunResult, run_job
 from vida_loader.devserver import LocalServer
@@ -168,3 +169,32 @@ def test_target_documents_outside_the_source_fail_their_partition(
     assert result.state.partitions[holder].state is PartitionState.FAILED
     others = [r for pid, r in result.state.partitions.items() if pid != holder]
     assert all(r.state is PartitionState.DONE for r in others)
+
+
+def test_source_returning_an_id_twice_is_reported_not_lost(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A sharded Cosmos DB collection can hold one _id under two shard keys; this server
+    # cannot, so the source read is made to return one document twice.
+    db.src.insert_many([{"_id": i, "pad": PAD} for i in range(900)])
+    m = _plan(server, target_server, db, tmp_path, partitions=3)
+    real_read = worker._read_raw
+
+    def read_with_a_twin(part: Any, src: Any, batch_docs: int) -> Any:
+        for raw in real_read(part, src, batch_docs):
+            yield raw
+            if bson.decode(raw)["_id"] == 450:
+                yield raw
+
+    monkeypatch.setattr(worker, "_read_raw", read_with_a_twin)
+    result = _run(tmp_path, jobs=1)
+    holder = next(p.id for p in m.partitions if p.contains(450))
+    assert [pid for pid, _ in result.failed] == [holder]
+    assert "returned 1 documents whose _id it had already returned" in result.failed[0][1]
+    assert result.repaired == 0
+    assert tdb.dst.count_documents({}) == 900  # every distinct document is there
