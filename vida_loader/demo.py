@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vida_loader.demo", description=__doc__)
     parser.add_argument("--docs", type=int, default=50_000, help="documents to load")
     parser.add_argument("--jobs", type=int, default=4, help="worker processes for run")
-    parser.add_argument("--partitions", type=int, default=8, help="partitions to plan")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions to plan")
     args = parser.parse_args(argv)
     return run_demo(args.docs, args.jobs, args.partitions)
 
