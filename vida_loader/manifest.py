@@ -115,14 +115,15 @@ class Partition:
         ``raw``: ``find_raw_batches``, each item one batch of undecoded BSON documents.
         """
         opener = coll.find_raw_batches if raw else coll.find
-        cursor = opener(self.query(), projection, sort=ID_HINT, **kwargs)
+        # The hint keeps the planner on the _id index (min/max require it named): an
+        # index walk in _id order, never a collection scan billed in RUs.
+        cursor = opener(self.query(), projection, sort=ID_HINT, **kwargs).hint(ID_HINT)
         if self.mode is RangeMode.MINMAX:
             mn, mx = self.min_spec(), self.max_spec()
             if mn is not None:
                 cursor = cursor.min(mn)
             if mx is not None:
                 cursor = cursor.max(mx)
-            cursor = cursor.hint(ID_HINT)  # min/max need the index named
         return cursor
 
     def count_in(self, coll: Collection[Any]) -> int:
