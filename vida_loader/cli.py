@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -23,13 +25,16 @@ from vida_loader.config import (
     Endpoint,
     PlanConfig,
     RunConfig,
+    VerifyConfig,
     default_job_name,
 )
 from vida_loader.coordinator import RunResult, resolve_job, run_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
 from vida_loader.planner import PlanResult, plan_job
 from vida_loader.progress import DEFAULT_INTERVAL, ProgressPrinter, format_duration
-from vida_loader.verify import VerifyConfig, VerifyResult, verify_job
+from vida_loader.verify import VerifyResult, verify_job
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,6 +69,28 @@ def _endpoint_options(side: str) -> list[click.Option]:
     ]
 
 
+MANIFEST_DIR_OPTION: dict[str, Any] = {
+    "envvar": "VIDA_MANIFEST_DIR",
+    "type": click.Path(path_type=Path),
+    "default": DEFAULT_MANIFEST_DIR,
+    "show_default": True,
+    "help": "Folder holding one sub-folder per job [VIDA_MANIFEST_DIR]",
+}
+
+
+def jobs_option(what: str) -> Callable[[F], F]:
+    """``-j/--jobs``; ``what`` says what runs in parallel."""
+    return click.option(
+        "-j",
+        "--jobs",
+        envvar="VIDA_JOBS",
+        type=click.IntRange(min=1),
+        default=DEFAULT_JOBS,
+        show_default=True,
+        help=f"{what} [VIDA_JOBS]",
+    )
+
+
 def with_endpoints(f: click.Command) -> click.Command:
     f.params[:0] = _endpoint_options("source") + _endpoint_options("target")
     return f
@@ -85,14 +112,7 @@ def _fmt_bytes(n: float) -> str:
     metavar="NAME",
     help="Job name [default: <source-db>.<source-collection>] [VIDA_JOB]",
 )
-@click.option(
-    "--manifest-dir",
-    envvar="VIDA_MANIFEST_DIR",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_MANIFEST_DIR,
-    show_default=True,
-    help="Folder holding one sub-folder per job [VIDA_MANIFEST_DIR]",
-)
+@click.option("--manifest-dir", **MANIFEST_DIR_OPTION)
 @click.option(
     "--partitions",
     envvar="VIDA_PARTITIONS",
@@ -197,14 +217,7 @@ def _job_options(f: click.Command) -> click.Command:
             metavar="NAME",
             help="Job to use [default: the only job in --manifest-dir] [VIDA_JOB]",
         ),
-        click.Option(
-            ["--manifest-dir"],
-            envvar="VIDA_MANIFEST_DIR",
-            type=click.Path(path_type=Path),
-            default=DEFAULT_MANIFEST_DIR,
-            show_default=True,
-            help="Folder holding one sub-folder per job [VIDA_MANIFEST_DIR]",
-        ),
+        click.Option(["--manifest-dir"], **MANIFEST_DIR_OPTION),
     ]
     return f
 
@@ -226,15 +239,7 @@ def _uri_options(f: click.Command) -> click.Command:
 @_uri_options
 @_job_options
 @cli.command()
-@click.option(
-    "-j",
-    "--jobs",
-    envvar="VIDA_JOBS",
-    type=click.IntRange(min=1),
-    default=DEFAULT_JOBS,
-    show_default=True,
-    help="Worker processes (1: one worker inside this process) [VIDA_JOBS]",
-)
+@jobs_option("Worker processes (1: one worker inside this process)")
 @click.option(
     "--write-concern",
     envvar="VIDA_WRITE_CONCERN",
@@ -351,15 +356,7 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
 @_uri_options
 @_job_options
 @cli.command()
-@click.option(
-    "-j",
-    "--jobs",
-    envvar="VIDA_JOBS",
-    type=click.IntRange(min=1),
-    default=DEFAULT_JOBS,
-    show_default=True,
-    help="Partitions counted at the same time [VIDA_JOBS]",
-)
+@jobs_option("Partitions counted at the same time")
 def verify(
     source_uri: str | None,
     target_uri: str | None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vida_loader.errors import UsageError
 from vida_loader.manifest import RangeMode
-from vida_loader.mongo import Timeouts
+from vida_loader.mongo import Timeouts, write_concern
 
 DEFAULT_PARTITION_SIZE_MB = 64.0
 DEFAULT_MANIFEST_DIR = Path("partitions")
@@ -75,27 +75,35 @@ class PlanConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything ``run`` needs besides the manifest. URIs default to the manifest's."""
+class JobConfig:
+    """What every command working on a planned job needs. URIs default to the manifest's."""
 
     job: str
     manifest_dir: Path = DEFAULT_MANIFEST_DIR
     source_uri: str | None = None
     target_uri: str | None = None
     jobs: int = DEFAULT_JOBS
-    write_concern: str = "0"
-    batch_docs: int = DEFAULT_BATCH_DOCS
-    batch_mb: float = DEFAULT_BATCH_MB
-    repair_rounds: int = 2
-    attempts: int = 3
     timeouts: Timeouts = Timeouts()
 
     def __post_init__(self) -> None:
         check_job_name(self.job)
         if self.jobs < 1:
             raise UsageError(f"--jobs '{self.jobs}' must be at least 1")
-        if self.write_concern not in ("0", "1", "majority"):
-            raise UsageError(f"--write-concern '{self.write_concern}' must be 0, 1 or majority")
+
+
+@dataclass(frozen=True)
+class RunConfig(JobConfig):
+    """Everything ``run`` needs besides the manifest."""
+
+    write_concern: str = "0"
+    batch_docs: int = DEFAULT_BATCH_DOCS
+    batch_mb: float = DEFAULT_BATCH_MB
+    repair_rounds: int = 2
+    attempts: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        write_concern(self.write_concern)  # refuses anything but 0, 1, majority
         if self.batch_docs < 1:
             raise UsageError(f"--batch-size '{self.batch_docs}' must be at least 1")
         if not 0 < self.batch_mb <= MAX_BATCH_MB:
@@ -108,6 +116,11 @@ class RunConfig:
     @property
     def batch_bytes(self) -> int:
         return int(self.batch_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class VerifyConfig(JobConfig):
+    """Everything ``verify`` needs besides the manifest."""
 
 
 def check_job_name(job: str) -> None:

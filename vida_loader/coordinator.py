@@ -20,7 +20,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from vida_loader.config import Endpoint, RunConfig
+from vida_loader.config import Endpoint, JobConfig, RunConfig
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
 from vida_loader.manifest import Manifest, Partition, load_manifest, manifest_path
 from vida_loader.mongo import (
@@ -165,6 +165,14 @@ def planned_endpoint(side: dict[str, Any], uri: str | None, role: str, job: str)
     return Endpoint(chosen, str(side["db"]), str(side["collection"]))
 
 
+def open_job(cfg: JobConfig) -> tuple[Manifest, Endpoint, Endpoint]:
+    """The job's manifest and the source and target to use for it."""
+    manifest = load_manifest(manifest_path(cfg.manifest_dir, cfg.job))
+    source = planned_endpoint(manifest.source, cfg.source_uri, "source", cfg.job)
+    target = planned_endpoint(manifest.target, cfg.target_uri, "target", cfg.job)
+    return manifest, source, target
+
+
 def resolve_job(manifest_dir: Path, job: str | None) -> str:
     """``job``, or the only job planned in ``manifest_dir``."""
     if job:
@@ -202,9 +210,7 @@ def run_job(
     cfg: RunConfig, on_progress: ProgressSink | None = None, tick: float = 0.5
 ) -> RunResult:
     """Copy every partition of ``cfg.job``; returns when each is done or failed for good."""
-    manifest = load_manifest(manifest_path(cfg.manifest_dir, cfg.job))
-    source = planned_endpoint(manifest.source, cfg.source_uri, "source", cfg.job)
-    target = planned_endpoint(manifest.target, cfg.target_uri, "target", cfg.job)
+    manifest, source, target = open_job(cfg)
     _preflight(source, target, cfg)
     settings = CopySettings(
         source=source,
@@ -291,18 +297,16 @@ class _Run:
                 if self.on_progress and now - last_tick >= tick:
                     last_tick = now
                     self.on_progress(self.snapshot())
-        except KeyboardInterrupt:
+        except BaseException as exc:
             self._interrupted()
             pool.close(cancel=True)
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
             done = self.state.count(PartitionState.DONE)
             raise RunInterruptedError(
                 f"interrupted: {done} of {len(self.parts)} partitions confirmed, state saved "
                 f"in '{self.path}'; run the same command again to continue"
             ) from None
-        except BaseException:
-            self._interrupted()
-            pool.close(cancel=True)
-            raise
         pool.close()
         self.state.finished_at = now_iso()
         save_state(self.state, self.path)

@@ -15,10 +15,11 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from bson import json_util
@@ -31,6 +32,7 @@ from vida_loader.errors import StateError
 from vida_loader.ordering import BRACKET_BY_NAME, bracket_of, sort_key
 
 SCHEMA_VERSION = 1
+T = TypeVar("T")
 MANIFEST_NAME = "manifest.json"
 ID_HINT: list[tuple[str, int]] = [("_id", 1)]
 
@@ -280,23 +282,36 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """``doc`` as indented JSON, replacing ``path`` atomically (see ``write_atomic``)."""
+    write_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def load_json_file(path: Path, what: str, parse: Callable[[Any], T], fix: str = "") -> T:
+    """``parse`` of the JSON in ``path``; an unreadable or corrupt file is one ``StateError``
+    naming ``what`` and the file (``fix`` appended), a missing one ``FileNotFoundError``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StateError(f"cannot read {what} '{path}': {exc.strerror}") from None
+    try:
+        return parse(orjson.loads(raw))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise StateError(f"{what} '{path}' is corrupt ({reason}){fix}") from None
+
+
 def save_manifest(manifest: Manifest, path: Path) -> None:
-    data = orjson.dumps(manifest.to_json(), option=orjson.OPT_INDENT_2) + b"\n"
-    write_atomic(path, data)
+    write_json_atomic(path, manifest.to_json())
 
 
 def load_manifest(path: Path) -> Manifest:
     """Load and check a manifest; any defect is one ``StateError`` naming the file."""
     try:
-        raw = path.read_bytes()
+        return load_json_file(
+            path, "manifest", Manifest.from_json, ": re-plan with `vida-loader plan --replan`"
+        )
     except FileNotFoundError:
         raise StateError(f"no manifest at '{path}': run `vida-loader plan` first") from None
-    except OSError as exc:
-        raise StateError(f"cannot read manifest '{path}': {exc.strerror}") from None
-    try:
-        return Manifest.from_json(orjson.loads(raw))
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise StateError(
-            f"manifest '{path}' is corrupt ({what}): re-plan with `vida-loader plan --replan`"
-        ) from None

@@ -14,10 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from vida_loader.errors import StateError
-from vida_loader.manifest import Manifest, write_atomic
+from vida_loader.manifest import Manifest, load_json_file, write_json_atomic
 from vida_loader.worker import PartitionResult, PartitionState
 
 STATE_SCHEMA_VERSION = 1
@@ -99,7 +96,9 @@ class RunState:
     def from_json(cls, doc: dict[str, Any]) -> RunState:
         version = doc.get("schema_version")
         if version != STATE_SCHEMA_VERSION:
-            raise ValueError(f"schema_version {version!r}, this vida-loader reads 1")
+            raise ValueError(
+                f"schema_version {version!r}, this vida-loader reads {STATE_SCHEMA_VERSION}"
+            )
         parts = {}
         for pid, rec in dict(doc["partitions"]).items():
             rec = dict(rec)
@@ -123,19 +122,12 @@ def state_path(manifest_dir: Path, job: str) -> Path:
 
 def save_state(state: RunState, path: Path) -> None:
     state.updated_at = now_iso()
-    write_atomic(path, orjson.dumps(state.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+    write_json_atomic(path, state.to_json())
 
 
 def load_state(path: Path) -> RunState | None:
     """The saved run state, ``None`` when the job never ran; a defect is a ``StateError``."""
     try:
-        raw = path.read_bytes()
+        return load_json_file(path, "run state", RunState.from_json)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise StateError(f"cannot read run state '{path}': {exc.strerror}") from None
-    try:
-        return RunState.from_json(orjson.loads(raw))
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise StateError(f"run state '{path}' is corrupt ({what})") from None

@@ -6,32 +6,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
-from vida_loader.config import DEFAULT_JOBS, DEFAULT_MANIFEST_DIR, check_job_name
-from vida_loader.coordinator import planned_endpoint
-from vida_loader.errors import UsageError
-from vida_loader.manifest import Manifest, Partition, load_manifest, manifest_path
-from vida_loader.mongo import Timeouts, connect, describe_error
-
-
-@dataclass(frozen=True)
-class VerifyConfig:
-    job: str
-    manifest_dir: Path = DEFAULT_MANIFEST_DIR
-    source_uri: str | None = None
-    target_uri: str | None = None
-    jobs: int = DEFAULT_JOBS
-    timeouts: Timeouts = Timeouts()
-
-    def __post_init__(self) -> None:
-        check_job_name(self.job)
-        if self.jobs < 1:
-            raise UsageError(f"--jobs '{self.jobs}' must be at least 1")
+from vida_loader.config import VerifyConfig
+from vida_loader.coordinator import open_job
+from vida_loader.manifest import Manifest, Partition
+from vida_loader.mongo import connect, describe_error
 
 
 @dataclass(frozen=True)
@@ -71,31 +54,24 @@ VerifyProgress = Callable[[int, int], None]  # partitions counted, partitions in
 def verify_job(cfg: VerifyConfig, on_progress: VerifyProgress | None = None) -> VerifyResult:
     """Count every partition's range on both sides, ``cfg.jobs`` partitions at a time."""
     started = time.monotonic()
-    manifest = load_manifest(manifest_path(cfg.manifest_dir, cfg.job))
-    source = planned_endpoint(manifest.source, cfg.source_uri, "source", cfg.job)
-    target = planned_endpoint(manifest.target, cfg.target_uri, "target", cfg.job)
-    src = connect(source.uri, role="source", timeouts=cfg.timeouts, maxPoolSize=cfg.jobs)
-    try:
-        dst = connect(target.uri, role="target", timeouts=cfg.timeouts, maxPoolSize=cfg.jobs)
-        try:
-            src_coll = src[source.db][source.collection]
-            dst_coll = dst[target.db][target.collection]
-            uris = (source.uri, target.uri)
-            counts: dict[str, PartitionCount] = {}
-            with ThreadPoolExecutor(cfg.jobs, thread_name_prefix="vida-verify") as pool:
-                futures = [
-                    pool.submit(count_both, p, src_coll, dst_coll, uris)
-                    for p in manifest.partitions
-                ]
-                for fut in as_completed(futures):
-                    c = fut.result()
-                    counts[c.partition_id] = c
-                    if on_progress:
-                        on_progress(len(counts), len(futures))
-        finally:
-            dst.close()
-    finally:
-        src.close()
+    manifest, source, target = open_job(cfg)
+    uris = (source.uri, target.uri)
+    counts: dict[str, PartitionCount] = {}
+    with (
+        connect(source.uri, role="source", timeouts=cfg.timeouts, maxPoolSize=cfg.jobs) as src,
+        connect(target.uri, role="target", timeouts=cfg.timeouts, maxPoolSize=cfg.jobs) as dst,
+        ThreadPoolExecutor(cfg.jobs, thread_name_prefix="vida-verify") as pool,
+    ):
+        src_coll = src[source.db][source.collection]
+        dst_coll = dst[target.db][target.collection]
+        futures = [
+            pool.submit(count_both, p, src_coll, dst_coll, uris) for p in manifest.partitions
+        ]
+        for fut in as_completed(futures):
+            c = fut.result()
+            counts[c.partition_id] = c
+            if on_progress:
+                on_progress(len(counts), len(futures))
     ordered = tuple(counts[p.id] for p in manifest.partitions)
     return VerifyResult(manifest, ordered, time.monotonic() - started)
 

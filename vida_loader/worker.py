@@ -82,7 +82,7 @@ class PartitionResult:
     transient: bool = False  # a later attempt may succeed
 
 
-# (event, partition id, documents, bytes); events: start, copied, confirm, repair
+# (event, partition id, documents, bytes); events: start, copied
 Reporter = Callable[[str, str, int, int], None]
 
 
@@ -137,13 +137,11 @@ def _copy(part: Partition, s: CopySettings, report: Reporter, started: float) ->
         nbytes += chunk_bytes
         report("copied", part.id, len(chunk), chunk_bytes)
 
-    report("confirm", part.id, 0, 0)
     on_target = part.count_in(dst)
     repaired = rounds = 0
     repair = None
     while on_target < docs and rounds < s.repair_rounds:
         rounds += 1
-        report("repair", part.id, 0, 0)
         repair = repair_range(part, src, dst, s)
         repaired += repair.inserted
         already += repair.already_there
