@@ -13,19 +13,27 @@ from pymongo.database import Database
 from vida_loader.devserver import LocalServer
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[LocalServer]:
+def _started() -> Iterator[LocalServer]:
     with LocalServer.temporary(test_commands=True) as srv:
         yield srv
 
 
-@pytest.fixture(scope="session")
-def client(server: LocalServer) -> Iterator[MongoClient[dict[str, Any]]]:
+def _client_of(server: LocalServer) -> Iterator[MongoClient[dict[str, Any]]]:
     c: MongoClient[dict[str, Any]] = MongoClient(
         server.uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=60000
     )
     yield c
     c.close()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LocalServer]:
+    yield from _started()
+
+
+@pytest.fixture(scope="session")
+def client(server: LocalServer) -> Iterator[MongoClient[dict[str, Any]]]:
+    yield from _client_of(server)
 
 
 @pytest.fixture
@@ -42,17 +50,12 @@ def db(
 @pytest.fixture(scope="session")
 def target_server() -> Iterator[LocalServer]:
     """A second server, so that fail points on the target leave the source alone."""
-    with LocalServer.temporary(test_commands=True) as srv:
-        yield srv
+    yield from _started()
 
 
 @pytest.fixture(scope="session")
 def target_client(target_server: LocalServer) -> Iterator[MongoClient[dict[str, Any]]]:
-    c: MongoClient[dict[str, Any]] = MongoClient(
-        target_server.uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=60000
-    )
-    yield c
-    c.close()
+    yield from _client_of(target_server)
 
 
 @pytest.fixture

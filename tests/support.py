@@ -113,3 +113,10 @@ def every_type_documents() -> list[dict[str, Any]]:
         {"_id": "types-12", "son": SON([("b", 1), ("a", 2), ("c", SON([("z", 1), ("y", 2)]))])},
         {"_id": "types-13", "utf8": "h\u00e9llo \u20ac \U0001f600", "empty": "", "nul": "a\u0000b"},
     ]
+
+
+def fail_inserts(db: Any, mode: Any, **data: Any) -> None:
+    """``failCommand`` on the inserts of ``db``'s server (test commands enabled)."""
+    db.client.admin.command(
+        "configureFailPoint", "failCommand", mode=mode, data={"failCommands": ["insert"], **data}
+    )

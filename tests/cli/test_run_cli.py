@@ -15,7 +15,7 @@ import orjson
 import psutil
 import pytest
 from pymongo.database import Database
-from support import raw_hashes
+from support import fail_inserts, raw_hashes
 
 from vida_loader.cli import main
 from vida_loader.devserver import LocalServer
@@ -127,20 +127,18 @@ def _running(state_file: Path) -> bool:
     return any(p["state"] == "running" for p in doc["partitions"].values())
 
 
+def _start_slow_run(tdb: DB, block_ms: int, **popen: Any) -> subprocess.Popen[Any]:
+    """`run -j 2` in its own process group, each insert held ``block_ms`` on the target
+    so that whatever the test does lands mid-copy."""
+    fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=block_ms)
+    cmd = [sys.executable, "-m", "vida_loader", "run", "-j", "2", "--batch-size", "100"]
+    return subprocess.Popen(cmd, start_new_session=True, **popen)
+
+
 def test_kill_9_midway_then_run_again_gives_an_identical_target(
     planned: Path, db: DB, tdb: DB
 ) -> None:
-    # Slow inserts down so that the kill lands mid-copy.
-    tdb.client.admin.command(
-        "configureFailPoint",
-        "failCommand",
-        mode="alwaysOn",
-        data={"failCommands": ["insert"], "blockConnection": True, "blockTimeMS": 100},
-    )
-    cmd = [sys.executable, "-m", "vida_loader", "run", "-j", "2", "--batch-size", "100"]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    proc = _start_slow_run(tdb, 100, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(lambda: _running(planned / "state.json"), 60, "a running partition")
         _wait_for(lambda: tdb.dst.estimated_document_count() > 0, 60, "first documents")
@@ -166,16 +164,7 @@ def test_kill_9_midway_then_run_again_gives_an_identical_target(
 def test_ctrl_c_or_sigterm_saves_state_stops_workers_and_exits_130(
     planned: Path, tdb: DB, sig: signal.Signals
 ) -> None:
-    tdb.client.admin.command(
-        "configureFailPoint",
-        "failCommand",
-        mode="alwaysOn",
-        data={"failCommands": ["insert"], "blockConnection": True, "blockTimeMS": 300},
-    )
-    cmd = [sys.executable, "-m", "vida_loader", "run", "-j", "2", "--batch-size", "100"]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    proc = _start_slow_run(tdb, 300, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: _running(planned / "state.json"), 60, "a running partition")
         workers = psutil.Process(proc.pid).children(recursive=True)

@@ -11,7 +11,7 @@ import psutil
 import pytest
 from bson import Binary, ObjectId
 from pymongo.database import Database
-from support import PAD, every_type_documents, ints, mixed_ids, raw_hashes
+from support import PAD, every_type_documents, fail_inserts, ints, mixed_ids, raw_hashes
 
 from vida_loader import planner, worker
 from vida_loader.config import Endpoint, PlanConfig, RunConfig
@@ -40,12 +40,6 @@ def _run(tmp_path: Path, **kw: Any) -> RunResult:
     tick = kw.pop("tick", 0.5)
     progress = kw.pop("on_progress", None)
     return run_job(RunConfig(job="j", manifest_dir=tmp_path, **kw), progress, tick=tick)
-
-
-def _fail_inserts(tdb: DB, mode: Any, **data: Any) -> None:
-    tdb.client.admin.command(
-        "configureFailPoint", "failCommand", mode=mode, data={"failCommands": ["insert"], **data}
-    )
 
 
 def _ordinary(n: int, seed: int) -> list[dict[str, Any]]:
@@ -95,7 +89,7 @@ def test_silently_lost_unacknowledged_writes_are_repaired(
     db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(6000, random.Random(5))])
     _plan(server, target_server, db, tmp_path, partitions=3)
     # The first three w=0 insert batches fail on the server; nobody tells the client.
-    _fail_inserts(tdb, {"times": 3}, errorCode=16500)
+    fail_inserts(tdb, {"times": 3}, errorCode=16500)
     result = _run(tmp_path, jobs=1, batch_docs=500)
     _assert_same(db, tdb, result)
     assert result.repaired == 1500
@@ -109,7 +103,7 @@ def test_throttled_acknowledged_write_is_retried(
 ) -> None:
     db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(3000, random.Random(6))])
     _plan(server, target_server, db, tmp_path, partitions=3)
-    _fail_inserts(tdb, {"times": 1}, errorCode=16500)
+    fail_inserts(tdb, {"times": 1}, errorCode=16500)
     result = _run(tmp_path, jobs=1, write_concern="1", batch_docs=400)
     _assert_same(db, tdb, result)
     assert result.retries == 1
@@ -138,7 +132,7 @@ def test_killed_worker_process_is_replaced_and_its_partition_redone(
     db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(6000, random.Random(7))])
     _plan(server, target_server, db, tmp_path, partitions=4)
     # Slow every insert down so that partitions are mid-copy when the kill comes.
-    _fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=150)
+    fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=150)
     killed: list[int] = []
 
     def kill_a_worker(p: RunProgress) -> None:
