@@ -28,7 +28,7 @@ from vida_loader.config import (
     VerifyConfig,
     default_job_name,
 )
-from vida_loader.coordinator import RunResult, resolve_job, run_job
+from vida_loader.coordinator import RunResult, continue_command, resolve_job, run_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
 from vida_loader.planner import PlanResult, plan_job
 from vida_loader.progress import DEFAULT_INTERVAL, ProgressPrinter, format_duration
@@ -274,6 +274,24 @@ def _uri_options(f: click.Command) -> click.Command:
     help="Tries per partition when it fails for a passing reason [VIDA_ATTEMPTS]",
 )
 @click.option(
+    "--restart",
+    is_flag=True,
+    envvar="VIDA_RESTART",
+    help="Start the job over, forgetting which partitions are confirmed [VIDA_RESTART]",
+)
+@click.option(
+    "--drop-target",
+    is_flag=True,
+    envvar="VIDA_DROP_TARGET",
+    help="Drop the target collection (and its indexes) before a fresh start [VIDA_DROP_TARGET]",
+)
+@click.option(
+    "--append",
+    is_flag=True,
+    envvar="VIDA_APPEND",
+    help="Start fresh although the target collection holds documents [VIDA_APPEND]",
+)
+@click.option(
     "--progress-interval",
     envvar="VIDA_PROGRESS_INTERVAL",
     type=click.FloatRange(min=0),
@@ -291,9 +309,17 @@ def run(
     batch_size: int,
     batch_mb: float,
     attempts: int,
+    restart: bool,
+    drop_target: bool,
+    append: bool,
     progress_interval: float,
 ) -> int:
-    """Copy every partition of a planned job and confirm each one on the target."""
+    """Copy every partition of a planned job and confirm each one on the target.
+
+    A job that ran before continues: confirmed partitions are skipped, the others go on
+    from what the target already holds. A fresh start refuses a target collection that
+    holds documents unless --drop-target or --append says what to do with them.
+    """
     cfg = RunConfig(
         job=resolve_job(manifest_dir, job),
         manifest_dir=manifest_dir,
@@ -304,11 +330,14 @@ def run(
         batch_docs=batch_size,
         batch_mb=batch_mb,
         attempts=attempts,
+        restart=restart,
+        drop_target=drop_target,
+        append=append,
     )
     printer = ProgressPrinter(sys.stderr, interval=progress_interval)
     previous = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     try:
-        result = run_job(cfg, on_progress=printer)
+        result = run_job(cfg, on_progress=printer, notify=_notice)
     finally:
         signal.signal(signal.SIGTERM, previous)
         printer.finish()
@@ -317,11 +346,15 @@ def run(
     if failed:
         click.echo(
             f"vida-loader: {len(failed)} of {len(result.state.partitions)} partitions failed; "
-            "fix the cause and run the same command again",
+            f"fix the cause, then continue with: {continue_command(cfg)}",
             err=True,
         )
         return EXIT_FAILED
     return 0
+
+
+def _notice(message: str) -> None:
+    click.echo(f"vida-loader: notice: {message}", err=True)
 
 
 def _stop_like_ctrl_c(_signum: int, _frame: object) -> None:
@@ -335,19 +368,26 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
     total = len(st.partitions)
     secs = max(result.seconds, 1e-9)
     done = total - len(result.failed)
-    target_docs = sum(r.target_docs for r in st.partitions.values())
     lines = [
         f"run of job '{st.job}' finished in {format_duration(result.seconds)}: "
         f"{done}/{total} partitions confirmed on the target",
-        f"  documents   {result.docs:,} read, {target_docs:,} counted on the target"
-        f"  ({result.docs / secs:,.0f} docs/s)",
-        f"  bytes       {_fmt_bytes(result.bytes)}  ({result.bytes / 1e6 / secs:,.1f} MB/s)",
+        f"  documents   {result.read_docs:,} read by this run"
+        f"  ({result.read_docs / secs:,.0f} docs/s), {result.confirmed_docs:,} confirmed"
+        " on the target",
+        f"  bytes       {_fmt_bytes(result.read_bytes)}"
+        f"  ({result.read_bytes / 1e6 / secs:,.1f} MB/s)",
         f"  workers     {cfg.jobs} ({'in-process' if cfg.jobs == 1 else 'processes'}),"
         f" write concern {cfg.write_concern}",
         f"  repaired    {result.repaired:,} documents re-sent with acknowledged writes",
         f"  retries     {result.retries}",
         f"  state       {result.state_path}",
     ]
+    if st.runs > 1:
+        lines.insert(
+            3,
+            f"  resumed     run {st.runs} of this job: {result.skipped} partitions confirmed "
+            f"earlier were skipped, {result.resumed} continued from the target's last _id",
+        )
     for pid, error in result.failed:
         lines.append(f"  FAILED {pid}: {error}")
     return "\n".join(lines)

@@ -100,9 +100,16 @@ class RunConfig(JobConfig):
     batch_mb: float = DEFAULT_BATCH_MB
     repair_rounds: int = 2
     attempts: int = 3
+    restart: bool = False  # forget the run state, start the job over
+    drop_target: bool = False  # empty the target collection before a fresh start
+    append: bool = False  # start fresh although the target collection holds documents
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.drop_target and self.append:
+            raise UsageError(
+                "--drop-target and --append exclude each other: empty the target or add to it"
+            )
         write_concern(self.write_concern)  # refuses anything but 0, 1, majority
         if self.batch_docs < 1:
             raise UsageError(f"--batch-size '{self.batch_docs}' must be at least 1")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
@@ -18,21 +19,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from vida_loader.config import Endpoint, JobConfig, RunConfig
+from vida_loader.config import (
+    DEFAULT_BATCH_DOCS,
+    DEFAULT_BATCH_MB,
+    DEFAULT_JOBS,
+    DEFAULT_MANIFEST_DIR,
+    Endpoint,
+    JobConfig,
+    RunConfig,
+)
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
+from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest, Partition, load_manifest, manifest_path
 from vida_loader.mongo import (
     check_uri,
     connect,
     describe_error,
+    has_secret,
     normal_hosts,
     redact_uri,
     uri_hosts,
 )
-from vida_loader.runstate import RunState, now_iso, save_state, state_path
+from vida_loader.runstate import RunState, load_state, now_iso, save_state, state_path
 from vida_loader.worker import (
+    MIB,
     CopySettings,
     PartitionResult,
     PartitionState,
@@ -53,10 +66,12 @@ class Pool:
         self.events = events
         self.inline = inline
 
-    def submit(self, part: Partition, settings: CopySettings) -> Future[PartitionResult]:
+    def submit(
+        self, part: Partition, settings: CopySettings, resume: bool
+    ) -> Future[PartitionResult]:
         if self.inline:
-            return self.executor.submit(copy_partition, part, settings, self._report)
-        return self.executor.submit(run_in_process, part, settings)
+            return self.executor.submit(copy_partition, part, settings, self._report, resume)
+        return self.executor.submit(run_in_process, part, settings, resume)
 
     def _report(self, event: str, pid: str, docs: int, nbytes: int) -> None:
         self.events.put((event, pid, docs, nbytes))
@@ -102,6 +117,8 @@ class RunProgress:
 
     docs: int
     bytes: int
+    base_docs: int  # of ``docs``: confirmed by earlier runs of the job
+    base_bytes: int
     est_docs: int
     est_bytes: int
     elapsed: float
@@ -120,6 +137,10 @@ class RunResult:
     state_path: Path
     seconds: float
     retries: int
+    read_docs: int = 0  # read from the source by this run
+    read_bytes: int = 0
+    skipped: int = 0  # partitions confirmed by earlier runs
+    resumed: int = 0  # partitions continued from what the target held
 
     @property
     def failed(self) -> list[tuple[str, str]]:
@@ -130,12 +151,11 @@ class RunResult:
         ]
 
     @property
-    def docs(self) -> int:
-        return sum(r.docs for r in self.state.partitions.values())
-
-    @property
-    def bytes(self) -> int:
-        return sum(r.bytes for r in self.state.partitions.values())
+    def confirmed_docs(self) -> int:
+        """Documents counted on the target in the confirmed partitions, all runs."""
+        return sum(
+            r.target_docs for r in self.state.partitions.values() if r.state is PartitionState.DONE
+        )
 
     @property
     def repaired(self) -> int:
@@ -185,57 +205,146 @@ def resolve_job(manifest_dir: Path, job: str | None) -> str:
     raise UsageError(f"--job is required: '{manifest_dir}' holds jobs {', '.join(jobs)}")
 
 
-def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig) -> None:
-    """Fail before any work when either side is unreachable or the source is gone."""
+def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, fresh: bool) -> None:
+    """Fail before any work when either side is unreachable or the source is gone.
+
+    ``fresh``: the job starts from nothing, so the target must be empty unless the user
+    said to empty it (``--drop-target``) or to add to it (``--append``).
+    """
     src = connect(source.uri, role="source", timeouts=cfg.timeouts)
     try:
         dst = connect(target.uri, role="target", timeouts=cfg.timeouts)
-        dst.close()
-        names = src[source.db].list_collection_names(filter={"name": source.collection})
-    except PyMongoError as exc:
-        raise StateError(
-            f"cannot list collections of '{source.db}' on the source: "
-            f"{describe_error(exc, source.uri)}"
-        ) from None
+        try:
+            names = src[source.db].list_collection_names(filter={"name": source.collection})
+        except PyMongoError as exc:
+            raise StateError(
+                f"cannot list collections of '{source.db}' on the source: "
+                f"{describe_error(exc, source.uri)}"
+            ) from None
+        if not names:
+            raise StateError(
+                f"source collection '{source.namespace}' no longer exists on "
+                f"'{redact_uri(source.uri)}': check the source or re-plan"
+            )
+        if fresh:
+            _prepare_target(dst, target, cfg)
     finally:
         src.close()
-    if not names:
+        if "dst" in locals():
+            dst.close()
+
+
+def _prepare_target(client: MongoClient[dict[str, Any]], target: Endpoint, cfg: RunConfig) -> None:
+    coll = client[target.db][target.collection]
+    try:
+        if cfg.drop_target:
+            coll.drop()
+            return
+        holds = coll.find_one({}, {"_id": 1}) is not None
+    except PyMongoError as exc:
         raise StateError(
-            f"source collection '{source.namespace}' no longer exists on "
-            f"'{redact_uri(source.uri)}': check the source or re-plan"
+            f"cannot prepare target collection '{target.namespace}': "
+            f"{describe_error(exc, target.uri)}"
+        ) from None
+    if holds and not cfg.append:
+        raise StateError(
+            f"target collection '{target.namespace}' on '{redact_uri(target.uri)}' already "
+            f"holds documents: give --drop-target to empty it first or --append to add to it"
         )
 
 
+def continue_command(cfg: JobConfig, settings: dict[str, Any] | None = None) -> str:
+    """The command that continues ``cfg.job`` with the same settings, without passwords.
+
+    ``settings``: a run state's settings, when ``cfg`` is not a ``RunConfig``.
+    """
+    args = ["vida-loader", "run", "--job", cfg.job]
+    if cfg.manifest_dir != DEFAULT_MANIFEST_DIR:
+        args += ["--manifest-dir", str(cfg.manifest_dir)]
+    if isinstance(cfg, RunConfig):
+        settings = {
+            "jobs": cfg.jobs,
+            "write_concern": cfg.write_concern,
+            "batch_docs": cfg.batch_docs,
+            "batch_bytes": cfg.batch_bytes,
+            "attempts": cfg.attempts,
+        }
+    given = settings or {}
+    for key, flag, default in (
+        ("jobs", "-j", DEFAULT_JOBS),
+        ("write_concern", "--write-concern", "0"),
+        ("batch_docs", "--batch-size", DEFAULT_BATCH_DOCS),
+        ("attempts", "--attempts", 3),
+    ):
+        if key in given and given[key] != default:
+            args += [flag, str(given[key])]
+    if "batch_bytes" in given and given["batch_bytes"] != int(DEFAULT_BATCH_MB * MIB):
+        args += ["--batch-mb", f"{given['batch_bytes'] / MIB:g}"]
+    secret = []
+    for role, uri in (("source", cfg.source_uri), ("target", cfg.target_uri)):
+        if uri and has_secret(uri):
+            secret.append(role)
+        elif uri:
+            args += [f"--{role}-uri", uri]
+    command = shlex.join(args)
+    if secret:
+        names = " and ".join(f"--{r}-uri" for r in secret)
+        command += f" (with {names} and credentials again)"
+    return command
+
+
 def run_job(
-    cfg: RunConfig, on_progress: ProgressSink | None = None, tick: float = 0.5
+    cfg: RunConfig,
+    on_progress: ProgressSink | None = None,
+    tick: float = 0.5,
+    notify: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Copy every partition of ``cfg.job``; returns when each is done or failed for good."""
+    """Copy every partition of ``cfg.job`` not yet confirmed; returns when each is done
+    or failed for good. Continues the job's saved run state unless ``cfg.restart``."""
     manifest, source, target = open_job(cfg)
-    _preflight(source, target, cfg)
-    settings = CopySettings(
-        source=source,
-        target=target,
-        write_concern=cfg.write_concern,
-        batch_docs=cfg.batch_docs,
-        batch_bytes=cfg.batch_bytes,
-        repair_rounds=cfg.repair_rounds,
-        timeouts=cfg.timeouts,
-    )
-    state = RunState.fresh(
-        manifest,
-        {
+    path = state_path(cfg.manifest_dir, cfg.job)
+    since = now_iso()
+    with hold_lock(path.parent, cfg.job, since) as stale:
+        if stale is not None and notify:
+            notify(
+                f"took over the lock of job '{cfg.job}' from {stale.describe()}, which is "
+                "no longer running"
+            )
+        state = None if cfg.restart else load_state(path)
+        if state is not None:
+            state.check_plan(manifest, path)
+            if cfg.drop_target:
+                raise UsageError(
+                    f"--drop-target would empty the target of job '{cfg.job}', which has "
+                    f"already run: give --restart with it to start the job over"
+                )
+        _preflight(source, target, cfg, fresh=state is None)
+        settings = CopySettings(
+            source=source,
+            target=target,
+            write_concern=cfg.write_concern,
+            batch_docs=cfg.batch_docs,
+            batch_bytes=cfg.batch_bytes,
+            repair_rounds=cfg.repair_rounds,
+            timeouts=cfg.timeouts,
+        )
+        run_settings = {
             "jobs": cfg.jobs,
             "write_concern": cfg.write_concern,
             "batch_docs": cfg.batch_docs,
             "batch_bytes": cfg.batch_bytes,
             "repair_rounds": cfg.repair_rounds,
             "attempts": cfg.attempts,
-        },
-    )
-    path = state_path(cfg.manifest_dir, cfg.job)
-    save_state(state, path)
-    run = _Run(manifest, state, path, settings, cfg, on_progress)
-    return run.execute(tick)
+        }
+        if state is None:
+            state = RunState.fresh(manifest, run_settings)
+            continuing = False
+        else:
+            state.continue_run(run_settings)
+            continuing = True
+        save_state(state, path)
+        run = _Run(manifest, state, path, settings, cfg, on_progress, continuing)
+        return run.execute(tick)
 
 
 class _Run:
@@ -249,6 +358,7 @@ class _Run:
         settings: CopySettings,
         cfg: RunConfig,
         on_progress: ProgressSink | None,
+        continuing: bool,
     ) -> None:
         self.manifest = manifest
         self.state = state
@@ -260,19 +370,30 @@ class _Run:
         self.live: dict[str, list[int]] = {}  # running partitions: [docs, bytes] so far
         self.retries = 0
         self.started = time.monotonic()
+        self.tries: dict[str, int] = {}  # attempts in this run
+        self.read = [0, 0]  # docs and bytes read by this run
+        done = [r for r in state.partitions.values() if r.state is PartitionState.DONE]
+        self.skipped = len(done)
+        self.base = (sum(r.target_docs for r in done), sum(r.bytes for r in done))
+        # An earlier run may have written part of any unconfirmed range: continue it
+        # from what the target holds instead of sending it all again.
+        self.resume = {pid for pid, r in state.partitions.items() if continuing and not r.done}
+        self.resumed = 0
 
     def execute(self, tick: float) -> RunResult:
         pool = make_pool(self.cfg.jobs)
         futures: dict[Future[PartitionResult], str] = {}
         # Largest first, so the last partitions to finish are short ones.
-        order = sorted(self.manifest.partitions, key=lambda p: (-p.est_docs, p.id))
+        todo = [p for p in self.manifest.partitions if not self.state.partitions[p.id].done]
+        order = sorted(todo, key=lambda p: (-p.est_docs, p.id))
         try:
             for part in order:
-                futures[pool.submit(part, self.settings)] = part.id
+                futures[self._submit(pool, part.id)] = part.id
             last_tick = 0.0
             while futures:
                 finished, _ = wait(list(futures), timeout=tick, return_when=FIRST_COMPLETED)
-                self._take_events(pool)
+                if self._take_events(pool) and not finished:
+                    save_state(self.state, self.path)  # who is running, for status
                 again: list[str] = []
                 broken = False
                 for fut in finished:
@@ -292,7 +413,7 @@ class _Run:
                         again.append(pid)
                     futures.clear()
                 for pid in again:
-                    futures[pool.submit(self.parts[pid], self.settings)] = pid
+                    futures[self._submit(pool, pid)] = pid
                 now = time.monotonic()
                 if self.on_progress and now - last_tick >= tick:
                     last_tick = now
@@ -305,7 +426,7 @@ class _Run:
             done = self.state.count(PartitionState.DONE)
             raise RunInterruptedError(
                 f"interrupted: {done} of {len(self.parts)} partitions confirmed, state saved "
-                f"in '{self.path}'; run the same command again to continue"
+                f"in '{self.path}'; continue with: {continue_command(self.cfg)}"
             ) from None
         pool.close()
         self.state.finished_at = now_iso()
@@ -313,10 +434,23 @@ class _Run:
         if self.on_progress:
             self.on_progress(self.snapshot())
         return RunResult(
-            self.manifest, self.state, self.path, time.monotonic() - self.started, self.retries
+            self.manifest,
+            self.state,
+            self.path,
+            time.monotonic() - self.started,
+            self.retries,
+            read_docs=self.read[0],
+            read_bytes=self.read[1],
+            skipped=self.skipped,
+            resumed=self.resumed,
         )
 
-    def _take_events(self, pool: Pool) -> None:
+    def _submit(self, pool: Pool, pid: str) -> Future[PartitionResult]:
+        return pool.submit(self.parts[pid], self.settings, pid in self.resume)
+
+    def _take_events(self, pool: Pool) -> bool:
+        """Apply progress events; True when a partition started (worth saving)."""
+        started = False
         for event, pid, docs, nbytes in pool.drain():
             rec = self.state.partitions.get(pid)
             if rec is None or rec.state in (PartitionState.DONE, PartitionState.FAILED):
@@ -325,20 +459,28 @@ class _Run:
                 rec.state = PartitionState.RUNNING
                 rec.started_at = now_iso()
                 self.live[pid] = [0, 0]
+                started = True
             elif event == "copied" and pid in self.live:
                 self.live[pid][0] += docs
                 self.live[pid][1] += nbytes
+        return started
 
     def _record(self, result: PartitionResult) -> bool:
         """Take in a result; True when the partition should be tried again."""
-        rec = self.state.partitions[result.partition_id]
-        self.live.pop(result.partition_id, None)
+        pid = result.partition_id
+        rec = self.state.partitions[pid]
+        self.live.pop(pid, None)
         rec.attempts += 1
+        self.tries[pid] = self.tries.get(pid, 0) + 1
         rec.apply(result)
+        self.read[0] += result.docs
+        self.read[1] += result.bytes
+        self.resumed += int(result.resumed)
+        self.resume.add(pid)  # whatever this attempt wrote stays: a retry continues it
         if (
             result.state is PartitionState.FAILED
             and result.transient
-            and rec.attempts < self.cfg.attempts
+            and self.tries[pid] < self.cfg.attempts
         ):
             rec.state = PartitionState.PENDING
             self.retries += 1
@@ -355,10 +497,12 @@ class _Run:
 
     def snapshot(self) -> RunProgress:
         recs = self.state.partitions.values()
-        finished = [r for r in recs if r.state in (PartitionState.DONE, PartitionState.FAILED)]
+        done = [r for r in recs if r.state is PartitionState.DONE]
         return RunProgress(
-            docs=sum(r.docs for r in finished) + sum(v[0] for v in self.live.values()),
-            bytes=sum(r.bytes for r in finished) + sum(v[1] for v in self.live.values()),
+            docs=sum(r.target_docs for r in done) + sum(v[0] for v in self.live.values()),
+            bytes=sum(r.bytes for r in done) + sum(v[1] for v in self.live.values()),
+            base_docs=self.base[0],
+            base_bytes=self.base[1],
             est_docs=int(self.manifest.stats.get("count", 0)),
             est_bytes=int(self.manifest.stats.get("size_bytes", 0)),
             elapsed=time.monotonic() - self.started,

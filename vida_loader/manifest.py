@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,16 +110,24 @@ class Partition:
         return None
 
     def find(
-        self, coll: Collection[Any], projection: Any = None, *, raw: bool = False, **kwargs: Any
+        self,
+        coll: Collection[Any],
+        projection: Any = None,
+        *,
+        raw: bool = False,
+        direction: int = 1,
+        **kwargs: Any,
     ) -> Cursor[Any]:
         """The cursor over exactly this range, in ``_id`` order, as a worker runs it.
 
         ``raw``: ``find_raw_batches``, each item one batch of undecoded BSON documents.
+        ``direction`` -1: highest ``_id`` first.
         """
         opener = coll.find_raw_batches if raw else coll.find
         # The hint keeps the planner on the _id index (min/max require it named): an
         # index walk in _id order, never a collection scan billed in RUs.
-        cursor = opener(self.query(), projection, sort=ID_HINT, **kwargs).hint(ID_HINT)
+        sort = [("_id", direction)]
+        cursor = opener(self.query(), projection, sort=sort, **kwargs).hint(ID_HINT)
         if self.mode is RangeMode.MINMAX:
             mn, mx = self.min_spec(), self.max_spec()
             if mn is not None:
@@ -134,6 +142,22 @@ class Partition:
             return coll.count_documents(self.query())
         # `count` ignores min/max on some servers: count the _ids the cursor returns.
         return sum(1 for _ in self.find(coll, {"_id": 1}, batch_size=10_000))
+
+    def last_id(self, coll: Collection[Any]) -> tuple[bool, Any]:
+        """``(True, highest _id)`` of ``coll`` inside this range, ``(False, None)`` if none.
+
+        One backwards step on the ``_id`` index: where an interrupted copy got to.
+        """
+        for doc in self.find(coll, {"_id": 1}, direction=-1, limit=1):
+            return True, doc["_id"]
+        return False, None
+
+    def starting_at(self, value: Any) -> Partition:
+        """This range from ``value`` (inclusive, inside the range) to the same end.
+
+        ``value`` must be usable as a bound (``ordering.usable_boundary``).
+        """
+        return replace(self, lower=value)
 
     def contains(self, value: Any) -> bool:
         """Whether an ``_id`` falls in this range, by the server's rules (for tests)."""

@@ -108,6 +108,14 @@ def redact_uri(uri: str) -> str:
     return f"{scheme}{userinfo}{hosts}" + (f"?{q}" if q else "")
 
 
+def has_secret(uri: str) -> bool:
+    """Whether the URI carries a password or a secret option (never echo it then)."""
+    _scheme, userinfo, _hosts, query = _split_uri(uri)
+    return ":" in userinfo or any(
+        key.lower() in SECRET_OPTIONS for key, _v in parse_qsl(query, keep_blank_values=True)
+    )
+
+
 def strip_credentials(uri: str) -> str:
     """The URI without user, password or secret options (for files)."""
     scheme, _userinfo, hosts, query = _split_uri(uri)

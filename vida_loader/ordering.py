@@ -176,3 +176,8 @@ __all__ = [
     "is_nan",
     "sort_key",
 ]
+
+
+def usable_boundary(value: Any) -> bool:
+    """Null, NaN, MinKey and MaxKey never serve as bounds (``None`` means unbounded)."""
+    return bracket_of(value).splittable and not is_nan(value)

@@ -48,17 +48,18 @@ from vida_loader.mongo import (
     strip_credentials,
     uri_hosts,
 )
-from vida_loader.ordering import BRACKET_BY_NAME, ID_BRACKETS, bracket_of, is_nan, sort_key
+from vida_loader.ordering import (
+    BRACKET_BY_NAME,
+    ID_BRACKETS,
+    bracket_of,
+    sort_key,
+    usable_boundary,
+)
 
 MIB = 1024 * 1024
 # Up to this many documents the planner reads every `_id` (exact, and cheap).
 EXACT_READ_LIMIT = 20_000
 MAX_SAMPLE = 200_000
-
-
-def usable_boundary(value: Any) -> bool:
-    """Null, NaN, MinKey and MaxKey never serve as bounds (``None`` means unbounded)."""
-    return bracket_of(value).splittable and not is_nan(value)
 
 
 def sorted_unique(values: Iterable[Any]) -> list[Any]:

@@ -21,12 +21,12 @@ def format_duration(seconds: float) -> str:
 def format_progress(p: RunProgress) -> str:
     """``12,000/50,000 docs (24%)  8,000 docs/s  8.5 MB/s  partitions 2/8 ...  ETA 0:00:05``."""
     elapsed = max(p.elapsed, 1e-9)
-    rate = p.docs / elapsed
+    rate = (p.docs - p.base_docs) / elapsed  # this run's pace, not earlier runs' work
     parts = [f"{p.docs:,}/{p.est_docs:,} docs" if p.est_docs else f"{p.docs:,} docs"]
     if p.est_docs:
         parts[0] += f" ({min(p.docs / p.est_docs, 9.99):.0%})"
     parts.append(f"{rate:,.0f} docs/s")
-    parts.append(f"{p.bytes / 1e6 / elapsed:,.1f} MB/s")
+    parts.append(f"{(p.bytes - p.base_bytes) / 1e6 / elapsed:,.1f} MB/s")
     state = f"partitions {p.parts_done}/{p.parts_total} done"
     if p.parts_running:
         state += f", {p.parts_running} running"

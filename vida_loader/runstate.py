@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vida_loader.errors import StateError
 from vida_loader.manifest import Manifest, load_json_file, write_json_atomic
 from vida_loader.worker import PartitionResult, PartitionState
 
@@ -31,9 +32,11 @@ class PartitionRecord:
 
     state: PartitionState = PartitionState.PENDING
     attempts: int = 0
-    docs: int = 0
+    docs: int = 0  # read on the last attempt
     bytes: int = 0
+    source_docs: int = 0  # in the range on the source when last confirmed
     target_docs: int = 0
+    resumes: int = 0  # attempts that continued from what the target held
     repaired: int = 0
     already_there: int = 0
     seconds: float = 0.0  # all attempts together
@@ -41,12 +44,18 @@ class PartitionRecord:
     finished_at: str | None = None
     error: str | None = None
 
+    @property
+    def done(self) -> bool:
+        return self.state is PartitionState.DONE
+
     def apply(self, result: PartitionResult) -> None:
         """Take in the result of an attempt."""
         self.state = result.state
         self.docs = result.docs
         self.bytes = result.bytes
+        self.source_docs = result.source_docs
         self.target_docs = result.target_docs
+        self.resumes += int(result.resumed)
         self.repaired += result.repaired
         self.already_there += result.already_there
         self.seconds += result.seconds
@@ -61,8 +70,10 @@ class RunState:
     started_at: str
     updated_at: str = ""
     finished_at: str | None = None
+    plan: dict[str, Any] = field(default_factory=dict)  # what the fingerprint covers
     coordinator: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    runs: int = 1  # run commands that worked on this state
     partitions: dict[str, PartitionRecord] = field(default_factory=dict)
 
     @classmethod
@@ -71,10 +82,37 @@ class RunState:
             job=manifest.job,
             fingerprint=manifest.fingerprint,
             started_at=now_iso(),
-            coordinator={"pid": os.getpid(), "host": socket.gethostname()},
+            plan=plan_summary(manifest),
+            coordinator=coordinator_info(),
             settings=settings,
             partitions={p.id: PartitionRecord() for p in manifest.partitions},
         )
+
+    def check_plan(self, manifest: Manifest, path: Path) -> None:
+        """Refuse to continue when the manifest is not the one this state was made for."""
+        if self.fingerprint == manifest.fingerprint:
+            return
+        now = plan_summary(manifest)
+        changed = [
+            f"{key} {self.plan.get(key)!r} -> {now[key]!r}"
+            for key in now
+            if self.plan.get(key) != now[key]
+        ] or ["partition bounds"]
+        raise StateError(
+            f"run state '{path}' belongs to another plan of job '{self.job}' "
+            f"(fingerprint {self.fingerprint[:19]}... -> {manifest.fingerprint[:19]}...; "
+            f"changed: {'; '.join(changed)}): pass --restart to start the job over"
+        )
+
+    def continue_run(self, settings: dict[str, Any]) -> None:
+        """Start another run on this state: unconfirmed partitions are pending again."""
+        self.runs += 1
+        self.finished_at = None
+        self.coordinator = coordinator_info()
+        self.settings = settings
+        for rec in self.partitions.values():
+            if not rec.done:
+                rec.state = PartitionState.PENDING
 
     def count(self, state: PartitionState) -> int:
         return sum(1 for r in self.partitions.values() if r.state is state)
@@ -87,8 +125,10 @@ class RunState:
             "started_at": self.started_at,
             "updated_at": self.updated_at,
             "finished_at": self.finished_at,
+            "plan": self.plan,
             "coordinator": self.coordinator,
             "settings": self.settings,
+            "runs": self.runs,
             "partitions": {pid: asdict(r) for pid, r in self.partitions.items()},
         }
 
@@ -110,10 +150,27 @@ class RunState:
             started_at=str(doc["started_at"]),
             updated_at=str(doc.get("updated_at", "")),
             finished_at=doc.get("finished_at"),
+            plan=dict(doc.get("plan", {})),
             coordinator=dict(doc.get("coordinator", {})),
             settings=dict(doc.get("settings", {})),
+            runs=int(doc.get("runs", 1)),
             partitions=parts,
         )
+
+
+def plan_summary(manifest: Manifest) -> dict[str, Any]:
+    """The parts of a plan a user recognises, to name what changed between two plans."""
+    return {
+        "source": f"{manifest.source['db']}.{manifest.source['collection']}",
+        "target": f"{manifest.target['db']}.{manifest.target['collection']}",
+        "source_count": manifest.stats.get("count"),
+        "partitions": len(manifest.partitions),
+        "range_mode": manifest.split.get("range_mode"),
+    }
+
+
+def coordinator_info() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
 
 
 def state_path(manifest_dir: Path, job: str) -> Path:

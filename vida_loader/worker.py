@@ -41,6 +41,7 @@ from vida_loader.mongo import (
     is_transient,
     write_concern,
 )
+from vida_loader.ordering import usable_boundary
 
 MIB = 1024 * 1024
 RAW_OPTIONS: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)
@@ -72,9 +73,11 @@ class PartitionResult:
 
     partition_id: str
     state: PartitionState
-    docs: int = 0  # read from the source
+    docs: int = 0  # read from the source on this attempt
     bytes: int = 0
+    source_docs: int = 0  # what the range holds: read, or counted when resumed
     target_docs: int = 0  # counted inside the range on the target at the end
+    resumed: bool = False  # continued from what the target already held
     repaired: int = 0  # inserted by repair: lost by unacknowledged writes
     already_there: int = 0  # duplicate keys met by acknowledged writes
     seconds: float = 0.0
@@ -99,12 +102,17 @@ class WriteFailedError(Exception):
 
 
 def copy_partition(
-    part: Partition, settings: CopySettings, report: Reporter | None = None
+    part: Partition, settings: CopySettings, report: Reporter | None = None, resume: bool = False
 ) -> PartitionResult:
-    """Copy ``part`` and confirm it on the target. Never raises an ``Exception``."""
+    """Copy ``part`` and confirm it on the target. Never raises an ``Exception``.
+
+    ``resume``: an earlier attempt may have written part of the range; continue from the
+    highest ``_id`` the target holds in it (that one document is sent again and absorbed
+    as a duplicate key), then confirm against the source's count of the whole range.
+    """
     started = time.monotonic()
     try:
-        return _copy(part, settings, report or _no_report, started)
+        return _copy(part, settings, report or _no_report, started, resume)
     except Exception as exc:  # the process boundary: return a result, do not raise
         if isinstance(exc, VidaError):
             text = exc.message
@@ -122,13 +130,20 @@ def copy_partition(
         )
 
 
-def _copy(part: Partition, s: CopySettings, report: Reporter, started: float) -> PartitionResult:
+def _copy(
+    part: Partition, s: CopySettings, report: Reporter, started: float, resume: bool
+) -> PartitionResult:
     src = _collection(s.source, "source", s.timeouts)
     dst = _collection(s.target, "target", s.timeouts)
     report("start", part.id, 0, 0)
+    reading, resumed = part, False
+    if resume:
+        resumed, last = part.last_id(dst)
+        if resumed and usable_boundary(last):
+            reading = part.starting_at(last)
     docs = nbytes = already = 0
     writer = dst.with_options(write_concern=write_concern(s.write_concern))
-    for chunk, chunk_bytes in chunked(_read_raw(part, src, s.batch_docs), s):
+    for chunk, chunk_bytes in chunked(_read_raw(reading, src, s.batch_docs), s):
         if s.write_concern == "0":
             writer.insert_many(chunk, ordered=False)
         else:
@@ -137,10 +152,13 @@ def _copy(part: Partition, s: CopySettings, report: Reporter, started: float) ->
         nbytes += chunk_bytes
         report("copied", part.id, len(chunk), chunk_bytes)
 
+    # What the range holds: all of it was read, unless this attempt skipped what the
+    # target already had (which may itself lack documents lost by unacknowledged writes).
+    expected = part.count_in(src) if reading is not part else docs
     on_target = part.count_in(dst)
     repaired = rounds = 0
     repair = None
-    while on_target < docs and rounds < s.repair_rounds:
+    while on_target < expected and rounds < s.repair_rounds:
         rounds += 1
         repair = repair_range(part, src, dst, s)
         repaired += repair.inserted
@@ -150,23 +168,23 @@ def _copy(part: Partition, s: CopySettings, report: Reporter, started: float) ->
             break  # nothing left to send: another round cannot change the count
     seconds = time.monotonic() - started
     error = None
-    if on_target != docs:
-        if on_target > docs:
+    if on_target != expected:
+        if on_target > expected:
             error = (
-                f"target holds {on_target - docs:,} more documents in this range than the "
-                f"source ({on_target:,} vs {docs:,}): the target collection was not empty"
+                f"target holds {on_target - expected:,} more documents in this range than the "
+                f"source ({on_target:,} vs {expected:,}): the target collection was not empty"
             )
-        elif repair is not None and repair.source_ids < docs:
+        elif repair is not None and repair.source_ids < expected:
             # Cosmos DB keeps _id unique per shard key only: one _id can come twice.
             error = (
-                f"the source returned {docs - repair.source_ids:,} documents whose _id it "
+                f"the source returned {expected - repair.source_ids:,} documents whose _id it "
                 f"had already returned in this range (a sharded Cosmos DB collection allows "
                 f"one _id per shard key value); the target keeps one document per _id"
             )
         else:
             error = (
-                f"target holds {docs - on_target:,} fewer documents in this range than the "
-                f"source ({on_target:,} vs {docs:,}) after {rounds} repair round(s)"
+                f"target holds {expected - on_target:,} fewer documents in this range than the "
+                f"source ({on_target:,} vs {expected:,}) after {rounds} repair round(s)"
             )
             if repair is not None and repair.extra:
                 error += f"; {repair.extra:,} target _ids are not in the source"
@@ -175,7 +193,9 @@ def _copy(part: Partition, s: CopySettings, report: Reporter, started: float) ->
         PartitionState.DONE if error is None else PartitionState.FAILED,
         docs=docs,
         bytes=nbytes,
+        source_docs=expected,
         target_docs=on_target,
+        resumed=resumed,
         repaired=repaired,
         already_there=already,
         seconds=seconds,
@@ -317,6 +337,6 @@ def _queue_report(event: str, pid: str, docs: int, nbytes: int) -> None:
         _EVENTS.put((event, pid, docs, nbytes))
 
 
-def run_in_process(part: Partition, settings: CopySettings) -> PartitionResult:
+def run_in_process(part: Partition, settings: CopySettings, resume: bool) -> PartitionResult:
     """The task a worker process runs: ``copy_partition`` reporting to the queue."""
-    return copy_partition(part, settings, _queue_report)
+    return copy_partition(part, settings, _queue_report, resume)

@@ -37,7 +37,7 @@ def test_run_copies_confirms_and_summarises(
     code, out, err = _run(capsys, "-j", "1")
     assert code == 0, err
     assert "3/3 partitions confirmed on the target" in out
-    assert "3,000 read, 3,000 counted on the target" in out
+    assert "3,000 read by this run" in out and "3,000 confirmed on the target" in out
     assert "repaired    0 documents" in out
     assert f"state       {planned / 'state.json'}" in out
     # stderr is not a terminal here: plain lines, the last one complete
@@ -104,7 +104,7 @@ def test_partition_that_cannot_be_confirmed_exits_1_and_is_named(
     planned: Path, tdb: DB, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tdb.dst.insert_one({"_id": 2999.5})  # inside the last range, absent from the source
-    code, out, err = _run(capsys, "-j", "1")
+    code, out, err = _run(capsys, "-j", "1", "--append")
     assert code == 1
     assert "2/3 partitions confirmed" in out
     assert "FAILED p00002: target holds 1 more documents in this range" in out

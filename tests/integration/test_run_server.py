@@ -54,7 +54,7 @@ def _assert_same(db: DB, tdb: DB, result: RunResult) -> None:
     assert result.failed == []
     source = raw_hashes(db.src)
     assert raw_hashes(tdb.dst) == source
-    assert result.docs == sum(source.values())
+    assert result.confirmed_docs == sum(source.values())
     state = load_state(result.state_path)
     assert state is not None and state.finished_at
     assert all(r.state is PartitionState.DONE for r in state.partitions.values())
@@ -120,8 +120,7 @@ def test_inline_and_processes_give_the_same_target(
     inline = _run(tmp_path, jobs=1)
     _assert_same(db, tdb, inline)
     first = raw_hashes(tdb.dst)
-    tdb.dst.drop()
-    pooled = _run(tmp_path, jobs=3)
+    pooled = _run(tmp_path, jobs=3, restart=True, drop_target=True)
     _assert_same(db, tdb, pooled)
     assert raw_hashes(tdb.dst) == first
 
@@ -156,7 +155,7 @@ def test_target_documents_outside_the_source_fail_their_partition(
     db.src.insert_many([{"_id": i, "pad": PAD} for i in range(0, 3000, 2)])
     m = _plan(server, target_server, db, tmp_path, partitions=3)
     tdb.dst.insert_one({"_id": 1, "stray": True})  # odd: not in the source
-    result = _run(tmp_path, jobs=1)
+    result = _run(tmp_path, jobs=1, append=True)
     holder = next(p.id for p in m.partitions if p.contains(1))
     assert [pid for pid, _ in result.failed] == [holder]
     assert "1 more documents" in result.failed[0][1]

@@ -147,6 +147,8 @@ def _progress(**kw: float) -> RunProgress:
     base = dict(
         docs=12_000,
         bytes=12_000_000,
+        base_docs=0,
+        base_bytes=0,
         est_docs=48_000,
         est_bytes=48_000_000,
         elapsed=2.0,
@@ -168,6 +170,13 @@ def test_progress_line_has_rates_and_eta() -> None:
     done = format_progress(_progress(parts_done=7, parts_failed=1, parts_running=0, repaired=5))
     assert "1 failed" in done and "repaired 5" in done and done.endswith("in 0:00:02")
     assert format_duration(3725.4) == "1:02:05"
+
+
+def test_resumed_progress_counts_earlier_runs_but_not_in_the_rate() -> None:
+    # 10,000 of the 12,000 were confirmed by an earlier run: this run did 2,000 in 2 s.
+    line = format_progress(_progress(base_docs=10_000, base_bytes=10_000_000))
+    assert line.startswith("12,000/48,000 docs (25%)  1,000 docs/s  1.0 MB/s")
+    assert line.endswith("ETA 0:00:36")
 
 
 def test_plain_progress_lines_are_spaced_by_the_interval() -> None:
