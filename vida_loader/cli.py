@@ -7,6 +7,7 @@ on stderr with its exit code. Tracebacks only with ``--debug``.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -23,16 +24,25 @@ from vida_loader.config import (
     DEFAULT_MANIFEST_DIR,
     MAX_BATCH_MB,
     Endpoint,
+    JobConfig,
     PlanConfig,
     RunConfig,
     VerifyConfig,
     default_job_name,
 )
-from vida_loader.coordinator import RunResult, continue_command, resolve_job, run_job
+from vida_loader.coordinator import (
+    RunResult,
+    continue_command,
+    job_command,
+    resolve_job,
+    run_job,
+)
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
 from vida_loader.planner import PlanResult, plan_job
 from vida_loader.progress import DEFAULT_INTERVAL, ProgressPrinter, format_duration
+from vida_loader.status import JobStatus, job_status
 from vida_loader.verify import VerifyResult, verify_job
+from vida_loader.worker import PartitionState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -368,6 +378,12 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
     total = len(st.partitions)
     secs = max(result.seconds, 1e-9)
     done = total - len(result.failed)
+    if result.skipped == total:
+        return (
+            f"job '{st.job}' is complete: all {total} partitions were confirmed by earlier "
+            f"runs, {result.confirmed_docs:,} documents; nothing to copy (give --restart "
+            f"to copy it again, or check it with `{shlex.join(job_command('verify', cfg))}`)"
+        )
     lines = [
         f"run of job '{st.job}' finished in {format_duration(result.seconds)}: "
         f"{done}/{total} partitions confirmed on the target",
@@ -450,6 +466,72 @@ def format_verify(result: VerifyResult) -> str:
         )
     if not result.mismatches:
         lines.append(f"  all {len(result.counts)} partitions match")
+    return "\n".join(lines)
+
+
+@_job_options
+@cli.command()
+def status(job: str | None, manifest_dir: Path) -> int:
+    """Show a job's progress from its files: partitions per state, documents, repairs,
+    failures, whether a run holds it now, and the command that continues it."""
+    cfg = JobConfig(job=resolve_job(manifest_dir, job), manifest_dir=manifest_dir)
+    click.echo(format_status(job_status(cfg)))
+    return 0
+
+
+def format_status(st: JobStatus) -> str:
+    m = st.manifest
+    total = len(m.partitions)
+    planned = int(m.stats.get("count", 0))
+    if st.state is None:
+        return "\n".join(
+            [
+                f"job '{m.job}': planned ({total} partitions, ~{planned:,} documents), not run yet",
+                f"  start       {st.command}",
+            ]
+        )
+    state = st.state
+    done = st.count(PartitionState.DONE)
+    if st.holder is not None:
+        where = "" if st.holder_alive else " (another host: cannot check that it runs)"
+        now = f"running now: {st.holder.describe()}{where}"
+    elif st.complete:
+        now = "complete"
+    else:
+        now = "stopped"
+    share = f" ({st.confirmed_docs / planned:.0%})" if planned else ""
+    counts = ", ".join(f"{s.value} {st.count(s)}" for s in PartitionState)
+    recs = state.partitions.values()
+    lines = [
+        f"job '{m.job}': {done}/{total} partitions confirmed, {now}",
+        f"  partitions  {counts}",
+        f"  documents   {st.confirmed_docs:,} confirmed on the target of ~{planned:,} "
+        f"planned{share}",
+        f"  bytes       {_fmt_bytes(sum(r.bytes for r in recs if r.done))} confirmed",
+        f"  repaired    {sum(r.repaired for r in recs):,} documents; "
+        f"{sum(r.resumes for r in recs)} partitions continued after an interruption",
+        f"  runs        {state.runs}; started {state.started_at}, last saved "
+        f"{state.updated_at}" + (f", finished {state.finished_at}" if state.finished_at else ""),
+        f"  state       {st.state_path}",
+    ]
+    running = st.count(PartitionState.RUNNING)
+    if running and st.holder is not None:
+        lines.insert(
+            3, f"  in flight   {st.running_docs:,} documents read by {running} running partitions"
+        )
+    elif running:
+        lines.insert(
+            2,
+            f"  interrupted {running} partitions were running when the last run "
+            "stopped: the next run continues them",
+        )
+    for pid, rec in state.partitions.items():
+        if rec.state is PartitionState.FAILED:
+            lines.append(f"  FAILED {pid} after {rec.attempts} attempts: {rec.error}")
+    if st.complete:
+        lines.append(f"  check       {shlex.join(job_command('verify', st.config))}")
+    elif st.holder is None:
+        lines.append(f"  continue    {st.command}")
     return "\n".join(lines)
 
 

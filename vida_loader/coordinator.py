@@ -55,7 +55,13 @@ from vida_loader.worker import (
     run_in_process,
 )
 
+SAVE_EVERY = 5.0  # seconds between saves of running partitions' counts
+
 # --- the pool factory -----------------------------------------------------------------
+
+
+class _Stopped(BaseException):
+    """Raised inside the inline worker thread to stop it when a run is interrupted."""
 
 
 class Pool:
@@ -65,6 +71,7 @@ class Pool:
         self.executor = executor
         self.events = events
         self.inline = inline
+        self.stopping = False
 
     def submit(
         self, part: Partition, settings: CopySettings, resume: bool
@@ -74,6 +81,8 @@ class Pool:
         return self.executor.submit(run_in_process, part, settings, resume)
 
     def _report(self, event: str, pid: str, docs: int, nbytes: int) -> None:
+        if self.stopping:
+            raise _Stopped  # between two write batches: the next run continues from here
         self.events.put((event, pid, docs, nbytes))
 
     def drain(self) -> list[tuple[str, str, int, int]]:
@@ -86,12 +95,15 @@ class Pool:
 
     def close(self, cancel: bool = False) -> None:
         """Wait for the workers; ``cancel``: drop queued work and stop running workers now."""
+        self.stopping = cancel
         if cancel and isinstance(self.executor, ProcessPoolExecutor):
             # A worker mid-partition would otherwise run to its end before we can exit;
             # what it wrote is redone (idempotently) by the next run.
             for proc in list(getattr(self.executor, "_processes", {}).values()):
                 proc.terminate()
-        self.executor.shutdown(wait=not cancel, cancel_futures=cancel)
+        # The inline thread stops at its next batch (``_Stopped``): wait for it, so that
+        # nothing writes after the run has returned.
+        self.executor.shutdown(wait=self.inline or not cancel, cancel_futures=cancel)
         if self.inline:
             close_clients()
 
@@ -253,14 +265,20 @@ def _prepare_target(client: MongoClient[dict[str, Any]], target: Endpoint, cfg: 
         )
 
 
+def job_command(verb: str, cfg: JobConfig) -> list[str]:
+    """``vida-loader VERB`` naming ``cfg``'s job and its manifest folder."""
+    args = ["vida-loader", verb, "--job", cfg.job]
+    if cfg.manifest_dir != DEFAULT_MANIFEST_DIR:
+        args += ["--manifest-dir", str(cfg.manifest_dir)]
+    return args
+
+
 def continue_command(cfg: JobConfig, settings: dict[str, Any] | None = None) -> str:
     """The command that continues ``cfg.job`` with the same settings, without passwords.
 
     ``settings``: a run state's settings, when ``cfg`` is not a ``RunConfig``.
     """
-    args = ["vida-loader", "run", "--job", cfg.job]
-    if cfg.manifest_dir != DEFAULT_MANIFEST_DIR:
-        args += ["--manifest-dir", str(cfg.manifest_dir)]
+    args = job_command("run", cfg)
     if isinstance(cfg, RunConfig):
         settings = {
             "jobs": cfg.jobs,
@@ -367,7 +385,6 @@ class _Run:
         self.cfg = cfg
         self.on_progress = on_progress
         self.parts = {p.id: p for p in manifest.partitions}
-        self.live: dict[str, list[int]] = {}  # running partitions: [docs, bytes] so far
         self.retries = 0
         self.started = time.monotonic()
         self.tries: dict[str, int] = {}  # attempts in this run
@@ -389,11 +406,15 @@ class _Run:
         try:
             for part in order:
                 futures[self._submit(pool, part.id)] = part.id
-            last_tick = 0.0
+            last_tick = last_save = 0.0
             while futures:
                 finished, _ = wait(list(futures), timeout=tick, return_when=FIRST_COMPLETED)
-                if self._take_events(pool) and not finished:
-                    save_state(self.state, self.path)  # who is running, for status
+                news = self._take_events(pool)
+                now = time.monotonic()
+                # For `status` and for resume: who runs, and (every few seconds) how far.
+                if news == "started" or (news and now - last_save >= SAVE_EVERY):
+                    save_state(self.state, self.path)
+                    last_save = now
                 again: list[str] = []
                 broken = False
                 for fut in finished:
@@ -448,9 +469,10 @@ class _Run:
     def _submit(self, pool: Pool, pid: str) -> Future[PartitionResult]:
         return pool.submit(self.parts[pid], self.settings, pid in self.resume)
 
-    def _take_events(self, pool: Pool) -> bool:
-        """Apply progress events; True when a partition started (worth saving)."""
-        started = False
+    def _take_events(self, pool: Pool) -> str:
+        """Apply progress events: "started" when a partition started, "copied" when only
+        counts moved, "" when nothing happened."""
+        news = ""
         for event, pid, docs, nbytes in pool.drain():
             rec = self.state.partitions.get(pid)
             if rec is None or rec.state in (PartitionState.DONE, PartitionState.FAILED):
@@ -458,18 +480,18 @@ class _Run:
             if event == "start":
                 rec.state = PartitionState.RUNNING
                 rec.started_at = now_iso()
-                self.live[pid] = [0, 0]
-                started = True
-            elif event == "copied" and pid in self.live:
-                self.live[pid][0] += docs
-                self.live[pid][1] += nbytes
-        return started
+                rec.docs = rec.bytes = 0
+                news = "started"
+            elif event == "copied" and rec.state is PartitionState.RUNNING:
+                rec.docs += docs
+                rec.bytes += nbytes
+                news = news or "copied"
+        return news
 
     def _record(self, result: PartitionResult) -> bool:
         """Take in a result; True when the partition should be tried again."""
         pid = result.partition_id
         rec = self.state.partitions[pid]
-        self.live.pop(pid, None)
         rec.attempts += 1
         self.tries[pid] = self.tries.get(pid, 0) + 1
         rec.apply(result)
@@ -488,19 +510,19 @@ class _Run:
         return False
 
     def _interrupted(self) -> None:
-        for pid, rec in self.state.partitions.items():
+        for rec in self.state.partitions.values():
             if rec.state is PartitionState.RUNNING:
                 rec.state = PartitionState.PENDING
                 rec.error = "interrupted"
-            self.live.pop(pid, None)
         save_state(self.state, self.path)
 
     def snapshot(self) -> RunProgress:
         recs = self.state.partitions.values()
         done = [r for r in recs if r.state is PartitionState.DONE]
+        running = [r for r in recs if r.state is PartitionState.RUNNING]
         return RunProgress(
-            docs=sum(r.target_docs for r in done) + sum(v[0] for v in self.live.values()),
-            bytes=sum(r.bytes for r in done) + sum(v[1] for v in self.live.values()),
+            docs=sum(r.target_docs for r in done) + sum(r.docs for r in running),
+            bytes=sum(r.bytes for r in done) + sum(r.bytes for r in running),
             base_docs=self.base[0],
             base_bytes=self.base[1],
             est_docs=int(self.manifest.stats.get("count", 0)),

@@ -1,0 +1,67 @@
+"""What a job's files say about it, read without a connection and without the lock,
+so ``status`` works while a run is going."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vida_loader.config import JobConfig
+from vida_loader.coordinator import continue_command
+from vida_loader.lock import LockHolder, read_holder
+from vida_loader.manifest import Manifest, load_manifest, manifest_path
+from vida_loader.runstate import RunState, load_state, state_path
+from vida_loader.worker import PartitionState
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    config: JobConfig
+    manifest: Manifest
+    state: RunState | None  # None: planned, never run
+    state_path: Path
+    holder: LockHolder | None  # the run holding the lock, if it still runs
+    holder_alive: bool | None  # None: the holder is on another host
+    command: str  # what continues the job
+
+    def count(self, state: PartitionState) -> int:
+        return self.state.count(state) if self.state else 0
+
+    @property
+    def complete(self) -> bool:
+        return self.state is not None and self.count(PartitionState.DONE) == len(
+            self.manifest.partitions
+        )
+
+    @property
+    def confirmed_docs(self) -> int:
+        if self.state is None:
+            return 0
+        return sum(r.target_docs for r in self.state.partitions.values() if r.done)
+
+    @property
+    def running_docs(self) -> int:
+        """Read so far by running partitions (as of the last save, every few seconds)."""
+        if self.state is None:
+            return 0
+        recs = self.state.partitions.values()
+        return sum(r.docs for r in recs if r.state is PartitionState.RUNNING)
+
+
+def job_status(cfg: JobConfig) -> JobStatus:
+    manifest = load_manifest(manifest_path(cfg.manifest_dir, cfg.job))
+    path = state_path(cfg.manifest_dir, cfg.job)
+    state = load_state(path)
+    holder = read_holder(path.parent)
+    alive = holder.is_alive() if holder else None
+    if holder is not None and alive is False:
+        holder = None  # a run killed without releasing: nobody holds the job
+    return JobStatus(
+        config=cfg,
+        manifest=manifest,
+        state=state,
+        state_path=path,
+        holder=holder,
+        holder_alive=alive,
+        command=continue_command(cfg, state.settings if state else None),
+    )
