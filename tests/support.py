@@ -6,10 +6,15 @@ import datetime
 import hashlib
 import random
 import re
+import subprocess
+import sys
+import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import orjson
 from bson import (
     SON,
     Binary,
@@ -120,3 +125,27 @@ def fail_inserts(db: Any, mode: Any, **data: Any) -> None:
     db.client.admin.command(
         "configureFailPoint", "failCommand", mode=mode, data={"failCommands": ["insert"], **data}
     )
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def running(state_file: Path) -> bool:
+    try:
+        doc = orjson.loads(state_file.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return False
+    return any(p["state"] == "running" for p in doc["partitions"].values())
+
+
+def start_slow_run(tdb: Any, block_ms: int, **popen: Any) -> subprocess.Popen[Any]:
+    """`run -j 2` in its own process group, each insert held ``block_ms`` on the target
+    so that whatever the test does lands mid-copy."""
+    fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=block_ms)
+    cmd = [sys.executable, "-m", "vida_loader", "run", "-j", "2", "--batch-size", "100"]
+    return subprocess.Popen(cmd, start_new_session=True, **popen)

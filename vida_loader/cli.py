@@ -356,7 +356,8 @@ def run(
     if failed:
         click.echo(
             f"vida-loader: {len(failed)} of {len(result.state.partitions)} partitions failed; "
-            f"fix the cause, then continue with: {continue_command(cfg)}",
+            "fix the cause, then continue with: "
+            f"{continue_command(cfg, manifest=result.manifest)}",
             err=True,
         )
         return EXIT_FAILED

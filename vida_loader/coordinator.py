@@ -238,25 +238,22 @@ def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, fresh: bool) 
                 f"source collection '{source.namespace}' no longer exists on "
                 f"'{redact_uri(source.uri)}': check the source or re-plan"
             )
-        if fresh:
-            _prepare_target(dst, target, cfg)
+        if fresh and not cfg.drop_target:
+            _check_target_empty(dst, target, cfg)
     finally:
         src.close()
         if "dst" in locals():
             dst.close()
 
 
-def _prepare_target(client: MongoClient[dict[str, Any]], target: Endpoint, cfg: RunConfig) -> None:
-    coll = client[target.db][target.collection]
+def _check_target_empty(
+    client: MongoClient[dict[str, Any]], target: Endpoint, cfg: RunConfig
+) -> None:
     try:
-        if cfg.drop_target:
-            coll.drop()
-            return
-        holds = coll.find_one({}, {"_id": 1}) is not None
+        holds = client[target.db][target.collection].find_one({}, {"_id": 1}) is not None
     except PyMongoError as exc:
         raise StateError(
-            f"cannot prepare target collection '{target.namespace}': "
-            f"{describe_error(exc, target.uri)}"
+            f"cannot read target collection '{target.namespace}': {describe_error(exc, target.uri)}"
         ) from None
     if holds and not cfg.append:
         raise StateError(
@@ -273,10 +270,13 @@ def job_command(verb: str, cfg: JobConfig) -> list[str]:
     return args
 
 
-def continue_command(cfg: JobConfig, settings: dict[str, Any] | None = None) -> str:
+def continue_command(
+    cfg: JobConfig, settings: dict[str, Any] | None = None, manifest: Manifest | None = None
+) -> str:
     """The command that continues ``cfg.job`` with the same settings, without passwords.
 
-    ``settings``: a run state's settings, when ``cfg`` is not a ``RunConfig``.
+    ``settings``: a run state's settings, when ``cfg`` is not a ``RunConfig``. URIs equal
+    to the ``manifest``'s planned ones are left out (run uses those by default).
     """
     args = job_command("run", cfg)
     if isinstance(cfg, RunConfig):
@@ -300,6 +300,8 @@ def continue_command(cfg: JobConfig, settings: dict[str, Any] | None = None) -> 
         args += ["--batch-mb", f"{given['batch_bytes'] / MIB:g}"]
     secret = []
     for role, uri in (("source", cfg.source_uri), ("target", cfg.target_uri)):
+        if uri and manifest and uri == getattr(manifest, role)["uri"]:
+            continue
         if uri and has_secret(uri):
             secret.append(role)
         elif uri:
@@ -309,6 +311,18 @@ def continue_command(cfg: JobConfig, settings: dict[str, Any] | None = None) -> 
         names = " and ".join(f"--{r}-uri" for r in secret)
         command += f" (with {names} and credentials again)"
     return command
+
+
+def _drop_target(target: Endpoint, cfg: RunConfig) -> None:
+    client = connect(target.uri, role="target", timeouts=cfg.timeouts)
+    try:
+        client[target.db].drop_collection(target.collection)
+    except PyMongoError as exc:
+        raise StateError(
+            f"cannot drop target collection '{target.namespace}': {describe_error(exc, target.uri)}"
+        ) from None
+    finally:
+        client.close()
 
 
 def run_job(
@@ -360,7 +374,11 @@ def run_job(
         else:
             state.continue_run(run_settings)
             continuing = True
+        # The fresh state goes to disk before the target is emptied: a kill in between
+        # must not leave an old state that calls the emptied partitions done.
         save_state(state, path)
+        if not continuing and cfg.drop_target:
+            _drop_target(target, cfg)
         run = _Run(manifest, state, path, settings, cfg, on_progress, continuing)
         return run.execute(tick)
 
@@ -447,7 +465,8 @@ class _Run:
             done = self.state.count(PartitionState.DONE)
             raise RunInterruptedError(
                 f"interrupted: {done} of {len(self.parts)} partitions confirmed, state saved "
-                f"in '{self.path}'; continue with: {continue_command(self.cfg)}"
+                f"in '{self.path}'; continue with: "
+                f"{continue_command(self.cfg, manifest=self.manifest)}"
             ) from None
         pool.close()
         self.state.finished_at = now_iso()

@@ -63,5 +63,5 @@ def job_status(cfg: JobConfig) -> JobStatus:
         state_path=path,
         holder=holder,
         holder_alive=alive,
-        command=continue_command(cfg, state.settings if state else None),
+        command=continue_command(cfg, state.settings if state else None, manifest),
     )

@@ -15,7 +15,7 @@ import orjson
 import psutil
 import pytest
 from pymongo.database import Database
-from support import fail_inserts, raw_hashes
+from support import raw_hashes, running, start_slow_run, wait_for
 
 from vida_loader.cli import main
 from vida_loader.devserver import LocalServer
@@ -111,37 +111,13 @@ def test_partition_that_cannot_be_confirmed_exits_1_and_is_named(
     assert "1 of 3 partitions failed" in err
 
 
-def _wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def _running(state_file: Path) -> bool:
-    try:
-        doc = orjson.loads(state_file.read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return False
-    return any(p["state"] == "running" for p in doc["partitions"].values())
-
-
-def _start_slow_run(tdb: DB, block_ms: int, **popen: Any) -> subprocess.Popen[Any]:
-    """`run -j 2` in its own process group, each insert held ``block_ms`` on the target
-    so that whatever the test does lands mid-copy."""
-    fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=block_ms)
-    cmd = [sys.executable, "-m", "vida_loader", "run", "-j", "2", "--batch-size", "100"]
-    return subprocess.Popen(cmd, start_new_session=True, **popen)
-
-
 def test_kill_9_midway_then_run_again_gives_an_identical_target(
     planned: Path, db: DB, tdb: DB
 ) -> None:
-    proc = _start_slow_run(tdb, 100, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_slow_run(tdb, 100, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: _running(planned / "state.json"), 60, "a running partition")
-        _wait_for(lambda: tdb.dst.estimated_document_count() > 0, 60, "first documents")
+        wait_for(lambda: running(planned / "state.json"), 60, "a running partition")
+        wait_for(lambda: tdb.dst.estimated_document_count() > 0, 60, "first documents")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -164,9 +140,9 @@ def test_kill_9_midway_then_run_again_gives_an_identical_target(
 def test_ctrl_c_or_sigterm_saves_state_stops_workers_and_exits_130(
     planned: Path, tdb: DB, sig: signal.Signals
 ) -> None:
-    proc = _start_slow_run(tdb, 300, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_slow_run(tdb, 300, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _running(planned / "state.json"), 60, "a running partition")
+        wait_for(lambda: running(planned / "state.json"), 60, "a running partition")
         workers = psutil.Process(proc.pid).children(recursive=True)
         started = time.monotonic()
         proc.send_signal(sig)
@@ -182,7 +158,11 @@ def test_ctrl_c_or_sigterm_saves_state_stops_workers_and_exits_130(
     assert re.match(
         r"vida-loader: error: interrupted: [0-2] of 3 partitions confirmed, state saved in", last
     )
+    assert last.endswith(
+        f"continue with: vida-loader run --job j --manifest-dir {planned.parent} "
+        "-j 2 --batch-size 100"
+    )
     state = orjson.loads((planned / "state.json").read_bytes())
     states = [p["state"] for p in state["partitions"].values()]
     assert "pending" in states and set(states) <= {"pending", "done"}
-    _wait_for(lambda: not any(w.is_running() for w in workers), 10, "workers to stop")
+    wait_for(lambda: not any(w.is_running() for w in workers), 10, "workers to stop")
