@@ -354,9 +354,10 @@ def run(
     click.echo(format_run(result, cfg))
     failed = result.failed
     if failed:
+        first_pid, first_error = failed[0]
         click.echo(
-            f"vida-loader: {len(failed)} of {len(result.state.partitions)} partitions failed; "
-            "fix the cause, then continue with: "
+            f"vida-loader: {len(failed)} of {len(result.state.partitions)} partitions failed "
+            f"({first_pid}: {first_error}); fix the cause, then continue with: "
             f"{continue_command(cfg, manifest=result.manifest)}",
             err=True,
         )

@@ -217,6 +217,22 @@ def resolve_job(manifest_dir: Path, job: str | None) -> str:
     raise UsageError(f"--job is required: '{manifest_dir}' holds jobs {', '.join(jobs)}")
 
 
+def require_source(client: MongoClient[dict[str, Any]], source: Endpoint) -> None:
+    """A ``StateError`` unless the planned source collection still exists."""
+    try:
+        names = client[source.db].list_collection_names(filter={"name": source.collection})
+    except PyMongoError as exc:
+        raise StateError(
+            f"cannot list collections of '{source.db}' on the source: "
+            f"{describe_error(exc, source.uri)}"
+        ) from None
+    if not names:
+        raise StateError(
+            f"source collection '{source.namespace}' no longer exists on "
+            f"'{redact_uri(source.uri)}': check the source or re-plan"
+        )
+
+
 def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, fresh: bool) -> None:
     """Fail before any work when either side is unreachable or the source is gone.
 
@@ -226,18 +242,7 @@ def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, fresh: bool) 
     src = connect(source.uri, role="source", timeouts=cfg.timeouts)
     try:
         dst = connect(target.uri, role="target", timeouts=cfg.timeouts)
-        try:
-            names = src[source.db].list_collection_names(filter={"name": source.collection})
-        except PyMongoError as exc:
-            raise StateError(
-                f"cannot list collections of '{source.db}' on the source: "
-                f"{describe_error(exc, source.uri)}"
-            ) from None
-        if not names:
-            raise StateError(
-                f"source collection '{source.namespace}' no longer exists on "
-                f"'{redact_uri(source.uri)}': check the source or re-plan"
-            )
+        require_source(src, source)
         if fresh and not cfg.drop_target:
             _check_target_empty(dst, target, cfg)
     finally:

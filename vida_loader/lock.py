@@ -57,7 +57,7 @@ def lock_path(job_dir: Path) -> Path:
 
 
 def read_holder(job_dir: Path) -> LockHolder | None:
-    """The last recorded holder, or ``None`` when nobody holds or held it."""
+    """The recorded holder, ``None`` when no run holds the job (nor was killed holding it)."""
     try:
         raw = lock_path(job_dir).read_bytes()
     except FileNotFoundError:
@@ -81,38 +81,59 @@ def _parse(raw: bytes) -> LockHolder | None:
 def hold_lock(job_dir: Path, job: str, since: str) -> Iterator[LockHolder | None]:
     """Hold the job's lock for the block; yields the stale holder taken over, if any.
 
-    A live holder is a ``StateError`` naming its pid.
+    A live holder is a ``StateError`` naming its pid. The file exists only while a run
+    holds it (or after one was killed); it is removed when the block ends.
     """
-    path = lock_path(job_dir)
+    fd = _lock_fd(lock_path(job_dir), job)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StateError(f"cannot open lock '{path}': {exc.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _parse(_read_fd(fd))
-            who = holder.describe() if holder else "another process"
-            raise StateError(
-                f"job '{job}' is being run by {who} (lock '{path}'): wait for it to end or "
-                f"stop it, then run again; `vida-loader status --job {job}` shows its progress"
-            ) from None
         stale = _parse(_read_fd(fd))
         if stale is not None and stale.host != socket.gethostname():
             # flock may not reach across hosts on a shared folder: do not guess.
             raise StateError(
                 f"job '{job}' was last run by {stale.describe()}, another machine "
-                f"(lock '{path}'): if that run has ended, delete the lock file and run again"
+                f"(lock '{lock_path(job_dir)}'): if that run has ended, delete the lock file "
+                "and run again"
             )
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": since}
         _write_fd(fd, orjson.dumps(me) + b"\n")
         try:
             yield stale
         finally:
-            _write_fd(fd, b"")
+            with contextlib.suppress(FileNotFoundError):
+                lock_path(job_dir).unlink()  # before the unlock: nobody can lock it then
     finally:
         os.close(fd)  # closing drops the flock
+
+
+def _lock_fd(path: Path, job: str) -> int:
+    """An open descriptor of ``path`` holding its flock.
+
+    After locking, the path must still name the locked file: a holder that ended may
+    have removed it in between, and locking a removed file would lock nothing.
+    """
+    for _ in range(10):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StateError(f"cannot open lock '{path}': {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _parse(_read_fd(fd))
+            os.close(fd)
+            who = holder.describe() if holder else "another process"
+            raise StateError(
+                f"job '{job}' is being run by {who} (lock '{path}'): wait for it to end or "
+                f"stop it, then run again; `vida-loader status --job {job}` shows its progress"
+            ) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+    raise StateError(f"cannot take lock '{path}': it keeps being replaced")
 
 
 def _read_fd(fd: int) -> bytes:

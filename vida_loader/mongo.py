@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo import MongoClient
 from pymongo.errors import (
+    BulkWriteError,
     ConfigurationError,
     ConnectionFailure,
     InvalidURI,
@@ -177,6 +178,13 @@ def describe_error(exc: BaseException, *uris: str) -> str:
     """An exception's text for a one-line message: first line, at most 300 characters,
     without pymongo's topology dump and with any password from ``uris`` removed."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, OperationFailure) and not isinstance(exc, BulkWriteError):
+        # "errmsg, full error: {...}" -> "errmsg (code 13 Unauthorized)": the code is
+        # what a user looks up, the full reply is noise on one line.
+        details = exc.details or {}
+        name = details.get("codeName")
+        text = str(details.get("errmsg") or text.split(", full error:")[0])
+        text += f" (code {exc.code}{' ' + name if name else ''})"
     text = text.split(", Timeout:")[0][:300]
     for uri in uris:
         _scheme, userinfo, _hosts, _query = _split_uri(uri)

@@ -12,7 +12,7 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from vida_loader.config import VerifyConfig
-from vida_loader.coordinator import open_job
+from vida_loader.coordinator import open_job, require_source
 from vida_loader.manifest import Manifest, Partition
 from vida_loader.mongo import connect, describe_error
 
@@ -62,6 +62,7 @@ def verify_job(cfg: VerifyConfig, on_progress: VerifyProgress | None = None) -> 
         connect(target.uri, role="target", timeouts=cfg.timeouts, maxPoolSize=cfg.jobs) as dst,
         ThreadPoolExecutor(cfg.jobs, thread_name_prefix="vida-verify") as pool,
     ):
+        require_source(src, source)  # else a dropped source "matches" an empty target
         src_coll = src[source.db][source.collection]
         dst_coll = dst[target.db][target.collection]
         futures = [

@@ -237,7 +237,8 @@ def test_status_before_a_run_after_a_failure_and_when_complete(
     tdb.dst.insert_one({"_id": 2999.5})  # in the last range, not in the source
     assert main(["run", "-j", "1", "--append"]) == 1
     _out, err = capsys.readouterr()
-    assert "1 of 3 partitions failed; fix the cause, then continue with: vida-loader run" in err
+    assert "1 of 3 partitions failed (p00002: target holds 1 more documents" in err
+    assert "; fix the cause, then continue with: vida-loader run --job j" in err
     assert main(["status"]) == 0
     out, _err = capsys.readouterr()
     assert "job 'j': 2/3 partitions confirmed, stopped" in out
