@@ -233,22 +233,48 @@ def require_source(client: MongoClient[dict[str, Any]], source: Endpoint) -> Non
         )
 
 
-def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, fresh: bool) -> None:
+def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, state: RunState | None) -> None:
     """Fail before any work when either side is unreachable or the source is gone.
 
-    ``fresh``: the job starts from nothing, so the target must be empty unless the user
-    said to empty it (``--drop-target``) or to add to it (``--append``).
+    A fresh job (``state`` None): the target must be empty unless the user said to
+    empty it (``--drop-target``) or to add to it (``--append``). A continued job: the
+    target must still hold at least what earlier runs confirmed.
     """
     src = connect(source.uri, role="source", timeouts=cfg.timeouts)
     try:
         dst = connect(target.uri, role="target", timeouts=cfg.timeouts)
         require_source(src, source)
-        if fresh and not cfg.drop_target:
+        if state is None and not cfg.drop_target:
             _check_target_empty(dst, target, cfg)
+        elif state is not None:
+            _check_target_kept(dst, target, state)
     finally:
         src.close()
         if "dst" in locals():
             dst.close()
+
+
+def _check_target_kept(
+    client: MongoClient[dict[str, Any]], target: Endpoint, state: RunState
+) -> None:
+    """Confirmed partitions are skipped: refuse when the target lost documents since."""
+    confirmed = sum(r.target_docs for r in state.partitions.values() if r.done)
+    if not confirmed:
+        return
+    try:
+        # metadata, not a scan: cheap on Atlas and Cosmos DB alike
+        holds = client[target.db][target.collection].estimated_document_count()
+    except PyMongoError as exc:
+        raise StateError(
+            f"cannot count target collection '{target.namespace}': "
+            f"{describe_error(exc, target.uri)}"
+        ) from None
+    if holds < confirmed:
+        raise StateError(
+            f"target collection '{target.namespace}' holds {holds:,} documents but earlier "
+            f"runs of job '{state.job}' confirmed {confirmed:,}: it was emptied or changed "
+            "since; give --restart (with --drop-target or --append) to copy it all again"
+        )
 
 
 def _check_target_empty(
@@ -355,7 +381,7 @@ def run_job(
                     f"--drop-target would empty the target of job '{cfg.job}', which has "
                     f"already run: give --restart with it to start the job over"
                 )
-        _preflight(source, target, cfg, fresh=state is None)
+        _preflight(source, target, cfg, state)
         settings = CopySettings(
             source=source,
             target=target,

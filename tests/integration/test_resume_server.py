@@ -152,3 +152,18 @@ def test_a_fresh_start_into_a_non_empty_target_needs_a_choice(
 def test_drop_target_and_append_exclude_each_other(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--drop-target and --append exclude each other"):
         RunConfig(job="j", manifest_dir=tmp_path, drop_target=True, append=True)
+
+
+def test_a_target_emptied_since_the_last_run_is_refused(
+    three: Manifest, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    assert _run(tmp_path, jobs=1).failed == []
+    tdb.dst.delete_many({"_id": {"$lt": 1500}})
+    with pytest.raises(
+        StateError,
+        match="holds 1,500 documents but earlier runs of job 'j' "
+        "confirmed 3,000: it was emptied or changed since; give --restart",
+    ):
+        _run(tmp_path, jobs=1)
+    assert _run(tmp_path, jobs=1, restart=True, append=True).failed == []
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
