@@ -440,7 +440,7 @@ class _Run:
         self.read = [0, 0]  # docs and bytes read by this run
         done = [r for r in state.partitions.values() if r.state is PartitionState.DONE]
         self.skipped = len(done)
-        self.base = (sum(r.target_docs for r in done), sum(r.bytes for r in done))
+        self.base = [sum(r.target_docs for r in done), sum(r.bytes for r in done)]
         # An earlier run may have written part of any unconfirmed range: continue it
         # from what the target holds instead of sending it all again.
         self.resume = {pid for pid, r in state.partitions.items() if continuing and not r.done}
@@ -530,7 +530,13 @@ class _Run:
             if event == "start":
                 rec.state = PartitionState.RUNNING
                 rec.started_at = now_iso()
-                rec.docs = rec.bytes = 0
+                if pid in self.resume and not self.tries.get(pid):
+                    # Continuing a killed run: the worker skips about what the last
+                    # save said it had read; count that as done, not as this run's pace.
+                    self.base[0] += rec.docs
+                    self.base[1] += rec.bytes
+                else:
+                    rec.docs = rec.bytes = 0
                 news = "started"
             elif event == "copied" and rec.state is PartitionState.RUNNING:
                 rec.docs += docs
