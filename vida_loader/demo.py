@@ -2,7 +2,7 @@
 
 Starts two SecantusDB servers (``devserver``, a subprocess each) in a temporary folder,
 loads service-order-like documents into the source, and drives the installed
-``vida-loader`` command through ``plan``, ``run`` and ``verify``. Both servers stop
+``vida-loader`` command through ``plan``, ``run``, ``status`` and ``verify``. Both servers stop
 and the folder goes away even when a step fails.
 
     python -m vida_loader.demo [--docs 50000] [--jobs 4] [--partitions 8]
@@ -116,13 +116,13 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="vida-demo-"))
     try:
-        _step("1/5 starting two local SecantusDB servers")
+        _step("1/6 starting two local SecantusDB servers")
         with (
             LocalServer(workdir / "source-data") as source,
             LocalServer(workdir / "target-data") as target,
         ):
             print(f"source {source.uri}\ntarget {target.uri}")
-            _step(f"2/5 loading {docs:,} service orders into the source (demo.orders)")
+            _step(f"2/6 loading {docs:,} service orders into the source (demo.orders)")
             t0 = time.monotonic()
             client: MongoClient[dict[str, Any]]
             with MongoClient(source.uri, serverSelectionTimeoutMS=10_000) as client:
@@ -146,14 +146,15 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
             )
             steps = [
                 (
-                    "3/5 plan: split the source into _id ranges",
+                    "3/6 plan: split the source into _id ranges",
                     ["plan", "--partitions", str(partitions)],
                 ),
                 (
-                    f"4/5 run -j {jobs}: copy raw BSON, confirm every partition",
+                    f"4/6 run -j {jobs}: copy raw BSON, confirm every partition",
                     ["run", "-j", str(jobs)],
                 ),
-                ("5/5 verify: count every range on both sides", ["verify"]),
+                ("5/6 status: what the job's files say (works during a run too)", ["status"]),
+                ("6/6 verify: count every range on both sides", ["verify"]),
             ]
             for title, args in steps:
                 _step(title)

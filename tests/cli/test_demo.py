@@ -43,6 +43,7 @@ def test_demo_steps_run_end_to_end_and_stop_the_servers() -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "loaded 2,000 documents" in proc.stdout
     assert "3/3 partitions confirmed on the target" in proc.stdout
+    assert "job 'demo': 3/3 partitions confirmed, complete" in proc.stdout
     assert "all 3 partitions match" in proc.stdout
     assert "both servers stopped" in proc.stdout
     ports = _ports(proc.stdout)
