@@ -91,6 +91,14 @@ class RunState:
     def check_plan(self, manifest: Manifest, path: Path) -> None:
         """Refuse to continue when the manifest is not the one this state was made for."""
         if self.fingerprint == manifest.fingerprint:
+            planned = {p.id for p in manifest.partitions}
+            if set(self.partitions) != planned:
+                odd = sorted(set(self.partitions) ^ planned)
+                raise StateError(
+                    f"run state '{path}' does not list the manifest's partitions "
+                    f"({', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''} differ; edited by "
+                    "hand?): pass --restart to start the job over"
+                )
             return
         now = plan_summary(manifest)
         changed = [

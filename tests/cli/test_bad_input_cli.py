@@ -11,10 +11,12 @@ from typing import Any
 
 import orjson
 import pytest
+from pymongo import MongoClient
 from pymongo.database import Database
 from support import fail_inserts
 
 from vida_loader.cli import main
+from vida_loader.devserver import LocalServer
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
@@ -84,6 +86,17 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path, DB], Any], list[str], in
         [],
         3,
         "run state '",
+    ),
+    (
+        "hand-edited run state",
+        ("run",),
+        lambda j, db: (
+            main(["run", "-j", "1"]),
+            _edit(j / "state.json", lambda d: d["partitions"].pop("p00001")),
+        ),
+        [],
+        3,
+        "does not list the manifest's partitions (p00001 differ; edited by hand?)",
     ),
     (
         "-j 0",
@@ -157,3 +170,36 @@ def test_a_target_that_refuses_writes_fails_the_run_in_one_line(
     assert out.count("FAILED p0000") == 3
     state = orjson.loads((planned / "state.json").read_bytes())
     assert {p["state"] for p in state["partitions"].values()} == {"failed"}
+
+
+def test_credentials_never_reach_output_or_job_files(
+    planned: Path,
+    server: LocalServer,
+    target_server: LocalServer,
+    tdb: DB,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    admins = [MongoClient(srv.uri) for srv in (server, target_server)]
+    for admin in admins:
+        admin.admin.command("createUser", "loader", pwd=SECRET, roles=["root"])
+    try:
+        uris = [
+            f"mongodb://loader:{SECRET}@127.0.0.1:{srv.port}/?directConnection=true"
+            for srv in (server, target_server)
+        ]
+        args = ["--source-uri", uris[0], "--target-uri", uris[1]]
+        fail_inserts(tdb, {"times": 1}, errorCode=13)
+        code = main(["run", "-j", "1", "--write-concern", "1", "--attempts", "1", *args])
+        out, err = capsys.readouterr()
+        assert code == 1  # one partition refused: the run ends with the continue command
+        assert "(with --source-uri and --target-uri and credentials again)" in err
+        assert main(["run", "-j", "1", *args]) == 0
+        assert main(["status"]) == 0
+        more_out, more_err = capsys.readouterr()
+        files = b"".join(p.read_bytes() for p in planned.parent.rglob("*") if p.is_file())
+        assert SECRET not in out + err + more_out + more_err
+        assert SECRET.encode() not in files and b"loader" not in files
+    finally:
+        for admin in admins:
+            admin.admin.command("dropUser", "loader")
+            admin.close()
