@@ -509,7 +509,7 @@ def format_status(st: JobStatus) -> str:
         f"  partitions  {counts}",
         f"  documents   {st.confirmed_docs:,} confirmed on the target of ~{planned:,} "
         f"planned{share}",
-        f"  bytes       {_fmt_bytes(sum(r.bytes for r in recs if r.done))} confirmed",
+        f"  bytes       {_fmt_bytes(state.confirmed_bytes())} confirmed",
         f"  repaired    {sum(r.repaired for r in recs):,} documents; "
         f"{sum(r.resumes for r in recs)} partitions continued after an interruption",
         f"  runs        {state.runs}; started {state.started_at}, last saved "

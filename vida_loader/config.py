@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vida_loader.errors import UsageError
 from vida_loader.manifest import RangeMode
@@ -123,6 +124,17 @@ class RunConfig(JobConfig):
     @property
     def batch_bytes(self) -> int:
         return int(self.batch_mb * 1024 * 1024)
+
+    def settings(self) -> dict[str, Any]:
+        """What the run state records of this run's settings (and a resume repeats)."""
+        return {
+            "jobs": self.jobs,
+            "write_concern": self.write_concern,
+            "batch_docs": self.batch_docs,
+            "batch_bytes": self.batch_bytes,
+            "repair_rounds": self.repair_rounds,
+            "attempts": self.attempts,
+        }
 
 
 @dataclass(frozen=True)

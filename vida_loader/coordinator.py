@@ -165,9 +165,7 @@ class RunResult:
     @property
     def confirmed_docs(self) -> int:
         """Documents counted on the target in the confirmed partitions, all runs."""
-        return sum(
-            r.target_docs for r in self.state.partitions.values() if r.state is PartitionState.DONE
-        )
+        return self.state.confirmed_docs()
 
     @property
     def repaired(self) -> int:
@@ -240,25 +238,22 @@ def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, state: RunSta
     empty it (``--drop-target``) or to add to it (``--append``). A continued job: the
     target must still hold at least what earlier runs confirmed.
     """
-    src = connect(source.uri, role="source", timeouts=cfg.timeouts)
-    try:
-        dst = connect(target.uri, role="target", timeouts=cfg.timeouts)
+    with (
+        connect(source.uri, role="source", timeouts=cfg.timeouts) as src,
+        connect(target.uri, role="target", timeouts=cfg.timeouts) as dst,
+    ):
         require_source(src, source)
         if state is None and not cfg.drop_target:
             _check_target_empty(dst, target, cfg)
         elif state is not None:
             _check_target_kept(dst, target, state)
-    finally:
-        src.close()
-        if "dst" in locals():
-            dst.close()
 
 
 def _check_target_kept(
     client: MongoClient[dict[str, Any]], target: Endpoint, state: RunState
 ) -> None:
     """Confirmed partitions are skipped: refuse when the target lost documents since."""
-    confirmed = sum(r.target_docs for r in state.partitions.values() if r.done)
+    confirmed = state.confirmed_docs()
     if not confirmed:
         return
     try:
@@ -311,13 +306,7 @@ def continue_command(
     """
     args = job_command("run", cfg)
     if isinstance(cfg, RunConfig):
-        settings = {
-            "jobs": cfg.jobs,
-            "write_concern": cfg.write_concern,
-            "batch_docs": cfg.batch_docs,
-            "batch_bytes": cfg.batch_bytes,
-            "attempts": cfg.attempts,
-        }
+        settings = cfg.settings()
     given = settings or {}
     for key, flag, default in (
         ("jobs", "-j", DEFAULT_JOBS),
@@ -391,19 +380,11 @@ def run_job(
             repair_rounds=cfg.repair_rounds,
             timeouts=cfg.timeouts,
         )
-        run_settings = {
-            "jobs": cfg.jobs,
-            "write_concern": cfg.write_concern,
-            "batch_docs": cfg.batch_docs,
-            "batch_bytes": cfg.batch_bytes,
-            "repair_rounds": cfg.repair_rounds,
-            "attempts": cfg.attempts,
-        }
         if state is None:
-            state = RunState.fresh(manifest, run_settings)
+            state = RunState.fresh(manifest, cfg.settings())
             continuing = False
         else:
-            state.continue_run(run_settings)
+            state.continue_run(cfg.settings())
             continuing = True
         # The fresh state goes to disk before the target is emptied: a kill in between
         # must not leave an old state that calls the emptied partitions done.
@@ -438,9 +419,8 @@ class _Run:
         self.started = time.monotonic()
         self.tries: dict[str, int] = {}  # attempts in this run
         self.read = [0, 0]  # docs and bytes read by this run
-        done = [r for r in state.partitions.values() if r.state is PartitionState.DONE]
-        self.skipped = len(done)
-        self.base = [sum(r.target_docs for r in done), sum(r.bytes for r in done)]
+        self.skipped = state.count(PartitionState.DONE)
+        self.base = [state.confirmed_docs(), state.confirmed_bytes()]
         # An earlier run may have written part of any unconfirmed range: continue it
         # from what the target holds instead of sending it all again.
         self.resume = {pid for pid, r in state.partitions.items() if continuing and not r.done}
@@ -574,11 +554,10 @@ class _Run:
 
     def snapshot(self) -> RunProgress:
         recs = self.state.partitions.values()
-        done = [r for r in recs if r.state is PartitionState.DONE]
         running = [r for r in recs if r.state is PartitionState.RUNNING]
         return RunProgress(
-            docs=sum(r.target_docs for r in done) + sum(r.docs for r in running),
-            bytes=sum(r.bytes for r in done) + sum(r.bytes for r in running),
+            docs=self.state.confirmed_docs() + sum(r.docs for r in running),
+            bytes=self.state.confirmed_bytes() + sum(r.bytes for r in running),
             base_docs=self.base[0],
             base_bytes=self.base[1],
             est_docs=int(self.manifest.stats.get("count", 0)),

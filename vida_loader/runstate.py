@@ -122,6 +122,13 @@ class RunState:
             if not rec.done:
                 rec.state = PartitionState.PENDING
 
+    def confirmed_docs(self) -> int:
+        """Documents counted on the target in the confirmed partitions."""
+        return sum(r.target_docs for r in self.partitions.values() if r.done)
+
+    def confirmed_bytes(self) -> int:
+        return sum(r.bytes for r in self.partitions.values() if r.done)
+
     def count(self, state: PartitionState) -> int:
         return sum(1 for r in self.partitions.values() if r.state is state)
 

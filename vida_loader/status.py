@@ -35,9 +35,7 @@ class JobStatus:
 
     @property
     def confirmed_docs(self) -> int:
-        if self.state is None:
-            return 0
-        return sum(r.target_docs for r in self.state.partitions.values() if r.done)
+        return self.state.confirmed_docs() if self.state else 0
 
     @property
     def running_docs(self) -> int:
