@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,11 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
 from vida_loader import planner
+from vida_loader.cli import main
+from vida_loader.config import Endpoint, PlanConfig, RunConfig
+from vida_loader.coordinator import RunProgress, RunResult, run_job
+from vida_loader.devserver import LocalServer
+from vida_loader.manifest import Manifest
 
 PAD = "x" * 200
 
@@ -149,3 +155,54 @@ def start_slow_run(tdb: Any, block_ms: int, **popen: Any) -> subprocess.Popen[An
     fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=block_ms)
     cmd = [sys.executable, "-m", "vida_loader", "run", "-j", "2", "--batch-size", "100"]
     return subprocess.Popen(cmd, start_new_session=True, **popen)
+
+
+def plan_in(
+    server: LocalServer, target: LocalServer, db: Any, tmp_path: Path, **kw: Any
+) -> Manifest:
+    """Plan job "j" from ``db.src`` on ``server`` to ``db.dst`` on ``target``."""
+    cfg = PlanConfig(
+        source=Endpoint(server.uri, db.name, "src"),
+        target=Endpoint(target.uri, db.name, "dst"),
+        job="j",
+        manifest_dir=tmp_path,
+        **kw,
+    )
+    return planner.plan_job(cfg).manifest
+
+
+def run_in(
+    tmp_path: Path,
+    *,
+    tick: float = 0.5,
+    on_progress: Callable[[RunProgress], None] | None = None,
+    **kw: Any,
+) -> RunResult:
+    """Run job "j" planned by ``plan_in``; ``kw`` are ``RunConfig`` fields."""
+    return run_job(RunConfig(job="j", manifest_dir=tmp_path, **kw), on_progress, tick=tick)
+
+
+def plan_by_env(
+    monkeypatch: Any,
+    server: LocalServer,
+    target: LocalServer,
+    db: Any,
+    tmp_path: Path,
+    job: str,
+    partitions: int,
+) -> Path:
+    """Point every VIDA_* variable at ``db.src`` -> ``db.dst`` and job ``job``, plan it
+    through the CLI; the job folder."""
+    for name, value in {
+        "VIDA_SOURCE_URI": server.uri,
+        "VIDA_SOURCE_DB": db.name,
+        "VIDA_SOURCE_COLLECTION": "src",
+        "VIDA_TARGET_URI": target.uri,
+        "VIDA_TARGET_DB": db.name,
+        "VIDA_TARGET_COLLECTION": "dst",
+        "VIDA_MANIFEST_DIR": str(tmp_path / "parts"),
+        "VIDA_JOB": job,
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main(["plan", "--partitions", str(partitions)]) == 0
+    return tmp_path / "parts" / job

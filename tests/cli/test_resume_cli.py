@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 from pymongo.database import Database
-from support import raw_hashes, running, start_slow_run, wait_for
+from support import plan_by_env, raw_hashes, running, start_slow_run, wait_for
 
 from vida_loader.cli import main
 from vida_loader.devserver import LocalServer
@@ -106,20 +106,9 @@ def big(
         db.src.insert_many(
             [{"_id": i, "v": i * 7, "s": "x" * 40} for i in range(start, start + 20_000)]
         )
-    for name, value in {
-        "VIDA_SOURCE_URI": server.uri,
-        "VIDA_SOURCE_DB": db.name,
-        "VIDA_SOURCE_COLLECTION": "src",
-        "VIDA_TARGET_URI": target_server.uri,
-        "VIDA_TARGET_DB": db.name,
-        "VIDA_TARGET_COLLECTION": "dst",
-        "VIDA_MANIFEST_DIR": str(tmp_path / "parts"),
-        "VIDA_JOB": "big",
-    }.items():
-        monkeypatch.setenv(name, value)
-    assert main(["plan", "--partitions", "4"]) == 0
+    job = plan_by_env(monkeypatch, server, target_server, db, tmp_path, "big", 4)
     capsys.readouterr()
-    return tmp_path / "parts" / "big"
+    return job
 
 
 def _done_partitions(job: Path, started_after: str = "") -> int:

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 from pymongo.database import Database
-from support import PAD, fail_inserts, raw_hashes
+from support import PAD, fail_inserts, plan_in, raw_hashes, run_in
 
-from vida_loader import planner
-from vida_loader.config import Endpoint, PlanConfig, RunConfig
-from vida_loader.coordinator import RunProgress, RunResult, run_job
+from vida_loader.config import RunConfig
+from vida_loader.coordinator import RunProgress
 from vida_loader.devserver import LocalServer
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
 from vida_loader.manifest import Manifest
@@ -22,35 +21,19 @@ pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
 
 
-def _plan(server: LocalServer, target: LocalServer, db: DB, tmp_path: Path, **kw: Any) -> Manifest:
-    cfg = PlanConfig(
-        source=Endpoint(server.uri, db.name, "src"),
-        target=Endpoint(target.uri, db.name, "dst"),
-        job="j",
-        manifest_dir=tmp_path,
-        **kw,
-    )
-    return planner.plan_job(cfg).manifest
-
-
-def _run(tmp_path: Path, **kw: Any) -> RunResult:
-    progress = kw.pop("on_progress", None)
-    return run_job(RunConfig(job="j", manifest_dir=tmp_path, **kw), progress, tick=0.05)
-
-
 @pytest.fixture
 def three(
     server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
 ) -> Manifest:
     """3,000 documents with _id 0..2999 planned in 3 partitions."""
     db.src.insert_many([{"_id": i, "pad": PAD} for i in range(3000)])
-    return _plan(server, target_server, db, tmp_path, partitions=3)
+    return plan_in(server, target_server, db, tmp_path, partitions=3)
 
 
 def test_crashed_partition_continues_from_the_targets_last_id(
     three: Manifest, db: DB, tdb: DB, tmp_path: Path
 ) -> None:
-    assert _run(tmp_path, jobs=1).failed == []
+    assert run_in(tmp_path, tick=0.05, jobs=1).failed == []
     # Make it look as if the run had been killed in the middle partition: its record
     # still says running, the target lacks the end of its range and one document
     # below that (an unacknowledged insert that vanished).
@@ -66,7 +49,7 @@ def test_crashed_partition_continues_from_the_targets_last_id(
     tdb.dst.delete_many({"_id": {"$gte": stop, "$lt": upper}})
     tdb.dst.delete_one({"_id": lower + 3})
 
-    result = _run(tmp_path, jobs=1)
+    result = run_in(tmp_path, tick=0.05, jobs=1)
 
     assert result.failed == []
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
@@ -89,7 +72,7 @@ def test_interrupted_run_continues_and_sends_at_most_a_batch_again(
             raise KeyboardInterrupt
 
     with pytest.raises(RunInterruptedError, match="continue with: vida-loader run --job j"):
-        _run(tmp_path, jobs=1, batch_docs=100, on_progress=interrupt)
+        run_in(tmp_path, tick=0.05, jobs=1, batch_docs=100, on_progress=interrupt)
     tdb.client.admin.command("configureFailPoint", "failCommand", mode="off")
     before = tdb.dst.count_documents({})
     assert 1300 <= before < 3000
@@ -97,7 +80,7 @@ def test_interrupted_run_continues_and_sends_at_most_a_batch_again(
     assert state is not None and state.finished_at is None
     assert state.count(PartitionState.RUNNING) == 0  # set back to pending when stopped
 
-    result = _run(tmp_path, jobs=1, batch_docs=100)
+    result = run_in(tmp_path, tick=0.05, jobs=1, batch_docs=100)
 
     assert result.failed == []
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
@@ -114,18 +97,18 @@ def test_a_replanned_job_is_refused_until_restarted(
     tdb: DB,
     tmp_path: Path,
 ) -> None:
-    assert _run(tmp_path, jobs=1).failed == []
+    assert run_in(tmp_path, tick=0.05, jobs=1).failed == []
     db.src.insert_many([{"_id": i, "pad": PAD} for i in range(3000, 3500)])
-    _plan(server, target_server, db, tmp_path, partitions=4, replan=True)
+    plan_in(server, target_server, db, tmp_path, partitions=4, replan=True)
     with pytest.raises(StateError) as info:
-        _run(tmp_path, jobs=1)
+        run_in(tmp_path, tick=0.05, jobs=1)
     message = info.value.message
     assert "belongs to another plan of job 'j'" in message
     assert "source_count 3000 -> 3500" in message and "partitions 3 -> 4" in message
     assert message.endswith("pass --restart to start the job over")
     with pytest.raises(StateError, match="already holds documents: give --drop-target"):
-        _run(tmp_path, jobs=1, restart=True)
-    result = _run(tmp_path, jobs=1, restart=True, drop_target=True)
+        run_in(tmp_path, tick=0.05, jobs=1, restart=True)
+    result = run_in(tmp_path, tick=0.05, jobs=1, restart=True, drop_target=True)
     assert result.failed == [] and result.state.runs == 1
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
 
@@ -135,16 +118,16 @@ def test_a_fresh_start_into_a_non_empty_target_needs_a_choice(
 ) -> None:
     tdb.dst.insert_one({"_id": "not from the source"})
     with pytest.raises(StateError, match="'.*dst' on 'mongodb://127.0.0.1:.*' already holds"):
-        _run(tmp_path, jobs=1)
+        run_in(tmp_path, tick=0.05, jobs=1)
     assert load_state(state_path(tmp_path, "j")) is None  # nothing written
 
-    appended = _run(tmp_path, jobs=1, append=True)
+    appended = run_in(tmp_path, tick=0.05, jobs=1, append=True)
     assert appended.failed == []  # a string _id is outside every number range
     assert tdb.dst.count_documents({}) == 3001
     with pytest.raises(UsageError, match="--drop-target would empty the target of job 'j'"):
-        _run(tmp_path, jobs=1, drop_target=True)
+        run_in(tmp_path, tick=0.05, jobs=1, drop_target=True)
 
-    dropped = _run(tmp_path, jobs=1, restart=True, drop_target=True)
+    dropped = run_in(tmp_path, tick=0.05, jobs=1, restart=True, drop_target=True)
     assert dropped.failed == []
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
 
@@ -157,13 +140,13 @@ def test_drop_target_and_append_exclude_each_other(tmp_path: Path) -> None:
 def test_a_target_emptied_since_the_last_run_is_refused(
     three: Manifest, db: DB, tdb: DB, tmp_path: Path
 ) -> None:
-    assert _run(tmp_path, jobs=1).failed == []
+    assert run_in(tmp_path, tick=0.05, jobs=1).failed == []
     tdb.dst.delete_many({"_id": {"$lt": 1500}})
     with pytest.raises(
         StateError,
         match="holds 1,500 documents but earlier runs of job 'j' "
         "confirmed 3,000: it was emptied or changed since; give --restart",
     ):
-        _run(tmp_path, jobs=1)
-    assert _run(tmp_path, jobs=1, restart=True, append=True).failed == []
+        run_in(tmp_path, tick=0.05, jobs=1)
+    assert run_in(tmp_path, tick=0.05, jobs=1, restart=True, append=True).failed == []
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)

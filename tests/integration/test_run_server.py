@@ -11,35 +11,25 @@ import psutil
 import pytest
 from bson import Binary, ObjectId
 from pymongo.database import Database
-from support import PAD, every_type_documents, fail_inserts, ints, mixed_ids, raw_hashes
+from support import (
+    PAD,
+    every_type_documents,
+    fail_inserts,
+    ints,
+    mixed_ids,
+    plan_in,
+    raw_hashes,
+    run_in,
+)
 
-from vida_loader import planner, worker
-from vida_loader.config import Endpoint, PlanConfig, RunConfig
-from vida_loader.coordinator import RunProgress, RunResult, run_job
+from vida_loader import worker
+from vida_loader.coordinator import RunProgress, RunResult
 from vida_loader.devserver import LocalServer
-from vida_loader.manifest import Manifest
 from vida_loader.runstate import load_state
 from vida_loader.worker import PartitionState
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
-
-
-def _plan(server: LocalServer, target: LocalServer, db: DB, tmp_path: Path, **kw: Any) -> Manifest:
-    cfg = PlanConfig(
-        source=Endpoint(server.uri, db.name, "src"),
-        target=Endpoint(target.uri, db.name, "dst"),
-        job="j",
-        manifest_dir=tmp_path,
-        **kw,
-    )
-    return planner.plan_job(cfg).manifest
-
-
-def _run(tmp_path: Path, **kw: Any) -> RunResult:
-    tick = kw.pop("tick", 0.5)
-    progress = kw.pop("on_progress", None)
-    return run_job(RunConfig(job="j", manifest_dir=tmp_path, **kw), progress, tick=tick)
 
 
 def _ordinary(n: int, seed: int) -> list[dict[str, Any]]:
@@ -76,9 +66,9 @@ def test_every_type_arrives_byte_identical(
     db.src.insert_many(_ordinary(ordinary, 1))
     # Near the 16 MiB limit; it must travel alone in its write batch.
     db.src.insert_one({"_id": "big", "blob": Binary(b"\x07" * (16 * 1024 * 1024 - 1024))})
-    m = _plan(server, target_server, db, tmp_path, partitions=5, range_mode=mode)
+    m = plan_in(server, target_server, db, tmp_path, partitions=5, range_mode=mode)
     assert m.split["range_mode"] == mode
-    result = _run(tmp_path, jobs=1)
+    result = run_in(tmp_path, jobs=1)
     _assert_same(db, tdb, result)
     assert result.repaired == 0
 
@@ -87,10 +77,10 @@ def test_silently_lost_unacknowledged_writes_are_repaired(
     server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
 ) -> None:
     db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(6000, random.Random(5))])
-    _plan(server, target_server, db, tmp_path, partitions=3)
+    plan_in(server, target_server, db, tmp_path, partitions=3)
     # The first three w=0 insert batches fail on the server; nobody tells the client.
     fail_inserts(tdb, {"times": 3}, errorCode=16500)
-    result = _run(tmp_path, jobs=1, batch_docs=500)
+    result = run_in(tmp_path, jobs=1, batch_docs=500)
     _assert_same(db, tdb, result)
     assert result.repaired == 1500
     state = load_state(result.state_path)
@@ -102,9 +92,9 @@ def test_throttled_acknowledged_write_is_retried(
     server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
 ) -> None:
     db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(3000, random.Random(6))])
-    _plan(server, target_server, db, tmp_path, partitions=3)
+    plan_in(server, target_server, db, tmp_path, partitions=3)
     fail_inserts(tdb, {"times": 1}, errorCode=16500)
-    result = _run(tmp_path, jobs=1, write_concern="1", batch_docs=400)
+    result = run_in(tmp_path, jobs=1, write_concern="1", batch_docs=400)
     _assert_same(db, tdb, result)
     assert result.retries == 1
     attempts = sorted(r.attempts for r in result.state.partitions.values())
@@ -116,11 +106,11 @@ def test_inline_and_processes_give_the_same_target(
 ) -> None:
     db.src.insert_many([{"_id": v, "pad": PAD} for v in mixed_ids(800, random.Random(9))])
     db.src.insert_many(_ordinary(4000, 2))
-    _plan(server, target_server, db, tmp_path, partitions=6)
-    inline = _run(tmp_path, jobs=1)
+    plan_in(server, target_server, db, tmp_path, partitions=6)
+    inline = run_in(tmp_path, jobs=1)
     _assert_same(db, tdb, inline)
     first = raw_hashes(tdb.dst)
-    pooled = _run(tmp_path, jobs=3, restart=True, drop_target=True)
+    pooled = run_in(tmp_path, jobs=3, restart=True, drop_target=True)
     _assert_same(db, tdb, pooled)
     assert raw_hashes(tdb.dst) == first
 
@@ -129,7 +119,7 @@ def test_killed_worker_process_is_replaced_and_its_partition_redone(
     server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
 ) -> None:
     db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(6000, random.Random(7))])
-    _plan(server, target_server, db, tmp_path, partitions=4)
+    plan_in(server, target_server, db, tmp_path, partitions=4)
     # Slow every insert down so that partitions are mid-copy when the kill comes.
     fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=150)
     killed: list[int] = []
@@ -143,7 +133,7 @@ def test_killed_worker_process_is_replaced_and_its_partition_redone(
             killed.append(workers[0].pid)
             workers[0].kill()
 
-    result = _run(tmp_path, jobs=2, batch_docs=200, tick=0.05, on_progress=kill_a_worker)
+    result = run_in(tmp_path, jobs=2, batch_docs=200, tick=0.05, on_progress=kill_a_worker)
     assert killed, "no worker was seen running"
     assert result.retries >= 1
     _assert_same(db, tdb, result)
@@ -153,9 +143,9 @@ def test_target_documents_outside_the_source_fail_their_partition(
     server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
 ) -> None:
     db.src.insert_many([{"_id": i, "pad": PAD} for i in range(0, 3000, 2)])
-    m = _plan(server, target_server, db, tmp_path, partitions=3)
+    m = plan_in(server, target_server, db, tmp_path, partitions=3)
     tdb.dst.insert_one({"_id": 1, "stray": True})  # odd: not in the source
-    result = _run(tmp_path, jobs=1, append=True)
+    result = run_in(tmp_path, jobs=1, append=True)
     holder = next(p.id for p in m.partitions if p.contains(1))
     assert [pid for pid, _ in result.failed] == [holder]
     assert "1 more documents" in result.failed[0][1]
@@ -175,7 +165,7 @@ def test_source_returning_an_id_twice_is_reported_not_lost(
     # A sharded Cosmos DB collection can hold one _id under two shard keys; this server
     # cannot, so the source read is made to return one document twice.
     db.src.insert_many([{"_id": i, "pad": PAD} for i in range(900)])
-    m = _plan(server, target_server, db, tmp_path, partitions=3)
+    m = plan_in(server, target_server, db, tmp_path, partitions=3)
     real_read = worker._read_raw
 
     def read_with_a_twin(part: Any, src: Any, batch_docs: int) -> Any:
@@ -185,7 +175,7 @@ def test_source_returning_an_id_twice_is_reported_not_lost(
                 yield raw
 
     monkeypatch.setattr(worker, "_read_raw", read_with_a_twin)
-    result = _run(tmp_path, jobs=1)
+    result = run_in(tmp_path, jobs=1)
     holder = next(p.id for p in m.partitions if p.contains(450))
     assert [pid for pid, _ in result.failed] == [holder]
     assert "returned 1 documents whose _id it had already returned" in result.failed[0][1]
