@@ -10,7 +10,7 @@ DEMO_JOBS ?= 4
 MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint verify-counts clean
+.PHONY: help install demo test lint verify-counts bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ demo: install ## two local servers, 50k service orders, then plan (4 partitions)
 
 test: install ## run the whole test suite (unit, integration against real local servers, CLI)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install ## copy speed, CPU and memory against reference and naive copies -> bench/results.json
+	timeout 5400 $(BIN)/python benchmarks/bench_copy.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check vida_loader tests
