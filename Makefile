@@ -35,8 +35,8 @@ bench: install ## copy speed, CPU and memory against reference and naive copies 
 	timeout 5400 $(BIN)/python benchmarks/bench_copy.py
 
 lint: install ## ruff and mypy
-	$(BIN)/ruff check vida_loader tests
-	$(BIN)/ruff format --check vida_loader tests
+	$(BIN)/ruff check vida_loader tests benchmarks
+	$(BIN)/ruff format --check vida_loader tests benchmarks
 	$(BIN)/mypy
 
 verify-counts: install ## count every partition on both sides: make verify-counts JOB=x [MANIFEST_DIR=dir]

@@ -41,10 +41,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psutil
-from bson import ObjectId
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
@@ -110,19 +109,23 @@ def reference_slice(
     src_uri: str, dst_uri: str, src: str, dst: str, lo: Any, hi: Any, w: int
 ) -> None:
     """A plain raw copy of one ``_id`` slice: read a raw batch, insert it, repeat."""
-    with MongoClient(src_uri) as sc, MongoClient(dst_uri, w=w) as dc:
+    sc: Client = MongoClient(src_uri)
+    dc: Client = MongoClient(dst_uri, w=w)
+    with sc, dc:
         target = dc[DB].get_collection(dst, codec_options=RAW)
         cursor = sc[DB][src].find_raw_batches(
             _range_query(lo, hi), sort=[("_id", 1)], batch_size=BATCH
         )
         for batch in cursor.hint([("_id", 1)]):
-            docs = [RawBSONDocument(d, RAW) for d in split_raw(batch)]
+            docs = [RawBSONDocument(d, RAW) for d in split_raw(cast(bytes, batch))]
             target.insert_many(docs, ordered=False)
 
 
 def naive_copy(src_uri: str, dst_uri: str, src: str, dst: str) -> None:
     """The seed tool's way: decoded dicts, acknowledged ``insert_many`` per batch."""
-    with MongoClient(src_uri) as sc, MongoClient(dst_uri) as dc:
+    sc: Client = MongoClient(src_uri)
+    dc: Client = MongoClient(dst_uri)
+    with sc, dc:
         target = dc[DB][dst]
         batch: list[dict[str, Any]] = []
         for doc in sc[DB][src].find({}, batch_size=BATCH):
@@ -247,7 +250,8 @@ class Bench:
 
     def ceiling(self, coll: str, n: int) -> Measure:
         """The target's ingest rate of raw batches read beforehand (one process, w=1)."""
-        batches = list(self.client_s[DB][coll].find_raw_batches({}, batch_size=BATCH))
+        cursor = self.client_s[DB][coll].find_raw_batches({}, batch_size=BATCH)
+        batches = [cast(bytes, b) for b in cursor]
         dst = self.fresh_target("ceiling")
         target = self.client_t[DB].get_collection(dst, codec_options=RAW)
         t0 = time.monotonic()
