@@ -57,6 +57,7 @@ N = int(os.environ.get("BENCH_N", "100000"))
 REMOTE_N = int(os.environ.get("BENCH_REMOTE_N", "50000"))
 LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "100"))
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench/results.json"))
+EXTRA_RUN_ARGS = os.environ.get("BENCH_RUN_ARGS", "").split()  # e.g. "--write-concern 0"
 BATCH = 1000  # documents per read and per write in the reference and naive copies
 SMALL_N = 100_000  # the size 1M is compared with
 STEP_TIMEOUT = 1800  # seconds: no copy may hang the benchmark
@@ -301,7 +302,9 @@ class Bench:
             plan = ["plan", "--partitions", str(partitions)]
             subprocess.run(cli + plan, env=env, stdout=out, stderr=out, check=True, timeout=600)
             plan_s = time.monotonic() - p0
-            proc = subprocess.Popen([*cli, "run", "-j", str(jobs)], env=env, stdout=out, stderr=out)
+            proc = subprocess.Popen(
+                [*cli, "run", "-j", str(jobs), *EXTRA_RUN_ARGS], env=env, stdout=out, stderr=out
+            )
             sampler = RssSampler(proc.pid)
             sampler.start()
             code = proc.wait(STEP_TIMEOUT)
@@ -420,7 +423,7 @@ def _main(workdir: Path) -> int:
                     local.append(bench.reference("local", "orders", N, procs, w))
             local.append(bench.naive("local", "orders", N))
             for jobs in (1, 2):
-                local.append(bench.vida("local", "orders", N, jobs, partitions=2 * jobs))
+                local.append(bench.vida("local", "orders", N, jobs, partitions=jobs))
             measures += local
             remote: list[Measure] = []
             if REMOTE_N:
@@ -431,7 +434,7 @@ def _main(workdir: Path) -> int:
                     for w in (0, 1):
                         remote.append(bench.reference("remote", "remote", REMOTE_N, 4, w))
                     for jobs in (4, 8):
-                        remote.append(bench.vida("remote", "remote", REMOTE_N, jobs, 2 * jobs))
+                        remote.append(bench.vida("remote", "remote", REMOTE_N, jobs, jobs))
                 finally:
                     bench.latency(0)
                 measures += remote
@@ -440,7 +443,7 @@ def _main(workdir: Path) -> int:
             figures["peak RSS per worker MB"] = max(vida_rss)
             if N > SMALL_N:
                 bench.load("small", SMALL_N)
-                small = bench.vida("local", "small", SMALL_N, 2, partitions=4)
+                small = bench.vida("local", "small", SMALL_N, 2, partitions=2)
                 big = _best(local, "vida -j 2")
                 measures.append(small)
                 assert small.plan_seconds and big.plan_seconds

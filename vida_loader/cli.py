@@ -254,10 +254,10 @@ def _uri_options(f: click.Command) -> click.Command:
     "--write-concern",
     envvar="VIDA_WRITE_CONCERN",
     type=click.Choice(["0", "1", "majority"]),
-    default="0",
+    default="1",
     show_default=True,
-    help="Write concern of the copy; 0 is confirmed by counting each partition "
-    "[VIDA_WRITE_CONCERN]",
+    help="Write concern of the copy: 1 confirms each partition by the write results, "
+    "0 (unacknowledged) by counting its range on the target [VIDA_WRITE_CONCERN]",
 )
 @click.option(
     "--batch-size",

@@ -15,6 +15,9 @@ DEFAULT_PARTITION_SIZE_MB = 64.0
 DEFAULT_MANIFEST_DIR = Path("partitions")
 DEFAULT_BATCH_DOCS = 1000  # Cosmos DB advises about 1,000 documents per write
 DEFAULT_BATCH_MB = 2.0  # and allows 2 MB per request
+# Documents asked for per find/getMore: few round trips; the server caps each reply
+# (16 MB on MongoDB, 4 MB on Cosmos DB), and writes are re-chunked to the bounds above.
+DEFAULT_READ_BATCH_DOCS = 10_000
 DEFAULT_JOBS = 4
 MAX_BATCH_MB = 16.0
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
@@ -96,7 +99,7 @@ class JobConfig:
 class RunConfig(JobConfig):
     """Everything ``run`` needs besides the manifest."""
 
-    write_concern: str = "0"
+    write_concern: str = "1"
     batch_docs: int = DEFAULT_BATCH_DOCS
     batch_mb: float = DEFAULT_BATCH_MB
     repair_rounds: int = 2

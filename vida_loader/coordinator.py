@@ -310,7 +310,7 @@ def continue_command(
     given = settings or {}
     for key, flag, default in (
         ("jobs", "-j", DEFAULT_JOBS),
-        ("write_concern", "--write-concern", "0"),
+        ("write_concern", "--write-concern", "1"),
         ("batch_docs", "--batch-size", DEFAULT_BATCH_DOCS),
         ("attempts", "--attempts", 3),
     ):
@@ -371,6 +371,12 @@ def run_job(
                     f"already run: give --restart with it to start the job over"
                 )
         _preflight(source, target, cfg, state)
+        if state is None:
+            state = RunState.fresh(manifest, cfg.settings(), appended=cfg.append)
+            continuing = False
+        else:
+            state.continue_run(cfg.settings())
+            continuing = True
         settings = CopySettings(
             source=source,
             target=target,
@@ -379,13 +385,8 @@ def run_job(
             batch_bytes=cfg.batch_bytes,
             repair_rounds=cfg.repair_rounds,
             timeouts=cfg.timeouts,
+            count_always=state.appended,
         )
-        if state is None:
-            state = RunState.fresh(manifest, cfg.settings())
-            continuing = False
-        else:
-            state.continue_run(cfg.settings())
-            continuing = True
         # The fresh state goes to disk before the target is emptied: a kill in between
         # must not leave an old state that calls the emptied partitions done.
         save_state(state, path)

@@ -74,10 +74,15 @@ class RunState:
     coordinator: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     runs: int = 1  # run commands that worked on this state
+    # Started with --append on a non-empty target: write results cannot tell whether the
+    # target holds documents the source lacks, so every partition is confirmed by a count.
+    appended: bool = False
     partitions: dict[str, PartitionRecord] = field(default_factory=dict)
 
     @classmethod
-    def fresh(cls, manifest: Manifest, settings: dict[str, Any]) -> RunState:
+    def fresh(
+        cls, manifest: Manifest, settings: dict[str, Any], appended: bool = False
+    ) -> RunState:
         return cls(
             job=manifest.job,
             fingerprint=manifest.fingerprint,
@@ -85,6 +90,7 @@ class RunState:
             plan=plan_summary(manifest),
             coordinator=coordinator_info(),
             settings=settings,
+            appended=appended,
             partitions={p.id: PartitionRecord() for p in manifest.partitions},
         )
 
@@ -144,6 +150,7 @@ class RunState:
             "coordinator": self.coordinator,
             "settings": self.settings,
             "runs": self.runs,
+            "appended": self.appended,
             "partitions": {pid: asdict(r) for pid, r in self.partitions.items()},
         }
 
@@ -169,6 +176,7 @@ class RunState:
             coordinator=dict(doc.get("coordinator", {})),
             settings=dict(doc.get("settings", {})),
             runs=int(doc.get("runs", 1)),
+            appended=bool(doc.get("appended", False)),
             partitions=parts,
         )
 

@@ -14,7 +14,9 @@ meaning "already there", as mongorestore does), then a recount.
 
 from __future__ import annotations
 
+import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +30,12 @@ from pymongo import InsertOne, MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
-from vida_loader.config import DEFAULT_BATCH_DOCS, DEFAULT_BATCH_MB, Endpoint
+from vida_loader.config import (
+    DEFAULT_BATCH_DOCS,
+    DEFAULT_BATCH_MB,
+    DEFAULT_READ_BATCH_DOCS,
+    Endpoint,
+)
 from vida_loader.errors import VidaError
 from vida_loader.manifest import Partition
 from vida_loader.mongo import (
@@ -60,9 +67,11 @@ class CopySettings:
 
     source: Endpoint
     target: Endpoint
-    write_concern: str = "0"
+    write_concern: str = "1"
     batch_docs: int = DEFAULT_BATCH_DOCS
     batch_bytes: int = int(DEFAULT_BATCH_MB * MIB)
+    read_batch_docs: int = DEFAULT_READ_BATCH_DOCS
+    count_always: bool = False  # confirm by counting even when every write was acknowledged
     repair_rounds: int = 2
     timeouts: Timeouts = Timeouts()
 
@@ -76,7 +85,7 @@ class PartitionResult:
     docs: int = 0  # read from the source on this attempt
     bytes: int = 0
     source_docs: int = 0  # what the range holds: read, or counted when resumed
-    target_docs: int = 0  # counted inside the range on the target at the end
+    target_docs: int = 0  # on the target at the end: acknowledged, or counted in the range
     resumed: bool = False  # continued from what the target already held
     repaired: int = 0  # inserted by repair: lost by unacknowledged writes
     already_there: int = 0  # duplicate keys met by acknowledged writes
@@ -141,17 +150,30 @@ def _copy(
         resumed, last = part.last_id(dst)
         if resumed and usable_boundary(last):
             reading = part.starting_at(last)
-    docs = nbytes = already = 0
-    writer = dst.with_options(write_concern=write_concern(s.write_concern))
-    for chunk, chunk_bytes in chunked(_read_raw(reading, src, s.batch_docs), s):
-        if s.write_concern == "0":
-            writer.insert_many(chunk, ordered=False)
-        else:
-            already += insert_acknowledged(writer, chunk)[1]
-        docs += len(chunk)
-        nbytes += chunk_bytes
-        report("copied", part.id, len(chunk), chunk_bytes)
+    docs = nbytes = 0
+    acknowledged = s.write_concern != "0"
+    with Writer(dst.with_options(write_concern=write_concern(s.write_concern)), acknowledged) as w:
+        for chunk, chunk_bytes in chunked(_read_raw(reading, src, s.read_batch_docs), s):
+            w.put(chunk, chunk_bytes)  # written on the writer's thread during the next read
+            docs += len(chunk)
+            nbytes += chunk_bytes
+            w.report_written(report, part.id)
+    w.report_written(report, part.id)
+    already = w.already
 
+    if acknowledged and reading is part and w.inserted == docs and not s.count_always:
+        # Every document read was acknowledged as inserted: the write results prove the
+        # range, no count needed (a count is a scan billed in RUs on Cosmos DB).
+        # A duplicate key here would mean the source returned an _id twice: counted below.
+        return PartitionResult(
+            part.id,
+            PartitionState.DONE,
+            docs=docs,
+            bytes=nbytes,
+            source_docs=docs,
+            target_docs=docs,
+            seconds=time.monotonic() - started,
+        )
     # What the range holds: all of it was read, unless this attempt skipped what the
     # target already had (which may itself lack documents lost by unacknowledged writes).
     expected = part.count_in(src) if reading is not part else docs
@@ -201,6 +223,68 @@ def _copy(
         seconds=seconds,
         error=error,
     )
+
+
+class Writer:
+    """Inserts chunks on a thread of its own, so the next read overlaps the current write.
+
+    One write in flight at a time on the worker's single target connection: commands on
+    it stay in order (a count after ``w=0`` inserts follows them). A queue of ``depth``
+    chunks bounds memory. A failed write stops the writing; the error is raised by the
+    next :meth:`put` or on leaving the ``with`` block, which always waits for the thread,
+    so nothing is written after the worker has returned.
+    """
+
+    def __init__(self, coll: Collection[Any], acknowledged: bool, depth: int = 2) -> None:
+        self.coll = coll
+        self.acknowledged = acknowledged
+        self.inserted = 0  # acknowledged as inserted
+        self.already = 0  # acknowledged as duplicate key
+        self.written = (0, 0)  # (documents, bytes) written: acknowledged, or sent with w=0
+        self._reported = (0, 0)
+        self.error: BaseException | None = None
+        self._abandoned = False  # the reader failed or was stopped: write nothing more
+        self._queue: queue.Queue[tuple[list[RawBSONDocument], int] | None] = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._loop, name="vida-writer", daemon=True)
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._abandoned = exc is not None
+        self._queue.put(None)
+        self._thread.join()
+        if exc is None and self.error is not None:
+            raise self.error
+
+    def put(self, chunk: list[RawBSONDocument], nbytes: int) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put((chunk, nbytes))
+
+    def report_written(self, report: Reporter, pid: str) -> None:
+        """Report what was written since the last call (called on the reading thread)."""
+        docs, nbytes = self.written
+        if docs > self._reported[0]:
+            report("copied", pid, docs - self._reported[0], nbytes - self._reported[1])
+            self._reported = (docs, nbytes)
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            chunk, nbytes = item
+            if self.error is not None or self._abandoned:
+                continue  # drain: the reader learns of the failure at its next put
+            try:
+                if self.acknowledged:
+                    inserted, already = insert_acknowledged(self.coll, chunk)
+                    self.inserted += inserted
+                    self.already += already
+                else:
+                    self.coll.insert_many(chunk, ordered=False)
+                self.written = (self.written[0] + len(chunk), self.written[1] + nbytes)
+            except BaseException as exc:  # handed to the reading thread
+                self.error = exc
 
 
 def split_raw(batch: bytes) -> Iterator[bytes]:

@@ -130,7 +130,7 @@ def test_kill_9_at_two_points_then_resume_sends_at_most_a_batch_per_worker_again
     bound = JOBS * BATCH
 
     # 1. early: the first documents have landed, no partition is done yet
-    # (kill when the workers have sent a share: with w=0 the target lags behind them)
+    # (kill when the workers have sent a share: queued writes land after the send)
     run = _Run()
     run.kill_when(lambda: run.sent >= N // 5, "20 % sent")
     before = _settled_count(tdb)

@@ -80,7 +80,7 @@ def test_silently_lost_unacknowledged_writes_are_repaired(
     plan_in(server, target_server, db, tmp_path, partitions=3)
     # The first three w=0 insert batches fail on the server; nobody tells the client.
     fail_inserts(tdb, {"times": 3}, errorCode=16500)
-    result = run_in(tmp_path, jobs=1, batch_docs=500)
+    result = run_in(tmp_path, jobs=1, write_concern="0", batch_docs=500)
     _assert_same(db, tdb, result)
     assert result.repaired == 1500
     state = load_state(result.state_path)

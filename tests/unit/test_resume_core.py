@@ -52,7 +52,7 @@ def test_continue_command_never_holds_a_password() -> None:
         "(with --source-uri and credentials again)"
     )
     # status has only the state's settings
-    settings = {"jobs": 2, "batch_docs": 100, "write_concern": "0"}
+    settings = {"jobs": 2, "batch_docs": 100, "write_concern": "1"}
     assert continue_command(JobConfig(job="j"), settings) == (
         "vida-loader run --job j -j 2 --batch-size 100"
     )

@@ -1,0 +1,170 @@
+"""The worker's copy path: writes overlap reads, and acknowledged writes confirm a range."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import monitoring
+from pymongo.database import Database
+from support import PAD, fail_inserts, ints, raw_hashes, wait_for
+
+from vida_loader.config import Endpoint
+from vida_loader.devserver import LocalServer
+from vida_loader.manifest import Partition, RangeMode
+from vida_loader.worker import CopySettings, PartitionState, Writer, close_clients, copy_partition
+
+pytestmark = pytest.mark.integration
+DB = Database[dict[str, Any]]
+
+
+class Commands(monitoring.CommandListener):
+    """Names of the commands sent to one server port while listening."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.connection_id[1] == self.port:
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+def to_target(target_server: LocalServer) -> Iterator[Commands]:
+    # Listeners apply to clients created afterwards: drop the workers' cached clients.
+    close_clients()
+    listener = Commands(target_server.port)
+    monitoring.register(listener)
+    yield listener
+    close_clients()
+    listener.port = -1  # pymongo cannot unregister a listener: silence it instead
+
+
+def _settings(db: DB, tdb: DB, server: LocalServer, target: LocalServer, **kw: Any) -> CopySettings:
+    return CopySettings(
+        Endpoint(server.uri, db.name, "src"),
+        Endpoint(target.uri, tdb.name, "dst"),
+        batch_docs=100,
+        read_batch_docs=250,
+        **kw,
+    )
+
+
+WHOLE = Partition("p00000", RangeMode.TYPED, "number")
+
+
+@pytest.mark.parametrize(
+    ("write_concern", "count_always", "counted"),
+    [("1", False, False), ("majority", False, False), ("1", True, True), ("0", False, True)],
+)
+def test_acknowledged_writes_confirm_the_range_without_a_count(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    to_target: Commands,
+    write_concern: str,
+    count_always: bool,
+    counted: bool,
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(1200, random.Random(1))])
+    s = _settings(
+        db, tdb, server, target_server, write_concern=write_concern, count_always=count_always
+    )
+    result = copy_partition(WHOLE, s)
+    assert result.state is PartitionState.DONE, result.error
+    assert (result.docs, result.source_docs, result.target_docs) == (1200,) * 3
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+    assert to_target.names.count("insert") == 12
+    assert bool({"count", "aggregate", "find"} & set(to_target.names)) is counted
+
+
+def test_a_duplicate_key_falls_back_to_counting_the_range(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, to_target: Commands
+) -> None:
+    docs = [{"_id": v, "pad": PAD} for v in ints(500, random.Random(2))]
+    db.src.insert_many(docs)
+    tdb.dst.insert_one(docs[7])  # the target already holds one of them
+    result = copy_partition(WHOLE, _settings(db, tdb, server, target_server))
+    assert result.state is PartitionState.DONE, result.error
+    assert result.already_there == 1
+    assert result.target_docs == 500
+    assert "aggregate" in to_target.names or "count" in to_target.names
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_a_write_failing_midway_fails_the_partition_and_a_resume_completes_it(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, to_target: Commands
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(1000, random.Random(3))])
+    s = _settings(db, tdb, server, target_server)
+    # Let three inserts through, then throttle one: the writer thread meets the error.
+    fail_inserts(tdb, {"skip": 3, "times": 1}, errorCode=16500)
+    first = copy_partition(WHOLE, s)
+    assert first.state is PartitionState.FAILED and first.transient
+    assert first.error is not None and "16500" in first.error
+    held = tdb.dst.count_documents({})
+    assert 300 <= held < 1000  # what was acknowledged before the failure stays
+    second = copy_partition(WHOLE, s, resume=True)
+    assert second.state is PartitionState.DONE, second.error
+    assert second.resumed and second.docs == 1000 - held + 1
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+class _SlowCollection:
+    """Stands in for a target whose inserts take as long as the test decides.
+
+    A real server cannot hold an insert open until the test says so; this shows that
+    ``put`` returns while a write is still in flight, which is what overlaps a worker's
+    read with its write.
+    """
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.written: list[int] = []
+
+    def insert_many(self, docs: list[Any], ordered: bool) -> None:
+        self.started.set()
+        assert self.release.wait(10)
+        self.written.append(len(docs))
+
+
+def test_writer_accepts_the_next_batch_while_a_write_is_in_flight() -> None:
+    coll = _SlowCollection()
+    with Writer(coll, acknowledged=False, depth=2) as w:  # type: ignore[arg-type]
+        w.put([1, 2], 20)  # type: ignore[list-item]
+        assert coll.started.wait(10)
+        w.put([3], 10)  # type: ignore[list-item]
+        w.put([4], 10)  # type: ignore[list-item]  # the queue holds two while one is written
+        assert coll.written == [] and w.written == (0, 0)
+        coll.release.set()
+    assert coll.written == [2, 1, 1] and w.written == (4, 40)
+
+
+def test_writer_stops_writing_when_the_reader_fails() -> None:
+    coll = _SlowCollection()
+    w = Writer(coll, acknowledged=False, depth=2)  # type: ignore[arg-type]
+
+    def release_once_abandoned() -> None:
+        wait_for(lambda: w._abandoned, 10, "the reader's failure reaching the writer")
+        coll.release.set()
+
+    with pytest.raises(RuntimeError, match="read failed"), w:
+        w.put([1], 10)  # type: ignore[list-item]
+        assert coll.started.wait(10)
+        w.put([2], 10)  # type: ignore[list-item]
+        threading.Thread(target=release_once_abandoned, daemon=True).start()
+        raise RuntimeError("read failed")
+    # Leaving the block waited for the write in flight; the queued batch was dropped.
+    assert coll.written == [1]
