@@ -32,6 +32,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -118,8 +119,7 @@ def reference_slice(
             _range_query(lo, hi), sort=[("_id", 1)], batch_size=BATCH
         )
         for batch in cursor.hint([("_id", 1)]):
-            docs = [RawBSONDocument(d, RAW) for d in split_raw(cast(bytes, batch))]
-            target.insert_many(docs, ordered=False)
+            target.insert_many(split_raw(cast(bytes, batch)), ordered=False)
 
 
 def naive_copy(src_uri: str, dst_uri: str, src: str, dst: str) -> None:
@@ -257,7 +257,7 @@ class Bench:
         target = self.client_t[DB].get_collection(dst, codec_options=RAW)
         t0 = time.monotonic()
         for batch in batches:
-            target.insert_many([RawBSONDocument(d, RAW) for d in split_raw(batch)], ordered=False)
+            target.insert_many(split_raw(batch), ordered=False)
         wait_landed(target, n)
         m = Measure("ceiling (target ingest)", "local", n, time.monotonic() - t0)
         self.done_with(dst)
@@ -341,6 +341,13 @@ class Bench:
         self.client_t.close()
 
 
+def shown(m: Measure) -> Measure:
+    """Print one line per finished copy: a long benchmark shows where it is."""
+    cpu = f", client CPU {m.cpu_us_per_doc:.1f} us/doc" if m.cpu_us_per_doc is not None else ""
+    print(f"  {m.name} ({m.regime}): {m.docs_per_s:,.0f} docs/s{cpu}", flush=True)
+    return m
+
+
 def _best(measures: list[Measure], prefix: str) -> Measure:
     return max((m for m in measures if m.name.startswith(prefix)), key=lambda m: m.docs_per_s)
 
@@ -400,6 +407,8 @@ def print_table(measures: list[Measure], figures: dict[str, float]) -> None:
 
 
 def main() -> int:
+    # `timeout` and Ctrl-C end the benchmark through the `with` blocks: servers stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="vida-bench-"))
     try:
         return _main(workdir)
@@ -417,24 +426,24 @@ def _main(workdir: Path) -> int:
         try:
             print(f"servers: source {source.uri}, target {target.uri}; work in {workdir}")
             bench.load("orders", N)
-            local = [bench.ceiling("orders", N)]
+            local = [shown(bench.ceiling("orders", N))]
             for procs in (1, 2):
                 for w in (0, 1):
-                    local.append(bench.reference("local", "orders", N, procs, w))
-            local.append(bench.naive("local", "orders", N))
+                    local.append(shown(bench.reference("local", "orders", N, procs, w)))
+            local.append(shown(bench.naive("local", "orders", N)))
             for jobs in (1, 2):
-                local.append(bench.vida("local", "orders", N, jobs, partitions=jobs))
+                local.append(shown(bench.vida("local", "orders", N, jobs, partitions=jobs)))
             measures += local
             remote: list[Measure] = []
             if REMOTE_N:
                 bench.load("remote", REMOTE_N)
                 bench.latency(LATENCY_MS)
                 try:
-                    remote.append(bench.naive("remote", "remote", REMOTE_N))
+                    remote.append(shown(bench.naive("remote", "remote", REMOTE_N)))
                     for w in (0, 1):
-                        remote.append(bench.reference("remote", "remote", REMOTE_N, 4, w))
+                        remote.append(shown(bench.reference("remote", "remote", REMOTE_N, 4, w)))
                     for jobs in (4, 8):
-                        remote.append(bench.vida("remote", "remote", REMOTE_N, jobs, jobs))
+                        remote.append(shown(bench.vida("remote", "remote", REMOTE_N, jobs, jobs)))
                 finally:
                     bench.latency(0)
                 measures += remote

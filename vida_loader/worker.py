@@ -18,15 +18,16 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import bson
 from bson.codec_options import CodecOptions
+from bson.errors import InvalidBSON
 from bson.raw_bson import RawBSONDocument
-from pymongo import InsertOne, MongoClient
+from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
@@ -287,35 +288,40 @@ class Writer:
                 self.error = exc
 
 
-def split_raw(batch: bytes) -> Iterator[bytes]:
-    """The documents of a raw batch (BSON documents back to back), still encoded."""
-    pos, end = 0, len(batch)
-    while pos < end:
-        size = int.from_bytes(batch[pos : pos + 4], "little")
-        if size < 5 or pos + size > end:
-            raise ValueError(f"corrupt raw batch: document of {size} bytes at offset {pos}")
-        yield batch[pos : pos + size]
-        pos += size
+def split_raw(batch: bytes) -> list[RawBSONDocument]:
+    """The documents of a raw batch (BSON documents back to back), still encoded.
+
+    bson's C ``decode_all`` with ``RawBSONDocument`` only slices by the length prefixes
+    (nothing is decoded): 1.1 us per ~1 KB document against 3.3 us for a Python loop.
+    """
+    try:
+        return bson.decode_all(batch, RAW_OPTIONS)
+    except InvalidBSON as exc:
+        raise ValueError(f"corrupt raw batch of {len(batch):,} bytes: {exc}") from None
 
 
-def _read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Iterator[bytes]:
+def _read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Iterator[RawBSONDocument]:
     for batch in part.find(src, raw=True, batch_size=batch_docs):
         yield from split_raw(batch)
 
 
-def chunked(docs: Iterator[bytes], s: CopySettings) -> Iterator[tuple[list[RawBSONDocument], int]]:
+def chunked(
+    docs: Iterable[RawBSONDocument], s: CopySettings
+) -> Iterator[tuple[list[RawBSONDocument], int]]:
     """Write batches bounded by ``s.batch_docs`` documents and ``s.batch_bytes`` bytes.
 
     A document larger than the byte bound travels alone.
     """
     chunk: list[RawBSONDocument] = []
     size = 0
-    for raw in docs:
-        if chunk and (len(chunk) >= s.batch_docs or size + len(raw) > s.batch_bytes):
+    limit_docs, limit_bytes = s.batch_docs, s.batch_bytes
+    for doc in docs:
+        n = len(doc.raw)
+        if chunk and (len(chunk) >= limit_docs or size + n > limit_bytes):
             yield chunk, size
             chunk, size = [], 0
-        chunk.append(RawBSONDocument(raw, RAW_OPTIONS))
-        size += len(raw)
+        chunk.append(doc)
+        size += n
     if chunk:
         yield chunk, size
 
@@ -323,8 +329,9 @@ def chunked(docs: Iterator[bytes], s: CopySettings) -> Iterator[tuple[list[RawBS
 def insert_acknowledged(coll: Collection[Any], docs: list[RawBSONDocument]) -> tuple[int, int]:
     """Unordered acknowledged insert: (inserted, already there). Other errors raise."""
     try:
-        result = coll.bulk_write([InsertOne(d) for d in docs], ordered=False)
-        return result.inserted_count, 0
+        # insert_many, not bulk_write(InsertOne...): no wrapper object per document.
+        coll.insert_many(docs, ordered=False)
+        return len(docs), 0
     except BulkWriteError as exc:
         details = exc.details
         errors = details.get("writeErrors", [])
@@ -368,7 +375,7 @@ def repair_range(
     inserted = already = 0
     for i in range(0, len(missing), s.batch_docs):
         ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in missing[i : i + s.batch_docs]]
-        found = (bytes(d.raw) for d in raw_src.find({"_id": {"$in": ids}}, batch_size=s.batch_docs))
+        found = raw_src.find({"_id": {"$in": ids}}, batch_size=s.batch_docs)
         for chunk, _size in chunked(found, s):
             ins, dup = insert_acknowledged(writer, chunk)
             inserted += ins

@@ -6,7 +6,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-import bson
 import psutil
 import pytest
 from bson import Binary, ObjectId
@@ -169,10 +168,10 @@ def test_source_returning_an_id_twice_is_reported_not_lost(
     real_read = worker._read_raw
 
     def read_with_a_twin(part: Any, src: Any, batch_docs: int) -> Any:
-        for raw in real_read(part, src, batch_docs):
-            yield raw
-            if bson.decode(raw)["_id"] == 450:
-                yield raw
+        for doc in real_read(part, src, batch_docs):
+            yield doc
+            if doc["_id"] == 450:
+                yield doc
 
     monkeypatch.setattr(worker, "_read_raw", read_with_a_twin)
     result = run_in(tmp_path, jobs=1)

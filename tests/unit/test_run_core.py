@@ -30,15 +30,15 @@ def _docs(sizes: list[int]) -> list[bytes]:
 
 def test_split_raw_gives_back_each_document() -> None:
     docs = _docs([30, 100, 22, 500])
-    assert list(split_raw(b"".join(docs))) == docs
-    assert list(split_raw(b"")) == []
+    assert [d.raw for d in split_raw(b"".join(docs))] == docs
+    assert split_raw(b"") == []
 
 
 @pytest.mark.parametrize("cut", [1, 4, 29, 35])
 def test_split_raw_refuses_a_torn_batch(cut: int) -> None:
     batch = b"".join(_docs([30, 100]))
     with pytest.raises(ValueError, match="corrupt raw batch"):
-        list(split_raw(batch[:-cut] if cut != 1 else batch[:-1]))
+        split_raw(batch[:-cut] if cut != 1 else batch[:-1])
 
 
 def _settings(batch_docs: int, batch_bytes: int) -> CopySettings:
@@ -48,13 +48,13 @@ def _settings(batch_docs: int, batch_bytes: int) -> CopySettings:
 
 def test_write_batches_bounded_by_count_and_bytes() -> None:
     docs = _docs([100] * 10 + [1000] + [100] * 3)
-    chunks = list(chunked(iter(docs), _settings(batch_docs=4, batch_bytes=350)))
+    chunks = list(chunked(split_raw(b"".join(docs)), _settings(batch_docs=4, batch_bytes=350)))
     sizes = [[len(d.raw) for d in c] for c, _ in chunks]
     # 3 x 100 fit in 350 bytes; the 1,000-byte document travels alone.
     assert sizes == [[100] * 3, [100] * 3, [100] * 3, [100], [1000], [100] * 3]
     assert [n for _, n in chunks] == [sum(s) for s in sizes]
     assert [d.raw for c, _ in chunks for d in c] == docs  # order and bytes kept
-    by_count = list(chunked(iter(docs[:10]), _settings(batch_docs=4, batch_bytes=10**6)))
+    by_count = list(chunked(split_raw(b"".join(docs[:10])), _settings(4, 10**6)))
     assert [len(c) for c, _ in by_count] == [4, 4, 2]
 
 
