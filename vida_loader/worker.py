@@ -35,6 +35,7 @@ from vida_loader.config import (
     DEFAULT_BATCH_DOCS,
     DEFAULT_BATCH_MB,
     DEFAULT_READ_BATCH_DOCS,
+    DEFAULT_READ_BATCH_MB,
     Endpoint,
 )
 from vida_loader.errors import VidaError
@@ -72,6 +73,7 @@ class CopySettings:
     batch_docs: int = DEFAULT_BATCH_DOCS
     batch_bytes: int = int(DEFAULT_BATCH_MB * MIB)
     read_batch_docs: int = DEFAULT_READ_BATCH_DOCS
+    read_batch_bytes: int = int(DEFAULT_READ_BATCH_MB * MIB)
     count_always: bool = False  # confirm by counting even when every write was acknowledged
     repair_rounds: int = 2
     timeouts: Timeouts = Timeouts()
@@ -154,7 +156,8 @@ def _copy(
     docs = nbytes = 0
     acknowledged = s.write_concern != "0"
     with Writer(dst.with_options(write_concern=write_concern(s.write_concern)), acknowledged) as w:
-        for chunk, chunk_bytes in chunked(_read_raw(reading, src, s.read_batch_docs), s):
+        read = _read_raw(reading, src, read_batch_size(part, s))
+        for chunk, chunk_bytes in chunked(read, s):
             w.put(chunk, chunk_bytes)  # written on the writer's thread during the next read
             docs += len(chunk)
             nbytes += chunk_bytes
@@ -286,6 +289,15 @@ class Writer:
                 self.written = (self.written[0] + len(chunk), self.written[1] + nbytes)
             except BaseException as exc:  # handed to the reading thread
                 self.error = exc
+
+
+def read_batch_size(part: Partition, s: CopySettings) -> int:
+    """Documents per read: ``s.read_batch_bytes`` by the plan's estimate of the range's
+    average document, between 1 and ``s.read_batch_docs``; ``s.batch_docs`` if unknown."""
+    if part.est_docs > 0 and part.est_bytes > 0:
+        fit = int(s.read_batch_bytes * part.est_docs / part.est_bytes)
+        return max(1, min(s.read_batch_docs, fit))
+    return min(s.read_batch_docs, s.batch_docs)
 
 
 def split_raw(batch: bytes) -> list[RawBSONDocument]:

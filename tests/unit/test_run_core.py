@@ -12,10 +12,17 @@ import pytest
 from vida_loader.config import Endpoint, RunConfig
 from vida_loader.coordinator import RunProgress, planned_endpoint, resolve_job
 from vida_loader.errors import StateError, UsageError
-from vida_loader.manifest import write_atomic
+from vida_loader.manifest import Partition, RangeMode, write_atomic
 from vida_loader.progress import ProgressPrinter, format_duration, format_progress
 from vida_loader.runstate import PartitionRecord, RunState, load_state, save_state
-from vida_loader.worker import CopySettings, PartitionResult, PartitionState, chunked, split_raw
+from vida_loader.worker import (
+    CopySettings,
+    PartitionResult,
+    PartitionState,
+    chunked,
+    read_batch_size,
+    split_raw,
+)
 
 
 def _docs(sizes: list[int]) -> list[bytes]:
@@ -197,3 +204,17 @@ def test_terminal_progress_rewrites_one_line() -> None:
     printer.finish()
     text = out.getvalue()
     assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("est_docs", "est_bytes", "expected"),
+    [
+        (30_000, 30_000 * 1024, 2048),  # ~1 KB documents: 2 MB per read
+        (10**6, 10**8, 10_000),  # 100-byte documents: capped at 10,000
+        (10, 10 * 15 * 2**20, 1),  # 15 MB documents: one at a time
+        (0, 0, 1000),  # nothing estimated (an empty plan): the write batch size
+    ],
+)
+def test_reads_ask_for_about_two_megabytes(est_docs: int, est_bytes: int, expected: int) -> None:
+    part = Partition("p", RangeMode.TYPED, "objectId", est_docs=est_docs, est_bytes=est_bytes)
+    assert read_batch_size(part, _settings(batch_docs=1000, batch_bytes=2 * 2**20)) == expected
