@@ -50,7 +50,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from vida_loader.demo import service_orders
+from vida_loader.demo import load_service_orders
 from vida_loader.devserver import LocalServer
 from vida_loader.worker import split_raw
 
@@ -235,8 +235,7 @@ class Bench:
         t0 = time.monotonic()
         c = self.client_s[DB][coll]
         c.drop()
-        for i in range(0, n, 5000):
-            c.insert_many(service_orders(min(5000, n - i), first=i), ordered=False)
+        load_service_orders(c, n)
         print(f"loaded {n:,} service orders into {DB}.{coll} in {time.monotonic() - t0:.0f} s")
 
     def slices(self, coll: str, parts: int) -> list[tuple[Any, Any]]:

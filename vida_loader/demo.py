@@ -95,6 +95,12 @@ def service_orders(n: int, seed: int = 42, first: int = 0) -> list[dict[str, Any
     return orders
 
 
+def load_service_orders(coll: Collection[dict[str, Any]], n: int) -> None:
+    """Insert orders 0 to ``n - 1`` into ``coll`` in batches of 5,000 (demo and bench)."""
+    for i in range(0, n, 5000):
+        coll.insert_many(service_orders(min(5000, n - i), first=i), ordered=False)
+
+
 def _command() -> list[str]:
     """The installed ``vida-loader`` beside this Python, else ``python -m vida_loader``."""
     script = Path(sys.executable).with_name("vida-loader")
@@ -126,10 +132,7 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
             t0 = time.monotonic()
             client: MongoClient[dict[str, Any]]
             with MongoClient(source.uri, serverSelectionTimeoutMS=10_000) as client:
-                coll: Collection[dict[str, Any]] = client["demo"]["orders"]
-                for i in range(0, docs, 5000):
-                    batch = service_orders(min(5000, docs - i), first=i)
-                    coll.insert_many(batch, ordered=False)
+                load_service_orders(client["demo"]["orders"], docs)
                 size = client["demo"].command("collStats", "orders").get("size", 0)
             secs = time.monotonic() - t0
             print(f"loaded {docs:,} documents, {size / 1e6:,.1f} MB, in {secs:.1f} s")
