@@ -114,20 +114,18 @@ class Partition:
         coll: Collection[Any],
         projection: Any = None,
         *,
-        raw: bool = False,
         direction: int = 1,
         **kwargs: Any,
     ) -> Cursor[Any]:
         """The cursor over exactly this range, in ``_id`` order, as a worker runs it.
 
-        ``raw``: ``find_raw_batches``, each item one batch of undecoded BSON documents.
-        ``direction`` -1: highest ``_id`` first.
+        ``direction`` -1: highest ``_id`` first. Documents come in ``coll``'s codec
+        (a worker reads them as ``RawBSONDocument``, undecoded).
         """
-        opener = coll.find_raw_batches if raw else coll.find
         # The hint keeps the planner on the _id index (min/max require it named): an
         # index walk in _id order, never a collection scan billed in RUs.
         sort = [("_id", direction)]
-        cursor = opener(self.query(), projection, sort=sort, **kwargs).hint(ID_HINT)
+        cursor = coll.find(self.query(), projection, sort=sort, **kwargs).hint(ID_HINT)
         if self.mode is RangeMode.MINMAX:
             mn, mx = self.min_spec(), self.max_spec()
             if mn is not None:

@@ -4,8 +4,9 @@
 ``PartitionResult`` and never raises (except on interrupt), so any executor can run it:
 a thread in the coordinator's process, a spawned worker process, later a cluster node.
 
-Documents stay undecoded on the copy path: ``find_raw_batches`` gives concatenated BSON,
-each document is sliced out by its length prefix and inserted as ``RawBSONDocument``.
+Documents stay undecoded on the copy path: the cursor decodes each reply with the
+``RawBSONDocument`` class, so every document is a slice of the reply's bytes, inserted as
+it came.
 Unacknowledged (``w=0``) writes are fast but lose failures silently, so a partition is
 ``done`` only when the target's count inside its range equals what was read; a short
 count triggers a repair (missing ``_id``s re-sent with acknowledged writes, duplicate key
@@ -25,7 +26,6 @@ from typing import Any
 
 import bson
 from bson.codec_options import CodecOptions
-from bson.errors import InvalidBSON
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.collection import Collection
@@ -300,21 +300,15 @@ def read_batch_size(part: Partition, s: CopySettings) -> int:
     return min(s.read_batch_docs, s.batch_docs)
 
 
-def split_raw(batch: bytes) -> list[RawBSONDocument]:
-    """The documents of a raw batch (BSON documents back to back), still encoded.
-
-    bson's C ``decode_all`` with ``RawBSONDocument`` only slices by the length prefixes
-    (nothing is decoded): 1.1 us per ~1 KB document against 3.3 us for a Python loop.
-    """
-    try:
-        return bson.decode_all(batch, RAW_OPTIONS)
-    except InvalidBSON as exc:
-        raise ValueError(f"corrupt raw batch of {len(batch):,} bytes: {exc}") from None
-
-
 def _read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Iterator[RawBSONDocument]:
-    for batch in part.find(src, raw=True, batch_size=batch_docs):
-        yield from split_raw(batch)
+    """The range's documents, undecoded.
+
+    A plain cursor with the ``RawBSONDocument`` class, not ``find_raw_batches``: pymongo
+    builds a ``RawBSONDocument`` per document of each raw batch reply, throws them away
+    and joins the bytes again, and splitting that batch builds them once more. Measured
+    with a 1,900-document batch: 2.1-2.5 us of client CPU per document against 3.8-4.4.
+    """
+    yield from part.find(src.with_options(codec_options=RAW_OPTIONS), batch_size=batch_docs)
 
 
 def chunked(

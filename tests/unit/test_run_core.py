@@ -8,6 +8,7 @@ from pathlib import Path
 import bson
 import orjson
 import pytest
+from bson.raw_bson import RawBSONDocument
 
 from vida_loader.config import Endpoint, RunConfig
 from vida_loader.coordinator import RunProgress, planned_endpoint, resolve_job
@@ -21,7 +22,6 @@ from vida_loader.worker import (
     PartitionState,
     chunked,
     read_batch_size,
-    split_raw,
 )
 
 
@@ -35,17 +35,8 @@ def _docs(sizes: list[int]) -> list[bytes]:
     return out
 
 
-def test_split_raw_gives_back_each_document() -> None:
-    docs = _docs([30, 100, 22, 500])
-    assert [d.raw for d in split_raw(b"".join(docs))] == docs
-    assert split_raw(b"") == []
-
-
-@pytest.mark.parametrize("cut", [1, 4, 29, 35])
-def test_split_raw_refuses_a_torn_batch(cut: int) -> None:
-    batch = b"".join(_docs([30, 100]))
-    with pytest.raises(ValueError, match="corrupt raw batch"):
-        split_raw(batch[:-cut] if cut != 1 else batch[:-1])
+def _raw(docs: list[bytes]) -> list[RawBSONDocument]:
+    return [RawBSONDocument(d) for d in docs]
 
 
 def _settings(batch_docs: int, batch_bytes: int) -> CopySettings:
@@ -55,13 +46,13 @@ def _settings(batch_docs: int, batch_bytes: int) -> CopySettings:
 
 def test_write_batches_bounded_by_count_and_bytes() -> None:
     docs = _docs([100] * 10 + [1000] + [100] * 3)
-    chunks = list(chunked(split_raw(b"".join(docs)), _settings(batch_docs=4, batch_bytes=350)))
+    chunks = list(chunked(_raw(docs), _settings(batch_docs=4, batch_bytes=350)))
     sizes = [[len(d.raw) for d in c] for c, _ in chunks]
     # 3 x 100 fit in 350 bytes; the 1,000-byte document travels alone.
     assert sizes == [[100] * 3, [100] * 3, [100] * 3, [100], [1000], [100] * 3]
     assert [n for _, n in chunks] == [sum(s) for s in sizes]
     assert [d.raw for c, _ in chunks for d in c] == docs  # order and bytes kept
-    by_count = list(chunked(split_raw(b"".join(docs[:10])), _settings(4, 10**6)))
+    by_count = list(chunked(_raw(docs[:10]), _settings(4, 10**6)))
     assert [len(c) for c, _ in by_count] == [4, 4, 2]
 
 
