@@ -19,9 +19,11 @@ every document has landed on the target:
 
 Client CPU is user+sys of the client processes only (``RUSAGE_CHILDREN`` around each
 copy, servers excluded); peak RSS per worker is sampled with psutil. ``BENCH_N=1000000``
-also plans and runs 1M documents for plan time and peak RSS at 1M beside 100k. The table
-goes to stdout and everything to ``bench/results.json`` (``BENCH_RESULTS``). The machine
-is shared: compare the ratios, which come from one run, not the seconds.
+runs everything at 1M and also plans and runs 100k for plan time and peak RSS at 1M
+beside 100k; ``BENCH_ONLY=scale`` measures only those two (vida ``-j 2`` at
+both sizes). The table goes to stdout and everything to ``bench/results.json``
+(``BENCH_RESULTS``). The machine is shared: compare the ratios, which come from one
+run, not the seconds.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import bson
 import psutil
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
@@ -52,18 +55,21 @@ from pymongo.collection import Collection
 
 from vida_loader.demo import load_service_orders
 from vida_loader.devserver import LocalServer
-from vida_loader.worker import split_raw
 
 N = int(os.environ.get("BENCH_N", "100000"))
 REMOTE_N = int(os.environ.get("BENCH_REMOTE_N", "50000"))
 LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "100"))
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench/results.json"))
+# "scale": only plan time and peak RSS at BENCH_N beside 100k (the copy regimes take an
+# hour at 1M on this machine)
+ONLY = os.environ.get("BENCH_ONLY", "")
 EXTRA_RUN_ARGS = os.environ.get("BENCH_RUN_ARGS", "").split()  # e.g. "--write-concern 0"
 BATCH = 1000  # documents per read and per write in the reference and naive copies
-SMALL_N = 100_000  # the size 1M is compared with
+SMALL_N = int(os.environ.get("BENCH_SMALL_N", "100000"))  # the size 1M is compared with
 STEP_TIMEOUT = 1800  # seconds: no copy may hang the benchmark
 DB = "bench"
 RAW = CodecOptions(document_class=RawBSONDocument)
+VIDA_CLI = str(Path(sys.executable).with_name("vida-loader"))
 
 Client = MongoClient[dict[str, Any]]
 
@@ -99,6 +105,11 @@ class Measure:
         out["docs_per_s"] = round(self.docs_per_s, 1)
         out["cpu_us_per_doc"] = self.cpu_us_per_doc
         return out
+
+
+def split_raw(batch: bytes) -> list[RawBSONDocument]:
+    """The documents of a raw batch (BSON documents back to back), still encoded."""
+    return bson.decode_all(batch, RAW)
 
 
 # --- the copies being compared (run in spawned processes) ---------------------------
@@ -195,6 +206,25 @@ def wait_landed(coll: Collection[Any], n: int, timeout: float = STEP_TIMEOUT) ->
         if time.monotonic() > deadline:
             raise RuntimeError(f"{coll.name}: fewer than {n:,} documents after {timeout} s")
         time.sleep(0.02)
+
+
+def _nothing() -> None:
+    """A spawned process that only starts: what the naive copy pays before copying."""
+
+
+def startup_cpu(cli: str) -> tuple[float, float]:
+    """Client CPU seconds of starting (``vida-loader --version``, a spawned bench process),
+    each the median of 3: fixed costs, mostly importing pymongo, that weigh per document
+    at 100k and vanish at 60M."""
+    vida, spawn = [], []
+    for _ in range(3):
+        c0 = _children_cpu()
+        subprocess.run([cli, "--version"], check=True, capture_output=True, timeout=60)
+        c1 = _children_cpu()
+        run_processes(_nothing, [()])
+        vida.append(c1 - c0)
+        spawn.append(_children_cpu() - c1)
+    return sorted(vida)[1], sorted(spawn)[1]
 
 
 def run_processes(target: Callable[..., None], args_list: list[tuple[Any, ...]]) -> None:
@@ -300,7 +330,7 @@ class Bench:
             VIDA_MANIFEST_DIR=str(self.workdir / "partitions"),
             VIDA_JOB=job,
         )
-        cli = [str(Path(sys.executable).with_name("vida-loader"))]
+        cli = [VIDA_CLI]
         log = self.workdir / f"{job}.log"
         with self.timed(dst, n) as t, open(log, "w") as out:
             p0 = time.monotonic()
@@ -374,6 +404,15 @@ def ratios(local: list[Measure], remote: list[Measure]) -> dict[str, float]:
     )
     if vida.cpu_us_per_doc and naive.cpu_us_per_doc:
         out["client CPU per doc: vida / naive"] = vida.cpu_us_per_doc / naive.cpu_us_per_doc
+    vida1 = _best(local, "vida -j 1")
+    if vida1.cpu_seconds and naive.cpu_seconds:
+        # The reason at 100k: vida -j 1 starts two processes (plan, run), naive one.
+        start_vida, start_spawn = startup_cpu(VIDA_CLI)
+        out["client start-up CPU us/doc: vida -j 1 (2 processes)"] = 2e6 * start_vida / vida1.docs
+        out["client start-up CPU us/doc: naive (1 process)"] = 1e6 * start_spawn / naive.docs
+        out["client CPU per doc without start-up: vida -j 1 / naive"] = (
+            vida1.cpu_seconds - 2 * start_vida
+        ) / (naive.cpu_seconds - start_spawn)
     if remote:
         ref4, naive_r = _best(remote, "reference"), _best(remote, "naive")
         vida4 = _best(remote, "vida -j 4")
@@ -421,8 +460,9 @@ def print_table(measures: list[Measure], figures: dict[str, float]) -> None:
             f"{cpu} {rss} {plan}"
         )
     print()
+    width = max(map(len, figures), default=0)
     for name, value in figures.items():
-        print(f"{name:40} {value:7.2f}   {_met(name, value)}")
+        print(f"{name:{width}} {value:7.2f}   {_met(name, value)}")
 
 
 def main() -> int:
@@ -435,6 +475,38 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _regimes(bench: Bench, local: list[Measure], figures: dict[str, float]) -> list[Measure]:
+    """The local and remote regimes on the loaded ``orders``: their measures, in order."""
+    local.append(shown(bench.ceiling("orders", N)))
+    for procs in (1, 2):
+        for w in (0, 1):
+            local.append(shown(bench.reference("local", "orders", N, procs, w)))
+    local.append(shown(bench.naive("local", "orders", N)))
+    for jobs in (1, 2):
+        local.append(shown(bench.vida("local", "orders", N, jobs, partitions=jobs)))
+    remote: list[Measure] = []
+    if REMOTE_N:
+        bench.load("remote", REMOTE_N)
+        bench.latency(LATENCY_MS)
+        try:
+            remote.append(shown(bench.naive("remote", "remote", REMOTE_N)))
+            for w in (0, 1):
+                remote.append(shown(bench.reference("remote", "remote", REMOTE_N, 4, w)))
+            for jobs in (4, 8):
+                remote.append(shown(bench.vida("remote", "remote", REMOTE_N, jobs, jobs)))
+        finally:
+            bench.latency(0)
+    figures.update(ratios(local, remote))
+    # On MongoDB an index-edge read takes milliseconds; where this server scans
+    # the collection for it, plan time is (queries x this), not the copy's cost.
+    edge = bench.query_seconds("orders")
+    figures["server seconds per _id edge query"] = edge
+    figures["local vida -j 1 plan time / edge query"] = (
+        _best(local, "vida -j 1").plan_seconds or 0.0
+    ) / edge
+    return local + remote
+
+
 def _main(workdir: Path) -> int:
     measures: list[Measure] = []
     with (
@@ -445,40 +517,16 @@ def _main(workdir: Path) -> int:
         try:
             print(f"servers: source {source.uri}, target {target.uri}; work in {workdir}")
             bench.load("orders", N)
-            local = [shown(bench.ceiling("orders", N))]
-            for procs in (1, 2):
-                for w in (0, 1):
-                    local.append(shown(bench.reference("local", "orders", N, procs, w)))
-            local.append(shown(bench.naive("local", "orders", N)))
-            for jobs in (1, 2):
-                local.append(shown(bench.vida("local", "orders", N, jobs, partitions=jobs)))
-            measures += local
-            remote: list[Measure] = []
-            if REMOTE_N:
-                bench.load("remote", REMOTE_N)
-                bench.latency(LATENCY_MS)
-                try:
-                    remote.append(shown(bench.naive("remote", "remote", REMOTE_N)))
-                    for w in (0, 1):
-                        remote.append(shown(bench.reference("remote", "remote", REMOTE_N, 4, w)))
-                    for jobs in (4, 8):
-                        remote.append(shown(bench.vida("remote", "remote", REMOTE_N, jobs, jobs)))
-                finally:
-                    bench.latency(0)
-                measures += remote
-            figures = ratios(local, remote)
-            # On MongoDB an index-edge read takes milliseconds; where this server scans
-            # the collection for it, plan time is (queries x this), not the copy's cost.
-            edge = bench.query_seconds("orders")
-            figures["server seconds per _id edge query"] = edge
-            figures["local vida -j 1 plan time / edge query"] = (
-                _best(local, "vida -j 1").plan_seconds or 0.0
-            ) / edge
-            vida_rss = [m.peak_rss_worker_mb for m in measures if m.peak_rss_worker_mb]
-            figures["peak RSS per worker MB"] = max(vida_rss)
+            local: list[Measure] = []
+            figures: dict[str, float] = {}
+            if ONLY == "scale":
+                local.append(shown(bench.vida("local", "orders", N, 2, partitions=2)))
+                measures += local
+            else:
+                measures += _regimes(bench, local, figures)
             if N > SMALL_N:
                 bench.load("small", SMALL_N)
-                small = bench.vida("local", "small", SMALL_N, 2, partitions=2)
+                small = shown(bench.vida("local", "small", SMALL_N, 2, partitions=2))
                 big = _best(local, "vida -j 2")
                 measures.append(small)
                 assert small.plan_seconds and big.plan_seconds
@@ -487,6 +535,13 @@ def _main(workdir: Path) -> int:
                 figures["peak RSS per worker 1M / 100k"] = (
                     big.peak_rss_worker_mb / small.peak_rss_worker_mb
                 )
+                # The reason plan time grows here: this server scans for an index read.
+                figures["server edge query 1M / 100k"] = bench.query_seconds(
+                    "orders"
+                ) / bench.query_seconds("small")
+            figures["peak RSS per worker MB"] = max(
+                m.peak_rss_worker_mb for m in measures if m.peak_rss_worker_mb
+            )
             print_table(measures, figures)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(
