@@ -208,6 +208,11 @@ def wait_landed(coll: Collection[Any], n: int, timeout: float = STEP_TIMEOUT) ->
         time.sleep(0.02)
 
 
+def _tail(log: Path, lines: int = 15) -> str:
+    """The end of a CLI log: the work folder holding it is removed when the bench stops."""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
 def _nothing() -> None:
     """A spawned process that only starts: what the naive copy pays before copying."""
 
@@ -335,7 +340,8 @@ class Bench:
         with self.timed(dst, n) as t, open(log, "w") as out:
             p0 = time.monotonic()
             plan = ["plan", "--partitions", str(partitions)]
-            subprocess.run(cli + plan, env=env, stdout=out, stderr=out, check=True, timeout=600)
+            if subprocess.run(cli + plan, env=env, stdout=out, stderr=out, timeout=600).returncode:
+                raise RuntimeError(f"vida-loader plan failed:\n{_tail(log)}")
             plan_s = time.monotonic() - p0
             proc = subprocess.Popen(
                 [*cli, "run", "-j", str(jobs), *EXTRA_RUN_ARGS], env=env, stdout=out, stderr=out
@@ -345,7 +351,7 @@ class Bench:
             code = proc.wait(STEP_TIMEOUT)
             rss_worker, rss_root = sampler.result()
             if code != 0:
-                raise RuntimeError(f"vida-loader run -j {jobs} exited with {code}; see {log}")
+                raise RuntimeError(f"vida-loader run -j {jobs} exited with {code}:\n{_tail(log)}")
         self.done_with(dst)
         return Measure(
             f"vida -j {jobs} ({partitions} partitions)",
