@@ -29,6 +29,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.collection import Collection
+from pymongo.cursor import Cursor
 from pymongo.errors import BulkWriteError
 
 from vida_loader.config import (
@@ -300,7 +301,7 @@ def read_batch_size(part: Partition, s: CopySettings) -> int:
     return min(s.read_batch_docs, s.batch_docs)
 
 
-def _read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Iterator[RawBSONDocument]:
+def _read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Cursor[RawBSONDocument]:
     """The range's documents, undecoded.
 
     A plain cursor with the ``RawBSONDocument`` class, not ``find_raw_batches``: pymongo
@@ -308,7 +309,7 @@ def _read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Iterato
     and joins the bytes again, and splitting that batch builds them once more. Measured
     with a 1,900-document batch: 2.1-2.5 us of client CPU per document against 3.8-4.4.
     """
-    yield from part.find(src.with_options(codec_options=RAW_OPTIONS), batch_size=batch_docs)
+    return part.find(src.with_options(codec_options=RAW_OPTIONS), batch_size=batch_docs)
 
 
 def chunked(
