@@ -62,9 +62,7 @@ LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "100"))
 # "scale": only plan time and peak RSS at BENCH_N beside 100k (the copy regimes take an
 # hour at 1M on this machine)
 ONLY = os.environ.get("BENCH_ONLY", "")
-RESULTS = Path(
-    os.environ.get("BENCH_RESULTS", f"bench/results{'-' + ONLY if ONLY else ''}.json")
-)
+RESULTS = Path(os.environ.get("BENCH_RESULTS", f"bench/results{'-' + ONLY if ONLY else ''}.json"))
 EXTRA_RUN_ARGS = os.environ.get("BENCH_RUN_ARGS", "").split()  # e.g. "--write-concern 0"
 BATCH = 1000  # documents per read and per write in the reference and naive copies
 SMALL_N = int(os.environ.get("BENCH_SMALL_N", "100000"))  # the size 1M is compared with
