@@ -18,10 +18,12 @@ import click
 
 from vida_loader import __version__
 from vida_loader.config import (
+    DEFAULT_ATTEMPTS,
     DEFAULT_BATCH_DOCS,
     DEFAULT_BATCH_MB,
     DEFAULT_JOBS,
     DEFAULT_MANIFEST_DIR,
+    DEFAULT_WRITE_CONCERN,
     MAX_BATCH_MB,
     Endpoint,
     JobConfig,
@@ -38,6 +40,7 @@ from vida_loader.coordinator import (
     run_job,
 )
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
+from vida_loader.mongo import WRITE_CONCERNS
 from vida_loader.planner import PlanResult, plan_job
 from vida_loader.progress import DEFAULT_INTERVAL, ProgressPrinter, format_duration
 from vida_loader.status import JobStatus, job_status
@@ -253,8 +256,8 @@ def _uri_options(f: click.Command) -> click.Command:
 @click.option(
     "--write-concern",
     envvar="VIDA_WRITE_CONCERN",
-    type=click.Choice(["0", "1", "majority"]),
-    default="1",
+    type=click.Choice(WRITE_CONCERNS),
+    default=DEFAULT_WRITE_CONCERN,
     show_default=True,
     help="Write concern of the copy: 1 confirms each partition by the write results, "
     "0 (unacknowledged) by counting its range on the target [VIDA_WRITE_CONCERN]",
@@ -279,7 +282,7 @@ def _uri_options(f: click.Command) -> click.Command:
     "--attempts",
     envvar="VIDA_ATTEMPTS",
     type=click.IntRange(min=1),
-    default=3,
+    default=DEFAULT_ATTEMPTS,
     show_default=True,
     help="Tries per partition when it fails for a passing reason [VIDA_ATTEMPTS]",
 )

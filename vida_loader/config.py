@@ -22,6 +22,8 @@ DEFAULT_BATCH_MB = 2.0  # and allows 2 MB per request
 DEFAULT_READ_BATCH_DOCS = 10_000
 DEFAULT_READ_BATCH_MB = 2.0
 DEFAULT_JOBS = 4
+DEFAULT_WRITE_CONCERN = "1"  # confirmed by the write results, no count
+DEFAULT_ATTEMPTS = 3
 MAX_BATCH_MB = 16.0
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
 
@@ -102,11 +104,11 @@ class JobConfig:
 class RunConfig(JobConfig):
     """Everything ``run`` needs besides the manifest."""
 
-    write_concern: str = "1"
+    write_concern: str = DEFAULT_WRITE_CONCERN
     batch_docs: int = DEFAULT_BATCH_DOCS
     batch_mb: float = DEFAULT_BATCH_MB
     repair_rounds: int = 2
-    attempts: int = 3
+    attempts: int = DEFAULT_ATTEMPTS
     restart: bool = False  # forget the run state, start the job over
     drop_target: bool = False  # empty the target collection before a fresh start
     append: bool = False  # start fresh although the target collection holds documents

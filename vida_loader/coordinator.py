@@ -23,10 +23,12 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from vida_loader.config import (
+    DEFAULT_ATTEMPTS,
     DEFAULT_BATCH_DOCS,
     DEFAULT_BATCH_MB,
     DEFAULT_JOBS,
     DEFAULT_MANIFEST_DIR,
+    DEFAULT_WRITE_CONCERN,
     Endpoint,
     JobConfig,
     RunConfig,
@@ -310,9 +312,9 @@ def continue_command(
     given = settings or {}
     for key, flag, default in (
         ("jobs", "-j", DEFAULT_JOBS),
-        ("write_concern", "--write-concern", "1"),
+        ("write_concern", "--write-concern", DEFAULT_WRITE_CONCERN),
         ("batch_docs", "--batch-size", DEFAULT_BATCH_DOCS),
-        ("attempts", "--attempts", 3),
+        ("attempts", "--attempts", DEFAULT_ATTEMPTS),
     ):
         if key in given and given[key] != default:
             args += [flag, str(given[key])]

@@ -7,9 +7,11 @@ a thread in the coordinator's process, a spawned worker process, later a cluster
 Documents stay undecoded on the copy path: the cursor decodes each reply with the
 ``RawBSONDocument`` class, so every document is a slice of the reply's bytes, inserted as
 it came.
-Unacknowledged (``w=0``) writes are fast but lose failures silently, so a partition is
-``done`` only when the target's count inside its range equals what was read; a short
-count triggers a repair (missing ``_id``s re-sent with acknowledged writes, duplicate key
+With acknowledged writes (the default) a partition whose every document was acknowledged
+as inserted is ``done`` on those results alone. Otherwise (``w=0`` writes, which lose
+failures silently; a duplicate key; a resumed range; ``--append``) it is ``done`` only
+when the target's count inside its range equals what the range holds; a short count
+triggers a repair (missing ``_id``s re-sent with acknowledged writes, duplicate key
 meaning "already there", as mongorestore does), then a recount.
 """
 
@@ -37,6 +39,7 @@ from vida_loader.config import (
     DEFAULT_BATCH_MB,
     DEFAULT_READ_BATCH_DOCS,
     DEFAULT_READ_BATCH_MB,
+    DEFAULT_WRITE_CONCERN,
     Endpoint,
 )
 from vida_loader.errors import VidaError
@@ -70,7 +73,7 @@ class CopySettings:
 
     source: Endpoint
     target: Endpoint
-    write_concern: str = "1"
+    write_concern: str = DEFAULT_WRITE_CONCERN
     batch_docs: int = DEFAULT_BATCH_DOCS
     batch_bytes: int = int(DEFAULT_BATCH_MB * MIB)
     read_batch_docs: int = DEFAULT_READ_BATCH_DOCS
