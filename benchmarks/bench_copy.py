@@ -18,12 +18,12 @@ every document has landed on the target:
    ``-j 4`` and ``-j 8``.
 
 Client CPU is user+sys of the client processes only (``RUSAGE_CHILDREN`` around each
-copy, servers excluded); peak RSS per worker is sampled with psutil. ``BENCH_N=1000000``
-runs everything at 1M and also plans and runs 100k for plan time and peak RSS at 1M
-beside 100k; ``BENCH_ONLY=scale`` measures only those two (vida ``-j 2`` at
-both sizes). The table goes to stdout and everything to ``bench/results.json``
-(``BENCH_RESULTS``). The machine is shared: compare the ratios, which come from one
-run, not the seconds.
+copy, servers excluded); peak RSS per worker is sampled with psutil. With ``BENCH_N``
+above ``BENCH_SMALL_N`` (100k) it also measures plan time and peak RSS per worker at both
+sizes (the ``-j 2`` plan run by one worker); ``BENCH_ONLY=scale`` measures only those,
+into ``bench/results-scale.json``. The table goes to stdout and everything to
+``bench/results.json`` (``BENCH_RESULTS``). The machine is shared: compare the ratios,
+which come from one run, not the seconds.
 """
 
 from __future__ import annotations
@@ -491,9 +491,9 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _regimes(bench: Bench, local: list[Measure], figures: dict[str, float]) -> list[Measure]:
+def _regimes(bench: Bench, figures: dict[str, float]) -> list[Measure]:
     """The local and remote regimes on the loaded ``orders``: their measures, in order."""
-    local.append(shown(bench.ceiling("orders", N)))
+    local = [shown(bench.ceiling("orders", N))]
     for procs in (1, 2):
         for w in (0, 1):
             local.append(shown(bench.reference("local", "orders", N, procs, w)))
@@ -533,10 +533,9 @@ def _main(workdir: Path) -> int:
         try:
             print(f"servers: source {source.uri}, target {target.uri}; work in {workdir}")
             bench.load("orders", N)
-            local: list[Measure] = []
             figures: dict[str, float] = {}
             if ONLY != "scale":
-                measures += _regimes(bench, local, figures)
+                measures += _regimes(bench, figures)
             if N > SMALL_N:
                 big = shown(bench.vida("local", "orders", N, SCALE_JOBS, SCALE_PARTITIONS))
                 bench.load("small", SMALL_N)
