@@ -400,7 +400,8 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
         f"  workers     {cfg.jobs} ({'in-process' if cfg.jobs == 1 else 'processes'}),"
         f" write concern {cfg.write_concern}",
         f"  repaired    {result.repaired:,} documents re-sent with acknowledged writes",
-        f"  retries     {result.retries}",
+        f"  retries     {result.retries:,} operations retried ({result.throttled:,} throttled,"
+        f" {result.wait_s:,.1f} s waiting), {result.reruns} partition re-runs",
         f"  state       {result.state_path}",
     ]
     if st.runs > 1:

@@ -141,7 +141,10 @@ class RunProgress:
     parts_running: int
     parts_total: int
     repaired: int
-    retries: int
+    retries: int  # operations tried again by this run (throttled, network, cursor lost)
+    throttled: int = 0  # of those, throttled by the server
+    reruns: int = 0  # partitions started again after a failed attempt
+    waiting_for: tuple[str, ...] = ()  # sides some worker is waiting for ("target", ...)
 
 
 @dataclass(frozen=True)
@@ -150,11 +153,14 @@ class RunResult:
     state: RunState
     state_path: Path
     seconds: float
-    retries: int
+    reruns: int  # partitions started again after a failed attempt
     read_docs: int = 0  # read from the source by this run
     read_bytes: int = 0
     skipped: int = 0  # partitions confirmed by earlier runs
     resumed: int = 0  # partitions continued from what the target held
+    retries: int = 0  # operations tried again by this run
+    throttled: int = 0  # of those, throttled by the server
+    wait_s: float = 0.0  # seconds workers spent waiting to retry
 
     @property
     def failed(self) -> list[tuple[str, str]]:
@@ -418,7 +424,12 @@ class _Run:
         self.cfg = cfg
         self.on_progress = on_progress
         self.parts = {p.id: p for p in manifest.partitions}
-        self.retries = 0
+        self.reruns = 0
+        # Operation retries: this run's finished attempts, plus live counts from the
+        # wait events of attempts still running (replaced by their results).
+        self.retried = [0, 0, 0.0]  # retries, throttled, wait seconds
+        self.live: dict[str, list[int]] = {}  # pid -> [retries, throttled]
+        self.waiting: dict[str, str] = {}  # pid -> side it waits for
         self.started = time.monotonic()
         self.tries: dict[str, int] = {}  # attempts in this run
         self.read = [0, 0]  # docs and bytes read by this run
@@ -492,11 +503,14 @@ class _Run:
             self.state,
             self.path,
             time.monotonic() - self.started,
-            self.retries,
+            self.reruns,
             read_docs=self.read[0],
             read_bytes=self.read[1],
             skipped=self.skipped,
             resumed=self.resumed,
+            retries=int(self.retried[0]),
+            throttled=int(self.retried[1]),
+            wait_s=self.retried[2],
         )
 
     def _submit(self, pool: Pool, pid: str) -> Future[PartitionResult]:
@@ -524,7 +538,14 @@ class _Run:
             elif event == "copied" and rec.state is PartitionState.RUNNING:
                 rec.docs += docs
                 rec.bytes += nbytes
+                self.waiting.pop(pid, None)
                 news = news or "copied"
+            elif event.startswith("wait:"):
+                # "wait:<side>:<reason>", (milliseconds, 1 if throttled)
+                live = self.live.setdefault(pid, [0, 0])
+                live[0] += 1
+                live[1] += nbytes
+                self.waiting[pid] = event.split(":")[1]
         return news
 
     def _record(self, result: PartitionResult) -> bool:
@@ -536,6 +557,11 @@ class _Run:
         rec.apply(result)
         self.read[0] += result.docs
         self.read[1] += result.bytes
+        self.live.pop(pid, None)
+        self.waiting.pop(pid, None)
+        self.retried[0] += result.retries
+        self.retried[1] += result.throttled
+        self.retried[2] += result.wait_s
         self.resumed += int(result.resumed)
         self.resume.add(pid)  # whatever this attempt wrote stays: a retry continues it
         if (
@@ -544,7 +570,7 @@ class _Run:
             and self.tries[pid] < self.cfg.attempts
         ):
             rec.state = PartitionState.PENDING
-            self.retries += 1
+            self.reruns += 1
             return True
         return False
 
@@ -571,7 +597,10 @@ class _Run:
             parts_running=self.state.count(PartitionState.RUNNING),
             parts_total=len(self.state.partitions),
             repaired=sum(r.repaired for r in recs),
-            retries=self.retries,
+            retries=int(self.retried[0]) + sum(v[0] for v in self.live.values()),
+            throttled=int(self.retried[1]) + sum(v[1] for v in self.live.values()),
+            reruns=self.reruns,
+            waiting_for=tuple(sorted(set(self.waiting.values()))),
         )
 
 

@@ -36,7 +36,12 @@ def format_progress(p: RunProgress) -> str:
     if p.repaired:
         parts.append(f"repaired {p.repaired:,}")
     if p.retries:
-        parts.append(f"retries {p.retries}")
+        throttled = f" ({p.throttled:,} throttled)" if p.throttled else ""
+        parts.append(f"retries {p.retries:,}{throttled}")
+    if p.reruns:
+        parts.append(f"re-runs {p.reruns}")
+    for side in p.waiting_for:
+        parts.append(f"waiting for {side}")
     if p.parts_done + p.parts_failed == p.parts_total:
         parts.append(f"in {format_duration(p.elapsed)}")
     elif rate > 0 and p.est_docs > p.docs:

@@ -39,6 +39,9 @@ class PartitionRecord:
     resumes: int = 0  # attempts that continued from what the target held
     repaired: int = 0
     already_there: int = 0
+    retries: int = 0  # operations tried again, all attempts together
+    throttled: int = 0  # of those, because the server throttled
+    wait_s: float = 0.0  # seconds spent waiting to retry
     seconds: float = 0.0  # all attempts together
     started_at: str | None = None
     finished_at: str | None = None
@@ -58,6 +61,9 @@ class PartitionRecord:
         self.resumes += int(result.resumed)
         self.repaired += result.repaired
         self.already_there += result.already_there
+        self.retries += result.retries
+        self.throttled += result.throttled
+        self.wait_s += result.wait_s
         self.seconds += result.seconds
         self.finished_at = now_iso()
         self.error = result.error

@@ -21,8 +21,9 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -32,7 +33,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.cursor import Cursor
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from vida_loader.config import (
     DEFAULT_BATCH_DOCS,
@@ -43,18 +44,11 @@ from vida_loader.config import (
     Endpoint,
 )
 from vida_loader.errors import VidaError
+from vida_loader.faults import Fault, Verdict, classify, classify_write_error
 from vida_loader.manifest import Partition
-from vida_loader.mongo import (
-    CODEC_OPTIONS,
-    DUPLICATE_KEY,
-    TRANSIENT_CODES,
-    Timeouts,
-    connect,
-    describe_error,
-    is_transient,
-    write_concern,
-)
+from vida_loader.mongo import CODEC_OPTIONS, Timeouts, connect, describe_error, write_concern
 from vida_loader.ordering import usable_boundary
+from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryCounts, RetryPolicy
 
 MIB = 1024 * 1024
 RAW_OPTIONS: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)
@@ -81,6 +75,7 @@ class CopySettings:
     count_always: bool = False  # confirm by counting even when every write was acknowledged
     repair_rounds: int = 2
     timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -99,9 +94,13 @@ class PartitionResult:
     seconds: float = 0.0
     error: str | None = None
     transient: bool = False  # a later attempt may succeed
+    retries: int = 0  # operations tried again inside this attempt
+    throttled: int = 0  # of those, because the server throttled
+    wait_s: float = 0.0  # seconds spent waiting to retry
 
 
-# (event, partition id, documents, bytes); events: start, copied
+# (event, partition id, documents, bytes); events: start, copied, and
+# "wait:<role>:<reason>" with (milliseconds about to wait, 1 if throttled else 0)
 Reporter = Callable[[str, str, int, int], None]
 
 
@@ -110,11 +109,31 @@ def _no_report(_event: str, _pid: str, _docs: int, _nbytes: int) -> None:
 
 
 class WriteFailedError(Exception):
-    """An acknowledged write failed for a reason other than duplicate key."""
+    """A write failed for a reason a retry cannot clear (validation, too large, ...)."""
 
     def __init__(self, code: int | None, message: str) -> None:
         super().__init__(f"write failed with code {code}: {message}")
         self.code = code
+
+
+class _Retriers:
+    """One retrier per side: a source outage and target throttling have separate budgets."""
+
+    def __init__(self, policy: RetryPolicy, report: Reporter, pid: str) -> None:
+        def on_wait(role: str, verdict: Verdict, delay: float) -> None:
+            throttled = int(verdict.fault is Fault.THROTTLED)
+            report(f"wait:{role}:{verdict.reason}", pid, int(delay * 1000), throttled)
+
+        self.source = Retrier(policy, on_wait)
+        self.target = Retrier(policy, on_wait)
+
+    def counts(self) -> RetryCounts:
+        total = RetryCounts()
+        for r in (self.source, self.target):
+            total.retries += r.counts.retries
+            total.throttled += r.counts.throttled
+            total.wait_s += r.counts.wait_s
+        return total
 
 
 def copy_partition(
@@ -125,42 +144,63 @@ def copy_partition(
     ``resume``: an earlier attempt may have written part of the range; continue from the
     highest ``_id`` the target holds in it (that one document is sent again and absorbed
     as a duplicate key), then confirm against the source's count of the whole range.
+    Throttling, network errors, lost cursors and restarts are retried inside the attempt
+    (``settings.retry``); past that budget the result is ``failed``, not transient.
     """
     started = time.monotonic()
+    report = report or _no_report
+    retriers = _Retriers(settings.retry, report, part.id)
     try:
-        return _copy(part, settings, report or _no_report, started, resume)
+        result = _copy(part, settings, report, started, resume, retriers)
     except Exception as exc:  # the process boundary: return a result, do not raise
-        if isinstance(exc, VidaError):
-            text = exc.message
+        uris = (settings.source.uri, settings.target.uri)
+        transient = False
+        if isinstance(exc, RetryBudgetExceeded):
+            last = exc.last
+            text = (
+                f"gave up on the {exc.role} after {exc.failures} failures in "
+                f"{exc.seconds:.0f} s ({classify(last).reason}); last error: "
+                f"{type(last).__name__}: {_error_text(last, uris)}"
+            )
         else:
-            text = describe_error(exc, settings.source.uri, settings.target.uri)
-        transient = is_transient(exc) or (
-            isinstance(exc, WriteFailedError) and exc.code in TRANSIENT_CODES
-        )
-        return PartitionResult(
+            text = f"{type(exc).__name__}: {_error_text(exc, uris)}"
+            transient = classify(exc).retryable
+        result = PartitionResult(
             part.id,
             PartitionState.FAILED,
             seconds=time.monotonic() - started,
-            error=f"{type(exc).__name__}: {text}",
+            error=text,
             transient=transient,
         )
+    counts = retriers.counts()
+    return replace(result, retries=counts.retries, throttled=counts.throttled, wait_s=counts.wait_s)
+
+
+def _error_text(exc: BaseException, uris: tuple[str, ...]) -> str:
+    return exc.message if isinstance(exc, VidaError) else describe_error(exc, *uris)
 
 
 def _copy(
-    part: Partition, s: CopySettings, report: Reporter, started: float, resume: bool
+    part: Partition,
+    s: CopySettings,
+    report: Reporter,
+    started: float,
+    resume: bool,
+    retry: _Retriers,
 ) -> PartitionResult:
-    src = _collection(s.source, "source", s.timeouts)
-    dst = _collection(s.target, "target", s.timeouts)
+    src = retry.source.call("source", lambda: _collection(s.source, "source", s.timeouts))
+    dst = retry.target.call("target", lambda: _collection(s.target, "target", s.timeouts))
     report("start", part.id, 0, 0)
     reading, resumed = part, False
     if resume:
-        resumed, last = part.last_id(dst)
+        resumed, last = retry.target.call("target", lambda: part.last_id(dst))
         if resumed and usable_boundary(last):
             reading = part.starting_at(last)
     docs = nbytes = 0
     acknowledged = s.write_concern != "0"
-    with Writer(dst.with_options(write_concern=write_concern(s.write_concern)), acknowledged) as w:
-        read = _read_raw(reading, src, read_batch_size(part, s))
+    writer_coll = dst.with_options(write_concern=write_concern(s.write_concern))
+    with Writer(writer_coll, acknowledged, retry.target) as w:
+        read = ResumingReader(reading, src, read_batch_size(part, s), retry.source)
         for chunk, chunk_bytes in chunked(read, s):
             w.put(chunk, chunk_bytes)  # written on the writer's thread during the next read
             docs += len(chunk)
@@ -184,16 +224,20 @@ def _copy(
         )
     # What the range holds: all of it was read, unless this attempt skipped what the
     # target already had (which may itself lack documents lost by unacknowledged writes).
-    expected = part.count_in(src) if reading is not part else docs
-    on_target = part.count_in(dst)
+    if reading is not part:
+        expected = retry.source.call("source", lambda: part.count_in(src))
+    else:
+        expected = docs
+    on_target = retry.target.call("target", lambda: part.count_in(dst))
     repaired = rounds = 0
     repair = None
     while on_target < expected and rounds < s.repair_rounds:
         rounds += 1
-        repair = repair_range(part, src, dst, s)
+        # Idempotent (it sends what the target lacks): retried whole on a fault.
+        repair = retry.target.call("target", lambda: repair_range(part, src, dst, s, retry))
         repaired += repair.inserted
         already += repair.already_there
-        on_target = part.count_in(dst)
+        on_target = retry.target.call("target", lambda: part.count_in(dst))
         if repair.missing == 0:
             break  # nothing left to send: another round cannot change the count
     seconds = time.monotonic() - started
@@ -233,19 +277,93 @@ def _copy(
     )
 
 
+class ResumingReader:
+    """The range's documents, undecoded, surviving broken cursors.
+
+    When the cursor fails (throttled ``find``/``getMore``, cursor lost, connection reset,
+    server restart), the retrier waits, then the range is queried again from the last
+    ``_id`` read, inclusive: never from the partition's start, never past a document.
+    The documents already read with that ``_id`` (one, or a few when a sharded source
+    holds the ``_id`` under several shard keys) are recognised by their bytes and not
+    returned twice. Only on a failure is an ``_id`` decoded; reading stays raw.
+    """
+
+    KEEP = 16  # trailing documents kept to recognise the ones read again
+
+    def __init__(
+        self, part: Partition, src: Collection[Any], batch_docs: int, retrier: Retrier
+    ) -> None:
+        self.part = part
+        self.src = src
+        self.batch_docs = batch_docs
+        self.retrier = retrier
+        self.reopened = 0
+
+    def __iter__(self) -> Iterator[RawBSONDocument]:
+        part = self.part
+        tail: deque[RawBSONDocument] = deque(maxlen=self.KEEP)
+        skip: set[bytes] = set()
+        while True:
+            cursor = _read_raw(part, self.src, self.batch_docs)
+            try:
+                for doc in cursor:
+                    if skip:
+                        if doc.raw in skip:
+                            continue
+                        skip.clear()
+                    tail.append(doc)
+                    yield doc
+                self.retrier.succeeded()
+                return
+            except Exception as exc:
+                _close_cursor(cursor)
+                self.retrier.failed("source", exc)  # waits, or raises past the budget
+            part, skip = self._resume_point(tail)
+            self.reopened += 1
+
+    def _resume_point(self, tail: deque[RawBSONDocument]) -> tuple[Partition, set[bytes]]:
+        """Where to query again, and the documents to pass over when they come back."""
+        if not tail:
+            return self.part, set()
+        last_id = bson.decode(tail[-1].raw, CODEC_OPTIONS)["_id"]
+        if not usable_boundary(last_id):
+            # Null, NaN, MinKey, MaxKey: no bound can start there. They sort first (all
+            # but MaxKey), so only they were read: start again, passing over them.
+            return self.part, {bytes(d.raw) for d in tail}
+        same = {bytes(d.raw) for d in tail if bson.decode(d.raw, CODEC_OPTIONS)["_id"] == last_id}
+        return self.part.starting_at(last_id), same
+
+
+def _close_cursor(cursor: Iterable[Any]) -> None:
+    close = getattr(cursor, "close", None)
+    if close is not None:
+        try:
+            close()
+        except PyMongoError:
+            pass  # the connection is gone: so is the cursor
+
+
 class Writer:
     """Inserts chunks on a thread of its own, so the next read overlaps the current write.
 
     One write in flight at a time on the worker's single target connection: commands on
     it stay in order (a count after ``w=0`` inserts follows them). A queue of ``depth``
-    chunks bounds memory. A failed write stops the writing; the error is raised by the
-    next :meth:`put` or on leaving the ``with`` block, which always waits for the thread,
-    so nothing is written after the worker has returned.
+    chunks bounds memory. Each chunk is written through the target's retrier (only the
+    documents that failed are sent again). A write that fails for good stops the writing;
+    the error is raised by the next :meth:`put` or on leaving the ``with`` block, which
+    always waits for the thread, so nothing is written after the worker has returned.
     """
 
-    def __init__(self, coll: Collection[Any], acknowledged: bool, depth: int = 2) -> None:
+    def __init__(
+        self,
+        coll: Collection[Any],
+        acknowledged: bool,
+        retrier: Retrier | None = None,
+        depth: int = 2,
+    ) -> None:
         self.coll = coll
         self.acknowledged = acknowledged
+        self.retrier = retrier or Retrier(RetryPolicy())
         self.inserted = 0  # acknowledged as inserted
         self.already = 0  # acknowledged as duplicate key
         self.written = (0, 0)  # (documents, bytes) written: acknowledged, or sent with w=0
@@ -284,12 +402,11 @@ class Writer:
             if self.error is not None or self._abandoned:
                 continue  # drain: the reader learns of the failure at its next put
             try:
-                if self.acknowledged:
-                    inserted, already = insert_acknowledged(self.coll, chunk)
-                    self.inserted += inserted
-                    self.already += already
-                else:
-                    self.coll.insert_many(chunk, ordered=False)
+                inserted, already = insert_retrying(
+                    self.coll, chunk, self.retrier, self.acknowledged
+                )
+                self.inserted += inserted
+                self.already += already
                 self.written = (self.written[0] + len(chunk), self.written[1] + nbytes)
             except BaseException as exc:  # handed to the reading thread
                 self.error = exc
@@ -336,24 +453,61 @@ def chunked(
         yield chunk, size
 
 
+def insert_retrying(
+    coll: Collection[Any], docs: list[RawBSONDocument], retrier: Retrier, acknowledged: bool
+) -> tuple[int, int]:
+    """Unordered insert of ``docs``: (inserted, already there), retried within budget.
+
+    A bulk insert can half-succeed (Cosmos DB throttles some documents of a batch): only
+    the documents that failed with a retryable error are sent again. Duplicate key means
+    "already there" (sent before a connection broke, or by an earlier attempt). With
+    ``w=0`` only a network error is seen; what vanished silently the partition's
+    confirmation finds. A fatal error raises ``WriteFailedError``.
+    """
+    pending = docs
+    inserted = already = 0
+    while pending:
+        try:
+            # insert_many, not bulk_write(InsertOne...): no wrapper object per document.
+            coll.insert_many(pending, ordered=False)
+        except BulkWriteError as exc:
+            details = exc.details or {}
+            inserted += int(details.get("nInserted", 0))
+            again: list[RawBSONDocument] = []
+            for err in details.get("writeErrors", []):
+                verdict = classify_write_error(err)
+                if verdict.fault is Fault.DUPLICATE:
+                    already += 1
+                elif verdict.retryable:
+                    again.append(pending[int(err["index"])])
+                else:
+                    raise WriteFailedError(err.get("code"), str(err.get("errmsg", ""))) from None
+            for err in details.get("writeConcernErrors", []):
+                # Written, but not as durably as asked: send it all again, duplicates absorb.
+                if not classify_write_error(err).retryable:
+                    raise WriteFailedError(err.get("code"), str(err.get("errmsg", ""))) from None
+                inserted -= int(details.get("nInserted", 0))
+                again = pending
+            if not again:
+                break
+            retrier.failed("target", exc)
+            pending = again
+            continue
+        except Exception as exc:
+            # The whole command failed (throttled, connection lost, server restarting):
+            # some documents may be in; send them all again, duplicate keys absorb them.
+            retrier.failed("target", exc)
+            continue
+        if acknowledged:
+            inserted += len(pending)
+        break
+    retrier.succeeded()
+    return inserted, already
+
+
 def insert_acknowledged(coll: Collection[Any], docs: list[RawBSONDocument]) -> tuple[int, int]:
-    """Unordered acknowledged insert: (inserted, already there). Other errors raise."""
-    try:
-        # insert_many, not bulk_write(InsertOne...): no wrapper object per document.
-        coll.insert_many(docs, ordered=False)
-        return len(docs), 0
-    except BulkWriteError as exc:
-        details = exc.details
-        errors = details.get("writeErrors", [])
-        other = [e for e in errors if e.get("code") != DUPLICATE_KEY]
-        if other:
-            raise WriteFailedError(other[0].get("code"), str(other[0].get("errmsg", ""))) from None
-        wc_errors = details.get("writeConcernErrors", [])
-        if wc_errors:
-            raise WriteFailedError(
-                wc_errors[0].get("code"), str(wc_errors[0].get("errmsg", ""))
-            ) from None
-        return int(details.get("nInserted", 0)), len(errors)
+    """Unordered acknowledged insert without retries: (inserted, already there)."""
+    return insert_retrying(coll, docs, Retrier(RetryPolicy(attempts=0)), True)
 
 
 def _raw_ids(part: Partition, coll: Collection[Any]) -> dict[bytes, None]:
@@ -372,7 +526,11 @@ class RepairResult:
 
 
 def repair_range(
-    part: Partition, src: Collection[Any], dst: Collection[Any], s: CopySettings
+    part: Partition,
+    src: Collection[Any],
+    dst: Collection[Any],
+    s: CopySettings,
+    retry: _Retriers | None = None,
 ) -> RepairResult:
     """Send again every source document whose ``_id`` the target lacks, acknowledged."""
     src_ids = _raw_ids(part, src)
@@ -382,12 +540,13 @@ def repair_range(
     level = "1" if s.write_concern == "0" else s.write_concern
     writer = dst.with_options(write_concern=write_concern(level))
     raw_src = src.with_options(codec_options=RAW_OPTIONS)
+    retrier = retry.target if retry is not None else Retrier(RetryPolicy(attempts=0))
     inserted = already = 0
     for i in range(0, len(missing), s.batch_docs):
         ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in missing[i : i + s.batch_docs]]
         found = raw_src.find({"_id": {"$in": ids}}, batch_size=s.batch_docs)
         for chunk, _size in chunked(found, s):
-            ins, dup = insert_acknowledged(writer, chunk)
+            ins, dup = insert_retrying(writer, chunk, retrier, True)
             inserted += ins
             already += dup
     return RepairResult(len(src_ids), len(missing), inserted, already, extra)

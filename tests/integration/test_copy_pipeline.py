@@ -15,10 +15,12 @@ from support import PAD, fail_inserts, ints, raw_hashes, wait_for
 from vida_loader.config import Endpoint
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Partition, RangeMode
+from vida_loader.retry import RetryPolicy
 from vida_loader.worker import CopySettings, PartitionState, Writer, close_clients, copy_partition
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
+FAST = RetryPolicy(attempts=5, window_s=30, base_ms=1, cap_ms=20)  # no long waits in tests
 
 
 class Commands(monitoring.CommandListener):
@@ -103,18 +105,37 @@ def test_a_duplicate_key_falls_back_to_counting_the_range(
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
 
 
-def test_a_write_failing_midway_fails_the_partition_and_a_resume_completes_it(
+def test_a_throttled_insert_is_sent_again_inside_the_attempt(
     server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, to_target: Commands
 ) -> None:
     db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(1000, random.Random(3))])
-    s = _settings(db, tdb, server, target_server)
-    # Let three inserts through, then throttle one: the writer thread meets the error.
+    s = _settings(db, tdb, server, target_server, retry=FAST)
+    # Let three inserts through, then throttle one: the writer waits and sends it again.
     fail_inserts(tdb, {"skip": 3, "times": 1}, errorCode=16500)
-    first = copy_partition(WHOLE, s)
-    assert first.state is PartitionState.FAILED and first.transient
-    assert first.error is not None and "16500" in first.error
+    result = copy_partition(WHOLE, s)
+    assert result.state is PartitionState.DONE, result.error
+    assert (result.retries, result.throttled) == (1, 1)
+    assert to_target.names.count("insert") == 11  # 10 batches, one of them twice
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_a_write_failing_past_the_budget_fails_the_partition_and_a_resume_completes_it(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, to_target: Commands
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(1000, random.Random(3))])
+    s = _settings(db, tdb, server, target_server, retry=RetryPolicy(2, 30, 1, 5))
+    # Let three inserts through, then throttle every one: past the budget of 2 retries.
+    fail_inserts(tdb, {"skip": 3}, errorCode=16500)
+    try:
+        first = copy_partition(WHOLE, s)
+    finally:
+        fail_inserts(tdb, "off")
+    assert first.state is PartitionState.FAILED and not first.transient
+    assert first.error is not None
+    assert "gave up on the target after 3 failures" in first.error and "16500" in first.error
+    assert (first.retries, first.throttled) == (2, 2)
     held = tdb.dst.count_documents({})
-    assert 300 <= held < 1000  # what was acknowledged before the failure stays
+    assert held == 300  # what was acknowledged before the failure stays
     second = copy_partition(WHOLE, s, resume=True)
     assert second.state is PartitionState.DONE, second.error
     assert second.resumed and second.docs == 1000 - held + 1

@@ -209,3 +209,12 @@ def test_terminal_progress_rewrites_one_line() -> None:
 def test_reads_ask_for_about_two_megabytes(est_docs: int, est_bytes: int, expected: int) -> None:
     part = Partition("p", RangeMode.TYPED, "objectId", est_docs=est_docs, est_bytes=est_bytes)
     assert read_batch_size(part, _settings(batch_docs=1000, batch_bytes=2 * 2**20)) == expected
+
+
+def test_progress_line_shows_retries_throttling_and_waits() -> None:
+    quiet = format_progress(_progress())
+    assert "retries" not in quiet and "waiting" not in quiet
+    line = format_progress(
+        _progress(retries=3, throttled=2, reruns=1, waiting_for=("source", "target"))
+    )
+    assert "retries 3 (2 throttled)  re-runs 1  waiting for source  waiting for target" in line
