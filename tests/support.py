@@ -128,8 +128,17 @@ def every_type_documents() -> list[dict[str, Any]]:
 
 def fail_inserts(db: Any, mode: Any, **data: Any) -> None:
     """``failCommand`` on the inserts of ``db``'s server (test commands enabled)."""
+    fail_commands(db, ["insert"], mode, **data)
+
+
+def fail_commands(db: Any, commands: list[str], mode: Any, **data: Any) -> None:
+    """``failCommand`` on ``commands`` sent to ``db``'s server by vida-loader's clients
+    (the test's own client, named otherwise, is left alone)."""
     db.client.admin.command(
-        "configureFailPoint", "failCommand", mode=mode, data={"failCommands": ["insert"], **data}
+        "configureFailPoint",
+        "failCommand",
+        mode=mode,
+        data={"failCommands": commands, "appName": "vida-loader", **data},
     )
 
 

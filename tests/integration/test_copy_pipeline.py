@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from pymongo import monitoring
 from pymongo.database import Database
-from support import PAD, fail_inserts, ints, raw_hashes, wait_for
+from support import PAD, fail_commands, fail_inserts, ints, raw_hashes, wait_for
 
 from vida_loader.config import Endpoint
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Partition, RangeMode
+from vida_loader.mongo import Timeouts
 from vida_loader.retry import RetryPolicy
 from vida_loader.worker import CopySettings, PartitionState, Writer, close_clients, copy_partition
 
@@ -29,10 +30,13 @@ class Commands(monitoring.CommandListener):
     def __init__(self, port: int) -> None:
         self.port = port
         self.names: list[str] = []
+        self.finds: list[Any] = []  # the filter of each find
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.connection_id[1] == self.port:
             self.names.append(event.command_name)
+            if event.command_name == "find":
+                self.finds.append(event.command.get("filter"))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -41,15 +45,24 @@ class Commands(monitoring.CommandListener):
         pass
 
 
-@pytest.fixture
-def to_target(target_server: LocalServer) -> Iterator[Commands]:
+def _listen(port: int) -> Iterator[Commands]:
     # Listeners apply to clients created afterwards: drop the workers' cached clients.
     close_clients()
-    listener = Commands(target_server.port)
+    listener = Commands(port)
     monitoring.register(listener)
     yield listener
     close_clients()
     listener.port = -1  # pymongo cannot unregister a listener: silence it instead
+
+
+@pytest.fixture
+def to_target(target_server: LocalServer) -> Iterator[Commands]:
+    yield from _listen(target_server.port)
+
+
+@pytest.fixture
+def to_source(server: LocalServer) -> Iterator[Commands]:
+    yield from _listen(server.port)
 
 
 def _settings(db: DB, tdb: DB, server: LocalServer, target: LocalServer, **kw: Any) -> CopySettings:
@@ -189,3 +202,77 @@ def test_writer_stops_writing_when_the_reader_fails() -> None:
         raise RuntimeError("read failed")
     # Leaving the block waited for the write in flight; the queued batch was dropped.
     assert coll.written == [1]
+
+
+# Faults on the source's reads: (fail point commands, mode, data, documents read before
+# the last failure). WHOLE has no size estimate, so reads come 100 at a time: a find,
+# then getMores; "skip 1" on getMore fails the second getMore, after 200 documents.
+# Twice in a row: a find re-opened at document 100 returns it again (passed over), so
+# the second failure comes after 199.
+READ_FAULTS = [
+    ("find throttled", ["find"], {"times": 1}, {"errorCode": 16500}, 0),
+    ("getMore throttled", ["getMore"], {"skip": 1, "times": 1}, {"errorCode": 16500}, 200),
+    ("getMore throttled twice", ["getMore"], {"times": 2}, {"errorCode": 16500}, 199),
+    ("cursor lost", ["getMore"], {"skip": 1, "times": 1}, {"errorCode": 43}, 200),
+    ("connection closed", ["getMore"], {"skip": 2, "times": 1}, {"closeConnection": True}, 300),
+    ("time limit", ["find", "getMore"], {"skip": 1, "times": 1}, {"errorCode": 50}, 100),
+    (
+        "blocked past the socket timeout",
+        ["getMore"],
+        {"times": 1},
+        {"blockConnection": True, "blockTimeMS": 2500},
+        100,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("commands", "mode", "data", "read_before"),
+    [f[1:] for f in READ_FAULTS],
+    ids=[f[0] for f in READ_FAULTS],
+)
+def test_a_broken_read_continues_from_the_last_id_read(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    to_source: Commands,
+    commands: list[str],
+    mode: dict[str, int],
+    data: dict[str, Any],
+    read_before: int,
+) -> None:
+    ids = ints(1000, random.Random(4))
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ids])
+    s = _settings(db, tdb, server, target_server, retry=FAST, timeouts=Timeouts(socket_ms=1000))
+    fail_commands(db, commands, mode, **data)
+    try:
+        result = copy_partition(WHOLE, s)
+    finally:
+        fail_commands(db, commands, "off")
+    assert result.state is PartitionState.DONE, result.error
+    assert result.docs == 1000  # nothing read twice, nothing skipped
+    failures = mode["times"]
+    assert result.retries == failures
+    assert result.throttled == (failures if data.get("errorCode") in (16500, 50) else 0)
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+    # The read started again from the last _id it had read, not from the range's start.
+    restarts = to_source.finds[1:]
+    assert len(restarts) == failures
+    if read_before:
+        assert restarts[-1] == {"_id": {"$gte": sorted(ids)[read_before - 1]}}
+    else:
+        assert restarts == [to_source.finds[0]] * failures
+
+
+def test_unacknowledged_inserts_lost_midway_are_repaired(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(1000, random.Random(5))])
+    s = _settings(db, tdb, server, target_server, write_concern="0", retry=FAST)
+    # Batches 3 and 4 of 10 are throttled on the server; with w=0 nobody is told.
+    fail_inserts(tdb, {"skip": 2, "times": 2}, errorCode=16500)
+    result = copy_partition(WHOLE, s)
+    assert result.state is PartitionState.DONE, result.error
+    assert (result.repaired, result.target_docs) == (200, 1000)
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
