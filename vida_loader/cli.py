@@ -43,6 +43,7 @@ from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
 from vida_loader.mongo import WRITE_CONCERNS
 from vida_loader.planner import PlanResult, plan_job
 from vida_loader.progress import DEFAULT_INTERVAL, ProgressPrinter, format_duration
+from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
 from vida_loader.status import JobStatus, job_status
 from vida_loader.verify import VerifyResult, verify_job
 from vida_loader.worker import PartitionState
@@ -287,6 +288,25 @@ def _uri_options(f: click.Command) -> click.Command:
     help="Tries per partition when it fails for a passing reason [VIDA_ATTEMPTS]",
 )
 @click.option(
+    "--retry-attempts",
+    envvar="VIDA_RETRY_ATTEMPTS",
+    type=click.IntRange(min=0),
+    default=DEFAULT_RETRY_ATTEMPTS,
+    show_default=True,
+    help="Failures in a row (throttled, network, restart) one read or write may meet "
+    "before its partition fails; progress resets the count [VIDA_RETRY_ATTEMPTS]",
+)
+@click.option(
+    "--retry-window",
+    envvar="VIDA_RETRY_WINDOW",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_RETRY_WINDOW_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a server may keep failing (restart, failover, throttling) before a "
+    "partition fails and the run ends with the resume command [VIDA_RETRY_WINDOW]",
+)
+@click.option(
     "--restart",
     is_flag=True,
     envvar="VIDA_RESTART",
@@ -322,6 +342,8 @@ def run(
     batch_size: int,
     batch_mb: float,
     attempts: int,
+    retry_attempts: int,
+    retry_window: float,
     restart: bool,
     drop_target: bool,
     append: bool,
@@ -343,6 +365,8 @@ def run(
         batch_docs=batch_size,
         batch_mb=batch_mb,
         attempts=attempts,
+        retry_attempts=retry_attempts,
+        retry_window_s=retry_window,
         restart=restart,
         drop_target=drop_target,
         append=append,
@@ -356,6 +380,16 @@ def run(
         printer.finish()
     click.echo(format_run(result, cfg))
     failed = result.failed
+    if failed and result.outage:
+        done = len(result.state.partitions) - len(failed)
+        click.echo(
+            f"vida-loader: the {result.outage} stayed unreachable for longer than "
+            f"--retry-window ({cfg.retry_window_s:g} s): run stopped with {done} of "
+            f"{len(result.state.partitions)} partitions confirmed; once it is back, "
+            f"continue with: {continue_command(cfg, manifest=result.manifest)}",
+            err=True,
+        )
+        return EXIT_FAILED
     if failed:
         first_pid, first_error = failed[0]
         click.echo(

@@ -10,6 +10,7 @@ from typing import Any
 from vida_loader.errors import UsageError
 from vida_loader.manifest import RangeMode
 from vida_loader.mongo import Timeouts, write_concern
+from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryPolicy
 
 DEFAULT_PARTITION_SIZE_MB = 64.0
 DEFAULT_MANIFEST_DIR = Path("partitions")
@@ -109,6 +110,8 @@ class RunConfig(JobConfig):
     batch_mb: float = DEFAULT_BATCH_MB
     repair_rounds: int = 2
     attempts: int = DEFAULT_ATTEMPTS
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS  # failures in a row of one operation
+    retry_window_s: float = DEFAULT_RETRY_WINDOW_S  # seconds one operation may keep failing
     restart: bool = False  # forget the run state, start the job over
     drop_target: bool = False  # empty the target collection before a fresh start
     append: bool = False  # start fresh although the target collection holds documents
@@ -128,6 +131,14 @@ class RunConfig(JobConfig):
             )
         if self.attempts < 1:
             raise UsageError(f"--attempts '{self.attempts}' must be at least 1")
+        if self.retry_attempts < 0:
+            raise UsageError(f"--retry-attempts '{self.retry_attempts}' must be at least 0")
+        if not self.retry_window_s >= 0:
+            raise UsageError(f"--retry-window '{self.retry_window_s:g}' must be at least 0")
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.retry_attempts, window_s=self.retry_window_s)
 
     @property
     def batch_bytes(self) -> int:
@@ -142,6 +153,8 @@ class RunConfig(JobConfig):
             "batch_bytes": self.batch_bytes,
             "repair_rounds": self.repair_rounds,
             "attempts": self.attempts,
+            "retry_attempts": self.retry_attempts,
+            "retry_window_s": self.retry_window_s,
         }
 
 

@@ -38,6 +38,7 @@ from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest, Partition, load_manifest, manifest_path
 from vida_loader.mongo import (
     check_uri,
+    close_client,
     connect,
     describe_error,
     has_secret,
@@ -45,6 +46,7 @@ from vida_loader.mongo import (
     redact_uri,
     uri_hosts,
 )
+from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
 from vida_loader.runstate import RunState, load_state, now_iso, save_state, state_path
 from vida_loader.worker import (
     MIB,
@@ -161,6 +163,7 @@ class RunResult:
     retries: int = 0  # operations tried again by this run
     throttled: int = 0  # of those, throttled by the server
     wait_s: float = 0.0  # seconds workers spent waiting to retry
+    outage: str | None = None  # the side that stayed away too long: the run stopped early
 
     @property
     def failed(self) -> list[tuple[str, str]]:
@@ -321,6 +324,8 @@ def continue_command(
         ("write_concern", "--write-concern", DEFAULT_WRITE_CONCERN),
         ("batch_docs", "--batch-size", DEFAULT_BATCH_DOCS),
         ("attempts", "--attempts", DEFAULT_ATTEMPTS),
+        ("retry_attempts", "--retry-attempts", DEFAULT_RETRY_ATTEMPTS),
+        ("retry_window_s", "--retry-window", DEFAULT_RETRY_WINDOW_S),
     ):
         if key in given and given[key] != default:
             args += [flag, str(given[key])]
@@ -350,7 +355,7 @@ def _drop_target(target: Endpoint, cfg: RunConfig) -> None:
             f"cannot drop target collection '{target.namespace}': {describe_error(exc, target.uri)}"
         ) from None
     finally:
-        client.close()
+        close_client(client)
 
 
 def run_job(
@@ -394,6 +399,7 @@ def run_job(
             repair_rounds=cfg.repair_rounds,
             timeouts=cfg.timeouts,
             count_always=state.appended,
+            retry=cfg.retry,
         )
         # The fresh state goes to disk before the target is emptied: a kill in between
         # must not leave an old state that calls the emptied partitions done.
@@ -430,6 +436,7 @@ class _Run:
         self.retried = [0, 0, 0.0]  # retries, throttled, wait seconds
         self.live: dict[str, list[int]] = {}  # pid -> [retries, throttled]
         self.waiting: dict[str, str] = {}  # pid -> side it waits for
+        self.outage: str | None = None  # a side stayed away past the retry window
         self.started = time.monotonic()
         self.tries: dict[str, int] = {}  # attempts in this run
         self.read = [0, 0]  # docs and bytes read by this run
@@ -466,6 +473,9 @@ class _Run:
                     broken |= died
                     if self._record(result):
                         again.append(pid)
+                if self.outage is not None:
+                    again.clear()
+                    self._stop_queued(futures)
                 if finished:
                     save_state(self.state, self.path)
                 if broken:
@@ -511,7 +521,18 @@ class _Run:
             retries=int(self.retried[0]),
             throttled=int(self.retried[1]),
             wait_s=self.retried[2],
+            outage=self.outage,
         )
+
+    def _stop_queued(self, futures: dict[Future[PartitionResult], str]) -> None:
+        """A server stayed away past the retry window: start nothing more (each partition
+        would wait the window out in turn); the running ones end by themselves."""
+        for fut, pid in list(futures.items()):
+            if fut.cancel():
+                del futures[fut]
+                rec = self.state.partitions[pid]
+                rec.state = PartitionState.PENDING
+                rec.error = f"not started: the {self.outage} stayed away past the retry window"
 
     def _submit(self, pool: Pool, pid: str) -> Future[PartitionResult]:
         return pool.submit(self.parts[pid], self.settings, pid in self.resume)
@@ -562,6 +583,8 @@ class _Run:
         self.retried[0] += result.retries
         self.retried[1] += result.throttled
         self.retried[2] += result.wait_s
+        if result.outage is not None:
+            self.outage = self.outage or result.outage
         self.resumed += int(result.resumed)
         self.resume.add(pid)  # whatever this attempt wrote stays: a retry continues it
         if (

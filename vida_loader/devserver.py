@@ -137,6 +137,14 @@ class LocalServer:
         finally:
             client.close()
 
+    def kill(self) -> None:
+        """SIGKILL the server, keeping its storage: :meth:`start` brings it back on the
+        same port with the same data (tests of a server crashing mid-run)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate, then kill after ``timeout`` seconds; remove a temporary folder."""
         proc, self.process = self.process, None

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import pymongo
 from bson.codec_options import CodecOptions, DatetimeConversion
 from pymongo import MongoClient
 from pymongo.errors import (
@@ -221,15 +222,7 @@ def connect(
     shown = redact_uri(uri)
     client: MongoClient[dict[str, Any]] | None = None
     try:
-        client = MongoClient(
-            uri,
-            serverSelectionTimeoutMS=timeouts.select_ms,
-            connectTimeoutMS=timeouts.connect_ms,
-            socketTimeoutMS=timeouts.socket_ms,
-            maxIdleTimeMS=120_000,  # Cosmos DB closes idle connections after ~4 minutes
-            appname="vida-loader",
-            **options,
-        )
+        client = MongoClient(uri, **client_options(uri, timeouts), **options)
         client.admin.command("ping")
         return client
     except (InvalidURI, ConfigurationError) as exc:
@@ -253,6 +246,37 @@ def connect(
         ) from None
 
 
+def client_options(uri: str, timeouts: Timeouts = Timeouts()) -> dict[str, Any]:
+    """The options vida-loader gives every client of ``uri``.
+
+    Bounded timeouts, always, so nothing hangs. Unless the URI sets them: idle
+    connections dropped before Cosmos DB's ~4 minutes close them under us, the app name
+    (fail points and server logs name us by it), and on Cosmos DB no retryable writes
+    (3.6 accounts refuse them, and vida-loader retries writes itself).
+    """
+    options: dict[str, Any] = {
+        "serverSelectionTimeoutMS": timeouts.select_ms,
+        "connectTimeoutMS": timeouts.connect_ms,
+        "socketTimeoutMS": timeouts.socket_ms,
+        "maxIdleTimeMS": 120_000,
+        "appname": "vida-loader",
+    }
+    given = {key.lower() for key, _v in parse_qsl(_split_uri(uri)[3], keep_blank_values=True)}
+    for key in ("maxIdleTimeMS", "appname"):
+        if key.lower() in given:
+            del options[key]
+    if server_kind(uri) is ServerKind.COSMOS and "retrywrites" not in given:
+        options["retryWrites"] = False
+    return options
+
+
+def close_client(client: MongoClient[Any]) -> None:
+    """Close within a second: pymongo ends its sessions first, which waits a whole
+    server selection (8 s) when the server is gone."""
+    with pymongo.timeout(1.0):
+        client.close()
+
+
 def _close(client: MongoClient[dict[str, Any]] | None) -> None:
     if client is not None:
-        client.close()
+        close_client(client)

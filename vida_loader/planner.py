@@ -41,6 +41,7 @@ from vida_loader.manifest import (
 from vida_loader.mongo import (
     CODEC_OPTIONS,
     check_uri,
+    close_client,
     connect,
     describe_error,
     redact_uri,
@@ -278,7 +279,7 @@ def plan_job(cfg: PlanConfig, progress: Progress = lambda _msg: None) -> PlanRes
     src_client = connect(cfg.source.uri, role="source", timeouts=cfg.timeouts)
     try:
         dst_client = connect(cfg.target.uri, role="target", timeouts=cfg.timeouts)
-        dst_client.close()
+        close_client(dst_client)
         coll = _source_collection(src_client, cfg)
         try:
             manifest, reason = _plan(coll, cfg, progress)
@@ -288,7 +289,7 @@ def plan_job(cfg: PlanConfig, progress: Progress = lambda _msg: None) -> PlanRes
                 f"{describe_error(exc, cfg.source.uri)}"
             ) from None
     finally:
-        src_client.close()
+        close_client(src_client)
     _save_new(manifest, path)
     return PlanResult(manifest, path, time.monotonic() - started, reason)
 

@@ -58,6 +58,11 @@ class RetryCounts:
     wait_s: float = 0.0  # seconds spent waiting to retry
     reasons: dict[str, int] = field(default_factory=dict)  # "throttled": 3, "network": 1
 
+    @property
+    def outages(self) -> int:
+        """Retries for a reason other than throttling: the server or the network went away."""
+        return self.retries - self.throttled
+
     def add(self, verdict: Verdict, waited: float) -> None:
         self.retries += 1
         self.throttled += int(verdict.fault is Fault.THROTTLED)

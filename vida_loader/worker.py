@@ -46,7 +46,14 @@ from vida_loader.config import (
 from vida_loader.errors import VidaError
 from vida_loader.faults import Fault, Verdict, classify, classify_write_error
 from vida_loader.manifest import Partition
-from vida_loader.mongo import CODEC_OPTIONS, Timeouts, connect, describe_error, write_concern
+from vida_loader.mongo import (
+    CODEC_OPTIONS,
+    Timeouts,
+    close_client,
+    connect,
+    describe_error,
+    write_concern,
+)
 from vida_loader.ordering import usable_boundary
 from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryCounts, RetryPolicy
 
@@ -97,6 +104,9 @@ class PartitionResult:
     retries: int = 0  # operations tried again inside this attempt
     throttled: int = 0  # of those, because the server throttled
     wait_s: float = 0.0  # seconds spent waiting to retry
+    # The side ("source", "target") that stayed away past the retry budget: an outage,
+    # not throttling. The coordinator then starts no more partitions.
+    outage: str | None = None
 
 
 # (event, partition id, documents, bytes); events: start, copied, and
@@ -155,8 +165,11 @@ def copy_partition(
     except Exception as exc:  # the process boundary: return a result, do not raise
         uris = (settings.source.uri, settings.target.uri)
         transient = False
+        outage = None
         if isinstance(exc, RetryBudgetExceeded):
             last = exc.last
+            if classify(last).fault is Fault.TRANSIENT:
+                outage = exc.role
             text = (
                 f"gave up on the {exc.role} after {exc.failures} failures in "
                 f"{exc.seconds:.0f} s ({classify(last).reason}); last error: "
@@ -171,6 +184,7 @@ def copy_partition(
             seconds=time.monotonic() - started,
             error=text,
             transient=transient,
+            outage=outage,
         )
     counts = retriers.counts()
     return replace(result, retries=counts.retries, throttled=counts.throttled, wait_s=counts.wait_s)
@@ -209,10 +223,19 @@ def _copy(
     w.report_written(report, part.id)
     already = w.already
 
-    if acknowledged and reading is part and w.inserted == docs and not s.count_always:
+    crashed = retry.target.counts.outages > 0
+    if (
+        acknowledged
+        and reading is part
+        and w.inserted == docs
+        and not s.count_always
+        and not crashed
+    ):
         # Every document read was acknowledged as inserted: the write results prove the
         # range, no count needed (a count is a scan billed in RUs on Cosmos DB).
         # A duplicate key here would mean the source returned an _id twice: counted below.
+        # Not after the target went away: a crash can lose acknowledged writes that had
+        # not reached its journal yet, so then the range is counted.
         return PartitionResult(
             part.id,
             PartitionState.DONE,
@@ -572,7 +595,7 @@ def close_clients() -> None:
     """Close this process's clients (the inline executor calls it when a run ends)."""
     while _CLIENTS:
         _key, client = _CLIENTS.popitem()
-        client.close()
+        close_client(client)
 
 
 # --- process workers ----------------------------------------------------------------

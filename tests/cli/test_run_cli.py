@@ -15,7 +15,7 @@ import orjson
 import psutil
 import pytest
 from pymongo.database import Database
-from support import raw_hashes, running, start_slow_run, wait_for
+from support import fail_inserts, raw_hashes, running, start_slow_run, wait_for
 
 from vida_loader.cli import main
 from vida_loader.devserver import LocalServer
@@ -166,3 +166,33 @@ def test_ctrl_c_or_sigterm_saves_state_stops_workers_and_exits_130(
     states = [p["state"] for p in state["partitions"].values()]
     assert "pending" in states and set(states) <= {"pending", "done"}
     wait_for(lambda: not any(w.is_running() for w in workers), 10, "workers to stop")
+
+
+def test_throttling_past_the_budget_exits_1_naming_the_partition_then_run_completes(
+    planned: Path, db: DB, tdb: DB, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two inserts get through (the first partition, batch 1000), then every one is
+    # throttled: past 2 retries the other partitions fail; the run goes on to the end.
+    fail_inserts(tdb, {"skip": 1}, errorCode=16500)
+    try:
+        code, out, err = _run(capsys, "-j", "1", "--retry-attempts", "2")
+    finally:
+        fail_inserts(tdb, "off")
+    assert code == 1
+    assert "1/3 partitions confirmed on the target" in out
+    assert "4 operations retried (4 throttled" in out  # 2 per failed partition
+    failed = re.findall(r"FAILED (p\d+): gave up on the target after 3 failures", out)
+    assert len(failed) == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("vida-loader: 2 of 3 partitions failed (p")
+    assert "16500" in last
+    assert last.endswith(
+        f"continue with: vida-loader run --job j --manifest-dir {planned.parent} "
+        "-j 1 --retry-attempts 2"
+    )
+    state = orjson.loads((planned / "state.json").read_bytes())
+    assert sorted(p["throttled"] for p in state["partitions"].values()) == [0, 2, 2]
+    code, out, err = _run(capsys, "-j", "1")
+    assert code == 0, err
+    assert "3/3 partitions confirmed on the target" in out
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)

@@ -3,7 +3,9 @@ import pytest
 from vida_loader.errors import UsageError
 from vida_loader.mongo import (
     ServerKind,
+    Timeouts,
     check_uri,
+    client_options,
     redact_uri,
     server_kind,
     strip_credentials,
@@ -63,3 +65,36 @@ def test_bad_uris_are_refused_without_the_password(uri: str, words: str) -> None
         check_uri(uri, "--source-uri")
     assert words in str(err.value) and "--source-uri" in str(err.value)
     assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("uri", "retry_writes", "idle", "app"),
+    [
+        ("mongodb://h:27017/", None, 120_000, "vida-loader"),
+        (
+            "mongodb://u:p@acct.mongo.cosmos.azure.com:10255/?ssl=true",
+            False,
+            120_000,
+            "vida-loader",
+        ),
+        ("mongodb://u:p@acct.documents.azure.com:10255/?ssl=true", False, 120_000, "vida-loader"),
+        # Cosmos DB's own connection string: its settings stand.
+        (
+            "mongodb://u:p@acct.mongo.cosmos.azure.com:10255/?ssl=true&replicaSet=globaldb"
+            "&retrywrites=false&maxIdleTimeMS=120000&appName=@acct@",
+            None,
+            None,
+            None,
+        ),
+        ("mongodb+srv://u:p@c0.abcde.mongodb.net/", None, 120_000, "vida-loader"),
+    ],
+)
+def test_client_options_suit_cosmos_db(
+    uri: str, retry_writes: bool | None, idle: int | None, app: str | None
+) -> None:
+    opts = client_options(uri, Timeouts(select_ms=1, connect_ms=2, socket_ms=3))
+    assert opts.get("retryWrites") == retry_writes
+    assert opts.get("maxIdleTimeMS") == idle and opts.get("appname") == app
+    # Timeouts are always bounded, whatever the URI says.
+    assert (opts["serverSelectionTimeoutMS"], opts["connectTimeoutMS"]) == (1, 2)
+    assert opts["socketTimeoutMS"] == 3

@@ -1,0 +1,116 @@
+"""A run riding through a target that crashes and comes back, or stays away too long."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+from support import PAD, fail_inserts, ints, plan_in, raw_hashes, run_in
+
+from vida_loader.coordinator import RunProgress
+from vida_loader.devserver import LocalServer
+from vida_loader.mongo import Timeouts
+from vida_loader.progress import format_progress
+from vida_loader.worker import PartitionState, close_clients
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def crashing_target() -> Iterator[LocalServer]:
+    """A target of this test's own: it is killed and started again."""
+    with LocalServer.temporary(test_commands=True) as srv:
+        yield srv
+    close_clients()
+
+
+def _client(srv: LocalServer) -> MongoClient[dict[str, Any]]:
+    return MongoClient(srv.uri, serverSelectionTimeoutMS=20_000)
+
+
+@pytest.mark.parametrize("write_concern", ["1", "0"])
+@pytest.mark.timeout(240)
+def test_target_killed_and_restarted_mid_run_completes_by_itself(
+    server: LocalServer,
+    crashing_target: LocalServer,
+    db: Any,
+    tmp_path: Path,
+    write_concern: str,
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(6000, random.Random(8))])
+    plan_in(server, crashing_target, db, tmp_path, partitions=4)
+    with _client(crashing_target) as c:
+        # Slow inserts, so that the kill comes while partitions are mid-copy.
+        fail_inserts(c[db.name], "alwaysOn", blockConnection=True, blockTimeMS=40)
+    seen: list[RunProgress] = []
+    restarted = threading.Event()
+
+    def crash_then_restart(p: RunProgress) -> None:
+        seen.append(p)
+        if crashing_target.process is not None and 1000 <= p.docs and not restarted.is_set():
+            crashing_target.kill()
+        elif "target" in p.waiting_for and crashing_target.process is None:
+            restarted.set()
+            threading.Thread(target=crashing_target.start, daemon=True).start()
+
+    result = run_in(
+        tmp_path,
+        jobs=2,
+        batch_docs=200,
+        write_concern=write_concern,
+        tick=0.05,
+        on_progress=crash_then_restart,
+    )
+    assert restarted.is_set(), "the target was never seen as waited for"
+    assert result.failed == []
+    assert result.retries >= 1 and result.reruns == 0
+    assert any("waiting for target" in format_progress(p) for p in seen)
+    with _client(crashing_target) as c:
+        assert raw_hashes(c[db.name].dst) == raw_hashes(db.src)
+    assert all(r.state is PartitionState.DONE for r in result.state.partitions.values())
+
+
+@pytest.mark.timeout(240)
+def test_an_outage_past_the_retry_window_stops_the_run_and_a_later_run_completes(
+    server: LocalServer, crashing_target: LocalServer, db: Any, tmp_path: Path
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(6000, random.Random(9))])
+    plan_in(server, crashing_target, db, tmp_path, partitions=6)
+    with _client(crashing_target) as c:
+        fail_inserts(c[db.name], "alwaysOn", blockConnection=True, blockTimeMS=40)
+
+    def crash(p: RunProgress) -> None:
+        if crashing_target.process is not None and p.docs >= 300:
+            crashing_target.kill()  # and it stays down
+
+    started = time.monotonic()
+    result = run_in(
+        tmp_path,
+        jobs=1,
+        batch_docs=100,
+        retry_window_s=1.0,
+        timeouts=Timeouts(select_ms=2000),
+        tick=0.05,
+        on_progress=crash,
+    )
+    took = time.monotonic() - started
+    assert result.outage == "target"
+    # The running partition waited out the window (a try takes a 2 s server selection,
+    # two with pymongo's own write retry); the queued ones were never started, instead
+    # of each waiting in turn (5 x 4 s more).
+    assert took < 15
+    errors = [error for _pid, error in result.failed]
+    assert len(errors) == 6 - sum(r.done for r in result.state.partitions.values())
+    assert any(e.startswith("gave up on the target after") for e in errors)
+    assert sum(e.startswith("not started: the target stayed away") for e in errors) >= 4
+    crashing_target.start()
+    again = run_in(tmp_path, jobs=1, batch_docs=100)
+    assert again.failed == [] and again.outage is None
+    with _client(crashing_target) as c:
+        assert raw_hashes(c[db.name].dst) == raw_hashes(db.src)
