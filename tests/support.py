@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import bson
 import orjson
 from bson import (
     SON,
@@ -32,7 +33,7 @@ from bson import (
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
-from vida_loader import planner
+from vida_loader import planner, worker
 from vida_loader.cli import main
 from vida_loader.config import Endpoint, PlanConfig, RunConfig
 from vida_loader.coordinator import RunProgress, RunResult, run_job
@@ -215,3 +216,42 @@ def plan_by_env(
         monkeypatch.setenv(name, value)
     assert main(["plan", "--partitions", str(partitions)]) == 0
     return tmp_path / "parts" / job
+
+
+class ShardedTwin:
+    """A stand-in for a sharded Cosmos DB source holding ``_id`` 450 under two shard keys.
+
+    No MongoDB-API server here can hold one ``_id`` twice (the ``_id`` index cannot be
+    dropped, SecantusDB refuses it too), so the source's reads (the copy cursor, the
+    ``_id`` scan of a repair and its ``$in`` lookups) return the twin beside the real
+    document, as such a source would.
+    """
+
+    TWIN = RawBSONDocument(bson.encode({"_id": 450, "sk": "B", "pad": PAD}))
+
+    def __init__(self, monkeypatch: Any, in_scans: bool = True) -> None:
+        self.read, self.ids = worker._read_raw, worker._raw_ids
+        self.by_ids = worker._find_raw_by_ids
+        monkeypatch.setattr(worker, "_read_raw", self._read_raw)
+        if in_scans:
+            monkeypatch.setattr(worker, "_raw_ids", self._raw_ids)
+            monkeypatch.setattr(worker, "_find_raw_by_ids", self._find_raw_by_ids)
+
+    def _with_twin(self, docs: Any, coll: Any) -> Any:
+        for doc in docs:
+            yield doc
+            if coll.name == "src" and doc["_id"] == 450:
+                yield self.TWIN
+
+    def _read_raw(self, part: Any, src: Any, batch_docs: int) -> Any:
+        return self._with_twin(self.read(part, src, batch_docs), src)
+
+    def _raw_ids(self, part: Any, coll: Any) -> dict[bytes, int]:
+        ids = self.ids(part, coll)
+        key = bson.encode({"_id": 450})
+        if coll.name == "src" and key in ids:
+            ids[key] += 1
+        return ids
+
+    def _find_raw_by_ids(self, coll: Any, raw_ids: list[bytes], batch_docs: int) -> Any:
+        return self._with_twin(self.by_ids(coll, raw_ids, batch_docs), coll)

@@ -399,6 +399,15 @@ def run(
             err=True,
         )
         return EXIT_FAILED
+    if result.duplicates:
+        click.echo(
+            f"vida-loader: the source holds {result.duplicates:,} documents whose _id another "
+            "document also has (a sharded Cosmos DB collection keeps _id unique per shard key "
+            "only); the target holds one document per _id; every copy is listed in "
+            f"'{result.duplicates_path}'",
+            err=True,
+        )
+        return EXIT_FAILED
     return 0
 
 
@@ -434,6 +443,8 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
         f"  workers     {cfg.jobs} ({'in-process' if cfg.jobs == 1 else 'processes'}),"
         f" write concern {cfg.write_concern}",
         f"  repaired    {result.repaired:,} documents re-sent with acknowledged writes",
+        f"  duplicates  {result.duplicates:,} source documents share their _id with another"
+        + (f" (listed in {result.duplicates_path})" if result.duplicates else ""),
         f"  retries     {result.retries:,} operations retried ({result.throttled:,} throttled,"
         f" {result.wait_s:,.1f} s waiting), {result.reruns} partition re-runs",
         f"  state       {result.state_path}",

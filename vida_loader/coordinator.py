@@ -47,7 +47,15 @@ from vida_loader.mongo import (
     uri_hosts,
 )
 from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
-from vida_loader.runstate import RunState, load_state, now_iso, save_state, state_path
+from vida_loader.runstate import (
+    RunState,
+    append_duplicates,
+    duplicates_path,
+    load_state,
+    now_iso,
+    save_state,
+    state_path,
+)
 from vida_loader.worker import (
     MIB,
     CopySettings,
@@ -181,6 +189,14 @@ class RunResult:
     @property
     def repaired(self) -> int:
         return sum(r.repaired for r in self.state.partitions.values())
+
+    @property
+    def duplicates(self) -> int:
+        return self.state.duplicates()
+
+    @property
+    def duplicates_path(self) -> Path:
+        return duplicates_path(self.state_path)
 
 
 ProgressSink = Callable[[RunProgress], None]
@@ -404,6 +420,8 @@ def run_job(
         # The fresh state goes to disk before the target is emptied: a kill in between
         # must not leave an old state that calls the emptied partitions done.
         save_state(state, path)
+        if not continuing:
+            duplicates_path(path).unlink(missing_ok=True)  # an earlier start's
         if not continuing and cfg.drop_target:
             _drop_target(target, cfg)
         run = _Run(manifest, state, path, settings, cfg, on_progress, continuing)
@@ -575,6 +593,8 @@ class _Run:
         rec = self.state.partitions[pid]
         rec.attempts += 1
         self.tries[pid] = self.tries.get(pid, 0) + 1
+        if result.duplicate_records:
+            append_duplicates(duplicates_path(self.path), result.duplicate_records)
         rec.apply(result)
         self.read[0] += result.docs
         self.read[1] += result.bytes

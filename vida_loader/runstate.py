@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from vida_loader.errors import StateError
 from vida_loader.manifest import Manifest, load_json_file, write_json_atomic
@@ -20,6 +23,7 @@ from vida_loader.worker import PartitionResult, PartitionState
 
 STATE_SCHEMA_VERSION = 1
 STATE_NAME = "state.json"
+DUPLICATES_NAME = "duplicates.jsonl"
 
 
 def now_iso() -> str:
@@ -42,6 +46,7 @@ class PartitionRecord:
     retries: int = 0  # operations tried again, all attempts together
     throttled: int = 0  # of those, because the server throttled
     wait_s: float = 0.0  # seconds spent waiting to retry
+    duplicates: int = 0  # source documents whose _id another one had: not on the target
     seconds: float = 0.0  # all attempts together
     started_at: str | None = None
     finished_at: str | None = None
@@ -64,6 +69,7 @@ class PartitionRecord:
         self.retries += result.retries
         self.throttled += result.throttled
         self.wait_s += result.wait_s
+        self.duplicates = result.duplicates
         self.seconds += result.seconds
         self.finished_at = now_iso()
         self.error = result.error
@@ -138,6 +144,10 @@ class RunState:
         """Documents counted on the target in the confirmed partitions."""
         return sum(r.target_docs for r in self.partitions.values() if r.done)
 
+    def duplicates(self) -> int:
+        """Source documents left off the target because another had their _id."""
+        return sum(r.duplicates for r in self.partitions.values() if r.done)
+
     def confirmed_bytes(self) -> int:
         return sum(r.bytes for r in self.partitions.values() if r.done)
 
@@ -204,6 +214,19 @@ def coordinator_info() -> dict[str, Any]:
 
 def state_path(manifest_dir: Path, job: str) -> Path:
     return manifest_dir / job / STATE_NAME
+
+
+def duplicates_path(state_file: Path) -> Path:
+    return state_file.parent / DUPLICATES_NAME
+
+
+def append_duplicates(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Add one JSON line per record, on disk before the partition is recorded as done."""
+    with path.open("ab") as f:
+        for record in records:
+            f.write(orjson.dumps(record) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_state(state: RunState, path: Path) -> None:

@@ -17,6 +17,7 @@ meaning "already there", as mongorestore does), then a recount.
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import signal
 import threading
@@ -28,6 +29,8 @@ from enum import StrEnum
 from typing import Any
 
 import bson
+import orjson
+from bson import json_util
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
@@ -107,6 +110,10 @@ class PartitionResult:
     # The side ("source", "target") that stayed away past the retry budget: an outage,
     # not throttling. The coordinator then starts no more partitions.
     outage: str | None = None
+    # Documents whose _id the source held more than once (a sharded Cosmos DB collection
+    # keeps _id unique per shard key only): not on the target, described in the records.
+    duplicates: int = 0
+    duplicate_records: tuple[dict[str, Any], ...] = ()
 
 
 # (event, partition id, documents, bytes); events: start, copied, and
@@ -263,20 +270,28 @@ def _copy(
         on_target = retry.target.call("target", lambda: part.count_in(dst))
         if repair.missing == 0:
             break  # nothing left to send: another round cannot change the count
-    seconds = time.monotonic() - started
     error = None
+    duplicates = 0
+    records: tuple[dict[str, Any], ...] = ()
+    if repair is not None and repair.duplicate_ids:
+        dup_ids = repair.duplicate_ids
+        records = retry.source.call("source", lambda: describe_duplicates(part, src, dst, dup_ids))
+    seconds = time.monotonic() - started
     if on_target != expected:
         if on_target > expected:
             error = (
                 f"target holds {on_target - expected:,} more documents in this range than the "
                 f"source ({on_target:,} vs {expected:,}): the target collection was not empty"
             )
+        elif repair is not None and records and on_target == repair.source_ids:
+            # Cosmos DB keeps _id unique per shard key only: one _id can come twice. The
+            # target holds one document per _id, all it can; the others are reported.
+            duplicates = expected - on_target
         elif repair is not None and repair.source_ids < expected:
-            # Cosmos DB keeps _id unique per shard key only: one _id can come twice.
             error = (
                 f"the source returned {expected - repair.source_ids:,} documents whose _id it "
-                f"had already returned in this range (a sharded Cosmos DB collection allows "
-                f"one _id per shard key value); the target keeps one document per _id"
+                f"had already returned in this range, but holds them once when scanned again "
+                f"(changed during the copy?); the target keeps one document per _id"
             )
         else:
             error = (
@@ -297,6 +312,8 @@ def _copy(
         already_there=already,
         seconds=seconds,
         error=error,
+        duplicates=duplicates,
+        duplicate_records=records if error is None else (),
     )
 
 
@@ -533,15 +550,30 @@ def insert_acknowledged(coll: Collection[Any], docs: list[RawBSONDocument]) -> t
     return insert_retrying(coll, docs, Retrier(RetryPolicy(attempts=0)), True)
 
 
-def _raw_ids(part: Partition, coll: Collection[Any]) -> dict[bytes, None]:
-    """The range's ``{_id: ...}`` documents as raw bytes, in ``_id`` order."""
+def _raw_ids(part: Partition, coll: Collection[Any]) -> dict[bytes, int]:
+    """The range's ``{_id: ...}`` documents as raw bytes, in ``_id`` order, each with
+    how often it came (more than once: a sharded source holds that ``_id`` twice)."""
     raw = coll.with_options(codec_options=RAW_OPTIONS)
-    return {doc.raw: None for doc in part.find(raw, {"_id": 1}, batch_size=10_000)}
+    ids: dict[bytes, int] = {}
+    for doc in part.find(raw, {"_id": 1}, batch_size=10_000):
+        key = bytes(doc.raw)
+        ids[key] = ids.get(key, 0) + 1
+    return ids
+
+
+def _find_raw_by_ids(
+    coll: Collection[Any], raw_ids: list[bytes], batch_docs: int
+) -> Iterator[RawBSONDocument]:
+    """Every document of ``coll`` whose ``_id`` is one of ``raw_ids``, undecoded."""
+    ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in raw_ids]
+    raw = coll.with_options(codec_options=RAW_OPTIONS)
+    yield from raw.find({"_id": {"$in": ids}}, batch_size=batch_docs)
 
 
 @dataclass(frozen=True)
 class RepairResult:
     source_ids: int  # distinct _ids in the range on the source
+    duplicate_ids: list[bytes]  # raw {_id: ...} the source returned more than once
     missing: int  # of those, absent from the target
     inserted: int
     already_there: int
@@ -560,19 +592,58 @@ def repair_range(
     dst_ids = _raw_ids(part, dst)
     missing = [r for r in src_ids if r not in dst_ids]
     extra = sum(1 for r in dst_ids if r not in src_ids)
+    duplicate_ids = [r for r, n in src_ids.items() if n > 1]
     level = "1" if s.write_concern == "0" else s.write_concern
     writer = dst.with_options(write_concern=write_concern(level))
-    raw_src = src.with_options(codec_options=RAW_OPTIONS)
     retrier = retry.target if retry is not None else Retrier(RetryPolicy(attempts=0))
     inserted = already = 0
     for i in range(0, len(missing), s.batch_docs):
-        ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in missing[i : i + s.batch_docs]]
-        found = raw_src.find({"_id": {"$in": ids}}, batch_size=s.batch_docs)
+        found = _find_raw_by_ids(src, missing[i : i + s.batch_docs], s.batch_docs)
         for chunk, _size in chunked(found, s):
             ins, dup = insert_retrying(writer, chunk, retrier, True)
             inserted += ins
             already += dup
-    return RepairResult(len(src_ids), len(missing), inserted, already, extra)
+    return RepairResult(len(src_ids), duplicate_ids, len(missing), inserted, already, extra)
+
+
+def describe_duplicates(
+    part: Partition, src: Collection[Any], dst: Collection[Any], raw_ids: list[bytes]
+) -> tuple[dict[str, Any], ...]:
+    """One record per ``_id`` the source holds more than once: every copy (as canonical
+    Extended JSON, with the SHA-256 of its bytes) and whether the target kept it."""
+    copies: dict[bytes, list[RawBSONDocument]] = {}
+    for doc in _find_raw_by_ids(src, raw_ids, 1000):
+        copies.setdefault(_id_key(doc), []).append(doc)
+    kept = {_id_key(d): _sha256(d) for d in _find_raw_by_ids(dst, raw_ids, 1000)}
+    return tuple(
+        {
+            "partition": part.id,
+            "_id": _ejson(bson.decode(key, CODEC_OPTIONS))["_id"],
+            "copies": [
+                {
+                    "sha256": _sha256(d),
+                    "on_target": _sha256(d) == kept.get(key),
+                    "document": _ejson(bson.decode(d.raw, CODEC_OPTIONS)),
+                }
+                for d in docs
+            ],
+        }
+        for key, docs in copies.items()
+    )
+
+
+def _sha256(doc: RawBSONDocument) -> str:
+    return hashlib.sha256(doc.raw).hexdigest()
+
+
+def _ejson(doc: dict[str, Any]) -> Any:
+    """``doc`` as canonical Extended JSON, parsed: types survive a JSON file."""
+    return orjson.loads(json_util.dumps(doc, json_options=json_util.CANONICAL_JSON_OPTIONS))
+
+
+def _id_key(doc: RawBSONDocument) -> bytes:
+    """The raw ``{_id: ...}`` document of ``doc`` (what ``_raw_ids`` yields)."""
+    return bson.encode({"_id": bson.decode(doc.raw, CODEC_OPTIONS)["_id"]})
 
 
 # --- clients: one per process and endpoint, created inside the worker -------------

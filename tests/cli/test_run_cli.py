@@ -15,7 +15,7 @@ import orjson
 import psutil
 import pytest
 from pymongo.database import Database
-from support import fail_inserts, raw_hashes, running, start_slow_run, wait_for
+from support import ShardedTwin, fail_inserts, raw_hashes, running, start_slow_run, wait_for
 
 from vida_loader.cli import main
 from vida_loader.devserver import LocalServer
@@ -196,3 +196,24 @@ def test_throttling_past_the_budget_exits_1_naming_the_partition_then_run_comple
     assert code == 0, err
     assert "3/3 partitions confirmed on the target" in out
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_duplicate_ids_of_a_sharded_source_exit_1_naming_the_list(
+    planned: Path,
+    db: DB,
+    tdb: DB,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ShardedTwin(monkeypatch)  # the source holds _id 450 twice (see ShardedTwin)
+    code, out, err = _run(capsys, "-j", "1")
+    assert code == 1
+    assert "3/3 partitions confirmed on the target" in out
+    assert (
+        f"duplicates  1 source documents share their _id with another (listed in {planned}" in out
+    )
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("vida-loader: the source holds 1 documents whose _id another")
+    assert last.endswith(f"every copy is listed in '{planned / 'duplicates.jsonl'}'")
+    code, out, err = _run(capsys, "-j", "1")  # complete, and still not a silent success
+    assert code == 1 and "is complete" in out and "duplicates.jsonl" in err

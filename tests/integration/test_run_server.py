@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psutil
 import pytest
 from bson import Binary, ObjectId
 from pymongo.database import Database
 from support import (
     PAD,
+    ShardedTwin,
     every_type_documents,
     fail_inserts,
     ints,
@@ -21,7 +24,6 @@ from support import (
     run_in,
 )
 
-from vida_loader import worker
 from vida_loader.coordinator import RunProgress, RunResult
 from vida_loader.devserver import LocalServer
 from vida_loader.runstate import load_state
@@ -155,7 +157,42 @@ def test_target_documents_outside_the_source_fail_their_partition(
     assert all(r.state is PartitionState.DONE for r in others)
 
 
-def test_source_returning_an_id_twice_is_reported_not_lost(
+@pytest.mark.parametrize("write_concern", ["1", "0"])
+def test_an_id_held_twice_by_a_sharded_source_is_listed_and_reported(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write_concern: str,
+) -> None:
+    db.src.insert_many([{"_id": i, "sk": "A", "pad": PAD} for i in range(900)])
+    m = plan_in(server, target_server, db, tmp_path, partitions=3)
+    ShardedTwin(monkeypatch)
+    result = run_in(tmp_path, jobs=1, write_concern=write_concern)
+    holder = next(p.id for p in m.partitions if p.contains(450))
+    assert result.failed == []  # every partition holds all it can: one document per _id
+    assert result.duplicates == 1
+    assert result.state.partitions[holder].duplicates == 1
+    assert result.repaired == 0
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)  # the first copy of 450 is there
+    lines = result.duplicates_path.read_bytes().splitlines()
+    assert len(lines) == 1
+    record = orjson.loads(lines[0])
+    assert record["partition"] == holder and record["_id"] == {"$numberInt": "450"}
+    copies = {c["document"]["sk"]: c for c in record["copies"]}
+    assert set(copies) == {"A", "B"}
+    assert copies["A"]["on_target"] and not copies["B"]["on_target"]
+    assert copies["B"]["sha256"] == hashlib.sha256(ShardedTwin.TWIN.raw).hexdigest()
+    # A second run finds the job complete and still counts it; a restart starts a new list.
+    again = run_in(tmp_path, jobs=1)
+    assert again.duplicates == 1 and again.read_docs == 0
+    run_in(tmp_path, jobs=1, restart=True, drop_target=True)
+    assert len(result.duplicates_path.read_bytes().splitlines()) == 1
+
+
+def test_an_id_returned_twice_but_held_once_fails_its_partition(
     server: LocalServer,
     target_server: LocalServer,
     db: DB,
@@ -163,22 +200,12 @@ def test_source_returning_an_id_twice_is_reported_not_lost(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A sharded Cosmos DB collection can hold one _id under two shard keys; this server
-    # cannot, so the source read is made to return one document twice.
-    db.src.insert_many([{"_id": i, "pad": PAD} for i in range(900)])
+    db.src.insert_many([{"_id": i, "sk": "A", "pad": PAD} for i in range(900)])
     m = plan_in(server, target_server, db, tmp_path, partitions=3)
-    real_read = worker._read_raw
-
-    def read_with_a_twin(part: Any, src: Any, batch_docs: int) -> Any:
-        for doc in real_read(part, src, batch_docs):
-            yield doc
-            if doc["_id"] == 450:
-                yield doc
-
-    monkeypatch.setattr(worker, "_read_raw", read_with_a_twin)
+    ShardedTwin(monkeypatch, in_scans=False)  # the copy cursor alone returns it twice
     result = run_in(tmp_path, jobs=1)
     holder = next(p.id for p in m.partitions if p.contains(450))
     assert [pid for pid, _ in result.failed] == [holder]
     assert "returned 1 documents whose _id it had already returned" in result.failed[0][1]
-    assert result.repaired == 0
-    assert tdb.dst.count_documents({}) == 900  # every distinct document is there
+    assert result.duplicates == 0 and not result.duplicates_path.exists()
+    assert tdb.dst.count_documents({}) == 900
