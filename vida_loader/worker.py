@@ -222,11 +222,16 @@ def _copy(
     writer_coll = dst.with_options(write_concern=write_concern(s.write_concern))
     with Writer(writer_coll, acknowledged, retry.target) as w:
         read = ResumingReader(reading, src, read_batch_size(part, s), retry.source)
+        held: tuple[list[RawBSONDocument], int] | None = None
         for chunk, chunk_bytes in chunked(read, s):
-            w.put(chunk, chunk_bytes)  # written on the writer's thread during the next read
+            if held is not None:
+                w.put(*held)  # written on the writer's thread during the next read
+            held = (chunk, chunk_bytes)  # the last chunk goes journaled, below
             docs += len(chunk)
             nbytes += chunk_bytes
             w.report_written(report, part.id)
+        if held is not None:
+            w.put(*held, last=True)
     w.report_written(report, part.id)
     already = w.already
 
@@ -389,9 +394,14 @@ class Writer:
     One write in flight at a time on the worker's single target connection: commands on
     it stay in order (a count after ``w=0`` inserts follows them). A queue of ``depth``
     chunks bounds memory. Each chunk is written through the target's retrier (only the
-    documents that failed are sent again). A write that fails for good stops the writing;
-    the error is raised by the next :meth:`put` or on leaving the ``with`` block, which
-    always waits for the thread, so nothing is written after the worker has returned.
+    documents that failed are sent again). With ``w=0`` the last chunk still goes
+    acknowledged and journaled: the journal is written in order, so its acknowledgement
+    means the unacknowledged chunks before it will survive a crash of the target
+    (without it, a target killed right after a partition was counted lost its last
+    batches: measured). A journaled write that changes nothing did not do that here.
+    A write that fails for good stops the writing; the error is raised by the next
+    :meth:`put` or on leaving the ``with`` block, which always waits for the thread, so
+    nothing is written after the worker has returned.
     """
 
     def __init__(
@@ -410,7 +420,9 @@ class Writer:
         self._reported = (0, 0)
         self.error: BaseException | None = None
         self._abandoned = False  # the reader failed or was stopped: write nothing more
-        self._queue: queue.Queue[tuple[list[RawBSONDocument], int] | None] = queue.Queue(depth)
+        self._queue: queue.Queue[tuple[list[RawBSONDocument], int, bool] | None] = queue.Queue(
+            depth
+        )
         self._thread = threading.Thread(target=self._loop, name="vida-writer", daemon=True)
 
     def __enter__(self) -> Writer:
@@ -424,10 +436,10 @@ class Writer:
         if exc is None and self.error is not None:
             raise self.error
 
-    def put(self, chunk: list[RawBSONDocument], nbytes: int) -> None:
+    def put(self, chunk: list[RawBSONDocument], nbytes: int, last: bool = False) -> None:
         if self.error is not None:
             raise self.error
-        self._queue.put((chunk, nbytes))
+        self._queue.put((chunk, nbytes, last))
 
     def report_written(self, report: Reporter, pid: str) -> None:
         """Report what was written since the last call (called on the reading thread)."""
@@ -438,13 +450,17 @@ class Writer:
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
-            chunk, nbytes = item
+            chunk, nbytes, last = item
             if self.error is not None or self._abandoned:
                 continue  # drain: the reader learns of the failure at its next put
             try:
-                inserted, already = insert_retrying(
-                    self.coll, chunk, self.retrier, self.acknowledged
-                )
+                if last and not self.acknowledged:
+                    durable = self.coll.with_options(write_concern=write_concern("1"))
+                    inserted, already = insert_retrying(durable, chunk, self.retrier, True)
+                else:
+                    inserted, already = insert_retrying(
+                        self.coll, chunk, self.retrier, self.acknowledged
+                    )
                 self.inserted += inserted
                 self.already += already
                 self.written = (self.written[0] + len(chunk), self.written[1] + nbytes)
