@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient
-from support import PAD, fail_inserts, ints, plan_in, raw_hashes, run_in
+from support import PAD, fail_commands, fail_inserts, ints, plan_in, raw_hashes, run_in
 
 from vida_loader.config import Endpoint
 from vida_loader.coordinator import RunProgress
@@ -27,6 +27,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def crashing_target() -> Iterator[LocalServer]:
     """A target of this test's own: it is killed and started again."""
+    with LocalServer.temporary(test_commands=True) as srv:
+        yield srv
+    close_clients()
+
+
+@pytest.fixture
+def crashing_source() -> Iterator[LocalServer]:
+    """A source of this test's own: it is killed and started again."""
     with LocalServer.temporary(test_commands=True) as srv:
         yield srv
     close_clients()
@@ -143,3 +151,32 @@ def test_a_confirmed_partition_survives_a_crash_right_after(
         crashing_target.start()
         with _client(crashing_target) as c:
             assert raw_hashes(c[db.name].dst) == raw_hashes(db.src)
+
+
+@pytest.mark.timeout(240)
+def test_source_killed_and_restarted_mid_run_completes_by_itself(
+    crashing_source: LocalServer, target_server: LocalServer, tdb: Any, tmp_path: Path
+) -> None:
+    with _client(crashing_source) as c:
+        src = c[tdb.name]
+        src.src.insert_many([{"_id": v, "pad": PAD} for v in ints(6000, random.Random(11))])
+        plan_in(crashing_source, target_server, src, tmp_path, partitions=4)
+        expected = raw_hashes(src.src)
+        # Slow reads, so that the kill comes while partitions are mid-copy.
+        fail_commands(src, ["find", "getMore"], "alwaysOn", blockConnection=True, blockTimeMS=40)
+    seen: list[str] = []
+    restarted = threading.Event()
+
+    def crash_then_restart(p: RunProgress) -> None:
+        seen.append(format_progress(p))
+        if crashing_source.process is not None and p.docs >= 1000 and not restarted.is_set():
+            crashing_source.kill()
+        elif "source" in p.waiting_for and crashing_source.process is None:
+            restarted.set()
+            threading.Thread(target=crashing_source.start, daemon=True).start()
+
+    result = run_in(tmp_path, jobs=2, batch_docs=200, tick=0.05, on_progress=crash_then_restart)
+    assert restarted.is_set(), "the source was never seen as waited for"
+    assert result.failed == [] and result.reruns == 0 and result.retries >= 1
+    assert any("waiting for source" in line for line in seen)
+    assert raw_hashes(tdb.dst) == expected
