@@ -344,7 +344,8 @@ def continue_command(
         ("retry_window_s", "--retry-window", DEFAULT_RETRY_WINDOW_S),
     ):
         if key in given and given[key] != default:
-            args += [flag, str(given[key])]
+            value = given[key]
+            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if "batch_bytes" in given and given["batch_bytes"] != int(DEFAULT_BATCH_MB * MIB):
         args += ["--batch-mb", f"{given['batch_bytes'] / MIB:g}"]
     secret = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -11,8 +12,19 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient
-from support import PAD, fail_commands, fail_inserts, ints, plan_in, raw_hashes, run_in
+from support import (
+    PAD,
+    fail_commands,
+    fail_inserts,
+    ints,
+    plan_in,
+    raw_hashes,
+    run_in,
+    running,
+    wait_for,
+)
 
+from vida_loader.cli import main
 from vida_loader.config import Endpoint
 from vida_loader.coordinator import RunProgress
 from vida_loader.devserver import LocalServer
@@ -180,3 +192,41 @@ def test_source_killed_and_restarted_mid_run_completes_by_itself(
     assert result.failed == [] and result.reruns == 0 and result.retries >= 1
     assert any("waiting for source" in line for line in seen)
     assert raw_hashes(tdb.dst) == expected
+
+
+@pytest.mark.timeout(240)
+def test_run_command_ends_an_outage_past_the_window_with_the_resume_command(
+    server: LocalServer,
+    crashing_target: LocalServer,
+    db: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(3000, random.Random(12))])
+    plan_in(server, crashing_target, db, tmp_path, partitions=4)
+    with _client(crashing_target) as c:
+        fail_inserts(c[db.name], "alwaysOn", blockConnection=True, blockTimeMS=100)
+
+    def kill_once_copying() -> None:
+        wait_for(lambda: running(tmp_path / "j" / "state.json"), 60, "a running partition")
+        crashing_target.kill()
+
+    killer = threading.Thread(target=kill_once_copying, daemon=True)
+    killer.start()
+    args = ["run", "--job", "j", "--manifest-dir", str(tmp_path), "-j", "1"]
+    code = main([*args, "--retry-window", "1"])
+    killer.join(5)
+    out, err = capsys.readouterr()
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert re.match(
+        r"vida-loader: the target stayed unreachable for longer than --retry-window \(1 s\): "
+        r"run stopped with [0-3] of 4 partitions confirmed; once it is back, continue with: ",
+        last,
+    )
+    assert last.endswith(f"--manifest-dir {tmp_path} -j 1 --retry-window 1")
+    assert "not started: the target stayed away past the retry window" in out
+    crashing_target.start()
+    assert main(args) == 0
+    with _client(crashing_target) as c:
+        assert raw_hashes(c[db.name].dst) == raw_hashes(db.src)
