@@ -28,34 +28,17 @@ from pymongo.uri_parser import parse_uri
 from pymongo.write_concern import WriteConcern
 
 from vida_loader.errors import ConnectError, UsageError
+from vida_loader.faults import classify
 
 SCHEMES = ("mongodb://", "mongodb+srv://")
 # Query options whose values can carry secrets.
 SECRET_OPTIONS = {"authmechanismproperties", "tlscertificatekeyfilepassword", "password"}
-AUTH_FAILED_CODES = {18, 8000}  # AuthenticationFailed; Atlas' AtlasError
-DUPLICATE_KEY = 11000
-# Worth another try: throttling (Cosmos DB 16500, 50 after its server-side retry),
-# interrupted or re-elected servers, lost cursors.
-TRANSIENT_CODES = {16500, 50, 43, 91, 189, 6, 7, 89, 9001, 10107, 11600, 11602, 13435, 13436}
 WRITE_CONCERNS = ("0", "1", "majority")
 
 # Decode `_id`s of any date (also outside Python's datetime range) without failing.
 CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
     datetime_conversion=DatetimeConversion.DATETIME_AUTO
 )
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying the same operation later may succeed (network, throttling, failover)."""
-    if isinstance(exc, ConnectionFailure):  # includes network timeouts and AutoReconnect
-        return True
-    if isinstance(exc, OperationFailure):
-        if exc.code in TRANSIENT_CODES:
-            return True
-        return exc.has_error_label("RetryableWriteError") or exc.has_error_label(
-            "TransientTransactionError"
-        )
-    return False
 
 
 def write_concern(level: str) -> WriteConcern:
@@ -238,7 +221,7 @@ def connect(
         raise UsageError(f"{flag} '{shown}' is not usable: {describe_error(exc, uri)}") from None
     except OperationFailure as exc:
         _close(client)
-        if exc.code in AUTH_FAILED_CODES:
+        if classify(exc).reason == "authentication failed":
             raise ConnectError(
                 f"{role} at '{shown}' refused the credentials: check the user and password "
                 f"in {flag}"

@@ -342,7 +342,6 @@ class ResumingReader:
         self.src = src
         self.batch_docs = batch_docs
         self.retrier = retrier
-        self.reopened = 0
 
     def __iter__(self) -> Iterator[RawBSONDocument]:
         part = self.part
@@ -364,7 +363,6 @@ class ResumingReader:
                 _close_cursor(cursor)
                 self.retrier.failed("source", exc)  # waits, or raises past the budget
             part, skip = self._resume_point(tail)
-            self.reopened += 1
 
     def _resume_point(self, tail: deque[RawBSONDocument]) -> tuple[Partition, set[bytes]]:
         """Where to query again, and the documents to pass over when they come back."""
@@ -559,11 +557,6 @@ def insert_retrying(
         break
     retrier.succeeded()
     return inserted, already
-
-
-def insert_acknowledged(coll: Collection[Any], docs: list[RawBSONDocument]) -> tuple[int, int]:
-    """Unordered acknowledged insert without retries: (inserted, already there)."""
-    return insert_retrying(coll, docs, Retrier(RetryPolicy(attempts=0)), True)
 
 
 def _raw_ids(part: Partition, coll: Collection[Any]) -> dict[bytes, int]:
