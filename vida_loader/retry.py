@@ -89,18 +89,21 @@ WaitHook = Callable[[str, Verdict, float], None]
 
 
 class Retrier:
-    """Runs one partition's operations under a policy, counting what retries cost."""
+    """Runs one partition's operations on one side (``role``: "source", "target") under
+    a policy, counting what retries cost."""
 
     def __init__(
         self,
         policy: RetryPolicy,
         on_wait: WaitHook | None = None,
         *,
+        role: str = "server",
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self.policy = policy
+        self.role = role
         self.counts = RetryCounts()
         self.on_wait = on_wait
         self._sleep = sleep
@@ -114,7 +117,7 @@ class Retrier:
         self._failures = 0
         self._since = None
 
-    def failed(self, role: str, exc: BaseException) -> Verdict:
+    def failed(self, exc: BaseException) -> Verdict:
         """Wait before trying again after ``exc``; raise ``exc`` when it is not retryable
         and ``RetryBudgetExceeded`` past the budget. Returns the verdict."""
         verdict = classify(exc)
@@ -126,21 +129,21 @@ class Retrier:
         self._failures += 1
         spent = now - self._since
         if self._failures > self.policy.attempts or spent >= self.policy.window_s:
-            raise RetryBudgetExceeded(role, self._failures, spent, exc) from exc
+            raise RetryBudgetExceeded(self.role, self._failures, spent, exc) from exc
         delay = self.policy.delay_s(self._failures, verdict, self._rng)
         if self.on_wait is not None:
-            self.on_wait(role, verdict, delay)
+            self.on_wait(self.role, verdict, delay)
         self._sleep(delay)
         self.counts.add(verdict, delay)
         return verdict
 
-    def call(self, role: str, op: Callable[[], T]) -> T:
+    def call(self, op: Callable[[], T]) -> T:
         """``op()``, tried again on retryable errors within the budget."""
         while True:
             try:
                 result = op()
             except Exception as exc:
-                self.failed(role, exc)
+                self.failed(exc)
                 continue
             self.succeeded()
             return result

@@ -141,8 +141,8 @@ class _Retriers:
             throttled = int(verdict.fault is Fault.THROTTLED)
             report(f"wait:{role}:{verdict.reason}", pid, int(delay * 1000), throttled)
 
-        self.source = Retrier(policy, on_wait)
-        self.target = Retrier(policy, on_wait)
+        self.source = Retrier(policy, on_wait, role="source")
+        self.target = Retrier(policy, on_wait, role="target")
 
     def counts(self) -> RetryCounts:
         total = RetryCounts()
@@ -209,12 +209,12 @@ def _copy(
     resume: bool,
     retry: _Retriers,
 ) -> PartitionResult:
-    src = retry.source.call("source", lambda: _collection(s.source, "source", s.timeouts))
-    dst = retry.target.call("target", lambda: _collection(s.target, "target", s.timeouts))
+    src = retry.source.call(lambda: _collection(s.source, "source", s.timeouts))
+    dst = retry.target.call(lambda: _collection(s.target, "target", s.timeouts))
     report("start", part.id, 0, 0)
     reading, resumed = part, False
     if resume:
-        resumed, last = retry.target.call("target", lambda: part.last_id(dst))
+        resumed, last = retry.target.call(lambda: part.last_id(dst))
         if resumed and usable_boundary(last):
             reading = part.starting_at(last)
     docs = nbytes = 0
@@ -260,19 +260,19 @@ def _copy(
     # What the range holds: all of it was read, unless this attempt skipped what the
     # target already had (which may itself lack documents lost by unacknowledged writes).
     if reading is not part:
-        expected = retry.source.call("source", lambda: part.count_in(src))
+        expected = retry.source.call(lambda: part.count_in(src))
     else:
         expected = docs
-    on_target = retry.target.call("target", lambda: part.count_in(dst))
+    on_target = retry.target.call(lambda: part.count_in(dst))
     repaired = rounds = 0
     repair = None
     while on_target < expected and rounds < s.repair_rounds:
         rounds += 1
         # Idempotent (it sends what the target lacks): retried whole on a fault.
-        repair = retry.target.call("target", lambda: repair_range(part, src, dst, s, retry))
+        repair = retry.target.call(lambda: repair_range(part, src, dst, s, retry.target))
         repaired += repair.inserted
         already += repair.already_there
-        on_target = retry.target.call("target", lambda: part.count_in(dst))
+        on_target = retry.target.call(lambda: part.count_in(dst))
         if repair.missing == 0:
             break  # nothing left to send: another round cannot change the count
     error = None
@@ -280,7 +280,7 @@ def _copy(
     records: tuple[dict[str, Any], ...] = ()
     if repair is not None and repair.duplicate_ids:
         dup_ids = repair.duplicate_ids
-        records = retry.source.call("source", lambda: describe_duplicates(part, src, dst, dup_ids))
+        records = retry.source.call(lambda: describe_duplicates(part, src, dst, dup_ids))
     seconds = time.monotonic() - started
     if on_target != expected:
         if on_target > expected:
@@ -361,7 +361,7 @@ class ResumingReader:
                 return
             except Exception as exc:
                 _close_cursor(cursor)
-                self.retrier.failed("source", exc)  # waits, or raises past the budget
+                self.retrier.failed(exc)  # waits, or raises past the budget
             part, skip = self._resume_point(tail)
 
     def _resume_point(self, tail: deque[RawBSONDocument]) -> tuple[Partition, set[bytes]]:
@@ -411,7 +411,7 @@ class Writer:
     ) -> None:
         self.coll = coll
         self.acknowledged = acknowledged
-        self.retrier = retrier or Retrier(RetryPolicy())
+        self.retrier = retrier or Retrier(RetryPolicy(), role="target")
         self.inserted = 0  # acknowledged as inserted
         self.already = 0  # acknowledged as duplicate key
         self.written = (0, 0)  # (documents, bytes) written: acknowledged, or sent with w=0
@@ -544,13 +544,13 @@ def insert_retrying(
                 again = pending
             if not again:
                 break
-            retrier.failed("target", exc)
+            retrier.failed(exc)
             pending = again
             continue
         except Exception as exc:
             # The whole command failed (throttled, connection lost, server restarting):
             # some documents may be in; send them all again, duplicate keys absorb them.
-            retrier.failed("target", exc)
+            retrier.failed(exc)
             continue
         if acknowledged:
             inserted += len(pending)
@@ -594,7 +594,7 @@ def repair_range(
     src: Collection[Any],
     dst: Collection[Any],
     s: CopySettings,
-    retry: _Retriers | None = None,
+    retrier: Retrier | None = None,
 ) -> RepairResult:
     """Send again every source document whose ``_id`` the target lacks, acknowledged."""
     src_ids = _raw_ids(part, src)
@@ -604,7 +604,7 @@ def repair_range(
     duplicate_ids = [r for r, n in src_ids.items() if n > 1]
     level = "1" if s.write_concern == "0" else s.write_concern
     writer = dst.with_options(write_concern=write_concern(level))
-    retrier = retry.target if retry is not None else Retrier(RetryPolicy(attempts=0))
+    retrier = retrier or Retrier(RetryPolicy(attempts=0), role="target")
     inserted = already = 0
     for i in range(0, len(missing), s.batch_docs):
         found = _find_raw_by_ids(src, missing[i : i + s.batch_docs], s.batch_docs)

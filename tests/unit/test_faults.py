@@ -200,14 +200,14 @@ class FakeTime:
         return self.now
 
 
-def retrier(policy: RetryPolicy, t: FakeTime) -> Retrier:
-    return Retrier(policy, sleep=t.sleep, clock=t.clock, rng=random.Random(7))
+def retrier(policy: RetryPolicy, t: FakeTime, role: str = "source") -> Retrier:
+    return Retrier(policy, role=role, sleep=t.sleep, clock=t.clock, rng=random.Random(7))
 
 
 def test_backoff_honours_retry_after_ms() -> None:
     t = FakeTime()
     r = retrier(RetryPolicy(), t)
-    r.failed("source", op_failure(16500, COSMOS_NEW))
+    r.failed(op_failure(16500, COSMOS_NEW))
     assert 0.072 <= t.sleeps[0] <= 0.072 * 1.1
     assert r.counts.throttled == 1 and r.counts.reasons == {"throttled": 1}
 
@@ -217,7 +217,7 @@ def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
     policy = RetryPolicy(attempts=20, window_s=1e9, base_ms=100, cap_ms=2000)
     r = retrier(policy, t)
     for _ in range(10):
-        r.failed("target", AutoReconnect("reset"))
+        r.failed(AutoReconnect("reset"))
     ceilings = [min(2000, 100 * 2**i) / 1000 for i in range(10)]
     for slept, ceiling in zip(t.sleeps, ceilings, strict=True):
         assert ceiling / 2 <= slept <= ceiling
@@ -230,12 +230,12 @@ def test_budget_attempts_then_success_resets() -> None:
     t = FakeTime()
     r = retrier(RetryPolicy(attempts=3, window_s=1e9, base_ms=1, cap_ms=1), t)
     for _ in range(3):
-        r.failed("source", AutoReconnect("x"))
+        r.failed(AutoReconnect("x"))
     r.succeeded()  # progress: three more are allowed
     for _ in range(3):
-        r.failed("source", AutoReconnect("x"))
+        r.failed(AutoReconnect("x"))
     with pytest.raises(RetryBudgetExceeded, match="gave up on the source after 4 failures"):
-        r.failed("source", AutoReconnect("x"))
+        r.failed(AutoReconnect("x"))
 
 
 def test_budget_window() -> None:
@@ -243,7 +243,7 @@ def test_budget_window() -> None:
     r = retrier(RetryPolicy(attempts=1000, window_s=30, base_ms=10_000, cap_ms=10_000), t)
     with pytest.raises(RetryBudgetExceeded) as info:
         for _ in range(100):
-            r.failed("target", ServerSelectionTimeoutError("refused"))
+            r.failed(ServerSelectionTimeoutError("refused"))
     assert 30 <= t.now <= 40  # never a new try once 30 s have passed
     assert isinstance(info.value.last, ServerSelectionTimeoutError)
 
@@ -253,7 +253,7 @@ def test_fatal_is_raised_at_once() -> None:
     r = retrier(RetryPolicy(), t)
     err = op_failure(13, "not authorized")
     with pytest.raises(OperationFailure):
-        r.failed("target", err)
+        r.failed(err)
     assert t.sleeps == [] and r.counts.retries == 0
 
 
@@ -268,5 +268,5 @@ def test_call_retries_then_returns() -> None:
             raise item
         return item
 
-    assert r.call("source", op) == 5
+    assert r.call(op) == 5
     assert r.counts.retries == 2 and r.counts.reasons == {"throttled": 1, "network": 1}

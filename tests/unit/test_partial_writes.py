@@ -54,7 +54,7 @@ def _docs(n: int) -> list[RawBSONDocument]:
 
 
 def _retrier(sleeps: list[float]) -> Retrier:
-    return Retrier(RetryPolicy(), sleep=sleeps.append, rng=random.Random(1))
+    return Retrier(RetryPolicy(), role="target", sleep=sleeps.append, rng=random.Random(1))
 
 
 def test_only_the_throttled_documents_are_sent_again() -> None:
