@@ -46,7 +46,7 @@ from vida_loader.mongo import (
     redact_uri,
     uri_hosts,
 )
-from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
+from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryCounts
 from vida_loader.runstate import (
     RunState,
     append_duplicates,
@@ -452,8 +452,8 @@ class _Run:
         self.reruns = 0
         # Operation retries: this run's finished attempts, plus live counts from the
         # wait events of attempts still running (replaced by their results).
-        self.retried = [0, 0, 0.0]  # retries, throttled, wait seconds
-        self.live: dict[str, list[int]] = {}  # pid -> [retries, throttled]
+        self.retried = RetryCounts()
+        self.live: dict[str, RetryCounts] = {}  # pid -> counted from its wait events
         self.waiting: dict[str, str] = {}  # pid -> side it waits for
         self.outage: str | None = None  # a side stayed away past the retry window
         self.started = time.monotonic()
@@ -537,9 +537,9 @@ class _Run:
             read_bytes=self.read[1],
             skipped=self.skipped,
             resumed=self.resumed,
-            retries=int(self.retried[0]),
-            throttled=int(self.retried[1]),
-            wait_s=self.retried[2],
+            retries=self.retried.retries,
+            throttled=self.retried.throttled,
+            wait_s=self.retried.wait_s,
             outage=self.outage,
         )
 
@@ -582,9 +582,7 @@ class _Run:
                 news = news or "copied"
             elif event.startswith("wait:"):
                 # "wait:<side>:<reason>", (milliseconds, 1 if throttled)
-                live = self.live.setdefault(pid, [0, 0])
-                live[0] += 1
-                live[1] += nbytes
+                self.live.setdefault(pid, RetryCounts()).merge(1, nbytes, docs / 1000)
                 self.waiting[pid] = event.split(":")[1]
         return news
 
@@ -601,9 +599,7 @@ class _Run:
         self.read[1] += result.bytes
         self.live.pop(pid, None)
         self.waiting.pop(pid, None)
-        self.retried[0] += result.retries
-        self.retried[1] += result.throttled
-        self.retried[2] += result.wait_s
+        self.retried.merge(result.retries, result.throttled, result.wait_s)
         if result.outage is not None:
             self.outage = self.outage or result.outage
         self.resumed += int(result.resumed)
@@ -641,8 +637,8 @@ class _Run:
             parts_running=self.state.count(PartitionState.RUNNING),
             parts_total=len(self.state.partitions),
             repaired=sum(r.repaired for r in recs),
-            retries=int(self.retried[0]) + sum(v[0] for v in self.live.values()),
-            throttled=int(self.retried[1]) + sum(v[1] for v in self.live.values()),
+            retries=self.retried.retries + sum(v.retries for v in self.live.values()),
+            throttled=self.retried.throttled + sum(v.throttled for v in self.live.values()),
             reruns=self.reruns,
             waiting_for=tuple(sorted(set(self.waiting.values()))),
         )

@@ -63,6 +63,12 @@ class RetryCounts:
         """Retries for a reason other than throttling: the server or the network went away."""
         return self.retries - self.throttled
 
+    def merge(self, retries: int, throttled: int, wait_s: float) -> None:
+        """Add another count's figures (another side, another partition)."""
+        self.retries += retries
+        self.throttled += throttled
+        self.wait_s += wait_s
+
     def add(self, verdict: Verdict, waited: float) -> None:
         self.retries += 1
         self.throttled += int(verdict.fault is Fault.THROTTLED)

@@ -147,9 +147,7 @@ class _Retriers:
     def counts(self) -> RetryCounts:
         total = RetryCounts()
         for r in (self.source, self.target):
-            total.retries += r.counts.retries
-            total.throttled += r.counts.throttled
-            total.wait_s += r.counts.wait_s
+            total.merge(r.counts.retries, r.counts.throttled, r.counts.wait_s)
         return total
 
 
