@@ -524,22 +524,24 @@ def insert_retrying(
             coll.insert_many(pending, ordered=False)
         except BulkWriteError as exc:
             details = exc.details or {}
-            inserted += int(details.get("nInserted", 0))
+            wc_errors = details.get("writeConcernErrors", [])
+            duplicates = 0
             again: list[RawBSONDocument] = []
-            for err in details.get("writeErrors", []):
+            for err in [*details.get("writeErrors", []), *wc_errors]:
                 verdict = classify_write_error(err)
                 if verdict.fault is Fault.DUPLICATE:
-                    already += 1
-                elif verdict.retryable:
+                    duplicates += 1
+                elif not verdict.retryable:
+                    raise WriteFailedError(err.get("code"), str(err.get("errmsg", ""))) from None
+                elif "index" in err:
                     again.append(pending[int(err["index"])])
-                else:
-                    raise WriteFailedError(err.get("code"), str(err.get("errmsg", ""))) from None
-            for err in details.get("writeConcernErrors", []):
-                # Written, but not as durably as asked: send it all again, duplicates absorb.
-                if not classify_write_error(err).retryable:
-                    raise WriteFailedError(err.get("code"), str(err.get("errmsg", ""))) from None
-                inserted -= int(details.get("nInserted", 0))
+            if wc_errors:
+                # Written, but not as durably as asked: this round counts for nothing;
+                # send it all again, duplicate keys absorb what is already there.
                 again = pending
+            else:
+                inserted += int(details.get("nInserted", 0))
+                already += duplicates
             if not again:
                 break
             retrier.failed(exc)

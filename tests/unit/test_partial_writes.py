@@ -99,3 +99,25 @@ def test_whole_command_failure_resends_all_and_absorbs_duplicates(
     assert coll.calls == [[0, 1, 2, 3], list(range(8))]
     assert (inserted, already) == (4, 4)  # four were in before the break: duplicate keys
     assert coll.held == set(range(8))
+
+
+def test_a_write_concern_error_round_counts_for_nothing_and_is_sent_again() -> None:
+    """Written, but not as durably as asked (two write concern errors, e.g. a primary
+    shutting down): the round is not counted, everything is sent again, and the re-send
+    finds every document already there."""
+    coll = HalfThrottled({})
+    real = coll.insert_many
+
+    def unsure_first(docs: list[RawBSONDocument], ordered: bool) -> None:
+        first = not coll.calls
+        real(docs, ordered)
+        if first:
+            wc = {"code": 91, "errmsg": "shutting down"}
+            raise BulkWriteError(
+                {"writeErrors": [], "writeConcernErrors": [wc, wc], "nInserted": len(docs)}
+            )
+
+    coll.insert_many = unsure_first  # type: ignore[method-assign]
+    inserted, already = insert_retrying(coll, _docs(6), _retrier([]), True)  # type: ignore[arg-type]
+    assert coll.calls == [list(range(6))] * 2
+    assert (inserted, already) == (0, 6)
