@@ -11,6 +11,7 @@ import multiprocessing
 import queue
 import shlex
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
@@ -469,14 +470,20 @@ class _Run:
     def execute(self, tick: float) -> RunResult:
         pool = make_pool(self.cfg.jobs)
         futures: dict[Future[PartitionResult], str] = {}
-        # Largest first, so the last partitions to finish are short ones.
+        # Largest first, so the last partitions to finish are short ones. The coordinator
+        # hands a partition out only when a worker is free: an executor's own queue would
+        # start the next partition before a result (an outage, an interrupt) is seen here.
         todo = [p for p in self.manifest.partitions if not self.state.partitions[p.id].done]
-        order = sorted(todo, key=lambda p: (-p.est_docs, p.id))
+        pending = deque(p.id for p in sorted(todo, key=lambda p: (-p.est_docs, p.id)))
+        slots = max(1, self.cfg.jobs)
         try:
-            for part in order:
-                futures[self._submit(pool, part.id)] = part.id
             last_tick = last_save = 0.0
-            while futures:
+            while True:
+                while pending and len(futures) < slots and self.outage is None:
+                    pid = pending.popleft()
+                    futures[self._submit(pool, pid)] = pid
+                if not futures:
+                    break
                 finished, _ = wait(list(futures), timeout=tick, return_when=FIRST_COMPLETED)
                 news = self._take_events(pool)
                 now = time.monotonic()
@@ -484,29 +491,23 @@ class _Run:
                 if news == "started" or (news and now - last_save >= SAVE_EVERY):
                     save_state(self.state, self.path)
                     last_save = now
-                again: list[str] = []
                 broken = False
                 for fut in finished:
                     pid = futures.pop(fut)
                     result, died = _result_of(fut, pid)
                     broken |= died
                     if self._record(result):
-                        again.append(pid)
+                        pending.appendleft(pid)  # tried again before anything new
                 if self.outage is not None:
-                    again.clear()
-                    self._stop_queued(futures)
+                    self._stop_pending(pending)
                 if finished:
                     save_state(self.state, self.path)
                 if broken:
                     pool.close(cancel=True)
                     pool = make_pool(self.cfg.jobs)
-                    # every other future of the dead pool fails too; resubmit them now
-                    for fut, pid in list(futures.items()):
-                        fut.cancel()
-                        again.append(pid)
+                    # every other future of the dead pool fails too: hand them out again
+                    pending.extendleft(futures.values())
                     futures.clear()
-                for pid in again:
-                    futures[self._submit(pool, pid)] = pid
                 now = time.monotonic()
                 if self.on_progress and now - last_tick >= tick:
                     last_tick = now
@@ -543,15 +544,13 @@ class _Run:
             outage=self.outage,
         )
 
-    def _stop_queued(self, futures: dict[Future[PartitionResult], str]) -> None:
+    def _stop_pending(self, pending: deque[str]) -> None:
         """A server stayed away past the retry window: start nothing more (each partition
         would wait the window out in turn); the running ones end by themselves."""
-        for fut, pid in list(futures.items()):
-            if fut.cancel():
-                del futures[fut]
-                rec = self.state.partitions[pid]
-                rec.state = PartitionState.PENDING
-                rec.error = f"not started: the {self.outage} stayed away past the retry window"
+        while pending:
+            rec = self.state.partitions[pending.popleft()]
+            rec.state = PartitionState.PENDING
+            rec.error = f"not started: the {self.outage} stayed away past the retry window"
 
     def _submit(self, pool: Pool, pid: str) -> Future[PartitionResult]:
         return pool.submit(self.parts[pid], self.settings, pid in self.resume)

@@ -207,6 +207,10 @@ def test_run_command_ends_an_outage_past_the_window_with_the_resume_command(
     with _client(crashing_target) as c:
         fail_inserts(c[db.name], "alwaysOn", blockConnection=True, blockTimeMS=100)
 
+    # Batches of 50 make each partition 15 slow inserts (1.5 s or more): the kill lands in
+    # the first partition however late the killer thread gets the GIL, so partitions are
+    # left that the run must decline to start. One 2 MB batch per partition let a busy
+    # machine finish three partitions before the kill (CI, stop 23).
     def kill_once_copying() -> None:
         wait_for(lambda: running(tmp_path / "j" / "state.json"), 60, "a running partition")
         crashing_target.kill()
@@ -214,7 +218,7 @@ def test_run_command_ends_an_outage_past_the_window_with_the_resume_command(
     killer = threading.Thread(target=kill_once_copying, daemon=True)
     killer.start()
     args = ["run", "--job", "j", "--manifest-dir", str(tmp_path), "-j", "1"]
-    code = main([*args, "--retry-window", "1"])
+    code = main([*args, "--batch-size", "50", "--retry-window", "1"])
     killer.join(5)
     out, err = capsys.readouterr()
     assert code == 1
@@ -224,8 +228,10 @@ def test_run_command_ends_an_outage_past_the_window_with_the_resume_command(
         r"run stopped with [0-3] of 4 partitions confirmed; once it is back, continue with: ",
         last,
     )
-    assert last.endswith(f"--manifest-dir {tmp_path} -j 1 --retry-window 1")
-    assert "not started: the target stayed away past the retry window" in out
+    assert last.endswith(f"--manifest-dir {tmp_path} -j 1 --batch-size 50 --retry-window 1")
+    # The partition the kill hit gave up; none of the others was handed to the worker.
+    assert out.count("not started: the target stayed away past the retry window") == 3
+    assert out.count("gave up on the target") == 1
     crashing_target.start()
     assert main(args) == 0
     with _client(crashing_target) as c:
