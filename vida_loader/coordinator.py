@@ -479,7 +479,7 @@ class _Run:
         try:
             last_tick = last_save = 0.0
             while True:
-                while pending and len(futures) < slots and self.outage is None:
+                while pending and len(futures) < slots:
                     pid = pending.popleft()
                     futures[self._submit(pool, pid)] = pid
                 if not futures:
