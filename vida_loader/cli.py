@@ -39,11 +39,20 @@ from vida_loader.coordinator import (
     resolve_job,
     run_job,
 )
-from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
+from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
+from vida_loader.generate import sources
+from vida_loader.generate.runner import GenerateConfig, GenerateResult, default_jobs
+from vida_loader.generate.runner import generate as run_generate
+from vida_loader.generate.sources import DEFAULT_SOURCE
 from vida_loader.mongo import WRITE_CONCERNS
 from vida_loader.planner import PlanResult, plan_job
-from vida_loader.progress import DEFAULT_INTERVAL, ProgressPrinter, format_duration
-from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
+from vida_loader.progress import (
+    DEFAULT_INTERVAL,
+    ProgressPrinter,
+    format_duration,
+    format_generate,
+)
+from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryPolicy
 from vida_loader.status import JobStatus, job_status
 from vida_loader.verify import VerifyResult, verify_job
 from vida_loader.worker import PartitionState
@@ -92,15 +101,15 @@ MANIFEST_DIR_OPTION: dict[str, Any] = {
 }
 
 
-def jobs_option(what: str) -> Callable[[F], F]:
+def jobs_option(what: str, default: int | Callable[[], int] = DEFAULT_JOBS) -> Callable[[F], F]:
     """``-j/--jobs``; ``what`` says what runs in parallel."""
     return click.option(
         "-j",
         "--jobs",
         envvar="VIDA_JOBS",
         type=click.IntRange(min=1),
-        default=DEFAULT_JOBS,
-        show_default=True,
+        default=default,
+        show_default="the cores this process may use" if callable(default) else True,
         help=f"{what} [VIDA_JOBS]",
     )
 
@@ -250,6 +259,54 @@ def _uri_options(f: click.Command) -> click.Command:
     return f
 
 
+# Options shared by run and generate.
+BATCH_SIZE_OPTION = click.option(
+    "--batch-size",
+    envvar="VIDA_BATCH_SIZE",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_DOCS,
+    show_default=True,
+    help="Most documents per read and per write batch [VIDA_BATCH_SIZE]",
+)
+BATCH_MB_OPTION = click.option(
+    "--batch-mb",
+    envvar="VIDA_BATCH_MB",
+    type=click.FloatRange(min=0, max=MAX_BATCH_MB, min_open=True),
+    default=DEFAULT_BATCH_MB,
+    show_default=True,
+    help="Most megabytes per write batch (Cosmos DB allows 2) [VIDA_BATCH_MB]",
+)
+RETRY_ATTEMPTS_OPTION = click.option(
+    "--retry-attempts",
+    envvar="VIDA_RETRY_ATTEMPTS",
+    type=click.IntRange(min=0),
+    default=DEFAULT_RETRY_ATTEMPTS,
+    show_default=True,
+    help="Failures in a row (throttled, network, restart) one read or write may meet "
+    "before its partition (generate: slice) fails; progress resets the count "
+    "[VIDA_RETRY_ATTEMPTS]",
+)
+RETRY_WINDOW_OPTION = click.option(
+    "--retry-window",
+    envvar="VIDA_RETRY_WINDOW",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_RETRY_WINDOW_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a server may keep failing (restart, failover, throttling) before a "
+    "partition (generate: slice) fails and the run ends with the resume command "
+    "[VIDA_RETRY_WINDOW]",
+)
+PROGRESS_INTERVAL_OPTION = click.option(
+    "--progress-interval",
+    envvar="VIDA_PROGRESS_INTERVAL",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_INTERVAL,
+    show_default=True,
+    help="Seconds between progress lines when stderr is not a terminal [VIDA_PROGRESS_INTERVAL]",
+)
+
+
 @_uri_options
 @_job_options
 @cli.command()
@@ -263,22 +320,8 @@ def _uri_options(f: click.Command) -> click.Command:
     help="Write concern of the copy: 1 confirms each partition by the write results, "
     "0 (unacknowledged) by counting its range on the target [VIDA_WRITE_CONCERN]",
 )
-@click.option(
-    "--batch-size",
-    envvar="VIDA_BATCH_SIZE",
-    type=click.IntRange(min=1),
-    default=DEFAULT_BATCH_DOCS,
-    show_default=True,
-    help="Most documents per read and per write batch [VIDA_BATCH_SIZE]",
-)
-@click.option(
-    "--batch-mb",
-    envvar="VIDA_BATCH_MB",
-    type=click.FloatRange(min=0, max=MAX_BATCH_MB, min_open=True),
-    default=DEFAULT_BATCH_MB,
-    show_default=True,
-    help="Most megabytes per write batch (Cosmos DB allows 2) [VIDA_BATCH_MB]",
-)
+@BATCH_SIZE_OPTION
+@BATCH_MB_OPTION
 @click.option(
     "--attempts",
     envvar="VIDA_ATTEMPTS",
@@ -287,25 +330,8 @@ def _uri_options(f: click.Command) -> click.Command:
     show_default=True,
     help="Tries per partition when it fails for a passing reason [VIDA_ATTEMPTS]",
 )
-@click.option(
-    "--retry-attempts",
-    envvar="VIDA_RETRY_ATTEMPTS",
-    type=click.IntRange(min=0),
-    default=DEFAULT_RETRY_ATTEMPTS,
-    show_default=True,
-    help="Failures in a row (throttled, network, restart) one read or write may meet "
-    "before its partition fails; progress resets the count [VIDA_RETRY_ATTEMPTS]",
-)
-@click.option(
-    "--retry-window",
-    envvar="VIDA_RETRY_WINDOW",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_RETRY_WINDOW_S,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long a server may keep failing (restart, failover, throttling) before a "
-    "partition fails and the run ends with the resume command [VIDA_RETRY_WINDOW]",
-)
+@RETRY_ATTEMPTS_OPTION
+@RETRY_WINDOW_OPTION
 @click.option(
     "--restart",
     is_flag=True,
@@ -324,14 +350,7 @@ def _uri_options(f: click.Command) -> click.Command:
     envvar="VIDA_APPEND",
     help="Start fresh although the target collection holds documents [VIDA_APPEND]",
 )
-@click.option(
-    "--progress-interval",
-    envvar="VIDA_PROGRESS_INTERVAL",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_INTERVAL,
-    show_default=True,
-    help="Seconds between progress lines when stderr is not a terminal [VIDA_PROGRESS_INTERVAL]",
-)
+@PROGRESS_INTERVAL_OPTION
 def run(
     source_uri: str | None,
     target_uri: str | None,
@@ -583,6 +602,162 @@ def format_status(st: JobStatus) -> str:
         lines.append(f"  check       {shlex.join(job_command('verify', st.config))}")
     elif st.holder is None:
         lines.append(f"  continue    {st.command}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option(
+    "--total",
+    envvar="VIDA_TOTAL",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Documents to generate [VIDA_TOTAL]",
+)
+@jobs_option("Generating processes (1: inside this process)", default=default_jobs)
+@click.option(
+    "--source",
+    "source_spec",
+    envvar="VIDA_GENERATE_SOURCE",
+    default=DEFAULT_SOURCE,
+    show_default=True,
+    metavar="NAME",
+    help="Built-in generator (see --list-generators) [VIDA_GENERATE_SOURCE]",
+)
+@click.option(
+    "--seed",
+    envvar="VIDA_SEED",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    help="Same seed, same documents, whatever -j [default: random, printed at the end] [VIDA_SEED]",
+)
+@click.option(
+    "--out",
+    envvar="VIDA_OUT",
+    metavar="FILE.bson|-",
+    help="Write a mongodump-style .bson file (documents back to back; - for stdout) "
+    "instead of a collection [VIDA_OUT]",
+)
+@click.option(
+    "--target-uri",
+    envvar="VIDA_TARGET_URI",
+    metavar="URI",
+    help="MongoDB URI to write to (credentials are never shown) [VIDA_TARGET_URI]",
+)
+@click.option("--target-db", envvar="VIDA_TARGET_DB", metavar="DB", help="[VIDA_TARGET_DB]")
+@click.option(
+    "--target-collection",
+    envvar="VIDA_TARGET_COLLECTION",
+    metavar="NAME",
+    help="[VIDA_TARGET_COLLECTION]",
+)
+@click.option(
+    "--write-concern",
+    envvar="VIDA_WRITE_CONCERN",
+    type=click.Choice(WRITE_CONCERNS),
+    default=DEFAULT_WRITE_CONCERN,
+    show_default=True,
+    help="1: each slice confirmed by the write results; 0: unacknowledged, then the "
+    "target is asked for every _id and what vanished is sent again [VIDA_WRITE_CONCERN]",
+)
+@click.option(
+    "--drop-target",
+    is_flag=True,
+    envvar="VIDA_DROP_TARGET",
+    help="Drop the target collection first [VIDA_DROP_TARGET]",
+)
+@BATCH_SIZE_OPTION
+@BATCH_MB_OPTION
+@RETRY_ATTEMPTS_OPTION
+@RETRY_WINDOW_OPTION
+@PROGRESS_INTERVAL_OPTION
+@click.option("--list-generators", is_flag=True, help="List the built-in generators and exit.")
+def generate(
+    total: int | None,
+    jobs: int,
+    source_spec: str,
+    seed: int | None,
+    out: str | None,
+    target_uri: str | None,
+    target_db: str | None,
+    target_collection: str | None,
+    write_concern: str,
+    drop_target: bool,
+    batch_size: int,
+    batch_mb: float,
+    retry_attempts: int,
+    retry_window: float,
+    progress_interval: float,
+    list_generators: bool,
+) -> int:
+    """Generate realistic documents (service orders) at full speed into a collection or a
+    .bson file. Document i depends only on --seed and i, so -j never changes the data."""
+    if list_generators:
+        for name, description in sources.list_generators():
+            click.echo(f"{name:<16} {description}")
+        return 0
+    if total is None:
+        raise UsageError("--total is required: how many documents to generate")
+    target = None
+    if target_uri or target_db or target_collection:
+        target = Endpoint(target_uri or "", target_db or "", target_collection or "")
+    cfg = GenerateConfig(
+        total=total,
+        jobs=jobs,
+        source=source_spec,
+        seed=seed,
+        target=target,
+        out=out,
+        write_concern=write_concern,
+        drop_target=drop_target,
+        batch_docs=batch_size,
+        batch_mb=batch_mb,
+        retry=RetryPolicy(attempts=retry_attempts, window_s=retry_window),
+    )
+    printer = ProgressPrinter(
+        sys.stderr, interval=progress_interval, prefix="generate: ", formatter=format_generate
+    )
+    previous = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    try:
+        result = run_generate(cfg, on_progress=printer)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        printer.finish()
+    # With --out - the documents own stdout: the summary goes to stderr.
+    click.echo(format_generated(result, cfg), err=out == "-")
+    if result.failed:
+        first, error = result.failed[0]
+        click.echo(
+            f"vida-loader: {len(result.failed)} slices failed (slice {first}: {error}); "
+            f"{result.docs:,} of {cfg.total:,} documents confirmed; run the same command "
+            f"again with --seed {result.seed}: documents already there count as such",
+            err=True,
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def format_generated(result: GenerateResult, cfg: GenerateConfig) -> str:
+    """The end-of-generate summary."""
+    secs = max(result.seconds, 1e-9)
+    where = f"'{cfg.out}'" if cfg.out not in (None, "-") else "stdout"
+    if cfg.target is not None:
+        where = f"{cfg.target.namespace} (write concern {cfg.write_concern})"
+    lines = [
+        f"generated {result.docs:,} of {result.total:,} {cfg.source} documents into {where} "
+        f"in {format_duration(result.seconds)}",
+        f"  rate        {result.docs / secs:,.0f} docs/s, {result.bytes / 1e6 / secs:,.1f} MB/s,"
+        f" {_fmt_bytes(result.bytes)} in all, {result.jobs} "
+        f"{'process' if result.jobs == 1 else 'processes'}",
+        f"  seed        {result.seed} (pass --seed {result.seed} to generate the same documents)",
+    ]
+    if cfg.target is not None:
+        lines.append(
+            f"  confirmed   every document is on the target; {result.repaired:,} re-sent after "
+            f"unacknowledged writes vanished, {result.already_there:,} were already there"
+        )
+        lines.append(
+            f"  retries     {result.retries:,} operations retried ({result.throttled:,} "
+            f"throttled, {result.wait_s:,.1f} s waiting)"
+        )
     return "\n".join(lines)
 
 

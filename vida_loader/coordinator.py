@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 from concurrent.futures.thread import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -66,8 +66,10 @@ from vida_loader.worker import (
     copy_partition,
     init_process,
     run_in_process,
+    run_task,
 )
 
+T = TypeVar("T")
 SAVE_EVERY = 5.0  # seconds between saves of running partitions' counts
 
 # --- the pool factory -----------------------------------------------------------------
@@ -92,6 +94,12 @@ class Pool:
         if self.inline:
             return self.executor.submit(copy_partition, part, settings, self._report, resume)
         return self.executor.submit(run_in_process, part, settings, resume)
+
+    def submit_task(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``fn(*args, report)``: any pure task that reports progress events."""
+        if self.inline:
+            return self.executor.submit(fn, *args, self._report)
+        return self.executor.submit(run_task, fn, *args)
 
     def _report(self, event: str, pid: str, docs: int, nbytes: int) -> None:
         if self.stopping:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from vida_loader.coordinator import RunProgress
+from vida_loader.generate.runner import GenerateProgress
 
 DEFAULT_INTERVAL = 5.0  # seconds between plain lines when stderr is not a terminal
 
@@ -46,6 +47,29 @@ def format_progress(p: RunProgress) -> str:
         parts.append(f"in {format_duration(p.elapsed)}")
     elif rate > 0 and p.est_docs > p.docs:
         parts.append(f"ETA {format_duration((p.est_docs - p.docs) / rate)}")
+    else:
+        parts.append("ETA --")
+    return "  ".join(parts)
+
+
+def format_generate(p: GenerateProgress) -> str:
+    """``120,000/1,000,000 docs (12%)  41,000 docs/s  55.0 MB/s  ETA 0:00:21``."""
+    elapsed = max(p.elapsed, 1e-9)
+    rate = p.docs / elapsed
+    parts = [
+        f"{p.docs:,}/{p.total:,} docs ({min(p.docs / p.total, 1):.0%})",
+        f"{rate:,.0f} docs/s",
+        f"{p.bytes / 1e6 / elapsed:,.1f} MB/s",
+    ]
+    if p.retries:
+        throttled = f" ({p.throttled:,} throttled)" if p.throttled else ""
+        parts.append(f"retries {p.retries:,}{throttled}")
+    if p.failed_slices:
+        parts.append(f"{p.failed_slices} slices failed")
+    if p.confirmed >= p.total:
+        parts.append(f"in {format_duration(p.elapsed)}")
+    elif rate > 0:
+        parts.append(f"ETA {format_duration((p.total - p.docs) / rate)}")
     else:
         parts.append("ETA --")
     return "  ".join(parts)

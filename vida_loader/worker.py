@@ -703,3 +703,8 @@ def _queue_report(event: str, pid: str, docs: int, nbytes: int) -> None:
 def run_in_process(part: Partition, settings: CopySettings, resume: bool) -> PartitionResult:
     """The task a worker process runs: ``copy_partition`` reporting to the queue."""
     return copy_partition(part, settings, _queue_report, resume)
+
+
+def run_task(fn: Callable[..., Any], *args: Any) -> Any:
+    """A task in a worker process: ``fn(*args, report)`` reporting to the queue."""
+    return fn(*args, _queue_report)

@@ -1,0 +1,538 @@
+"""Generate ``total`` documents with a pool of workers, into a collection or a ``.bson`` file.
+
+The index range is cut into slices of whole RNG blocks; a worker turns a slice into BSON
+(``generate_slice``, a pure function of (slice, settings) that never raises) and either
+writes it to the target as raw batches and confirms it there, or hands the bytes back
+for the parent to append to the file in index order. So the same seed gives the same
+documents, and the same file, whatever ``-j``.
+
+Confirmation works as in ``run``: with acknowledged writes a slice whose every document
+was acknowledged as inserted is done on those results; otherwise (``w=0``, a duplicate
+key, a target that went away) the target is asked which of the slice's ``_id``s it holds,
+and the missing documents are sent again with acknowledged writes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import bson
+from bson.raw_bson import RawBSONDocument
+from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
+
+from vida_loader.config import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_BATCH_DOCS,
+    DEFAULT_BATCH_MB,
+    DEFAULT_WRITE_CONCERN,
+    MAX_BATCH_MB,
+    Endpoint,
+)
+from vida_loader.coordinator import make_pool
+from vida_loader.errors import RunInterruptedError, UsageError, VidaError
+from vida_loader.faults import Fault, classify
+from vida_loader.generate.service_orders import BLOCK
+from vida_loader.generate.sources import DEFAULT_SOURCE, check_source, load_source
+from vida_loader.mongo import (
+    CODEC_OPTIONS,
+    Timeouts,
+    close_client,
+    connect,
+    describe_error,
+    write_concern,
+)
+from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryCounts, RetryPolicy
+from vida_loader.worker import (
+    RAW_OPTIONS,
+    CopySettings,
+    Reporter,
+    Writer,
+    _collection,
+    chunked,
+    insert_retrying,
+)
+
+SLICE_DOCS = 8 * BLOCK  # documents per task: ~11 MB of service orders
+TICK = 0.5  # seconds between progress snapshots
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything ``generate`` needs. Exactly one of ``target`` and ``out`` is given."""
+
+    total: int
+    jobs: int = 1
+    source: str = DEFAULT_SOURCE
+    seed: int | None = None  # None: a random seed, reported so the run can be repeated
+    target: Endpoint | None = None
+    out: str | None = None  # a file path, or "-" for stdout
+    write_concern: str = DEFAULT_WRITE_CONCERN
+    drop_target: bool = False
+    batch_docs: int = DEFAULT_BATCH_DOCS
+    batch_mb: float = DEFAULT_BATCH_MB
+    attempts: int = DEFAULT_ATTEMPTS
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+
+    def __post_init__(self) -> None:
+        if self.total < 1:
+            raise UsageError(f"--total '{self.total}' must be at least 1")
+        if self.jobs < 1:
+            raise UsageError(f"--jobs '{self.jobs}' must be at least 1")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise UsageError(f"--seed '{self.seed}' must be between 0 and 2^63 - 1")
+        if (self.target is None) == (self.out is None):
+            raise UsageError(
+                "give either --out FILE.bson (or --out - for stdout) or --target-uri with "
+                "--target-db and --target-collection"
+            )
+        if self.target is not None:
+            for which in ("uri", "db", "collection"):
+                if not getattr(self.target, which):
+                    raise UsageError(
+                        f"--target-{which} is required to generate into a server "
+                        f"(or VIDA_TARGET_{which.upper()})"
+                    )
+        elif self.drop_target:
+            raise UsageError("--drop-target needs a target collection, not --out")
+        write_concern(self.write_concern)
+        if self.batch_docs < 1:
+            raise UsageError(f"--batch-size '{self.batch_docs}' must be at least 1")
+        if not 0 < self.batch_mb <= MAX_BATCH_MB:
+            raise UsageError(
+                f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
+            )
+        check_source(self.source)
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """What a worker needs besides its slice. Holds the full URI: never written to disk."""
+
+    source: str
+    seed: int
+    target: Endpoint | None
+    write_concern: str
+    batch_docs: int
+    batch_bytes: int
+    timeouts: Timeouts
+    retry: RetryPolicy
+    target_was_empty: bool = True  # at the start: a count of a slice's range then proves it
+    confirm_rounds: int = 2
+
+    @property
+    def limits(self) -> CopySettings:
+        """Write batch bounds in the form ``chunked`` takes."""
+        ep = self.target or Endpoint("", "", "")
+        return CopySettings(ep, ep, batch_docs=self.batch_docs, batch_bytes=self.batch_bytes)
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """What happened to one slice of the index range on one attempt."""
+
+    index: int
+    docs: int = 0  # written (to the target: confirmed there)
+    nbytes: int = 0
+    ok: bool = False
+    data: bytes | None = None  # the slice's BSON, when the parent writes the file
+    repaired: int = 0  # sent again after an unacknowledged write vanished
+    already_there: int = 0  # duplicate keys: the target held that _id already
+    retries: int = 0
+    throttled: int = 0
+    wait_s: float = 0.0
+    error: str | None = None
+    transient: bool = False
+
+
+def slice_bounds(index: int, total: int) -> tuple[int, int]:
+    start = index * SLICE_DOCS
+    return start, min(total, start + SLICE_DOCS)
+
+
+def generate_slice(index: int, total: int, s: GenerateSettings, report: Reporter) -> SliceResult:
+    """Generate slice ``index`` and write it (or return its bytes). Never raises."""
+    retrier = Retrier(s.retry, _on_wait(report, index), role="target")
+    try:
+        result = _generate(index, total, s, report, retrier)
+    except Exception as exc:  # the process boundary: return a result, do not raise
+        uris = (s.target.uri,) if s.target else ()
+        if isinstance(exc, RetryBudgetExceeded):
+            text = (
+                f"gave up on the target after {exc.failures} failures in {exc.seconds:.0f} s"
+                f" ({classify(exc.last).reason}): {describe_error(exc.last, *uris)}"
+            )
+            transient = False
+        elif isinstance(exc, VidaError):
+            text, transient = exc.message, False
+        else:
+            text = f"{type(exc).__name__}: {describe_error(exc, *uris)}"
+            transient = classify(exc).retryable
+        result = SliceResult(index, error=text, transient=transient)
+    c = retrier.counts
+    return replace(result, retries=c.retries, throttled=c.throttled, wait_s=c.wait_s)
+
+
+def _on_wait(report: Reporter, index: int) -> Callable[[str, Any, float], None]:
+    def on_wait(role: str, verdict: Any, delay: float) -> None:
+        throttled = int(verdict.fault is Fault.THROTTLED)
+        report(f"wait:{role}:{verdict.reason}", f"s{index}", int(delay * 1000), throttled)
+
+    return on_wait
+
+
+def _generate(
+    index: int, total: int, s: GenerateSettings, report: Reporter, retrier: Retrier
+) -> SliceResult:
+    start, stop = slice_bounds(index, total)
+    docs = load_source(s.source, s.seed).encode_range(start, stop)
+    nbytes = sum(map(len, docs))
+    sid = f"s{index}"
+    if s.target is None:
+        report("copied", sid, len(docs), nbytes)
+        return SliceResult(index, len(docs), nbytes, ok=True, data=b"".join(docs))
+    target = s.target
+    coll = retrier.call(lambda: _collection(target, "target", s.timeouts))
+    raws = [RawBSONDocument(d, RAW_OPTIONS) for d in docs]
+    ids = _SliceIds(raws)
+    todo = raws
+    if not s.target_was_empty:
+        # A re-run (same seed) or a target that held documents: send only what is missing.
+        present = retrier.call(lambda: ids.present(coll))
+        todo = [d for key, d in ids.by_id.items() if key not in present]
+        report("copied", sid, len(raws) - len(todo), nbytes - sum(len(d.raw) for d in todo))
+    acknowledged = s.write_concern != "0"
+    writer_coll = coll.with_options(write_concern=write_concern(s.write_concern))
+    with Writer(writer_coll, acknowledged, retrier) as w:
+        held: tuple[list[RawBSONDocument], int] | None = None
+        for chunk, size in chunked(todo, s.limits):
+            if held is not None:
+                w.put(*held)
+            held = (chunk, size)
+            w.report_written(report, sid)
+        if held is not None:
+            w.put(*held, last=True)
+    w.report_written(report, sid)
+    already = w.already + len(raws) - len(todo)
+    if acknowledged and w.inserted == len(todo) and retrier.counts.outages == 0:
+        return SliceResult(index, len(docs), nbytes, ok=True, already_there=already)
+    # w=0, duplicate keys, or the target went away: ask it which _ids it holds.
+    repaired, error = _confirm(coll, ids, s, retrier)
+    return SliceResult(
+        index,
+        len(docs) if error is None else 0,
+        nbytes,
+        ok=error is None,
+        repaired=repaired,
+        already_there=already,
+        error=error,
+    )
+
+
+class _SliceIds:
+    """The ``_id``s of a slice's documents, and how to ask the target about them.
+
+    Sources put ``_id`` first; an ObjectId is cut from the bytes, not decoded. When every
+    ``_id`` is an ObjectId the target is asked for the slice's ``_id`` range (one index
+    range scan; ``$in`` with thousands of values is far slower on some servers), else
+    with ``$in``.
+    """
+
+    def __init__(self, raws: list[RawBSONDocument]) -> None:
+        self.by_id: dict[bytes, RawBSONDocument] = {}
+        self.all_oids = True
+        for d in raws:
+            raw = d.raw
+            if raw[4:9] == b"\x07_id\x00":
+                key = b"\x16\x00\x00\x00" + raw[4:21] + b"\x00"
+            else:
+                self.all_oids = False
+                key = bson.encode({"_id": bson.decode(raw, CODEC_OPTIONS)["_id"]})
+            self.by_id[key] = d
+        values = [bson.decode(k, CODEC_OPTIONS)["_id"] for k in self.by_id]
+        self.in_range = self.all_oids and bool(values)
+        if self.in_range:
+            self.filter: dict[str, Any] = {"_id": {"$gte": min(values), "$lte": max(values)}}
+        else:
+            self.filter = {"_id": {"$in": values}}
+
+    def count(self, coll: Collection[Any]) -> int:
+        return coll.count_documents(self.filter)
+
+    def present(self, coll: Collection[Any]) -> set[bytes]:
+        """Raw ``{_id: ...}`` of the slice's documents that ``coll`` holds."""
+        raw = coll.with_options(codec_options=RAW_OPTIONS)
+        found = raw.find(self.filter, {"_id": 1}, batch_size=10_000)
+        return {key for d in found if (key := bytes(d.raw)) in self.by_id}
+
+
+def _confirm(
+    coll: Collection[Any], ids: _SliceIds, s: GenerateSettings, retrier: Retrier
+) -> tuple[int, str | None]:
+    """Send again what the target lacks of the slice until it holds every ``_id``.
+
+    Into a collection that was empty at the start, a count of the slice's range equal to
+    its size proves it (nothing else can be in that range); otherwise the ``_id``s are
+    compared one by one.
+    """
+    level = "1" if s.write_concern == "0" else s.write_concern
+    acked = coll.with_options(write_concern=write_concern(level))
+    repaired = 0
+    missing: list[RawBSONDocument] = []
+    for round_ in range(s.confirm_rounds + 1):
+        if s.target_was_empty and ids.in_range:
+            if retrier.call(lambda: ids.count(coll)) == len(ids.by_id):
+                return repaired, None
+        present = retrier.call(lambda: ids.present(coll))
+        missing = [doc for key, doc in ids.by_id.items() if key not in present]
+        if not missing or round_ == s.confirm_rounds:
+            break
+        for chunk, _size in chunked(missing, s.limits):
+            inserted, _already = insert_retrying(acked, chunk, retrier, True)
+            repaired += inserted
+    if missing:
+        return repaired, (
+            f"the target lacks {len(missing):,} of {len(ids.by_id):,} documents of this slice "
+            f"after {s.confirm_rounds} rounds of sending them again"
+        )
+    return repaired, None
+
+
+# --- the parent -----------------------------------------------------------------------
+
+
+@dataclass
+class GenerateProgress:
+    docs: int
+    bytes: int
+    total: int
+    elapsed: float
+    retries: int
+    throttled: int
+    confirmed: int
+    failed_slices: int
+
+
+@dataclass
+class GenerateResult:
+    total: int
+    seed: int
+    docs: int  # written: to the file, or confirmed on the target
+    bytes: int
+    seconds: float
+    jobs: int
+    repaired: int = 0
+    already_there: int = 0
+    retries: int = 0
+    throttled: int = 0
+    wait_s: float = 0.0
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+
+class GenerateInterruptedError(RunInterruptedError):
+    """Ctrl-C stopped a generate run; what was written is reported."""
+
+
+def generate(
+    cfg: GenerateConfig,
+    on_progress: Callable[[GenerateProgress], None] | None = None,
+    stdout: BinaryIO | None = None,
+) -> GenerateResult:
+    """Generate ``cfg.total`` documents; returns what was written and confirmed."""
+    seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
+    load_source(cfg.source, seed)  # a broken source fails here, before anything is written
+    settings = GenerateSettings(
+        cfg.source,
+        seed,
+        cfg.target,
+        cfg.write_concern,
+        cfg.batch_docs,
+        int(cfg.batch_mb * 1024 * 1024),
+        cfg.timeouts,
+        cfg.retry,
+    )
+    sink: BinaryIO | None = None
+    if cfg.target is not None:
+        empty = _prepare_target(cfg.target, cfg)
+        settings = replace(settings, target_was_empty=empty)
+    else:
+        sink = _open_out(cfg.out or "-", stdout)
+    run = _Generation(cfg, settings, sink, on_progress)
+    try:
+        return run.execute()
+    finally:
+        if sink is not None and sink is not stdout and cfg.out != "-":
+            sink.close()
+
+
+def _prepare_target(target: Endpoint, cfg: GenerateConfig) -> bool:
+    """Reach the target, drop it if asked; True when the collection is empty."""
+    client = connect(target.uri, role="target", timeouts=cfg.timeouts)
+    try:
+        coll = client[target.db][target.collection]
+        if cfg.drop_target:
+            coll.drop()
+            return True
+        return coll.find_one({}, {"_id": 1}) is None
+    except PyMongoError as exc:
+        raise VidaError(
+            f"cannot use the target collection '{target.namespace}': "
+            f"{describe_error(exc, target.uri)}"
+        ) from None
+    finally:
+        close_client(client)
+
+
+def _open_out(out: str, stdout: BinaryIO | None) -> BinaryIO:
+    if out == "-":
+        return stdout or sys.stdout.buffer
+    path = Path(out)
+    if path.is_dir():
+        raise UsageError(f"--out '{out}' is a folder: give a file name such as orders.bson")
+    if not path.parent.is_dir():
+        raise UsageError(f"--out '{out}': folder '{path.parent}' does not exist")
+    try:
+        return open(path, "wb")  # noqa: SIM115 - closed by generate()
+    except OSError as exc:
+        raise UsageError(f"--out '{out}' cannot be written: {exc.strerror}") from None
+
+
+class _Generation:
+    def __init__(
+        self,
+        cfg: GenerateConfig,
+        settings: GenerateSettings,
+        sink: BinaryIO | None,
+        on_progress: Callable[[GenerateProgress], None] | None,
+    ) -> None:
+        self.cfg = cfg
+        self.settings = settings
+        self.sink = sink
+        self.on_progress = on_progress
+        self.started = time.monotonic()
+        self.slices = -(-cfg.total // SLICE_DOCS)
+        self.moving = [0, 0]  # documents, bytes reported by workers so far
+        self.counts = RetryCounts()
+        self.result = GenerateResult(cfg.total, settings.seed, 0, 0, 0.0, cfg.jobs)
+        self.tries: dict[int, int] = {}
+        self.ready: dict[int, bytes] = {}  # slices done out of order, waiting for the file
+        self.next_out = 0
+
+    def execute(self) -> GenerateResult:
+        cfg = self.cfg
+        pool = make_pool(cfg.jobs)
+        pending = deque(range(self.slices))
+        futures: dict[Future[SliceResult], int] = {}
+        # Two slices per worker: one generating, one on its way back or being written.
+        slots = 2 * cfg.jobs
+        try:
+            last_tick = 0.0
+            while pending or futures:
+                while pending and len(futures) < slots and len(self.ready) < slots:
+                    i = pending.popleft()
+                    fut = pool.submit_task(generate_slice, i, cfg.total, self.settings)
+                    futures[fut] = i
+                finished, _ = wait(list(futures), timeout=TICK, return_when=FIRST_COMPLETED)
+                self._take_events(pool.drain())
+                for fut in finished:
+                    i = futures.pop(fut)
+                    if self._record(i, fut):
+                        pending.appendleft(i)
+                now = time.monotonic()
+                if self.on_progress and now - last_tick >= TICK:
+                    last_tick = now
+                    self.on_progress(self.snapshot())
+        except BaseException as exc:
+            pool.close(cancel=True)
+            self._finish()
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
+            where = "to the file" if self.sink is not None else "and confirmed on the target"
+            raise GenerateInterruptedError(
+                f"interrupted: {self.result.docs:,} of {cfg.total:,} documents written {where}"
+                f" (seed {self.settings.seed})"
+            ) from None
+        pool.close()
+        self._finish()
+        if self.on_progress:
+            self.on_progress(self.snapshot())
+        return self.result
+
+    def _finish(self) -> None:
+        if self.sink is not None:
+            self.sink.flush()
+        r = self.result
+        r.seconds = time.monotonic() - self.started
+        r.retries, r.throttled, r.wait_s = (
+            self.counts.retries,
+            self.counts.throttled,
+            self.counts.wait_s,
+        )
+
+    def _take_events(self, events: list[tuple[str, str, int, int]]) -> None:
+        for event, _sid, docs, nbytes in events:
+            if event == "copied":
+                self.moving[0] += docs
+                self.moving[1] += nbytes
+
+    def _record(self, index: int, fut: Future[SliceResult]) -> bool:
+        """Apply a finished slice; True when it should be tried again."""
+        try:
+            res = fut.result()
+        except Exception as exc:  # a worker process died
+            res = SliceResult(index, error=f"worker died: {type(exc).__name__}", transient=True)
+        self.counts.merge(res.retries, res.throttled, res.wait_s)
+        r = self.result
+        if not res.ok:
+            tries = self.tries[index] = self.tries.get(index, 0) + 1
+            if res.transient and tries < self.cfg.attempts:
+                return True
+            if self.sink is not None:  # a file cannot skip a slice: stop here
+                raise VidaError(f"generating documents failed: {res.error}")
+            r.failed.append((index, res.error or "failed"))
+            return False
+        r.repaired += res.repaired
+        r.already_there += res.already_there
+        if self.sink is None:
+            r.docs += res.docs
+            r.bytes += res.nbytes
+            return False
+        self.ready[index] = res.data or b""
+        while self.next_out in self.ready:
+            data = self.ready.pop(self.next_out)
+            start, stop = slice_bounds(self.next_out, self.cfg.total)
+            self.sink.write(data)
+            r.docs += stop - start
+            r.bytes += len(data)
+            self.next_out += 1
+        return False
+
+    def snapshot(self) -> GenerateProgress:
+        return GenerateProgress(
+            docs=max(self.moving[0], self.result.docs),
+            bytes=max(self.moving[1], self.result.bytes),
+            total=self.cfg.total,
+            elapsed=time.monotonic() - self.started,
+            retries=self.counts.retries,
+            throttled=self.counts.throttled,
+            confirmed=self.result.docs,
+            failed_slices=len(self.result.failed),
+        )
