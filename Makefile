@@ -10,7 +10,7 @@ DEMO_JOBS ?= 4
 MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint verify-counts bench bench-faults clean
+.PHONY: help install demo test lint verify-counts bench bench-faults bench-generate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -34,9 +34,13 @@ test: install ## run the whole test suite (unit, integration against real local 
 bench: install ## copy speed, CPU and memory against reference and naive copies -> bench/results.json
 	timeout 5400 $(BIN)/python benchmarks/bench_copy.py
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
+	timeout 1800 $(BIN)/python benchmarks/bench_generate.py
 
 bench-faults: install ## what throttling and a 10 s target outage cost a run -> bench/results-faults.json
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
+
+bench-generate: install ## generate speed per core and against the server's ingest -> bench/results-generate.json
+	timeout 1800 $(BIN)/python benchmarks/bench_generate.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check vida_loader tests benchmarks

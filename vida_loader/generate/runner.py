@@ -465,10 +465,16 @@ class _Generation:
             self._finish()
             if not isinstance(exc, KeyboardInterrupt):
                 raise
-            where = "to the file" if self.sink is not None else "and confirmed on the target"
+            seed = self.settings.seed
+            if self.sink is not None:
+                where = f"written to the file (seed {seed})"
+            else:
+                where = (
+                    f"confirmed on the target; the same command with --seed {seed} "
+                    "completes it, sending only what the target lacks"
+                )
             raise GenerateInterruptedError(
-                f"interrupted: {self.result.docs:,} of {cfg.total:,} documents written {where}"
-                f" (seed {self.settings.seed})"
+                f"interrupted: {self.result.docs:,} of {cfg.total:,} documents {where}"
             ) from None
         pool.close()
         self._finish()
@@ -479,6 +485,10 @@ class _Generation:
     def _finish(self) -> None:
         if self.sink is not None:
             self.sink.flush()
+            if self.cfg.out not in (None, "-"):
+                # Ctrl-C can cut a write short, or land after a write before it was
+                # counted: the file keeps exactly the documents reported.
+                self.sink.truncate(self.result.bytes)
         r = self.result
         r.seconds = time.monotonic() - self.started
         r.retries, r.throttled, r.wait_s = (
