@@ -1,9 +1,9 @@
 """``make demo``: two local servers, sample service orders, then plan, run and verify.
 
 Starts two SecantusDB servers (``devserver``, a subprocess each) in a temporary folder,
-loads service-order-like documents into the source, and drives the installed
-``vida-loader`` command through ``plan``, ``run``, ``status`` and ``verify``. Both servers stop
-and the folder goes away even when a step fails.
+and drives the installed ``vida-loader`` command through ``generate`` (service orders into
+the source), ``plan``, ``run``, ``status`` and ``verify``. Both servers stop and the folder
+goes away even when a step fails.
 
     python -m vida_loader.demo [--docs 50000] [--jobs 4] [--partitions 8]
 """
@@ -11,94 +11,33 @@ and the folder goes away even when a step fails.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bson import Decimal128, ObjectId
-from pymongo import MongoClient
+from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
 from vida_loader.devserver import LocalServer, ServerStartError
+from vida_loader.generate.service_orders import ServiceOrders
 
 STEP_TIMEOUT = 600  # seconds; no step may hang
-STATUSES = ["new", "scheduled", "dispatched", "in_progress", "on_hold", "completed", "cancelled"]
-CITIES = ["Lisboa", "Porto", "Madrid", "Sevilla", "Lyon", "Berlin", "Milano", "Dublin"]
-PARTS = ["filter", "valve", "pump", "sensor", "gasket", "board", "fan", "relay", "hose"]
-
-
-def service_orders(n: int, seed: int = 42, first: int = 0) -> list[dict[str, Any]]:
-    """Orders ``first`` to ``first + n - 1``, about 1 KB each, the same for the same seed."""
-    rng = random.Random(f"{seed}:{first}")
-    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
-    orders = []
-    for i in range(first, first + n):
-        created = start + datetime.timedelta(seconds=i * 37 + rng.randint(0, 30))
-        oid = ObjectId.from_datetime(created).binary[:4] + rng.randbytes(8)
-        lines = []
-        total = Decimal(0)
-        for _ in range(rng.randint(1, 5)):
-            qty = rng.randint(1, 4)
-            price = Decimal(rng.randint(500, 50_000)) / 100
-            total += price * qty
-            lines.append(
-                {
-                    "sku": f"{rng.choice(PARTS).upper()}-{rng.randint(100, 999)}",
-                    "description": f"{rng.choice(PARTS)} replacement",
-                    "quantity": qty,
-                    "unitPrice": Decimal128(price),
-                }
-            )
-        status = rng.choice(STATUSES)
-        orders.append(
-            {
-                "_id": ObjectId(oid),
-                "orderNumber": f"SO-{i:08d}",
-                "status": status,
-                "priority": rng.choice(["low", "normal", "high", "urgent"]),
-                "customer": {
-                    "id": f"C{rng.randint(1, 20_000):06d}",
-                    "name": f"Customer {rng.randint(1, 20_000)}",
-                    "email": f"contact{rng.randint(1, 99_999)}@example.com",
-                    "phone": f"+351 {rng.randint(200_000_000, 999_999_999)}",
-                },
-                "site": {
-                    "address": {
-                        "street": f"Rua {rng.randint(1, 500)}",
-                        "city": rng.choice(CITIES),
-                        "postalCode": f"{rng.randint(1000, 9999)}-{rng.randint(100, 999)}",
-                    },
-                    "geo": {
-                        "type": "Point",
-                        "coordinates": [rng.uniform(-9.5, 13.4), rng.uniform(37.0, 52.5)],
-                    },
-                },
-                "createdAt": created,
-                "scheduledFor": created + datetime.timedelta(days=rng.randint(1, 20)),
-                "technician": None
-                if status == "new"
-                else {"id": f"T{rng.randint(1, 400):04d}", "skills": rng.sample(PARTS, 3)},
-                "lines": lines,
-                "total": Decimal128(total),
-                "notes": " ".join(rng.choices(PARTS + ["check", "call", "urgent"], k=30)),
-                "tags": rng.sample(["warranty", "vip", "repeat", "remote", "night"], 2),
-            }
-        )
-    return orders
+SEED = 42
 
 
 def load_service_orders(coll: Collection[dict[str, Any]], n: int) -> None:
-    """Insert orders 0 to ``n - 1`` into ``coll`` in batches of 5,000 (demo and bench)."""
-    for i in range(0, n, 5000):
-        coll.insert_many(service_orders(min(5000, n - i), first=i), ordered=False)
+    """Insert the built-in generator's orders 0 to ``n - 1`` (seed 42) into ``coll`` in
+    batches of 1,000, acknowledged (benchmarks fill their source with this)."""
+    source = ServiceOrders(SEED)
+    for i in range(0, n, 10_000):
+        docs = [RawBSONDocument(d) for d in source.encode_range(i, min(n, i + 10_000))]
+        for j in range(0, len(docs), 1000):
+            coll.insert_many(docs[j : j + 1000], ordered=False)
 
 
 def _command() -> list[str]:
@@ -128,14 +67,6 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
             LocalServer(workdir / "target-data") as target,
         ):
             print(f"source {source.uri}\ntarget {target.uri}")
-            _step(f"2/6 loading {docs:,} service orders into the source (demo.orders)")
-            t0 = time.monotonic()
-            client: MongoClient[dict[str, Any]]
-            with MongoClient(source.uri, serverSelectionTimeoutMS=10_000) as client:
-                load_service_orders(client["demo"]["orders"], docs)
-                size = client["demo"].command("collStats", "orders").get("size", 0)
-            secs = time.monotonic() - t0
-            print(f"loaded {docs:,} documents, {size / 1e6:,.1f} MB, in {secs:.1f} s")
             env = dict(
                 os.environ,
                 VIDA_SOURCE_URI=source.uri,
@@ -147,7 +78,11 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
                 VIDA_MANIFEST_DIR=str(workdir / "partitions"),
                 VIDA_JOB="demo",
             )
+            gen = ["generate", "--total", str(docs), "--seed", str(SEED)]
+            gen += ["--target-uri", source.uri, "--target-db", "demo"]
+            gen += ["--target-collection", "orders", "--drop-target"]
             steps = [
+                (f"2/6 generate: {docs:,} service orders into the source (demo.orders)", gen),
                 (
                     "3/6 plan: split the source into _id ranges",
                     ["plan", "--partitions", str(partitions)],

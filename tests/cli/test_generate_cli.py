@@ -36,6 +36,13 @@ def test_file_is_the_same_for_any_jobs_and_reads_back(tmp_path: Path) -> None:
     assert one.read_bytes()[:5000] == b"".join(ServiceOrders(4).encode_range(0, 10))[:5000]
 
 
+def test_dev_null_takes_the_documents() -> None:
+    args = ["--total", "3000", "-j", "1", "--out", "/dev/null"]
+    done = subprocess.run(GEN + args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "generated 3,000 of 3,000" in done.stdout
+
+
 def test_stdout_carries_only_documents(tmp_path: Path) -> None:
     done = subprocess.run(
         GEN + ["--total", "1500", "--seed", "1", "-j", "1", "--out", "-"],
@@ -45,6 +52,32 @@ def test_stdout_carries_only_documents(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"".join(ServiceOrders(1).encode_range(0, 1500))
     assert b"generated 1,500 of 1,500" in done.stderr
+
+
+def test_a_reader_that_leaves_gets_one_line() -> None:
+    gen = subprocess.Popen(
+        GEN + ["--total", "200000", "-j", "1", "--out", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert gen.stdout is not None
+    gen.stdout.read(100_000)  # like `| head -c 100000`
+    gen.stdout.close()
+    _, err = gen.communicate(timeout=120)
+    assert gen.returncode == 1, err
+    lines = err.decode().strip().splitlines()
+    assert lines[-1].startswith("vida-loader: error: the reader of --out '-' went away after")
+    assert "Traceback" not in err.decode() and "Exception ignored" not in err.decode()
+
+
+def test_full_disk_is_one_line() -> None:
+    args = ["--total", "20000", "-j", "1", "--out", "/dev/full"]
+    done = subprocess.run(GEN + args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "vida-loader: error: writing --out '/dev/full' failed after 0 documents: "
+        "No space left on device"
+    )
 
 
 def test_ctrl_c_stops_and_says_how_many_documents_the_file_holds(tmp_path: Path) -> None:

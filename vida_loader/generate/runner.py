@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import stat
 import sys
 import time
 from collections import deque
@@ -485,7 +486,9 @@ class _Generation:
     def _finish(self) -> None:
         if self.sink is not None:
             self.sink.flush()
-            if self.cfg.out not in (None, "-"):
+            if self.cfg.out not in (None, "-") and stat.S_ISREG(
+                os.fstat(self.sink.fileno()).st_mode
+            ):
                 # Ctrl-C can cut a write short, or land after a write before it was
                 # counted: the file keeps exactly the documents reported.
                 self.sink.truncate(self.result.bytes)
@@ -529,11 +532,31 @@ class _Generation:
         while self.next_out in self.ready:
             data = self.ready.pop(self.next_out)
             start, stop = slice_bounds(self.next_out, self.cfg.total)
-            self.sink.write(data)
+            self._write(data)
             r.docs += stop - start
             r.bytes += len(data)
             self.next_out += 1
         return False
+
+    def _write(self, data: bytes) -> None:
+        assert self.sink is not None
+        try:
+            self.sink.write(data)
+        except BrokenPipeError:
+            # `generate --out - | head`: the reader left. Point stdout at /dev/null so
+            # that Python's own flush at exit does not complain a second time.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.sink.fileno())
+            os.close(devnull)
+            raise VidaError(
+                f"the reader of --out '{self.cfg.out}' went away after "
+                f"{self.result.docs:,} documents"
+            ) from None
+        except OSError as exc:
+            raise VidaError(
+                f"writing --out '{self.cfg.out}' failed after {self.result.docs:,} documents: "
+                f"{exc.strerror or exc}"
+            ) from None
 
     def snapshot(self) -> GenerateProgress:
         return GenerateProgress(
