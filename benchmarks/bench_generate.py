@@ -5,7 +5,7 @@
    documents over the client CPU seconds (user + sys of the command and its workers,
    start-up and pool building included). Beside it the seed tool's way: one faker call
    per field per document (``naive``), on ``GEN_BENCH_NAIVE_N`` documents.
-2. To a local SecantusDB server, ``GEN_BENCH_SERVER_N`` (default 60,000) documents,
+2. To a local SecantusDB server, ``GEN_BENCH_SERVER_N`` (default 150,000) documents,
    ``GEN_BENCH_JOBS`` (default 2) processes:
    - ``ceiling``: the server's own ingest: the same documents, encoded before the clock
      starts, inserted as raw batches of 1,000 by the same number of processes (w=1);
@@ -38,7 +38,7 @@ from vida_loader.generate.service_orders import ServiceOrders
 
 FILE_N = int(os.environ.get("GEN_BENCH_FILE_N", "500000"))
 NAIVE_N = int(os.environ.get("GEN_BENCH_NAIVE_N", "3000"))
-SERVER_N = int(os.environ.get("GEN_BENCH_SERVER_N", "60000"))
+SERVER_N = int(os.environ.get("GEN_BENCH_SERVER_N", "150000"))
 JOBS = int(os.environ.get("GEN_BENCH_JOBS", "2"))
 RESULTS = Path(os.environ.get("GEN_BENCH_RESULTS", "bench/results-generate.json"))
 SEED = 2026

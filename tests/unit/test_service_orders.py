@@ -12,8 +12,8 @@ import pytest
 from bson import Decimal128
 from bson.codec_options import CodecOptions
 
+from vida_loader.generate import BLOCK
 from vida_loader.generate.service_orders import (
-    BLOCK,
     CLOSED_STATUSES,
     OPEN_STATUSES,
     SERVICE_TYPES,

@@ -20,7 +20,7 @@ import stat
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,7 +42,7 @@ from vida_loader.config import (
 from vida_loader.coordinator import make_pool
 from vida_loader.errors import RunInterruptedError, UsageError, VidaError
 from vida_loader.faults import Fault, classify
-from vida_loader.generate.service_orders import BLOCK
+from vida_loader.generate import BLOCK
 from vida_loader.generate.sources import DEFAULT_SOURCE, check_source, load_source
 from vida_loader.mongo import (
     CODEC_OPTIONS,
@@ -204,48 +204,68 @@ def _generate(
     index: int, total: int, s: GenerateSettings, report: Reporter, retrier: Retrier
 ) -> SliceResult:
     start, stop = slice_bounds(index, total)
-    docs = load_source(s.source, s.seed).encode_range(start, stop)
-    nbytes = sum(map(len, docs))
+    source = load_source(s.source, s.seed)
     sid = f"s{index}"
     if s.target is None:
-        report("copied", sid, len(docs), nbytes)
-        return SliceResult(index, len(docs), nbytes, ok=True, data=b"".join(docs))
+        data = b"".join(source.iter_range(start, stop))
+        report("copied", sid, stop - start, len(data))
+        return SliceResult(index, stop - start, len(data), ok=True, data=data)
     target = s.target
     coll = retrier.call(lambda: _collection(target, "target", s.timeouts))
-    raws = [RawBSONDocument(d, RAW_OPTIONS) for d in docs]
-    ids = _SliceIds(raws)
-    todo = raws
-    if not s.target_was_empty:
+    made: list[RawBSONDocument] = []  # every document of the slice, for the confirmation
+    ids: _SliceIds | None = None
+    todo: Iterable[RawBSONDocument]
+    if s.target_was_empty:
+        # Generated batch by batch: the next batch is made while the writer thread
+        # waits for the server with the current one.
+        todo = _kept(
+            (RawBSONDocument(d, RAW_OPTIONS) for d in source.iter_range(start, stop)), made
+        )
+    else:
         # A re-run (same seed) or a target that held documents: send only what is missing.
-        present = retrier.call(lambda: ids.present(coll))
-        todo = [d for key, d in ids.by_id.items() if key not in present]
-        report("copied", sid, len(raws) - len(todo), nbytes - sum(len(d.raw) for d in todo))
+        made = [RawBSONDocument(d, RAW_OPTIONS) for d in source.iter_range(start, stop)]
+        ids = known = _SliceIds(made)
+        present = retrier.call(lambda: known.present(coll))
+        todo = [d for key, d in known.by_id.items() if key not in present]
+        there = [d for key, d in known.by_id.items() if key in present]
+        report("copied", sid, len(there), sum(len(d.raw) for d in there))
     acknowledged = s.write_concern != "0"
     writer_coll = coll.with_options(write_concern=write_concern(s.write_concern))
+    sent = 0
     with Writer(writer_coll, acknowledged, retrier) as w:
         held: tuple[list[RawBSONDocument], int] | None = None
         for chunk, size in chunked(todo, s.limits):
             if held is not None:
                 w.put(*held)
             held = (chunk, size)
+            sent += len(chunk)
             w.report_written(report, sid)
         if held is not None:
             w.put(*held, last=True)
     w.report_written(report, sid)
-    already = w.already + len(raws) - len(todo)
-    if acknowledged and w.inserted == len(todo) and retrier.counts.outages == 0:
-        return SliceResult(index, len(docs), nbytes, ok=True, already_there=already)
+    nbytes = sum(len(d.raw) for d in made)
+    already = w.already + len(made) - sent
+    if acknowledged and w.inserted == sent and retrier.counts.outages == 0:
+        return SliceResult(index, len(made), nbytes, ok=True, already_there=already)
     # w=0, duplicate keys, or the target went away: ask it which _ids it holds.
-    repaired, error = _confirm(coll, ids, s, retrier)
+    repaired, error = _confirm(coll, ids or _SliceIds(made), s, retrier)
     return SliceResult(
         index,
-        len(docs) if error is None else 0,
+        len(made) if error is None else 0,
         nbytes,
         ok=error is None,
         repaired=repaired,
         already_there=already,
         error=error,
     )
+
+
+def _kept(
+    docs: Iterable[RawBSONDocument], into: list[RawBSONDocument]
+) -> Iterator[RawBSONDocument]:
+    for d in docs:
+        into.append(d)
+        yield d
 
 
 class _SliceIds:

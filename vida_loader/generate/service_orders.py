@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 import struct
 import unicodedata
+from collections.abc import Iterator
 from typing import Any
 
 import bson
@@ -29,10 +30,11 @@ from bson import Decimal128, ObjectId
 from bson.datetime_ms import DatetimeMS
 from bson.raw_bson import RawBSONDocument
 
+from vida_loader.generate import iter_blocks
+
 NAME = "service-orders"
 DESCRIPTION = "car-dealer workshop orders (~1.1 KB): customer, vehicle with VIN, items, SEK money"
 
-BLOCK = 1024  # documents drawn from one RNG seeding; workers get whole blocks
 BASE_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z: order i is created about i*STEP_MS later
 STEP_MS = 2_500
 DAY_MS = 86_400_000
@@ -297,21 +299,12 @@ class ServiceOrders:
             value = cache[cents] = money(cents)
         return value
 
+    def iter_range(self, start: int, stop: int) -> Iterator[bytes]:
+        """Documents ``start`` to ``stop - 1`` as BSON, each a function of (seed, index)."""
+        return iter_blocks(self.seed, start, stop, self._one)
+
     def encode_range(self, start: int, stop: int) -> list[bytes]:
-        """Documents ``start`` to ``stop - 1``, each a function of (seed, index) only."""
-        out: list[bytes] = []
-        i = start
-        while i < stop:
-            block = i // BLOCK
-            first = block * BLOCK
-            end = min(stop, first + BLOCK)
-            rng = random.Random(f"{self.seed}:{block}")
-            for j in range(first, end):
-                doc = self._one(rng, j)
-                if j >= i:
-                    out.append(doc)
-            i = end
-        return out
+        return list(self.iter_range(start, stop))
 
     def _one(self, rng: random.Random, i: int) -> bytes:
         r = rng.random

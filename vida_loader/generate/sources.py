@@ -1,13 +1,14 @@
 """What ``--source`` names: a built-in generator (later a JSON template or a Python plugin).
 
-A document source has ``encode_range(start, stop) -> list[bytes]``: the BSON of documents
-``start`` to ``stop - 1``, each a function of (seed, index) only, each beginning with its
-``_id``. Sources are built once per process (pools cost a fraction of a second) and kept.
+A document source has ``iter_range(start, stop)`` (and ``encode_range``, its list): the
+BSON of documents ``start`` to ``stop - 1``, each a function of (seed, index) only, each
+beginning with its ``_id``. Sources are built once per process (pools cost a fraction
+of a second) and kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +17,8 @@ from vida_loader.generate import service_orders
 
 
 class DocumentSource(Protocol):
+    def iter_range(self, start: int, stop: int) -> Iterator[bytes]: ...
+
     def encode_range(self, start: int, stop: int) -> list[bytes]: ...
 
 
