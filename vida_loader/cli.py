@@ -621,7 +621,9 @@ def format_status(st: JobStatus) -> str:
     default=DEFAULT_SOURCE,
     show_default=True,
     metavar="NAME",
-    help="Built-in generator (see --list-generators) [VIDA_GENERATE_SOURCE]",
+    help="A built-in generator (--list-generators), a JSON template FILE.json (shipped: "
+    "--list-templates) or a Python plugin FILE.py[:Class]; see docs/templates.md "
+    "[VIDA_GENERATE_SOURCE]",
 )
 @click.option(
     "--seed",
@@ -670,6 +672,9 @@ def format_status(st: JobStatus) -> str:
 @RETRY_WINDOW_OPTION
 @PROGRESS_INTERVAL_OPTION
 @click.option("--list-generators", is_flag=True, help="List the built-in generators and exit.")
+@click.option(
+    "--list-templates", is_flag=True, help="List the templates shipped with vida-loader and exit."
+)
 def generate(
     total: int | None,
     jobs: int,
@@ -687,12 +692,14 @@ def generate(
     retry_window: float,
     progress_interval: float,
     list_generators: bool,
+    list_templates: bool,
 ) -> int:
     """Generate realistic documents (service orders) at full speed into a collection or a
     .bson file. Document i depends only on --seed and i, so -j never changes the data."""
-    if list_generators:
-        for name, description in sources.list_generators():
-            click.echo(f"{name:<16} {description}")
+    if list_generators or list_templates:
+        found = sources.list_generators() if list_generators else sources.list_templates()
+        for name, description in found:
+            click.echo(f"{name:<20} {description}")
         return 0
     if total is None:
         raise UsageError("--total is required: how many documents to generate")

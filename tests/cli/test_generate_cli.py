@@ -105,9 +105,71 @@ def test_ctrl_c_stops_and_says_how_many_documents_the_file_holds(tmp_path: Path)
     assert held == int(m.group(1).replace(",", "")) > 0
 
 
-def test_list_generators(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_generators_and_templates(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "--list-generators"]) == 0
     assert re.search(r"^service-orders\s+car-dealer", capsys.readouterr().out, re.M)
+    assert main(["generate", "--list-templates"]) == 0
+    assert re.search(r"^service_order.json\s+workshop service order", capsys.readouterr().out)
+
+
+PLUGIN = """
+class Generator:
+    def __init__(self, seed):
+        self.seed = seed
+
+    def generate(self, rng, i):
+        return {"i": i, "n": rng.randint(0, 10**9), "seed": self.seed}
+"""
+
+
+@pytest.mark.parametrize("kind", ["template", "plugin"])
+def test_templates_and_plugins_run_in_worker_processes_alike(tmp_path: Path, kind: str) -> None:
+    if kind == "template":
+        source = tmp_path / "t.json"
+        source.write_text('{"n": "{{int 0 1000000000}}", "who": "{{faker.name}}", "i": "{{seq}}"}')
+    else:
+        source = tmp_path / "p.py"
+        source.write_text(PLUGIN)
+    files = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"{kind}-{jobs}.bson"
+        args = ["--total", "12000", "--seed", "9", "-j", jobs, "--source", str(source)]
+        done = subprocess.run(
+            GEN + args + ["--out", str(out)], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        files.append(out.read_bytes())
+    assert files[0] == files[1]
+    docs = list(bson.decode_iter(files[0]))
+    assert len(docs) == 12_000 and [d["i"] for d in docs[:3]] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "words"),
+    [
+        ("t.json", '{\n  "a": "{{int 1}}"\n}', "t.json:2: {{int 1}}: takes 2 arguments"),
+        ("p.py", "def f(:\n", "p.py:1: syntax error"),
+        (
+            "p.py",
+            "class Generator:\n    def generate(self, rng, i):\n        return 5\n",
+            "returned int",
+        ),
+    ],
+)
+def test_a_broken_source_is_one_line_before_anything_is_written(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    text: str,
+    words: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path(name).write_text(text)
+    assert main(["generate", "--total", "10", "--source", name, "--out", "x.bson"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ from vida_loader.coordinator import make_pool
 from vida_loader.errors import RunInterruptedError, UsageError, VidaError
 from vida_loader.faults import Fault, classify
 from vida_loader.generate import BLOCK
-from vida_loader.generate.sources import DEFAULT_SOURCE, check_source, load_source
+from vida_loader.generate.sources import DEFAULT_SOURCE, load_source, resolve_source
 from vida_loader.mongo import (
     CODEC_OPTIONS,
     Timeouts,
@@ -121,7 +121,7 @@ class GenerateConfig:
             raise UsageError(
                 f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
             )
-        check_source(self.source)
+        resolve_source(self.source)
 
 
 @dataclass(frozen=True)
@@ -379,9 +379,11 @@ def generate(
 ) -> GenerateResult:
     """Generate ``cfg.total`` documents; returns what was written and confirmed."""
     seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
-    load_source(cfg.source, seed)  # a broken source fails here, before anything is written
+    spec = resolve_source(cfg.source)
+    # A broken template or plugin fails here, before anything is written.
+    load_source(spec, seed).encode_range(0, 1)
     settings = GenerateSettings(
-        cfg.source,
+        spec,
         seed,
         cfg.target,
         cfg.write_concern,

@@ -1,4 +1,4 @@
-"""What ``--source`` names: a built-in generator (later a JSON template or a Python plugin).
+"""What ``--source`` names: a built-in generator, a JSON template or a Python plugin.
 
 A document source has ``iter_range(start, stop)`` (and ``encode_range``, its list): the
 BSON of documents ``start`` to ``stop - 1``, each a function of (seed, index) only, each
@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
+
+import orjson
 
 from vida_loader.errors import UsageError
 from vida_loader.generate import service_orders
+from vida_loader.generate.plugin import Plugin, split_spec
+from vida_loader.generate.template import Template
 
 
 class DocumentSource(Protocol):
@@ -37,29 +42,71 @@ BUILT_INS = {
 }
 DEFAULT_SOURCE = service_orders.NAME
 
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
 _LOADED: dict[tuple[str, int], DocumentSource] = {}
 
 
-def check_source(spec: str) -> None:
-    """Refuse a ``--source`` that names nothing usable, before anything is written."""
-    if spec not in BUILT_INS:
-        names = ", ".join(sorted(BUILT_INS))
-        raise UsageError(
-            f"--source '{spec}' is not a built-in generator (built-ins: {names}); "
-            "see `vida-loader generate --list-generators`"
-        )
+def resolve_source(spec: str) -> str:
+    """What ``--source`` names, made absolute so that every worker process finds it.
+
+    A built-in name; a ``.json`` template (a file, else one shipped with vida-loader, see
+    ``--list-templates``); a ``.py`` plugin (``file.py`` or ``file.py:ClassName``).
+    """
+    if spec in BUILT_INS:
+        return spec
+    if spec.endswith(".json"):
+        path = Path(spec)
+        if not path.exists() and (TEMPLATES_DIR / spec).is_file():
+            path = TEMPLATES_DIR / spec
+        if not path.is_file():
+            raise UsageError(
+                f"--source '{spec}': no such template file (shipped templates: "
+                f"{', '.join(n for n, _d in list_templates()) or 'none'})"
+            )
+        return str(path.resolve())
+    if spec.endswith(".py") or ".py:" in spec:
+        path, name = split_spec(spec)
+        if not path.is_file():
+            raise UsageError(f"--source '{spec}': no such plugin file")
+        return f"{path.resolve()}:{name}"
+    names = ", ".join(sorted(BUILT_INS))
+    raise UsageError(
+        f"--source '{spec}' is neither a built-in generator ({names}) nor a .json template "
+        "nor a .py plugin; see `vida-loader generate --list-generators`"
+    )
 
 
 def load_source(spec: str, seed: int) -> DocumentSource:
-    """The source ``spec`` seeded with ``seed``, built once per process."""
+    """The source ``spec`` (resolved) seeded with ``seed``, built once per process."""
     key = (spec, seed)
     source = _LOADED.get(key)
     if source is None:
-        check_source(spec)
         _LOADED.clear()  # one source per process at a time: pools are large
-        source = _LOADED[key] = BUILT_INS[spec].factory(seed)
+        source = _build(spec, seed)
+        _LOADED[key] = source
     return source
+
+
+def _build(spec: str, seed: int) -> DocumentSource:
+    if spec in BUILT_INS:
+        return BUILT_INS[spec].factory(seed)
+    if spec.endswith(".json"):
+        return Template(Path(spec), seed)
+    return Plugin(spec, seed)
 
 
 def list_generators() -> list[tuple[str, str]]:
     return [(g.name, g.description) for g in BUILT_INS.values()]
+
+
+def list_templates() -> list[tuple[str, str]]:
+    """(file name, its ``$description``) of each template shipped with vida-loader."""
+    out = []
+    for path in sorted(TEMPLATES_DIR.glob("*.json")):
+        try:
+            description = str(orjson.loads(path.read_bytes()).get("$description", ""))
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            description = "(unreadable)"
+        out.append((path.name, description))
+    return out

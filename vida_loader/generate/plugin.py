@@ -1,0 +1,158 @@
+"""Python plugins: a file defining a generator class, loaded in every worker process.
+
+The interface (see ``docs/templates.md``)::
+
+    class Generator:
+        description = "one line for --list-generators"   # optional
+
+        def __init__(self, seed: int) -> None:            # optional; build pools here
+            ...
+
+        def generate(self, rng: random.Random, i: int) -> dict | bytes:
+            ...  # document i; draw every random value from rng
+
+``--source file.py`` uses the class named ``Generator``; ``--source file.py:Name`` another.
+Document ``i`` is then a function of (seed, ``i``) as long as ``generate`` draws only from
+``rng`` (and from what ``__init__`` built from ``seed``). A document without ``_id`` gets
+one that grows with ``i``; ``_id`` is always put first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import random
+import struct
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import bson
+from bson import ObjectId
+
+from vida_loader.errors import UsageError
+from vida_loader.generate import iter_blocks
+from vida_loader.generate.service_orders import BASE_MS, STEP_MS
+
+DEFAULT_CLASS = "Generator"
+
+
+class PluginError(UsageError):
+    """A plugin that cannot be loaded or returns something that is not a document."""
+
+
+def split_spec(spec: str) -> tuple[Path, str]:
+    """``file.py`` or ``file.py:ClassName`` -> (path, class name)."""
+    path, _colon, name = spec.partition(".py:")
+    if _colon:
+        return Path(path + ".py"), name
+    return Path(spec), DEFAULT_CLASS
+
+
+class Plugin:
+    """A document source backed by a user's generator class."""
+
+    def __init__(self, spec: str, seed: int) -> None:
+        self.path, self.class_name = split_spec(spec)
+        self.seed = seed
+        self._tag = struct.pack(">I", seed & 0xFFFFFFFF)[1:]
+        cls = _load_class(self.path, self.class_name)
+        where = f"{self.path}: {self.class_name}"
+        if not callable(getattr(cls, "generate", None)):
+            raise PluginError(f"{where} has no method generate(self, rng, i)")
+        try:
+            params = inspect.signature(cls).parameters
+            self.impl = cls(seed) if params else cls()
+        except Exception as exc:
+            raise PluginError(f"{where}(seed) failed: {type(exc).__name__}: {exc}") from None
+        self.description = str(getattr(cls, "description", "") or "")
+
+    def iter_range(self, start: int, stop: int) -> Iterator[bytes]:
+        return iter_blocks(self.seed, start, stop, self._one)
+
+    def encode_range(self, start: int, stop: int) -> list[bytes]:
+        return list(self.iter_range(start, stop))
+
+    def _one(self, rng: random.Random, i: int) -> bytes:
+        try:
+            doc = self.impl.generate(rng, i)
+        except Exception as exc:
+            raise PluginError(
+                f"{self.path}: {self.class_name}.generate(rng, {i}) failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        if isinstance(doc, bytes | bytearray | memoryview):
+            raw = bytes(doc)
+            if raw[5:9] == b"_id\x00":
+                return raw  # _id first already: written as it is
+            doc = self._decoded(raw, i)
+        if not isinstance(doc, dict):
+            raise PluginError(
+                f"{self.path}: {self.class_name}.generate returned {type(doc).__name__}, "
+                "not a dict or BSON bytes"
+            )
+        if "_id" in doc:
+            ordered = {"_id": doc["_id"], **doc}
+        else:
+            secs = (BASE_MS + i * STEP_MS) // 1000
+            oid = ObjectId(struct.pack(">I", secs) + self._tag + i.to_bytes(5, "big"))
+            ordered = {"_id": oid, **doc}
+        try:
+            return bson.encode(ordered)
+        except Exception as exc:
+            raise PluginError(
+                f"{self.path}: document {i} cannot be stored as BSON: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _decoded(self, raw: bytes, i: int) -> Any:
+        try:
+            return bson.decode(raw)
+        except Exception as exc:
+            raise PluginError(
+                f"{self.path}: {self.class_name}.generate returned bytes that are not one BSON "
+                f"document (document {i}): {exc}"
+            ) from None
+
+
+def _load_class(path: Path, name: str) -> type:
+    if not path.is_file():
+        raise PluginError(f"--source '{path}': no such plugin file")
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    module_name = f"vida_plugin_{digest}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise PluginError(f"--source '{path}' cannot be loaded as Python")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as exc:
+            raise PluginError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+        except Exception as exc:
+            line = _line_in(exc, path)
+            raise PluginError(
+                f"{path}:{line}: loading failed: {type(exc).__name__}: {exc}"
+            ) from None
+        sys.modules[module_name] = module
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type):
+        raise PluginError(
+            f"{path} defines no class '{name}' (a class with generate(self, rng, i) -> dict; "
+            "name another with --source FILE.py:ClassName)"
+        )
+    return cls
+
+
+def _line_in(exc: BaseException, path: Path) -> int | str:
+    """The line of ``path`` where ``exc`` was raised, if the traceback passes there."""
+    tb = exc.__traceback__
+    line: int | str = "?"
+    target = str(path.resolve())
+    while tb is not None:
+        if str(Path(tb.tb_frame.f_code.co_filename).resolve()) == target:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
