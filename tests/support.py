@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from bson import (
     Timestamp,
 )
 from bson.raw_bson import RawBSONDocument
+from pymongo import monitoring
 from pymongo.collection import Collection
 
 from vida_loader import planner, worker
@@ -39,6 +40,7 @@ from vida_loader.config import Endpoint, PlanConfig, RunConfig
 from vida_loader.coordinator import RunProgress, RunResult, run_job
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Manifest
+from vida_loader.worker import close_clients
 
 PAD = "x" * 200
 
@@ -255,3 +257,34 @@ class ShardedTwin:
 
     def _find_raw_by_ids(self, coll: Any, raw_ids: list[bytes], batch_docs: int) -> Any:
         return self._with_twin(self.by_ids(coll, raw_ids, batch_docs), coll)
+
+
+class Commands(monitoring.CommandListener):
+    """Names of the commands sent to one server port while listening."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.names: list[str] = []
+        self.finds: list[Any] = []  # the filter of each find
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.connection_id[1] == self.port:
+            self.names.append(event.command_name)
+            if event.command_name == "find":
+                self.finds.append(event.command.get("filter"))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def listen(port: int) -> Iterator[Commands]:
+    # Listeners apply to clients created afterwards: drop the workers' cached clients.
+    close_clients()
+    listener = Commands(port)
+    monitoring.register(listener)
+    yield listener
+    close_clients()
+    listener.port = -1  # pymongo cannot unregister a listener: silence it instead

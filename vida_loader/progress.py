@@ -66,6 +66,9 @@ def format_generate(p: GenerateProgress) -> str:
         parts.append(f"retries {p.retries:,}{throttled}")
     if p.failed_slices:
         parts.append(f"{p.failed_slices} slices failed")
+    if p.phase == "confirming":
+        parts.append(f"confirming on the target ({p.confirmed:,} confirmed)")
+        return "  ".join(parts)
     if p.confirmed >= p.total:
         parts.append(f"in {format_duration(p.elapsed)}")
     elif rate > 0:

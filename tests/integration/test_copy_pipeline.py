@@ -8,61 +8,29 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import monitoring
 from pymongo.database import Database
-from support import PAD, fail_commands, fail_inserts, ints, raw_hashes, wait_for
+from support import PAD, Commands, fail_commands, fail_inserts, ints, listen, raw_hashes, wait_for
 
 from vida_loader.config import Endpoint
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Timeouts
 from vida_loader.retry import RetryPolicy
-from vida_loader.worker import CopySettings, PartitionState, Writer, close_clients, copy_partition
+from vida_loader.worker import CopySettings, PartitionState, Writer, copy_partition
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
 FAST = RetryPolicy(attempts=5, window_s=30, base_ms=1, cap_ms=20)  # no long waits in tests
 
 
-class Commands(monitoring.CommandListener):
-    """Names of the commands sent to one server port while listening."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.names: list[str] = []
-        self.finds: list[Any] = []  # the filter of each find
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.connection_id[1] == self.port:
-            self.names.append(event.command_name)
-            if event.command_name == "find":
-                self.finds.append(event.command.get("filter"))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-def _listen(port: int) -> Iterator[Commands]:
-    # Listeners apply to clients created afterwards: drop the workers' cached clients.
-    close_clients()
-    listener = Commands(port)
-    monitoring.register(listener)
-    yield listener
-    close_clients()
-    listener.port = -1  # pymongo cannot unregister a listener: silence it instead
-
-
 @pytest.fixture
 def to_target(target_server: LocalServer) -> Iterator[Commands]:
-    yield from _listen(target_server.port)
+    yield from listen(target_server.port)
 
 
 @pytest.fixture
 def to_source(server: LocalServer) -> Iterator[Commands]:
-    yield from _listen(server.port)
+    yield from listen(server.port)
 
 
 def _settings(db: DB, tdb: DB, server: LocalServer, target: LocalServer, **kw: Any) -> CopySettings:

@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from support import fail_inserts, raw_hashes, wait_for
+from support import fail_inserts, listen, raw_hashes, wait_for
 
 from vida_loader.config import Endpoint
 from vida_loader.devserver import LocalServer
@@ -47,6 +47,21 @@ def test_w0_inserts_the_server_drops_are_sent_again(target_server: LocalServer, 
     assert result.docs == 3000 and not result.failed
     assert result.repaired >= 100, "the fail point did not drop anything: the test tests nothing"
     assert raw_hashes(tdb.orders) == expected_hashes(3000)
+
+
+def test_a_clean_w0_run_is_confirmed_by_one_count_of_the_collection(
+    target_server: LocalServer, tdb: Any
+) -> None:
+    listener = next(iter_listener := listen(target_server.port))
+    try:
+        result = generate(config(target_server, tdb, total=20_000, write_concern="0"))
+    finally:
+        next(iter_listener, None)
+    assert result.docs == 20_000 and result.repaired == 0
+    # not one count or _id scan per slice (3 slices): one count of the whole collection;
+    # the one find is the look at the start that sees an empty collection
+    assert listener.names.count("aggregate") == 1 and listener.names.count("find") == 1
+    assert raw_hashes(tdb.orders) == expected_hashes(20_000)
 
 
 def test_throttled_acknowledged_inserts_are_retried(target_server: LocalServer, tdb: Any) -> None:

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -39,11 +40,11 @@ from vida_loader.config import (
     MAX_BATCH_MB,
     Endpoint,
 )
-from vida_loader.coordinator import make_pool
+from vida_loader.coordinator import Pool, make_pool
 from vida_loader.errors import RunInterruptedError, UsageError, VidaError
 from vida_loader.faults import Fault, classify
 from vida_loader.generate import BLOCK
-from vida_loader.generate.sources import DEFAULT_SOURCE, load_source, resolve_source
+from vida_loader.generate.sources import BUILT_INS, DEFAULT_SOURCE, load_source, resolve_source
 from vida_loader.mongo import (
     CODEC_OPTIONS,
     Timeouts,
@@ -138,6 +139,7 @@ class GenerateSettings:
     retry: RetryPolicy
     target_was_empty: bool = True  # at the start: a count of a slice's range then proves it
     confirm_rounds: int = 2
+    confirm_only: bool = False  # second pass of a w=0 run: check (and repair), write nothing
 
     @property
     def limits(self) -> CopySettings:
@@ -162,6 +164,9 @@ class SliceResult:
     wait_s: float = 0.0
     error: str | None = None
     transient: bool = False
+    # Written with w=0 into a collection that was empty: one count of the whole
+    # collection at the end confirms every such slice at once, else each is checked.
+    unconfirmed: bool = False
 
 
 def slice_bounds(index: int, total: int) -> tuple[int, int]:
@@ -212,6 +217,17 @@ def _generate(
         return SliceResult(index, stop - start, len(data), ok=True, data=data)
     target = s.target
     coll = retrier.call(lambda: _collection(target, "target", s.timeouts))
+    if s.confirm_only:
+        written = [RawBSONDocument(d, RAW_OPTIONS) for d in source.iter_range(start, stop)]
+        repaired, error = _confirm(coll, _SliceIds(written), s, retrier)
+        return SliceResult(
+            index,
+            len(written) if error is None else 0,
+            sum(len(d.raw) for d in written),
+            ok=error is None,
+            repaired=repaired,
+            error=error,
+        )
     made: list[RawBSONDocument] = []  # every document of the slice, for the confirmation
     ids: _SliceIds | None = None
     todo: Iterable[RawBSONDocument]
@@ -245,8 +261,11 @@ def _generate(
     w.report_written(report, sid)
     nbytes = sum(len(d.raw) for d in made)
     already = w.already + len(made) - sent
-    if acknowledged and w.inserted == sent and retrier.counts.outages == 0:
-        return SliceResult(index, len(made), nbytes, ok=True, already_there=already)
+    if retrier.counts.outages == 0:
+        if acknowledged and w.inserted == sent:
+            return SliceResult(index, len(made), nbytes, ok=True, already_there=already)
+        if not acknowledged and s.target_was_empty:
+            return SliceResult(index, len(made), nbytes, ok=True, unconfirmed=True)
     # w=0, duplicate keys, or the target went away: ask it which _ids it holds.
     repaired, error = _confirm(coll, ids or _SliceIds(made), s, retrier)
     return SliceResult(
@@ -350,6 +369,7 @@ class GenerateProgress:
     throttled: int
     confirmed: int
     failed_slices: int
+    phase: str = "writing"  # then "confirming" (w=0: checking what the target holds)
 
 
 @dataclass
@@ -380,8 +400,9 @@ def generate(
     """Generate ``cfg.total`` documents; returns what was written and confirmed."""
     seed = cfg.seed if cfg.seed is not None else random.SystemRandom().randrange(2**31)
     spec = resolve_source(cfg.source)
-    # A broken template or plugin fails here, before anything is written.
-    load_source(spec, seed).encode_range(0, 1)
+    if spec not in BUILT_INS:
+        # A broken template or plugin fails here, before anything is written.
+        load_source(spec, seed).encode_range(0, 1)
     settings = GenerateSettings(
         spec,
         seed,
@@ -458,31 +479,17 @@ class _Generation:
         self.tries: dict[int, int] = {}
         self.ready: dict[int, bytes] = {}  # slices done out of order, waiting for the file
         self.next_out = 0
+        self.unconfirmed: dict[int, SliceResult] = {}  # written with w=0, not yet checked
+        self.phase = "writing"
 
     def execute(self) -> GenerateResult:
         cfg = self.cfg
         pool = make_pool(cfg.jobs)
-        pending = deque(range(self.slices))
-        futures: dict[Future[SliceResult], int] = {}
-        # Two slices per worker: one generating, one on its way back or being written.
-        slots = 2 * cfg.jobs
         try:
-            last_tick = 0.0
-            while pending or futures:
-                while pending and len(futures) < slots and len(self.ready) < slots:
-                    i = pending.popleft()
-                    fut = pool.submit_task(generate_slice, i, cfg.total, self.settings)
-                    futures[fut] = i
-                finished, _ = wait(list(futures), timeout=TICK, return_when=FIRST_COMPLETED)
-                self._take_events(pool.drain())
-                for fut in finished:
-                    i = futures.pop(fut)
-                    if self._record(i, fut):
-                        pending.appendleft(i)
-                now = time.monotonic()
-                if self.on_progress and now - last_tick >= TICK:
-                    last_tick = now
-                    self.on_progress(self.snapshot())
+            pool = self._drive(pool, list(range(self.slices)), self.settings)
+            if self.unconfirmed:
+                self.phase = "confirming"
+                pool = self._confirm_unacknowledged(pool)
         except BaseException as exc:
             pool.close(cancel=True)
             self._finish()
@@ -504,6 +511,61 @@ class _Generation:
         if self.on_progress:
             self.on_progress(self.snapshot())
         return self.result
+
+    def _drive(self, pool: Pool, slices: list[int], settings: GenerateSettings) -> Pool:
+        """Run ``slices`` through ``pool`` (tried again when they fail for a passing
+        reason); a worker that died takes the pool with it: a new one is made."""
+        cfg = self.cfg
+        pending = deque(slices)
+        futures: dict[Future[SliceResult], int] = {}
+        # Two slices per worker: one generating, one on its way back or being written.
+        slots = 2 * cfg.jobs
+        last_tick = 0.0
+        while pending or futures:
+            while pending and len(futures) < slots and len(self.ready) < slots:
+                i = pending.popleft()
+                futures[pool.submit_task(generate_slice, i, cfg.total, settings)] = i
+            finished, _ = wait(list(futures), timeout=TICK, return_when=FIRST_COMPLETED)
+            self._take_events(pool.drain())
+            broken = False
+            for fut in finished:
+                i = futures.pop(fut)
+                again, died = self._record(i, fut)
+                broken |= died
+                if again:
+                    pending.appendleft(i)
+            if broken:
+                pool.close(cancel=True)
+                pool = make_pool(cfg.jobs)
+                pending.extendleft(futures.values())
+                futures.clear()
+            now = time.monotonic()
+            if self.on_progress and now - last_tick >= TICK:
+                last_tick = now
+                self.on_progress(self.snapshot())
+        return pool
+
+    def _confirm_unacknowledged(self, pool: Pool) -> Pool:
+        """Slices written with w=0 into an empty collection: if the collection now holds
+        exactly ``total`` documents, every one is there (``_id``s are unique); otherwise
+        each slice is checked ``_id`` by ``_id`` and what vanished is sent again."""
+        target = self.settings.target
+        assert target is not None
+        client = connect(target.uri, role="target", timeouts=self.cfg.timeouts)
+        try:
+            coll = client[target.db][target.collection]
+            retrier = Retrier(self.cfg.retry, role="target")
+            held = retrier.call(lambda: coll.count_documents({}))
+        finally:
+            close_client(client)
+        self.counts.merge(retrier.counts.retries, retrier.counts.throttled, retrier.counts.wait_s)
+        slices = sorted(self.unconfirmed)
+        if held == self.cfg.total:
+            for i in slices:
+                self._confirmed(self.unconfirmed.pop(i))
+            return pool
+        self.unconfirmed.clear()
+        return self._drive(pool, slices, replace(self.settings, confirm_only=True))
 
     def _finish(self) -> None:
         if self.sink is not None:
@@ -528,28 +590,30 @@ class _Generation:
                 self.moving[0] += docs
                 self.moving[1] += nbytes
 
-    def _record(self, index: int, fut: Future[SliceResult]) -> bool:
-        """Apply a finished slice; True when it should be tried again."""
+    def _record(self, index: int, fut: Future[SliceResult]) -> tuple[bool, bool]:
+        """Apply a finished slice: (try it again, the worker process died)."""
+        died = False
         try:
             res = fut.result()
-        except Exception as exc:  # a worker process died
-            res = SliceResult(index, error=f"worker died: {type(exc).__name__}", transient=True)
+        except BrokenProcessPool:
+            died = True
+            res = SliceResult(index, error="a worker process died", transient=True)
         self.counts.merge(res.retries, res.throttled, res.wait_s)
         r = self.result
         if not res.ok:
             tries = self.tries[index] = self.tries.get(index, 0) + 1
             if res.transient and tries < self.cfg.attempts:
-                return True
+                return True, died
             if self.sink is not None:  # a file cannot skip a slice: stop here
                 raise VidaError(f"generating documents failed: {res.error}")
             r.failed.append((index, res.error or "failed"))
-            return False
-        r.repaired += res.repaired
-        r.already_there += res.already_there
+            return False, died
+        if res.unconfirmed:
+            self.unconfirmed[index] = res
+            return False, died
         if self.sink is None:
-            r.docs += res.docs
-            r.bytes += res.nbytes
-            return False
+            self._confirmed(res)
+            return False, died
         self.ready[index] = res.data or b""
         while self.next_out in self.ready:
             data = self.ready.pop(self.next_out)
@@ -558,7 +622,14 @@ class _Generation:
             r.docs += stop - start
             r.bytes += len(data)
             self.next_out += 1
-        return False
+        return False, died
+
+    def _confirmed(self, res: SliceResult) -> None:
+        r = self.result
+        r.docs += res.docs
+        r.bytes += res.nbytes
+        r.repaired += res.repaired
+        r.already_there += res.already_there
 
     def _write(self, data: bytes) -> None:
         assert self.sink is not None
@@ -590,4 +661,5 @@ class _Generation:
             throttled=self.counts.throttled,
             confirmed=self.result.docs,
             failed_slices=len(self.result.failed),
+            phase=self.phase,
         )

@@ -89,7 +89,9 @@ VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
 VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"  # no I, O, Q
 YEAR_CODES = "ABCDEFGHJKLMNPRSTVWXY123456789"  # model year 2010 = A ... 2039 = 9, cycle 30
 PLATE_LETTERS = "ABCDEFGHJKLMNOPRSTUWXYZ"  # Swedish plates: no I, Q, V, Å, Ä, Ö
-PLATE_LAST_LETTERS = PLATE_LETTERS.replace("O", "")
+PLATE_LAST = "0123456789" + PLATE_LETTERS.replace("O", "")  # the last sign: no O
+VIN_LETTERS = VIN_CHARS[:23]
+VIN_PLANTS = "0123AFG"
 PART_WORDS = (
     "filter", "gasket", "seal", "sensor", "bolt kit", "clip set", "bearing", "hose",
     "bracket", "pad set", "disc", "belt", "fluid", "bulb", "relay", "valve",
@@ -126,22 +128,22 @@ def year_code(year: int) -> str:
 
 def make_vin(rng: random.Random, year: int) -> str:
     """``YV1`` (Volvo Cars) + attributes + check digit + model year + plant + serial."""
-    chars = VIN_CHARS
     body = (
         "YV1"
-        + "".join(rng.choice(chars[:23]) for _ in range(5))
+        + "".join(rng.choices(VIN_LETTERS, k=5))
         + "0"
         + year_code(year)
-        + rng.choice("0123AFG")
-        + "".join(rng.choice("0123456789") for _ in range(6))
+        + VIN_PLANTS[int(rng.random() * len(VIN_PLANTS))]
+        + f"{int(rng.random() * 1_000_000):06d}"
     )
     return body[:8] + vin_check_digit(body) + body[9:]
 
 
 def make_plate(rng: random.Random) -> str:
-    letters = "".join(rng.choice(PLATE_LETTERS) for _ in range(3))
-    last = rng.choice("0123456789" + PLATE_LAST_LETTERS)
-    return f"{letters} {rng.randint(0, 9)}{rng.randint(0, 9)}{last}"
+    """A Swedish plate: three letters, two digits, a digit or a letter (``ABC 12D``)."""
+    letters = "".join(rng.choices(PLATE_LETTERS, k=3))
+    last = PLATE_LAST[int(rng.random() * len(PLATE_LAST))]
+    return f"{letters} {int(rng.random() * 100):02d}{last}"
 
 
 def money(cents: int) -> Decimal128:
@@ -158,7 +160,7 @@ class ServiceOrders:
 
     name = NAME
 
-    def __init__(self, seed: int, pool_size: int = 20_000) -> None:
+    def __init__(self, seed: int, pool_size: int = 10_000) -> None:
         self.seed = seed
         self._tag = struct.pack(">I", seed & 0xFFFFFFFF)[1:]  # 3 bytes of the _id
         rng = random.Random(f"vida-pools:{seed}")
@@ -187,12 +189,13 @@ class ServiceOrders:
                 email = f"verkstad@{_ascii(name).split()[0].strip(',.')}.se"
             city, postcode = rng.choice(cities)
             mobile = rng.choice(("70", "72", "73", "76", "79"))
+            phone = 1_000_000 + int(rng.random() * 9_000_000)
             customer = {
                 "customer_id": f"CUST-{seed % 1000:03d}-{k:07d}",
                 "name": name,
                 "email": email,
-                "phone": f"+46 {mobile} {rng.randint(100, 999)} {rng.randint(10, 99)} "
-                f"{rng.randint(10, 99)}",
+                "phone": f"+46 {mobile} {phone // 10_000} {phone // 100 % 100:02d} "
+                f"{phone % 100:02d}",
                 "customer_type": ctype,
                 "address": {
                     "street": f"{rng.choice(streets)} {rng.randint(1, 120)}",
