@@ -10,7 +10,10 @@
    - ``ceiling``: the server's own ingest: the same documents, encoded before the clock
      starts, inserted as raw batches of 1,000 by the same number of processes (w=1);
    - ``generate w=1`` and ``generate w=0``: the CLI, to the end of its confirmation.
-   The ratio generate / ceiling is what the issue asks to be at least 0.9.
+   The ratio generate / ceiling is what the issue asks to be at least 0.9. The command's
+   fixed start-up (``--total 1``: imports, connecting, spawning, pools) is measured too,
+   and the ratio is also given with it taken out: the ceiling starts its clock after its
+   processes have started and encoded their documents.
 
 Results go to stdout and ``bench/results-generate.json``. The machine is shared and
 noisy: compare the ratios, which come from one run, not the seconds.
@@ -170,6 +173,12 @@ def main() -> int:
             ceil_s = ceiling(server.uri, SERVER_N, JOBS)
             assert client.bench.ceiling.count_documents({}) == SERVER_N
             rows.append((f"ceiling: {JOBS} processes, pre-encoded, w=1", SERVER_N, ceil_s, 0.0))
+            # Start-up of the command alone (imports, connecting, spawning and pools):
+            # a fixed cost, reported so the steady rate can be told from it.
+            one = ["generate", "--total", "1", "-j", str(JOBS), "--target-uri", server.uri]
+            one += ["--target-db", "bench", "--target-collection", "startup"]
+            startup_s, _cpu = timed_cli(one, work / "startup.log")
+            figures["startup_s"] = round(startup_s, 2)
             for wc in ("1", "0"):
                 args = [
                     "generate",
@@ -210,7 +219,11 @@ def main() -> int:
         "naive faker-per-field docs per cpu-second": round(naive),
         "-j 1 per cpu-second / naive": round(file1["docs_per_cpu_s"] / naive, 1),
         "generate w=1 / ceiling (goal >= 0.9)": round(w1["docs_per_s"] / ceil_row["docs_per_s"], 2),
+        "generate w=1 / ceiling, start-up taken out": round(
+            ceil_row["seconds"] / (w1["seconds"] - figures["startup_s"]), 2
+        ),
         "generate w=0 / ceiling": round(w0["docs_per_s"] / ceil_row["docs_per_s"], 2),
+        "start-up of the command, seconds": figures["startup_s"],
     }
     for key, value in figures["ratios"].items():
         print(f"{key:<48} {value:>10,}")

@@ -13,6 +13,7 @@ from bson import Decimal128
 from bson.codec_options import CodecOptions
 
 from vida_loader.generate import BLOCK
+from vida_loader.generate.runner import GenerateProgress
 from vida_loader.generate.service_orders import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
@@ -21,6 +22,7 @@ from vida_loader.generate.service_orders import (
     vin_check_digit,
     year_code,
 )
+from vida_loader.progress import format_generate
 
 OPTS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
 PLATE = re.compile(r"^[A-HJ-PR-UW-Z]{3} [0-9]{2}[0-9A-HJ-NPR-UW-Z]$")
@@ -121,3 +123,21 @@ def test_document_i_depends_only_on_seed_and_i(gen: ServiceOrders, raw_docs: lis
     assert again.encode_range(9_999, 10_000) == raw_docs[9_999:]
     other = ServiceOrders(8, pool_size=3000)
     assert other.encode_range(0, 10) != raw_docs[:10]
+
+
+def test_generate_progress_lines() -> None:
+    def snap(**kw: Any) -> GenerateProgress:
+        base = dict(docs=50_000, bytes=70_000_000, total=200_000, elapsed=2.0, retries=0)
+        base.update(throttled=0, confirmed=40_000, failed_slices=0)
+        base.update(kw)
+        return GenerateProgress(**base)  # type: ignore[arg-type]
+
+    line = format_generate(snap())
+    assert line.startswith("50,000/200,000 docs (25%)  25,000 docs/s  35.0 MB/s")
+    assert line.endswith("ETA 0:00:06")
+    throttled = format_generate(snap(retries=5, throttled=3, failed_slices=1))
+    assert "retries 5 (3 throttled)" in throttled and "1 slices failed" in throttled
+    done = format_generate(snap(docs=200_000, confirmed=200_000))
+    assert done.endswith("in 0:00:02")
+    checking = format_generate(snap(docs=200_000, phase="confirming"))
+    assert checking.endswith("confirming on the target (40,000 confirmed)")
