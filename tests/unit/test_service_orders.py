@@ -13,7 +13,7 @@ from bson import Decimal128
 from bson.codec_options import CodecOptions
 
 from vida_loader.generate import BLOCK
-from vida_loader.generate.runner import GenerateProgress
+from vida_loader.generate.runner import GenerateProgress, plan_slices
 from vida_loader.generate.service_orders import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
@@ -141,3 +141,17 @@ def test_generate_progress_lines() -> None:
     assert done.endswith("in 0:00:02")
     checking = format_generate(snap(docs=200_000, phase="confirming"))
     assert checking.endswith("confirming on the target (40,000 confirmed)")
+
+
+@pytest.mark.parametrize(
+    ("total", "jobs", "to_file"),
+    [(150_000, 2, False), (5, 4, False), (50_000, 8, True), (10**7, 12, False)],
+)
+def test_slices_cover_the_range_in_whole_blocks(total: int, jobs: int, to_file: bool) -> None:
+    bounds = plan_slices(total, jobs, to_file)
+    assert bounds[0][0] == 0 and bounds[-1][1] == total
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all(start % BLOCK == 0 for start, _ in bounds)
+    sizes = [stop - start for start, stop in bounds[:-1]]
+    assert sizes == sorted(sizes, reverse=True), "long tasks first, short ones at the end"
+    assert max(sizes, default=0) <= 16 * BLOCK

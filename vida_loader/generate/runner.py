@@ -64,7 +64,12 @@ from vida_loader.worker import (
     insert_retrying,
 )
 
-SLICE_DOCS = 2 * BLOCK  # documents per task (~2.8 MB): short tasks keep the end even
+# Documents per task. Into a file: 2 blocks (~2.8 MB held per slice in the parent until
+# its turn). Into a server: guided, a share of what remains, between 2 and 16 blocks:
+# long tasks at first (each task start and end is a moment one worker writes nothing),
+# short ones at the end (no worker idles through another's long last task).
+FILE_SLICE = 2 * BLOCK
+MIN_SLICE, MAX_SLICE = 2 * BLOCK, 16 * BLOCK
 TICK = 0.5  # seconds between progress snapshots
 
 
@@ -169,16 +174,28 @@ class SliceResult:
     unconfirmed: bool = False
 
 
-def slice_bounds(index: int, total: int) -> tuple[int, int]:
-    start = index * SLICE_DOCS
-    return start, min(total, start + SLICE_DOCS)
+def plan_slices(total: int, jobs: int, to_file: bool) -> list[tuple[int, int]]:
+    """(start, stop) of every task, in index order, each a whole number of blocks."""
+    out = []
+    start = 0
+    while start < total:
+        if to_file:
+            size = FILE_SLICE
+        else:
+            share = (total - start) // (2 * jobs)
+            size = min(MAX_SLICE, max(MIN_SLICE, -(-share // BLOCK) * BLOCK))
+        out.append((start, min(total, start + size)))
+        start += size
+    return out
 
 
-def generate_slice(index: int, total: int, s: GenerateSettings, report: Reporter) -> SliceResult:
+def generate_slice(
+    index: int, start: int, stop: int, s: GenerateSettings, report: Reporter
+) -> SliceResult:
     """Generate slice ``index`` and write it (or return its bytes). Never raises."""
     retrier = Retrier(s.retry, _on_wait(report, index), role="target")
     try:
-        result = _generate(index, total, s, report, retrier)
+        result = _generate(index, start, stop, s, report, retrier)
     except Exception as exc:  # the process boundary: return a result, do not raise
         uris = (s.target.uri,) if s.target else ()
         if isinstance(exc, RetryBudgetExceeded):
@@ -206,9 +223,8 @@ def _on_wait(report: Reporter, index: int) -> Callable[[str, Any, float], None]:
 
 
 def _generate(
-    index: int, total: int, s: GenerateSettings, report: Reporter, retrier: Retrier
+    index: int, start: int, stop: int, s: GenerateSettings, report: Reporter, retrier: Retrier
 ) -> SliceResult:
-    start, stop = slice_bounds(index, total)
     source = load_source(s.source, s.seed)
     sid = f"s{index}"
     if s.target is None:
@@ -249,11 +265,16 @@ def _generate(
     writer_coll = coll.with_options(write_concern=write_concern(s.write_concern))
     sent = 0
     with Writer(writer_coll, acknowledged, retrier) as w:
+        # With w=0 the last chunk goes journaled (see Writer), so each chunk is held
+        # until the next shows it is not the last; acknowledged chunks go at once.
         held: tuple[list[RawBSONDocument], int] | None = None
         for chunk, size in chunked(todo, s.limits):
             if held is not None:
                 w.put(*held)
             held = (chunk, size)
+            if acknowledged:
+                w.put(*held)
+                held = None
             sent += len(chunk)
             w.report_written(report, sid)
         if held is not None:
@@ -472,7 +493,7 @@ class _Generation:
         self.sink = sink
         self.on_progress = on_progress
         self.started = time.monotonic()
-        self.slices = -(-cfg.total // SLICE_DOCS)
+        self.bounds = plan_slices(cfg.total, cfg.jobs, sink is not None)
         self.moving = [0, 0]  # documents, bytes reported by workers so far
         self.counts = RetryCounts()
         self.result = GenerateResult(cfg.total, settings.seed, 0, 0, 0.0, cfg.jobs)
@@ -486,7 +507,7 @@ class _Generation:
         cfg = self.cfg
         pool = make_pool(cfg.jobs)
         try:
-            pool = self._drive(pool, list(range(self.slices)), self.settings)
+            pool = self._drive(pool, list(range(len(self.bounds))), self.settings)
             if self.unconfirmed:
                 self.phase = "confirming"
                 pool = self._confirm_unacknowledged(pool)
@@ -524,7 +545,7 @@ class _Generation:
         while pending or futures:
             while pending and len(futures) < slots and len(self.ready) < slots:
                 i = pending.popleft()
-                futures[pool.submit_task(generate_slice, i, cfg.total, settings)] = i
+                futures[pool.submit_task(generate_slice, i, *self.bounds[i], settings)] = i
             finished, _ = wait(list(futures), timeout=TICK, return_when=FIRST_COMPLETED)
             self._take_events(pool.drain())
             broken = False
@@ -617,7 +638,7 @@ class _Generation:
         self.ready[index] = res.data or b""
         while self.next_out in self.ready:
             data = self.ready.pop(self.next_out)
-            start, stop = slice_bounds(self.next_out, self.cfg.total)
+            start, stop = self.bounds[self.next_out]
             self._write(data)
             r.docs += stop - start
             r.bytes += len(data)
