@@ -133,3 +133,30 @@ def test_kill_9_midway_then_the_same_command_completes_it(
     m = re.search(r"([\d,]+) were already there", again.stdout)
     assert m and int(m.group(1).replace(",", "")) >= kept - 400, again.stdout
     assert raw_hashes(tdb.orders) == expected_hashes(total)
+
+
+def test_ctrl_c_reports_what_is_confirmed_and_the_same_command_finishes(
+    target_server: LocalServer, tdb: Any
+) -> None:
+    total = 5000
+    cmd = [sys.executable, "-m", "vida_loader", "generate", "--total", str(total), "-j", "1"]
+    cmd += ["--seed", str(SEED), "--batch-size", "100", "--target-uri", target_server.uri]
+    cmd += ["--target-db", tdb.name, "--target-collection", "orders"]
+    fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=100)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: tdb.orders.estimated_document_count() >= 300, 60, "inserts to land")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    tdb.client.admin.command("configureFailPoint", "failCommand", mode="off")
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    m = re.search(r"interrupted: ([\d,]+) of 5,000 documents confirmed on the target", err)
+    assert m and f"the same command with --seed {SEED} completes it" in err, err[-2000:]
+    assert int(m.group(1).replace(",", "")) <= tdb.orders.count_documents({}) < total
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert raw_hashes(tdb.orders) == expected_hashes(total)
