@@ -221,7 +221,7 @@ def _copy(
     with Writer(writer_coll, acknowledged, retry.target) as w:
         read = ResumingReader(reading, src, read_batch_size(part, s), retry.source)
         held: tuple[list[RawBSONDocument], int] | None = None
-        for chunk, chunk_bytes in chunked(read, s):
+        for chunk, chunk_bytes in chunked(read, s.batch_docs, s.batch_bytes):
             if held is not None:
                 w.put(*held)  # written on the writer's thread during the next read
             held = (chunk, chunk_bytes)  # the last chunk goes journaled, below
@@ -485,15 +485,14 @@ def _read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Cursor[
 
 
 def chunked(
-    docs: Iterable[RawBSONDocument], s: CopySettings
+    docs: Iterable[RawBSONDocument], limit_docs: int, limit_bytes: int
 ) -> Iterator[tuple[list[RawBSONDocument], int]]:
-    """Write batches bounded by ``s.batch_docs`` documents and ``s.batch_bytes`` bytes.
+    """Write batches of at most ``limit_docs`` documents and ``limit_bytes`` bytes.
 
     A document larger than the byte bound travels alone.
     """
     chunk: list[RawBSONDocument] = []
     size = 0
-    limit_docs, limit_bytes = s.batch_docs, s.batch_bytes
     for doc in docs:
         n = len(doc.raw)
         if chunk and (len(chunk) >= limit_docs or size + n > limit_bytes):
@@ -608,7 +607,7 @@ def repair_range(
     inserted = already = 0
     for i in range(0, len(missing), s.batch_docs):
         found = _find_raw_by_ids(src, missing[i : i + s.batch_docs], s.batch_docs)
-        for chunk, _size in chunked(found, s):
+        for chunk, _size in chunked(found, s.batch_docs, s.batch_bytes):
             ins, dup = insert_retrying(writer, chunk, retrier, True)
             inserted += ins
             already += dup

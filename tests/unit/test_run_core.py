@@ -46,13 +46,13 @@ def _settings(batch_docs: int, batch_bytes: int) -> CopySettings:
 
 def test_write_batches_bounded_by_count_and_bytes() -> None:
     docs = _docs([100] * 10 + [1000] + [100] * 3)
-    chunks = list(chunked(_raw(docs), _settings(batch_docs=4, batch_bytes=350)))
+    chunks = list(chunked(_raw(docs), 4, 350))
     sizes = [[len(d.raw) for d in c] for c, _ in chunks]
     # 3 x 100 fit in 350 bytes; the 1,000-byte document travels alone.
     assert sizes == [[100] * 3, [100] * 3, [100] * 3, [100], [1000], [100] * 3]
     assert [n for _, n in chunks] == [sum(s) for s in sizes]
     assert [d.raw for c, _ in chunks for d in c] == docs  # order and bytes kept
-    by_count = list(chunked(_raw(docs[:10]), _settings(4, 10**6)))
+    by_count = list(chunked(_raw(docs[:10]), 4, 10**6))
     assert [len(c) for c, _ in by_count] == [4, 4, 2]
 
 

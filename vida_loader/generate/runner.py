@@ -56,7 +56,6 @@ from vida_loader.mongo import (
 from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryCounts, RetryPolicy
 from vida_loader.worker import (
     RAW_OPTIONS,
-    CopySettings,
     Reporter,
     Writer,
     _collection,
@@ -145,12 +144,6 @@ class GenerateSettings:
     target_was_empty: bool = True  # at the start: a count of a slice's range then proves it
     confirm_rounds: int = 2
     confirm_only: bool = False  # second pass of a w=0 run: check (and repair), write nothing
-
-    @property
-    def limits(self) -> CopySettings:
-        """Write batch bounds in the form ``chunked`` takes."""
-        ep = self.target or Endpoint("", "", "")
-        return CopySettings(ep, ep, batch_docs=self.batch_docs, batch_bytes=self.batch_bytes)
 
 
 @dataclass(frozen=True)
@@ -268,7 +261,7 @@ def _generate(
         # With w=0 the last chunk goes journaled (see Writer), so each chunk is held
         # until the next shows it is not the last; acknowledged chunks go at once.
         held: tuple[list[RawBSONDocument], int] | None = None
-        for chunk, size in chunked(todo, s.limits):
+        for chunk, size in chunked(todo, s.batch_docs, s.batch_bytes):
             if held is not None:
                 w.put(*held)
             held = (chunk, size)
@@ -366,7 +359,7 @@ def _confirm(
         missing = [doc for key, doc in ids.by_id.items() if key not in present]
         if not missing or round_ == s.confirm_rounds:
             break
-        for chunk, _size in chunked(missing, s.limits):
+        for chunk, _size in chunked(missing, s.batch_docs, s.batch_bytes):
             inserted, _already = insert_retrying(acked, chunk, retrier, True)
             repaired += inserted
     if missing:
