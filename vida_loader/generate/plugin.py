@@ -23,18 +23,14 @@ import hashlib
 import importlib.util
 import inspect
 import random
-import struct
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import bson
-from bson import ObjectId
 
 from vida_loader.errors import UsageError
-from vida_loader.generate import iter_blocks
-from vida_loader.generate.service_orders import BASE_MS, STEP_MS
+from vida_loader.generate import BlockSource, growing_id
 
 DEFAULT_CLASS = "Generator"
 
@@ -51,13 +47,12 @@ def split_spec(spec: str) -> tuple[Path, str]:
     return Path(spec), DEFAULT_CLASS
 
 
-class Plugin:
+class Plugin(BlockSource):
     """A document source backed by a user's generator class."""
 
     def __init__(self, spec: str, seed: int) -> None:
+        super().__init__(seed)
         self.path, self.class_name = split_spec(spec)
-        self.seed = seed
-        self._tag = struct.pack(">I", seed & 0xFFFFFFFF)[1:]
         cls = _load_class(self.path, self.class_name)
         where = f"{self.path}: {self.class_name}"
         if not callable(getattr(cls, "generate", None)):
@@ -68,12 +63,6 @@ class Plugin:
         except Exception as exc:
             raise PluginError(f"{where}(seed) failed: {type(exc).__name__}: {exc}") from None
         self.description = str(getattr(cls, "description", "") or "")
-
-    def iter_range(self, start: int, stop: int) -> Iterator[bytes]:
-        return iter_blocks(self.seed, start, stop, self._one)
-
-    def encode_range(self, start: int, stop: int) -> list[bytes]:
-        return list(self.iter_range(start, stop))
 
     def _one(self, rng: random.Random, i: int) -> bytes:
         try:
@@ -93,12 +82,7 @@ class Plugin:
                 f"{self.path}: {self.class_name}.generate returned {type(doc).__name__}, "
                 "not a dict or BSON bytes"
             )
-        if "_id" in doc:
-            ordered = {"_id": doc["_id"], **doc}
-        else:
-            secs = (BASE_MS + i * STEP_MS) // 1000
-            oid = ObjectId(struct.pack(">I", secs) + self._tag + i.to_bytes(5, "big"))
-            ordered = {"_id": oid, **doc}
+        ordered = {"_id": doc["_id"] if "_id" in doc else growing_id(self.tag, i), **doc}
         try:
             return bson.encode(ordered)
         except Exception as exc:

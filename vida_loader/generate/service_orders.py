@@ -22,21 +22,18 @@ from __future__ import annotations
 import random
 import struct
 import unicodedata
-from collections.abc import Iterator
 from typing import Any
 
 import bson
-from bson import Decimal128, ObjectId
+from bson import Decimal128
 from bson.datetime_ms import DatetimeMS
 from bson.raw_bson import RawBSONDocument
 
-from vida_loader.generate import iter_blocks
+from vida_loader.generate import STEP_MS, BlockSource, growing_id, index_ms
 
 NAME = "service-orders"
 DESCRIPTION = "car-dealer workshop orders (~1.1 KB): customer, vehicle with VIN, items, SEK money"
 
-BASE_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z: order i is created about i*STEP_MS later
-STEP_MS = 2_500
 DAY_MS = 86_400_000
 YEAR_MS = 31_556_952_000  # mean Gregorian year
 LABOR_RATE_CENTS = 129_500  # SEK 1,295.00 per hour, the workshop price list
@@ -155,14 +152,13 @@ def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
-class ServiceOrders:
-    """Document source: ``encode_range(start, stop)`` gives documents start..stop-1 as BSON."""
+class ServiceOrders(BlockSource):
+    """The built-in document source."""
 
     name = NAME
 
     def __init__(self, seed: int, pool_size: int = 10_000) -> None:
-        self.seed = seed
-        self._tag = struct.pack(">I", seed & 0xFFFFFFFF)[1:]  # 3 bytes of the _id
+        super().__init__(seed)
         rng = random.Random(f"vida-pools:{seed}")
         from faker import Faker  # imported here: only generating processes pay for it
 
@@ -302,13 +298,6 @@ class ServiceOrders:
             value = cache[cents] = money(cents)
         return value
 
-    def iter_range(self, start: int, stop: int) -> Iterator[bytes]:
-        """Documents ``start`` to ``stop - 1`` as BSON, each a function of (seed, index)."""
-        return iter_blocks(self.seed, start, stop, self._one)
-
-    def encode_range(self, start: int, stop: int) -> list[bytes]:
-        return list(self.iter_range(start, stop))
-
     def _one(self, rng: random.Random, i: int) -> bytes:
         r = rng.random
         (items, by_type) = self._catalog
@@ -316,7 +305,7 @@ class ServiceOrders:
         vin, plate, make, model, year, engine, color, km_year, since_ms, extended = self._vehicles[
             k
         ]
-        order_ms = BASE_MS + i * STEP_MS + int(r() * STEP_MS)
+        order_ms = index_ms(i) + int(r() * STEP_MS)
         service_ms = order_ms + int(r() * r() * 21 * DAY_MS)
         status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
         closed = status in CLOSED_STATUSES
@@ -341,7 +330,7 @@ class ServiceOrders:
         expiry_ms = since_ms + (7 if extended else 3) * YEAR_MS
         covered = service_ms < expiry_ms
         doc: dict[str, Any] = {
-            "_id": ObjectId(struct.pack(">I", order_ms // 1000) + self._tag + i.to_bytes(5, "big")),
+            "_id": growing_id(self.tag, i, order_ms),
             "order_id": f"WO-{self._centers[center][3:]}-{i:010d}",
             "service_type": stype,
             "service_center_id": self._centers[center],

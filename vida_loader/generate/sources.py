@@ -8,30 +8,23 @@ of a second) and kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import orjson
 
 from vida_loader.errors import UsageError
-from vida_loader.generate import service_orders
+from vida_loader.generate import BlockSource, service_orders
 from vida_loader.generate.plugin import Plugin, split_spec
 from vida_loader.generate.template import Template
-
-
-class DocumentSource(Protocol):
-    def iter_range(self, start: int, stop: int) -> Iterator[bytes]: ...
-
-    def encode_range(self, start: int, stop: int) -> list[bytes]: ...
 
 
 @dataclass(frozen=True)
 class BuiltIn:
     name: str
     description: str
-    factory: Callable[[int], DocumentSource]
+    factory: Callable[[int], BlockSource]
 
 
 BUILT_INS = {
@@ -44,7 +37,7 @@ DEFAULT_SOURCE = service_orders.NAME
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
-_LOADED: dict[tuple[str, int], DocumentSource] = {}
+_LOADED: dict[tuple[str, int], BlockSource] = {}
 
 
 def resolve_source(spec: str) -> str:
@@ -77,7 +70,7 @@ def resolve_source(spec: str) -> str:
     )
 
 
-def load_source(spec: str, seed: int) -> DocumentSource:
+def load_source(spec: str, seed: int) -> BlockSource:
     """The source ``spec`` (resolved) seeded with ``seed``, built once per process."""
     key = (spec, seed)
     source = _LOADED.get(key)
@@ -88,7 +81,7 @@ def load_source(spec: str, seed: int) -> DocumentSource:
     return source
 
 
-def _build(spec: str, seed: int) -> DocumentSource:
+def _build(spec: str, seed: int) -> BlockSource:
     if spec in BUILT_INS:
         return BUILT_INS[spec].factory(seed)
     if spec.endswith(".json"):

@@ -17,7 +17,7 @@ import random
 import re
 import shlex
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ from bson import Decimal128, ObjectId
 from bson.datetime_ms import DatetimeMS
 
 from vida_loader.errors import UsageError
-from vida_loader.generate import iter_blocks
-from vida_loader.generate.service_orders import BASE_MS, STEP_MS, make_plate, make_vin
+from vida_loader.generate import BlockSource, growing_id, index_ms
+from vida_loader.generate.service_orders import make_plate, make_vin
 
 FAKER_POOL = 1000  # values drawn per faker method, once per process
 MISSING = object()  # a field left out by "| if"
@@ -42,13 +42,12 @@ Node = Callable[["Context"], Any]
 
 
 class Context:
-    __slots__ = ("rng", "i", "stack", "oid_count", "tag")
+    __slots__ = ("rng", "i", "stack", "tag")
 
     def __init__(self, rng: random.Random, i: int, tag: bytes) -> None:
         self.rng = rng
         self.i = i
         self.stack: list[dict[str, Any]] = []
-        self.oid_count = 0
         self.tag = tag
 
 
@@ -56,13 +55,12 @@ class TemplateError(UsageError):
     """A template that cannot be compiled: names the file, the line and the placeholder."""
 
 
-class Template:
+class Template(BlockSource):
     """A compiled JSON template; a document source like the built-ins."""
 
     def __init__(self, path: Path, seed: int) -> None:
+        super().__init__(seed)
         self.path = path
-        self.seed = seed
-        self._tag = struct.pack(">I", seed & 0xFFFFFFFF)[1:]
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -95,14 +93,8 @@ class Template:
 
     # --- generating ----------------------------------------------------------------
 
-    def iter_range(self, start: int, stop: int) -> Iterator[bytes]:
-        return iter_blocks(self.seed, start, stop, self._one)
-
-    def encode_range(self, start: int, stop: int) -> list[bytes]:
-        return list(self.iter_range(start, stop))
-
     def _one(self, rng: random.Random, i: int) -> bytes:
-        return bson.encode(self._root(Context(rng, i, self._tag)))
+        return bson.encode(self._root(Context(rng, i, self.tag)))
 
     def document(self, i: int) -> dict[str, Any]:
         """Document ``i`` decoded (tests, examples)."""
@@ -402,14 +394,11 @@ def _constant(value: Any) -> Node:
 
 
 def _default_id(ctx: Context) -> ObjectId:
-    """Growing with the index (so a slice is one ``_id`` range), unique per (seed, i)."""
-    secs = (BASE_MS + ctx.i * STEP_MS) // 1000
-    return ObjectId(struct.pack(">I", secs) + ctx.tag + ctx.i.to_bytes(5, "big"))
+    return growing_id(ctx.tag, ctx.i)
 
 
 def _objectid(ctx: Context) -> ObjectId:
-    ctx.oid_count += 1
-    secs = (BASE_MS + ctx.i * STEP_MS) // 1000
+    secs = index_ms(ctx.i) // 1000
     rest = ctx.rng.getrandbits(64).to_bytes(8, "big")
     return ObjectId(struct.pack(">I", secs) + rest)
 
