@@ -119,6 +119,11 @@ def with_endpoints(f: click.Command) -> click.Command:
     return f
 
 
+def with_target(f: click.Command) -> click.Command:
+    f.params[:0] = _endpoint_options("target")
+    return f
+
+
 def _fmt_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -605,6 +610,7 @@ def format_status(st: JobStatus) -> str:
     return "\n".join(lines)
 
 
+@with_target
 @cli.command()
 @click.option(
     "--total",
@@ -637,19 +643,6 @@ def format_status(st: JobStatus) -> str:
     metavar="FILE.bson|-",
     help="Write a mongodump-style .bson file (documents back to back; - for stdout) "
     "instead of a collection [VIDA_OUT]",
-)
-@click.option(
-    "--target-uri",
-    envvar="VIDA_TARGET_URI",
-    metavar="URI",
-    help="MongoDB URI to write to (credentials are never shown) [VIDA_TARGET_URI]",
-)
-@click.option("--target-db", envvar="VIDA_TARGET_DB", metavar="DB", help="[VIDA_TARGET_DB]")
-@click.option(
-    "--target-collection",
-    envvar="VIDA_TARGET_COLLECTION",
-    metavar="NAME",
-    help="[VIDA_TARGET_COLLECTION]",
 )
 @click.option(
     "--write-concern",

@@ -63,9 +63,8 @@ from vida_loader.worker import (
     PartitionResult,
     PartitionState,
     close_clients,
-    copy_partition,
+    copy_task,
     init_process,
-    run_in_process,
     run_task,
 )
 
@@ -80,7 +79,8 @@ class _Stopped(BaseException):
 
 
 class Pool:
-    """An executor running ``copy_partition`` plus the queue its progress events arrive on."""
+    """An executor running pool tasks (``copy_partition``, ``generate_slice``) plus the queue
+    their progress events arrive on."""
 
     def __init__(self, executor: Executor, events: Any, inline: bool) -> None:
         self.executor = executor
@@ -91,9 +91,7 @@ class Pool:
     def submit(
         self, part: Partition, settings: CopySettings, resume: bool
     ) -> Future[PartitionResult]:
-        if self.inline:
-            return self.executor.submit(copy_partition, part, settings, self._report, resume)
-        return self.executor.submit(run_in_process, part, settings, resume)
+        return self.submit_task(copy_task, part, settings, resume)
 
     def submit_task(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run ``fn(*args, report)``: any pure task that reports progress events."""

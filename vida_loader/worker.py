@@ -699,9 +699,11 @@ def _queue_report(event: str, pid: str, docs: int, nbytes: int) -> None:
         _EVENTS.put((event, pid, docs, nbytes))
 
 
-def run_in_process(part: Partition, settings: CopySettings, resume: bool) -> PartitionResult:
-    """The task a worker process runs: ``copy_partition`` reporting to the queue."""
-    return copy_partition(part, settings, _queue_report, resume)
+def copy_task(
+    part: Partition, settings: CopySettings, resume: bool, report: Reporter
+) -> PartitionResult:
+    """``copy_partition`` as a pool task (``Pool.submit_task`` passes ``report`` last)."""
+    return copy_partition(part, settings, report, resume)
 
 
 def run_task(fn: Callable[..., Any], *args: Any) -> Any:

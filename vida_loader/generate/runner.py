@@ -59,6 +59,7 @@ from vida_loader.worker import (
     Reporter,
     Writer,
     _collection,
+    _id_key,
     chunked,
     insert_retrying,
 )
@@ -319,7 +320,7 @@ class _SliceIds:
                 key = b"\x16\x00\x00\x00" + raw[4:21] + b"\x00"
             else:
                 self.all_oids = False
-                key = bson.encode({"_id": bson.decode(raw, CODEC_OPTIONS)["_id"]})
+                key = _id_key(d)
             self.by_id[key] = d
         values = [bson.decode(k, CODEC_OPTIONS)["_id"] for k in self.by_id]
         self.in_range = self.all_oids and bool(values)
