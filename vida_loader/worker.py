@@ -133,14 +133,22 @@ class WriteFailedError(Exception):
         self.code = code
 
 
+def wait_reporter(report: Reporter, pid: str) -> Callable[[str, Verdict, float], None]:
+    """A retrier's ``on_wait`` that reports each wait as a ``wait:<role>:<reason>`` event
+    with (milliseconds about to wait, 1 if throttled else 0)."""
+
+    def on_wait(role: str, verdict: Verdict, delay: float) -> None:
+        throttled = int(verdict.fault is Fault.THROTTLED)
+        report(f"wait:{role}:{verdict.reason}", pid, int(delay * 1000), throttled)
+
+    return on_wait
+
+
 class _Retriers:
     """One retrier per side: a source outage and target throttling have separate budgets."""
 
     def __init__(self, policy: RetryPolicy, report: Reporter, pid: str) -> None:
-        def on_wait(role: str, verdict: Verdict, delay: float) -> None:
-            throttled = int(verdict.fault is Fault.THROTTLED)
-            report(f"wait:{role}:{verdict.reason}", pid, int(delay * 1000), throttled)
-
+        on_wait = wait_reporter(report, pid)
         self.source = Retrier(policy, on_wait, role="source")
         self.target = Retrier(policy, on_wait, role="target")
 

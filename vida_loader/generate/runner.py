@@ -42,7 +42,7 @@ from vida_loader.config import (
 )
 from vida_loader.coordinator import Pool, make_pool
 from vida_loader.errors import RunInterruptedError, UsageError, VidaError
-from vida_loader.faults import Fault, classify
+from vida_loader.faults import classify
 from vida_loader.generate import BLOCK
 from vida_loader.generate.sources import BUILT_INS, DEFAULT_SOURCE, load_source, resolve_source
 from vida_loader.mongo import (
@@ -62,6 +62,7 @@ from vida_loader.worker import (
     _id_key,
     chunked,
     insert_retrying,
+    wait_reporter,
 )
 
 # Documents per task. Into a file: 2 blocks (~2.8 MB held per slice in the parent until
@@ -187,7 +188,7 @@ def generate_slice(
     index: int, start: int, stop: int, s: GenerateSettings, report: Reporter
 ) -> SliceResult:
     """Generate slice ``index`` and write it (or return its bytes). Never raises."""
-    retrier = Retrier(s.retry, _on_wait(report, index), role="target")
+    retrier = Retrier(s.retry, wait_reporter(report, f"s{index}"), role="target")
     try:
         result = _generate(index, start, stop, s, report, retrier)
     except Exception as exc:  # the process boundary: return a result, do not raise
@@ -206,14 +207,6 @@ def generate_slice(
         result = SliceResult(index, error=text, transient=transient)
     c = retrier.counts
     return replace(result, retries=c.retries, throttled=c.throttled, wait_s=c.wait_s)
-
-
-def _on_wait(report: Reporter, index: int) -> Callable[[str, Any, float], None]:
-    def on_wait(role: str, verdict: Any, delay: float) -> None:
-        throttled = int(verdict.fault is Fault.THROTTLED)
-        report(f"wait:{role}:{verdict.reason}", f"s{index}", int(delay * 1000), throttled)
-
-    return on_wait
 
 
 def _generate(
