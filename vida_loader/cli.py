@@ -15,22 +15,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from vida_loader import __version__
 from vida_loader.config import (
-    DEFAULT_ATTEMPTS,
-    DEFAULT_BATCH_DOCS,
-    DEFAULT_BATCH_MB,
-    DEFAULT_JOBS,
-    DEFAULT_MANIFEST_DIR,
-    DEFAULT_WRITE_CONCERN,
-    MAX_BATCH_MB,
+    LEGACY,
+    SPEC,
     Endpoint,
     JobConfig,
     PlanConfig,
     RunConfig,
+    Settings,
     VerifyConfig,
     default_job_name,
+    legacy_names,
+    resolve,
 )
 from vida_loader.coordinator import (
     RunResult,
@@ -39,20 +38,12 @@ from vida_loader.coordinator import (
     resolve_job,
     run_job,
 )
-from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
+from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
 from vida_loader.generate import sources
-from vida_loader.generate.runner import GenerateConfig, GenerateResult, default_jobs
+from vida_loader.generate.runner import GenerateConfig, GenerateResult
 from vida_loader.generate.runner import generate as run_generate
-from vida_loader.generate.sources import DEFAULT_SOURCE
-from vida_loader.mongo import WRITE_CONCERNS
 from vida_loader.planner import PlanResult, plan_job
-from vida_loader.progress import (
-    DEFAULT_INTERVAL,
-    ProgressPrinter,
-    format_duration,
-    format_generate,
-)
-from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryPolicy
+from vida_loader.progress import ProgressPrinter, format_duration, format_generate
 from vida_loader.status import JobStatus, job_status
 from vida_loader.verify import VerifyResult, verify_job
 from vida_loader.worker import PartitionState
@@ -68,60 +59,110 @@ def cli(debug: bool) -> None:
     # --debug is acted on in main(), which is where errors are turned into lines.
 
 
-def _endpoint_options(side: str) -> list[click.Option]:
-    up = side.upper()
-    return [
-        click.Option(
-            [f"--{side}-uri"],
-            envvar=f"VIDA_{up}_URI",
-            metavar="URI",
-            help=f"MongoDB URI of the {side} (credentials are never stored) [VIDA_{up}_URI]",
-        ),
-        click.Option(
-            [f"--{side}-db"],
-            envvar=f"VIDA_{up}_DB",
-            metavar="DB",
-            help=f"{side.capitalize()} database [VIDA_{up}_DB]",
-        ),
-        click.Option(
-            [f"--{side}-collection"],
-            envvar=f"VIDA_{up}_COLLECTION",
-            metavar="NAME",
-            help=f"{side.capitalize()} collection [VIDA_{up}_COLLECTION]",
-        ),
-    ]
-
-
-MANIFEST_DIR_OPTION: dict[str, Any] = {
-    "envvar": "VIDA_MANIFEST_DIR",
-    "type": click.Path(path_type=Path),
-    "default": DEFAULT_MANIFEST_DIR,
-    "show_default": True,
-    "help": "Folder holding one sub-folder per job [VIDA_MANIFEST_DIR]",
+ENDPOINT_KEYS = (
+    "source_uri",
+    "source_db",
+    "source_collection",
+    "target_uri",
+    "target_db",
+    "target_collection",
+)
+JOB_HELPS = {
+    "job": "Job to use [default: the only job in --manifest-dir]",
+    "source_uri": "Source URI with credentials [default: the planned one, which holds none]",
+    "target_uri": "Target URI with credentials [default: the planned one, which holds none]",
 }
 
 
-def jobs_option(what: str, default: int | Callable[[], int] = DEFAULT_JOBS) -> Callable[[F], F]:
-    """``-j/--jobs``; ``what`` says what runs in parallel."""
-    return click.option(
-        "-j",
-        "--jobs",
-        envvar="VIDA_JOBS",
-        type=click.IntRange(min=1),
-        default=default,
-        show_default="the cores this process may use" if callable(default) else True,
-        help=f"{what} [VIDA_JOBS]",
-    )
+def _setting_option(key: str, command: str, help: str | None = None) -> click.Option:
+    """The flag of setting ``key`` (see config.SPECS): no default and no envvar of its
+    own, since config.resolve takes those from the environment, env files and profile."""
+    spec = SPEC[key]
+    names = [spec.option, key]
+    if key == "jobs":
+        names.insert(0, "-j")
+    if key == "verbose":
+        names.insert(0, "-v")
+    kw: dict[str, Any] = {}
+    if spec.kind == "bool":
+        kw["is_flag"] = True
+        kw["default"] = None
+    elif spec.kind == "int":
+        kw["type"] = click.INT
+    elif spec.kind == "float":
+        kw["type"] = click.FLOAT
+    elif spec.kind == "choice":
+        kw["type"] = click.Choice(spec.choices)
+    elif spec.kind == "path":
+        kw["type"] = click.Path(path_type=Path)
+    else:
+        kw["metavar"] = {"uri": "URI", "jobs": "N|auto"}.get(spec.kind, "TEXT")
+    default = spec.default_for(command)
+    if default == "auto":
+        kw["show_default"] = "auto: the cores this process may use"
+    elif default is not None and spec.kind != "bool":
+        kw["show_default"] = spec.show(default)
+    aliases = [spec.envvar, *(n for n in legacy_names(key) if command in LEGACY[n])]
+    return click.Option(names, help=f"{help or spec.help} [{', '.join(aliases)}]", **kw)
 
 
-def with_endpoints(f: click.Command) -> click.Command:
-    f.params[:0] = _endpoint_options("source") + _endpoint_options("target")
-    return f
+def settings_options(command: str, *keys: str, **helps: str) -> Callable[[F], F]:
+    """Add the flags of ``keys`` (help text overridden by ``helps``) and --profile and
+    --env-file to a command, in that order before its own options."""
+
+    def add(f: F) -> F:
+        params = [_setting_option(k, command, helps.get(k)) for k in keys]
+        params += [
+            click.Option(
+                ["--profile"],
+                metavar="NAME",
+                help="Profile of settings: data-ingest, data-migration, dev or your own "
+                "profiles/NAME.toml (see `vida-loader profiles list`) "
+                "[VIDA_PROFILE, FRAMEWORK_PROFILE]",
+            ),
+            click.Option(
+                ["--env-file"],
+                type=click.Path(path_type=Path),
+                help="Read settings from this KEY=VALUE file instead of ./.env_local and "
+                "./.env [VIDA_ENV_FILE]",
+            ),
+        ]
+        f.__click_params__ = [*getattr(f, "__click_params__", []), *reversed(params)]  # type: ignore[attr-defined]
+        return f
+
+    return add
 
 
-def with_target(f: click.Command) -> click.Command:
-    f.params[:0] = _endpoint_options("target")
-    return f
+def load_settings(command: str, params: dict[str, Any]) -> Settings:
+    """The command's settings: flags given on this command line, then config.resolve."""
+    ctx = click.get_current_context()
+    given = {
+        k: v
+        for k, v in params.items()
+        if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE
+    }
+    s = resolve(command, given)
+    for warning in s.warnings:
+        click.echo(f"vida-loader: warning: {warning}", err=True)
+    for notice in s.notices:
+        _notice(notice)
+    if s.values.get("verbose") and s["verbose"]:
+        click.echo(format_settings(s), err=True)
+    return s
+
+
+def format_settings(s: Settings) -> str:
+    """Every setting of a command, its value (passwords redacted) and where it came from."""
+    rows = s.rows()
+    width = max(len(r[0]) for r in rows)
+    vwidth = min(60, max(len(r[1]) for r in rows))
+    lines = [f"settings of `vida-loader {s.command}`:"]
+    lines += [f"  {k:<{width}}  {v:<{vwidth}}  {o}" for k, v, o in rows]
+    if s.files:
+        lines.append(f"  env files: {', '.join(str(p) for p in s.files)}")
+    if s.profile_path is not None:
+        lines.append(f"  profile file: {s.profile_path}")
+    return "\n".join(lines)
 
 
 def _fmt_bytes(n: float) -> str:
@@ -132,35 +173,22 @@ def _fmt_bytes(n: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
-@with_endpoints
 @cli.command()
-@click.option(
-    "--job",
-    envvar="VIDA_JOB",
-    metavar="NAME",
-    help="Job name [default: <source-db>.<source-collection>] [VIDA_JOB]",
-)
-@click.option("--manifest-dir", **MANIFEST_DIR_OPTION)
-@click.option(
-    "--partitions",
-    envvar="VIDA_PARTITIONS",
-    type=click.IntRange(min=1),
-    help="Number of partitions (excludes --partition-size-mb) [VIDA_PARTITIONS]",
-)
-@click.option(
-    "--partition-size-mb",
-    envvar="VIDA_PARTITION_SIZE_MB",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Target partition size in MB [default: 64] [VIDA_PARTITION_SIZE_MB]",
-)
-@click.option(
-    "--range-mode",
-    envvar="VIDA_RANGE_MODE",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "minmax", "typed"]),
-    help="typed: $gte/$lt per BSON type; minmax: find().min().max() across types; "
-    "auto: probe and pick [VIDA_RANGE_MODE]",
+@settings_options(
+    "plan",
+    *ENDPOINT_KEYS,
+    "job",
+    "manifest_dir",
+    "partitions",
+    "partition_size_mb",
+    "range_mode",
+    "select_timeout",
+    "socket_timeout",
+    "verbose",
+    job="Job name [default: <source-db>.<source-collection>]",
+    partition_size_mb="Target partition size in MB [default: 64]",
+    range_mode="typed: $gte/$lt per BSON type; minmax: find().min().max() across types; "
+    "auto: probe and pick",
 )
 @click.option(
     "--replan",
@@ -168,32 +196,21 @@ def _fmt_bytes(n: float) -> str:
     envvar="VIDA_REPLAN",
     help="Replace the manifest of an already planned job [VIDA_REPLAN]",
 )
-def plan(
-    source_uri: str | None,
-    source_db: str | None,
-    source_collection: str | None,
-    target_uri: str | None,
-    target_db: str | None,
-    target_collection: str | None,
-    job: str | None,
-    manifest_dir: Path,
-    partitions: int | None,
-    partition_size_mb: float | None,
-    range_mode: str,
-    replan: bool,
-) -> int:
+def plan(replan: bool, **params: Any) -> int:
     """Split the source collection into _id ranges and write the job's manifest."""
-    source_db = source_db or ""
-    source_collection = source_collection or ""
+    s = load_settings("plan", params)
+    source_db = s["source_db"] or ""
+    source_collection = s["source_collection"] or ""
     cfg = PlanConfig(
-        source=Endpoint(source_uri or "", source_db, source_collection),
-        target=Endpoint(target_uri or "", target_db or "", target_collection or ""),
-        job=job or default_job_name(source_db, source_collection),
-        manifest_dir=manifest_dir,
-        partitions=partitions,
-        partition_size_mb=partition_size_mb,
-        range_mode=range_mode,
+        source=Endpoint(s["source_uri"] or "", source_db, source_collection),
+        target=Endpoint(s["target_uri"] or "", s["target_db"] or "", s["target_collection"] or ""),
+        job=s["job"] or default_job_name(source_db, source_collection),
+        manifest_dir=s["manifest_dir"],
+        partitions=s["partitions"],
+        partition_size_mb=s["partition_size_mb"],
+        range_mode=s["range_mode"],
         replan=replan,
+        timeouts=s.timeouts(),
     )
     result = plan_job(cfg, progress=lambda msg: click.echo(f"plan: {msg}", err=True))
     click.echo(format_plan(result))
@@ -237,106 +254,30 @@ def format_plan(result: PlanResult) -> str:
     return "\n".join(lines)
 
 
-def _job_options(f: click.Command) -> click.Command:
-    f.params[:0] = [
-        click.Option(
-            ["--job"],
-            envvar="VIDA_JOB",
-            metavar="NAME",
-            help="Job to use [default: the only job in --manifest-dir] [VIDA_JOB]",
-        ),
-        click.Option(["--manifest-dir"], **MANIFEST_DIR_OPTION),
-    ]
-    return f
-
-
-def _uri_options(f: click.Command) -> click.Command:
-    f.params[:0] = [
-        click.Option(
-            [f"--{side}-uri"],
-            envvar=f"VIDA_{side.upper()}_URI",
-            metavar="URI",
-            help=f"{side.capitalize()} URI with credentials [default: the planned one, "
-            f"which holds none] [VIDA_{side.upper()}_URI]",
-        )
-        for side in ("source", "target")
-    ]
-    return f
-
-
-# Options shared by run and generate.
-BATCH_SIZE_OPTION = click.option(
-    "--batch-size",
-    envvar="VIDA_BATCH_SIZE",
-    type=click.IntRange(min=1),
-    default=DEFAULT_BATCH_DOCS,
-    show_default=True,
-    help="Most documents per read and per write batch [VIDA_BATCH_SIZE]",
-)
-BATCH_MB_OPTION = click.option(
-    "--batch-mb",
-    envvar="VIDA_BATCH_MB",
-    type=click.FloatRange(min=0, max=MAX_BATCH_MB, min_open=True),
-    default=DEFAULT_BATCH_MB,
-    show_default=True,
-    help="Most megabytes per write batch (Cosmos DB allows 2) [VIDA_BATCH_MB]",
-)
-RETRY_ATTEMPTS_OPTION = click.option(
-    "--retry-attempts",
-    envvar="VIDA_RETRY_ATTEMPTS",
-    type=click.IntRange(min=0),
-    default=DEFAULT_RETRY_ATTEMPTS,
-    show_default=True,
-    help="Failures in a row (throttled, network, restart) one read or write may meet "
-    "before its partition (generate: slice) fails; progress resets the count "
-    "[VIDA_RETRY_ATTEMPTS]",
-)
-RETRY_WINDOW_OPTION = click.option(
-    "--retry-window",
-    envvar="VIDA_RETRY_WINDOW",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_RETRY_WINDOW_S,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long a server may keep failing (restart, failover, throttling) before a "
-    "partition (generate: slice) fails and the run ends with the resume command "
-    "[VIDA_RETRY_WINDOW]",
-)
-PROGRESS_INTERVAL_OPTION = click.option(
-    "--progress-interval",
-    envvar="VIDA_PROGRESS_INTERVAL",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_INTERVAL,
-    show_default=True,
-    help="Seconds between progress lines when stderr is not a terminal [VIDA_PROGRESS_INTERVAL]",
-)
-
-
-@_uri_options
-@_job_options
 @cli.command()
-@jobs_option("Worker processes (1: one worker inside this process)")
-@click.option(
-    "--write-concern",
-    envvar="VIDA_WRITE_CONCERN",
-    type=click.Choice(WRITE_CONCERNS),
-    default=DEFAULT_WRITE_CONCERN,
-    show_default=True,
-    help="Write concern of the copy: 1 confirms each partition by the write results, "
-    "0 (unacknowledged) by counting its range on the target [VIDA_WRITE_CONCERN]",
+@settings_options(
+    "run",
+    "source_uri",
+    "target_uri",
+    "job",
+    "manifest_dir",
+    "jobs",
+    "write_concern",
+    "batch_size",
+    "batch_mb",
+    "attempts",
+    "retry_attempts",
+    "retry_window",
+    "select_timeout",
+    "socket_timeout",
+    "progress_interval",
+    "verbose",
+    **JOB_HELPS,
+    jobs="Worker processes (1: one worker inside this process)",
+    write_concern="Write concern of the copy: 1 confirms each partition by the write results, "
+    "0 (unacknowledged) by counting its range on the target",
+    attempts="Tries per partition when it fails for a passing reason",
 )
-@BATCH_SIZE_OPTION
-@BATCH_MB_OPTION
-@click.option(
-    "--attempts",
-    envvar="VIDA_ATTEMPTS",
-    type=click.IntRange(min=1),
-    default=DEFAULT_ATTEMPTS,
-    show_default=True,
-    help="Tries per partition when it fails for a passing reason [VIDA_ATTEMPTS]",
-)
-@RETRY_ATTEMPTS_OPTION
-@RETRY_WINDOW_OPTION
 @click.option(
     "--restart",
     is_flag=True,
@@ -355,47 +296,22 @@ PROGRESS_INTERVAL_OPTION = click.option(
     envvar="VIDA_APPEND",
     help="Start fresh although the target collection holds documents [VIDA_APPEND]",
 )
-@PROGRESS_INTERVAL_OPTION
-def run(
-    source_uri: str | None,
-    target_uri: str | None,
-    job: str | None,
-    manifest_dir: Path,
-    jobs: int,
-    write_concern: str,
-    batch_size: int,
-    batch_mb: float,
-    attempts: int,
-    retry_attempts: int,
-    retry_window: float,
-    restart: bool,
-    drop_target: bool,
-    append: bool,
-    progress_interval: float,
-) -> int:
+def run(restart: bool, drop_target: bool, append: bool, **params: Any) -> int:
     """Copy every partition of a planned job and confirm each one on the target.
 
     A job that ran before continues: confirmed partitions are skipped, the others go on
     from what the target already holds. A fresh start refuses a target collection that
     holds documents unless --drop-target or --append says what to do with them.
     """
-    cfg = RunConfig(
-        job=resolve_job(manifest_dir, job),
-        manifest_dir=manifest_dir,
-        source_uri=source_uri,
-        target_uri=target_uri,
-        jobs=jobs,
-        write_concern=write_concern,
-        batch_docs=batch_size,
-        batch_mb=batch_mb,
-        attempts=attempts,
-        retry_attempts=retry_attempts,
-        retry_window_s=retry_window,
+    s = load_settings("run", params)
+    cfg = RunConfig.from_settings(
+        s,
+        resolve_job(s["manifest_dir"], s["job"]),
         restart=restart,
         drop_target=drop_target,
         append=append,
     )
-    printer = ProgressPrinter(sys.stderr, interval=progress_interval)
+    printer = ProgressPrinter(sys.stderr, interval=s["progress_interval"])
     previous = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     try:
         result = run_job(cfg, on_progress=printer, notify=_notice)
@@ -484,25 +400,24 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
     return "\n".join(lines)
 
 
-@_uri_options
-@_job_options
 @cli.command()
-@jobs_option("Partitions counted at the same time")
-def verify(
-    source_uri: str | None,
-    target_uri: str | None,
-    job: str | None,
-    manifest_dir: Path,
-    jobs: int,
-) -> int:
+@settings_options(
+    "verify",
+    "source_uri",
+    "target_uri",
+    "job",
+    "manifest_dir",
+    "jobs",
+    "select_timeout",
+    "socket_timeout",
+    "verbose",
+    **JOB_HELPS,
+    jobs="Partitions counted at the same time",
+)
+def verify(**params: Any) -> int:
     """Count every partition's range on source and target; exit 0 only when all match."""
-    cfg = VerifyConfig(
-        job=resolve_job(manifest_dir, job),
-        manifest_dir=manifest_dir,
-        source_uri=source_uri,
-        target_uri=target_uri,
-        jobs=jobs,
-    )
+    s = load_settings("verify", params)
+    cfg = VerifyConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]))
     printer = ProgressPrinter(
         sys.stderr, prefix="verify: ", formatter=lambda d: f"{d[0]}/{d[1]} partitions counted"
     )
@@ -544,12 +459,13 @@ def format_verify(result: VerifyResult) -> str:
     return "\n".join(lines)
 
 
-@_job_options
 @cli.command()
-def status(job: str | None, manifest_dir: Path) -> int:
+@settings_options("status", "job", "manifest_dir", **JOB_HELPS)
+def status(**params: Any) -> int:
     """Show a job's progress from its files: partitions per state, documents, repairs,
     failures, whether a run holds it now, and the command that continues it."""
-    cfg = JobConfig(job=resolve_job(manifest_dir, job), manifest_dir=manifest_dir)
+    s = load_settings("status", params)
+    cfg = JobConfig(job=resolve_job(s["manifest_dir"], s["job"]), manifest_dir=s["manifest_dir"])
     click.echo(format_status(job_status(cfg)))
     return 0
 
@@ -610,48 +526,34 @@ def format_status(st: JobStatus) -> str:
     return "\n".join(lines)
 
 
-@with_target
 @cli.command()
-@click.option(
-    "--total",
-    envvar="VIDA_TOTAL",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Documents to generate [VIDA_TOTAL]",
-)
-@jobs_option("Generating processes (1: inside this process)", default=default_jobs)
-@click.option(
-    "--source",
-    "source_spec",
-    envvar="VIDA_GENERATE_SOURCE",
-    default=DEFAULT_SOURCE,
-    show_default=True,
-    metavar="NAME",
-    help="A built-in generator (--list-generators), a JSON template FILE.json (shipped: "
-    "--list-templates) or a Python plugin FILE.py[:Class]; see docs/templates.md "
-    "[VIDA_GENERATE_SOURCE]",
-)
-@click.option(
-    "--seed",
-    envvar="VIDA_SEED",
-    type=click.IntRange(min=0, max=2**63 - 1),
-    help="Same seed, same documents, whatever -j [default: random, printed at the end] [VIDA_SEED]",
-)
-@click.option(
-    "--out",
-    envvar="VIDA_OUT",
-    metavar="FILE.bson|-",
-    help="Write a mongodump-style .bson file (documents back to back; - for stdout) "
-    "instead of a collection [VIDA_OUT]",
-)
-@click.option(
-    "--write-concern",
-    envvar="VIDA_WRITE_CONCERN",
-    type=click.Choice(WRITE_CONCERNS),
-    default=DEFAULT_WRITE_CONCERN,
-    show_default=True,
-    help="1: each slice confirmed by the write results; 0: unacknowledged, then the "
-    "target is asked for every _id and what vanished is sent again [VIDA_WRITE_CONCERN]",
+@settings_options(
+    "generate",
+    "total",
+    "jobs",
+    "generate_source",
+    "seed",
+    "out",
+    "target_uri",
+    "target_db",
+    "target_collection",
+    "write_concern",
+    "batch_size",
+    "batch_mb",
+    "retry_attempts",
+    "retry_window",
+    "select_timeout",
+    "socket_timeout",
+    "progress_interval",
+    "verbose",
+    jobs="Generating processes (1: inside this process)",
+    generate_source="A built-in generator (--list-generators), a JSON template FILE.json "
+    "(shipped: --list-templates) or a Python plugin FILE.py[:Class]; see docs/templates.md",
+    seed="Same seed, same documents, whatever -j [default: random, printed at the end]",
+    out="Write a mongodump-style .bson file (documents back to back; - for stdout) "
+    "instead of a collection",
+    write_concern="1: each slice confirmed by the write results; 0: unacknowledged, then the "
+    "target is asked for every _id and what vanished is sent again",
 )
 @click.option(
     "--drop-target",
@@ -659,34 +561,11 @@ def format_status(st: JobStatus) -> str:
     envvar="VIDA_DROP_TARGET",
     help="Drop the target collection first [VIDA_DROP_TARGET]",
 )
-@BATCH_SIZE_OPTION
-@BATCH_MB_OPTION
-@RETRY_ATTEMPTS_OPTION
-@RETRY_WINDOW_OPTION
-@PROGRESS_INTERVAL_OPTION
 @click.option("--list-generators", is_flag=True, help="List the built-in generators and exit.")
 @click.option(
     "--list-templates", is_flag=True, help="List the templates shipped with vida-loader and exit."
 )
-def generate(
-    total: int | None,
-    jobs: int,
-    source_spec: str,
-    seed: int | None,
-    out: str | None,
-    target_uri: str | None,
-    target_db: str | None,
-    target_collection: str | None,
-    write_concern: str,
-    drop_target: bool,
-    batch_size: int,
-    batch_mb: float,
-    retry_attempts: int,
-    retry_window: float,
-    progress_interval: float,
-    list_generators: bool,
-    list_templates: bool,
-) -> int:
+def generate(drop_target: bool, list_generators: bool, list_templates: bool, **params: Any) -> int:
     """Generate realistic documents (service orders) at full speed into a collection or a
     .bson file. Document i depends only on --seed and i, so -j never changes the data."""
     if list_generators or list_templates:
@@ -694,26 +573,11 @@ def generate(
         for name, description in found:
             click.echo(f"{name:<20} {description}")
         return 0
-    if total is None:
-        raise UsageError("--total is required: how many documents to generate")
-    target = None
-    if target_uri or target_db or target_collection:
-        target = Endpoint(target_uri or "", target_db or "", target_collection or "")
-    cfg = GenerateConfig(
-        total=total,
-        jobs=jobs,
-        source=source_spec,
-        seed=seed,
-        target=target,
-        out=out,
-        write_concern=write_concern,
-        drop_target=drop_target,
-        batch_docs=batch_size,
-        batch_mb=batch_mb,
-        retry=RetryPolicy(attempts=retry_attempts, window_s=retry_window),
-    )
+    s = load_settings("generate", params)
+    cfg = GenerateConfig.from_settings(s, drop_target=drop_target)
+    out = cfg.out
     printer = ProgressPrinter(
-        sys.stderr, interval=progress_interval, prefix="generate: ", formatter=format_generate
+        sys.stderr, interval=s["progress_interval"], prefix="generate: ", formatter=format_generate
     )
     previous = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     try:

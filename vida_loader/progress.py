@@ -6,10 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from vida_loader.config import DEFAULT_PROGRESS_INTERVAL as DEFAULT_INTERVAL
 from vida_loader.coordinator import RunProgress
 from vida_loader.generate.runner import GenerateProgress
-
-DEFAULT_INTERVAL = 5.0  # seconds between plain lines when stderr is not a terminal
 
 
 def format_duration(seconds: float) -> str:

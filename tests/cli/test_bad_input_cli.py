@@ -104,7 +104,7 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path, DB], Any], list[str], in
         lambda j, db: None,
         ["-j", "0"],
         2,
-        "Invalid value for '-j' / '--jobs'",
+        "--jobs '0' is not a valid value",
     ),
     (
         "wrong URI scheme",

@@ -39,6 +39,7 @@ from vida_loader.config import (
     DEFAULT_WRITE_CONCERN,
     MAX_BATCH_MB,
     Endpoint,
+    Settings,
 )
 from vida_loader.coordinator import Pool, make_pool
 from vida_loader.errors import RunInterruptedError, UsageError, VidaError
@@ -72,14 +73,6 @@ from vida_loader.worker import (
 FILE_SLICE = 2 * BLOCK
 MIN_SLICE, MAX_SLICE = 2 * BLOCK, 16 * BLOCK
 TICK = 0.5  # seconds between progress snapshots
-
-
-def default_jobs() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -129,6 +122,34 @@ class GenerateConfig:
                 f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
             )
         resolve_source(self.source)
+
+    @classmethod
+    def from_settings(cls, s: Settings, drop_target: bool = False) -> GenerateConfig:
+        """The generation that the settings of ``generate`` describe."""
+        if s["total"] is None:
+            raise UsageError(
+                "--total is required: how many documents to generate (or VIDA_TOTAL, "
+                "GEN_TOTAL_DOCUMENTS)"
+            )
+        target = None
+        if s["target_uri"] or s["target_db"] or s["target_collection"]:
+            target = Endpoint(
+                s["target_uri"] or "", s["target_db"] or "", s["target_collection"] or ""
+            )
+        return cls(
+            total=s["total"],
+            jobs=s["jobs"],
+            source=s["generate_source"],
+            seed=s["seed"],
+            target=target,
+            out=s["out"],
+            write_concern=s["write_concern"],
+            drop_target=drop_target,
+            batch_docs=s["batch_size"],
+            batch_mb=s["batch_mb"],
+            retry=RetryPolicy(attempts=s["retry_attempts"], window_s=s["retry_window"]),
+            timeouts=s.timeouts(),
+        )
 
 
 @dataclass(frozen=True)
