@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,21 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from vida_loader.config import LEGACY, LEGACY_PROFILE
 from vida_loader.devserver import LocalServer
+
+
+@pytest.fixture(autouse=True)
+def _no_user_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every test starts without the developer's settings: no VIDA_* or legacy variables,
+    no user profiles, and a current folder without .env_local or .env."""
+    for name in list(os.environ):
+        if name.startswith("VIDA_") or name in LEGACY or name == LEGACY_PROFILE:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg")))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 def _started() -> Iterator[LocalServer]:

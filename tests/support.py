@@ -266,12 +266,16 @@ class Commands(monitoring.CommandListener):
         self.port = port
         self.names: list[str] = []
         self.finds: list[Any] = []  # the filter of each find
+        self.inserts: list[tuple[int, Any]] = []  # (documents, writeConcern) of each insert
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.connection_id[1] == self.port:
             self.names.append(event.command_name)
             if event.command_name == "find":
                 self.finds.append(event.command.get("filter"))
+            if event.command_name == "insert":
+                docs = event.command.get("documents", [])
+                self.inserts.append((len(docs), event.command.get("writeConcern")))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

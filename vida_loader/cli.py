@@ -19,6 +19,7 @@ from click.core import ParameterSource
 
 from vida_loader import __version__
 from vida_loader.config import (
+    COMMANDS,
     LEGACY,
     SPEC,
     Endpoint,
@@ -43,6 +44,8 @@ from vida_loader.generate import sources
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
 from vida_loader.generate.runner import generate as run_generate
 from vida_loader.planner import PlanResult, plan_job
+from vida_loader.preflight import check_copy, check_generate
+from vida_loader.profile import find_profile, list_profiles
 from vida_loader.progress import ProgressPrinter, format_duration, format_generate
 from vida_loader.status import JobStatus, job_status
 from vida_loader.verify import VerifyResult, verify_job
@@ -133,7 +136,7 @@ def settings_options(command: str, *keys: str, **helps: str) -> Callable[[F], F]
     return add
 
 
-def load_settings(command: str, params: dict[str, Any]) -> Settings:
+def load_settings(command: str, params: dict[str, Any], verbose: bool = True) -> Settings:
     """The command's settings: flags given on this command line, then config.resolve."""
     ctx = click.get_current_context()
     given = {
@@ -146,7 +149,7 @@ def load_settings(command: str, params: dict[str, Any]) -> Settings:
         click.echo(f"vida-loader: warning: {warning}", err=True)
     for notice in s.notices:
         _notice(notice)
-    if s.values.get("verbose") and s["verbose"]:
+    if verbose and s.values.get("verbose") and s["verbose"]:
         click.echo(format_settings(s), err=True)
     return s
 
@@ -159,9 +162,9 @@ def format_settings(s: Settings) -> str:
     lines = [f"settings of `vida-loader {s.command}`:"]
     lines += [f"  {k:<{width}}  {v:<{vwidth}}  {o}" for k, v, o in rows]
     if s.files:
-        lines.append(f"  env files: {', '.join(str(p) for p in s.files)}")
+        lines.append(f"env files read: {', '.join(str(p) for p in s.files)}")
     if s.profile_path is not None:
-        lines.append(f"  profile file: {s.profile_path}")
+        lines.append(f"profile '{s.profile}' read from {s.profile_path}")
     return "\n".join(lines)
 
 
@@ -619,10 +622,126 @@ def format_generated(result: GenerateResult, cfg: GenerateConfig) -> str:
             f"unacknowledged writes vanished, {result.already_there:,} were already there"
         )
         lines.append(
+            f"  batches     up to {cfg.batch_docs:,} documents or {cfg.batch_mb:g} MB per insert"
+        )
+        lines.append(
             f"  retries     {result.retries:,} operations retried ({result.throttled:,} "
             f"throttled, {result.wait_s:,.1f} s waiting)"
         )
     return "\n".join(lines)
+
+
+@cli.group(invoke_without_command=True)
+@settings_options("run", *SPEC)
+@click.option(
+    "--for",
+    "for_command",
+    type=click.Choice(COMMANDS),
+    default="run",
+    show_default=True,
+    help="Show the settings of this command (legacy names mean different sides in "
+    "generate: GEN_DB_* is its target)",
+)
+@click.pass_context
+def config(ctx: click.Context, /, for_command: str, **params: Any) -> int:
+    """Print every effective setting, its value (passwords redacted) and where it came from:
+    flag, VIDA_* environment, legacy environment, .env_local, .env, profile or default."""
+    if ctx.invoked_subcommand is not None:
+        return 0
+    s = load_settings(for_command, params, verbose=False)
+    click.echo(format_settings(s))
+    return 0
+
+
+@config.command("check")
+@settings_options(
+    "plan",
+    *ENDPOINT_KEYS,
+    "select_timeout",
+    "socket_timeout",
+    select_timeout="Seconds to wait for each server before calling it unreachable",
+)
+@click.option(
+    "--for",
+    "for_command",
+    type=click.Choice(["run", "generate"]),
+    default="run",
+    show_default=True,
+    help="run: source and target of a copy; generate: its target only",
+)
+def config_check(for_command: str, **params: Any) -> int:
+    """Connect to source and target with bounded timeouts and say whether a copy can start:
+    server kind and version, wire version and whether this pymongo can talk to it, the
+    source collection and its size, the right to read it and to write the target
+    (a scratch collection, dropped again), TLS. Exit 0 only when a copy can start."""
+    command = "generate" if for_command == "generate" else "plan"
+    s = load_settings(command, params, verbose=False)
+    target = Endpoint(s["target_uri"] or "", s["target_db"] or "", s["target_collection"] or "")
+    if command == "generate":
+        result = check_generate(target, s.timeouts())
+    else:
+        source = Endpoint(s["source_uri"] or "", s["source_db"] or "", s["source_collection"] or "")
+        result = check_copy(source, target, s.timeouts())
+    for side in result.sides:
+        click.echo(f"{side.role}  {side.uri}")
+        for f in side.findings:
+            click.echo(f"  {'ok' if f.ok else 'FAIL':<4}  {f.what:<10}  {f.text}")
+    what = "generate" if command == "generate" else "a copy"
+    if result.ok:
+        click.echo(f"{what} can start")
+        return 0
+    problems = result.problems
+    click.echo(
+        f"vida-loader: {what} cannot start: {problems[0]}"
+        + (f" (and {len(problems) - 1} more above)" if len(problems) > 1 else ""),
+        err=True,
+    )
+    return EXIT_FAILED
+
+
+@cli.group()
+def profiles() -> None:
+    """List, show and check the profiles: named sets of settings (data-ingest,
+    data-migration, dev, and your own profiles/NAME.toml)."""
+
+
+@profiles.command("list")
+def profiles_list() -> int:
+    """List every profile a name can pick, where its file is and what it is for."""
+    found = list_profiles(Path.cwd())
+    width = max(len(p.name) for p in found)
+    for p in found:
+        click.echo(f"{p.name:<{width}}  {p.scope:<8}  {p.description}  ({p.path})")
+    return 0
+
+
+@profiles.command("show")
+@click.argument("name")
+@click.option(
+    "--for",
+    "for_command",
+    type=click.Choice(COMMANDS),
+    default="run",
+    show_default=True,
+    help="Show the settings of this command",
+)
+def profiles_show(name: str, for_command: str) -> int:
+    """Every setting of a command with profile NAME, its value and source: the profile's
+    own values, and what flags, environment and env files would still override."""
+    s = resolve(for_command, {"profile": name})
+    click.echo(format_settings(s))
+    return 0
+
+
+@profiles.command("check")
+@click.argument("name")
+def profiles_check(name: str) -> int:
+    """Check that profile NAME loads: known settings only, every value in range."""
+    p = find_profile(name, Path.cwd())
+    for command in COMMANDS:
+        resolve(command, {"profile": name})
+    click.echo(f"profile '{p.name}' ({p.path}) is valid: {len(p.values)} settings")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -438,8 +438,7 @@ class SettingError(UsageError):
             )
             return
         super().__init__(
-            f"{name} '{shown}'{where} is not a valid{setting} value: "
-            f"accepted is {spec.accepted()}"
+            f"{name} '{shown}'{where} is not a valid{setting} value: accepted is {spec.accepted()}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

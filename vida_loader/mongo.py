@@ -166,6 +166,33 @@ def check_uri(uri: str, flag: str) -> None:
         ) from None
 
 
+# The newest pymongo that still talks to servers of a wire version (Cosmos DB API 3.6 is
+# wire 6, 4.0 is wire 7, 4.2 is wire 8): 4.11 dropped wire 6, 4.14 dropped wire 7.
+PYMONGO_FOR_WIRE = ((6, "pymongo>=4.6,<4.11"), (8, "pymongo>=4.6,<4.14"))
+
+
+def wire_advice(message: str) -> str | None:
+    """For pymongo's "reports wire version N, but this version of PyMongo requires at
+    least M": which pymongo to install instead; None for any other message."""
+    found = re.search(
+        r"reports wire version (\d+), but this version of PyMongo requires at least (\d+)", message
+    )
+    if not found:
+        return None
+    wire, need = int(found.group(1)), int(found.group(2))
+    fit = next((spec for top, spec in PYMONGO_FOR_WIRE if wire <= top), None)
+    if wire < 6 or fit is None:
+        return (
+            f"the server speaks wire version {wire}, older than any pymongo 4 supports: "
+            "upgrade the server (a Cosmos DB account: its server version, to 4.2 or later)"
+        )
+    return (
+        f"the server speaks wire version {wire}, but the installed pymongo {pymongo.version} "
+        f"needs at least {need}: install an older one beside vida-loader with "
+        f"`pip install '{fit}'` (Cosmos DB accounts on server version 3.6/4.0 need it)"
+    )
+
+
 def describe_error(exc: BaseException, *uris: str) -> str:
     """An exception's text for a one-line message: first line, at most 300 characters,
     without pymongo's topology dump and with any password from ``uris`` removed."""
@@ -218,6 +245,9 @@ def connect(
         return client
     except (InvalidURI, ConfigurationError) as exc:
         _close(client)
+        advice = wire_advice(str(exc))
+        if advice:
+            raise ConnectError(f"{role} at '{shown}': {advice}") from None
         raise UsageError(f"{flag} '{shown}' is not usable: {describe_error(exc, uri)}") from None
     except OperationFailure as exc:
         _close(client)

@@ -98,7 +98,11 @@ def test_empty_collection_is_one_partition_and_said(
         ),
         (["--source-db", "no_such_db"], 2, "source database 'no_such_db' does not exist"),
         (["--source-collection", "nope"], 2, "collection '{db}.nope' does not exist"),
-        (["--partitions", "0"], 2, "--partitions '0' is not a valid value: accepted is a whole number at least 1"),
+        (
+            ["--partitions", "0"],
+            2,
+            "--partitions '0' is not a valid value: accepted is a whole number at least 1",
+        ),
         (["--partitions", "3", "--partition-size-mb", "8"], 2, "exclude each other"),
         (["--range-mode", "diagonal"], 2, "'diagonal' is not one of"),
         (["--job", "../escape"], 2, "--job '../escape' is not a usable job name"),

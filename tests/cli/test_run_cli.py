@@ -52,7 +52,11 @@ def test_run_copies_confirms_and_summarises(
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--batch-mb", "0"], 2, "--batch-mb '0.0' is not a valid value: accepted is a number above 0 to 16"),
+        (
+            ["--batch-mb", "0"],
+            2,
+            "--batch-mb '0.0' is not a valid value: accepted is a number above 0 to 16",
+        ),
         (["-j", "0"], 2, "--jobs '0' is not a valid value"),
         (["--write-concern", "2"], 2, "Invalid value for '--write-concern'"),
         (["--job", "nope"], 3, "no manifest at '"),

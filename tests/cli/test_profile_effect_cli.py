@@ -1,0 +1,124 @@
+"""Each shipped profile changes what `run` and `generate` do: the batches and write
+concern the target receives, the workers and retry budget the library records."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from pymongo.database import Database
+from support import listen, raw_hashes
+
+from vida_loader.cli import main
+from vida_loader.config import available_cores
+from vida_loader.devserver import LocalServer
+
+pytestmark = pytest.mark.integration
+DB = Database[dict[str, Any]]
+
+# What each profile file says (vida_loader/profiles/*.toml), as the library records it.
+EXPECTED = {
+    "data-ingest": {"write_concern": "0", "batch_docs": 10_000, "batch_bytes": 16 * 2**20},
+    "data-migration": {
+        "write_concern": "0",
+        "batch_docs": 1000,
+        "batch_bytes": 2 * 2**20,
+        "attempts": 5,
+        "retry_attempts": 50,
+        "retry_window_s": 900.0,
+    },
+    "dev": {"write_concern": "1", "batch_docs": 100, "batch_bytes": 2**20, "attempts": 1},
+}
+W = {"0": {"w": 0}, "1": {"w": 1, "j": True}}
+
+
+@pytest.mark.parametrize("profile", sorted(EXPECTED))
+def test_a_profile_sets_what_run_does(
+    profile: str,
+    planned: Path,
+    db: DB,
+    tdb: DB,
+    target_server: LocalServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    listener = next(it := listen(target_server.port))
+    try:
+        code = main(["run", "--profile", profile, "-j", "1"])
+    finally:
+        next(it, None)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+    settings = orjson.loads((planned / "state.json").read_bytes())["settings"]
+    assert settings["jobs"] == 1  # the flag beats the profile
+    for key, value in EXPECTED[profile].items():
+        assert settings[key] == value, key
+    wanted = EXPECTED[profile]
+    sizes = [n for n, _wc in listener.inserts]
+    assert sizes and max(sizes) <= wanted["batch_docs"]
+    if profile == "dev":
+        assert max(sizes) == 100
+        # verbose: every setting and where it came from, before the run starts
+        assert re.search(r"^  batch_size\s+100\s+profile 'dev'$", err, re.M)
+        assert re.search(r"^  jobs\s+1\s+flag --jobs$", err, re.M)
+    else:
+        assert "settings of `vida-loader run`" not in err
+    assert {str(wc) for _n, wc in listener.inserts} == {str(W[wanted["write_concern"]])}
+
+
+def test_a_profile_sets_the_workers_of_run(
+    planned: Path, db: DB, tdb: DB, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "--profile", "data-migration"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    settings = orjson.loads((planned / "state.json").read_bytes())["settings"]
+    assert settings["jobs"] == available_cores()
+    assert f"workers     {available_cores()} " in out
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+@pytest.mark.parametrize("profile", sorted(EXPECTED))
+def test_a_profile_sets_what_generate_does(
+    profile: str,
+    target_server: LocalServer,
+    tdb: DB,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GEN_DB_CONNECTION_STRING", target_server.uri)
+    monkeypatch.setenv("GEN_DB_NAME", tdb.name)
+    monkeypatch.setenv("GEN_DB_COLLECTION", "orders")
+    monkeypatch.setenv("FRAMEWORK_PROFILE", profile)
+    listener = next(it := listen(target_server.port))
+    try:
+        code = main(["generate", "--total", "12000", "--seed", "3", "-j", "1"])
+    finally:
+        next(it, None)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert tdb.orders.count_documents({}) == 12_000
+    wanted = EXPECTED[profile]
+    sizes = [n for n, _wc in listener.inserts]
+    assert max(sizes) == wanted["batch_docs"], sizes
+    assert {str(wc) for _n, wc in listener.inserts} >= {str(W[wanted["write_concern"]])}
+    assert f"write concern {wanted['write_concern']}" in out
+    assert f"up to {wanted['batch_docs']:,} documents" in out
+
+
+def test_a_profile_sets_the_processes_of_generate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "x.bson"
+    code = main(["generate", "--profile", "dev", "--total", "3000", "--out", str(out_file)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert " 1 process" in out  # dev: one in-process worker
+    code = main(["generate", "--profile", "data-ingest", "--total", "3000", "--out", str(out_file)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    cores = available_cores()
+    assert f" {cores} process{'es' if cores > 1 else ''}" in out
