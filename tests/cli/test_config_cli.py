@@ -164,13 +164,15 @@ def test_config_never_shows_a_password(
         (
             {"env": "MIG_BATCH_SIZE=abc"},
             [],
-            "MIG_BATCH_SIZE 'abc' (in .env_local) is not a valid --batch-size value: accepted is a whole number from 1 to 1,000,000",
+            "MIG_BATCH_SIZE 'abc' (in .env_local) is not a valid --batch-size value: "
+            "accepted is a whole number from 1 to 1,000,000",
         ),
         ({}, ["-j", "0"], "--jobs '0' is not a valid value: accepted is a whole number from 1"),
         (
             {"environ": ("VIDA_PROFILE", "nope")},
             [],
-            "unknown profile 'nope' (from environment VIDA_PROFILE): known are data-ingest, data-migration, dev",
+            "unknown profile 'nope' (from environment VIDA_PROFILE): "
+            "known are data-ingest, data-migration, dev",
         ),
         (
             {"profile": "batch_size = 10\nbatch_sise = 20\n"},
@@ -180,13 +182,15 @@ def test_config_never_shows_a_password(
         (
             {"profile": "write_concern = 2\n"},
             ["--profile", "bad"],
-            "write_concern '2' (profile 'bad') is not a valid --write-concern value: accepted is one of 0, 1, majority",
+            "write_concern '2' (profile 'bad') is not a valid --write-concern value: "
+            "accepted is one of 0, 1, majority",
         ),
         ({"profile": "jobs = [\n"}, ["--profile", "bad"], "is not valid TOML"),
         (
             {"environ": ("GEN_DB_CONNECTION_STRING", f"mongodb://u:{SECRET}@/db")},
             [],
-            "GEN_DB_CONNECTION_STRING 'mongodb://u:***@/db' (environment, legacy name) is not a MongoDB URI with a host",
+            "GEN_DB_CONNECTION_STRING 'mongodb://u:***@/db' (environment, legacy name) "
+            "is not a MongoDB URI with a host",
         ),
         ({"env": "this is not a setting"}, [], ".env_local' line 1 is not KEY=VALUE"),
         ({}, ["--env-file", "missing.env"], "--env-file 'missing.env' is not a file"),
@@ -228,8 +232,8 @@ def test_a_misspelt_vida_variable_gets_a_warning(
     code, rows, err = _config(capsys)
     assert code == 0
     assert (
-        "VIDA_BATCH_SIZ (environment) is not a vida-loader setting and is ignored: did you mean VIDA_BATCH_SIZE?"
-        in err
+        "VIDA_BATCH_SIZ (environment) is not a vida-loader setting and is ignored: "
+        "did you mean VIDA_BATCH_SIZE?" in err
     )
     assert "VIDA_JOBSS" in err and "did you mean VIDA_JOBS?" in err
     assert rows["batch_size"] == ("1000", "default")

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from pymongo.database import Database
-from support import listen, raw_hashes
+from support import PAD, listen, plan_by_env, raw_hashes
 
 from vida_loader.cli import main
 from vida_loader.config import available_cores
@@ -35,15 +35,33 @@ EXPECTED = {
 W = {"0": {"w": 0}, "1": {"w": 1, "j": True}}
 
 
+@pytest.fixture
+def one_big_partition(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Path:
+    """25,000 documents in one partition: room for several batches of every profile."""
+    db.src.insert_many([{"_id": i, "pad": PAD} for i in range(25_000)])
+    job = plan_by_env(monkeypatch, server, target_server, db, tmp_path, "big", 1)
+    capsys.readouterr()
+    return job
+
+
 @pytest.mark.parametrize("profile", sorted(EXPECTED))
 def test_a_profile_sets_what_run_does(
     profile: str,
-    planned: Path,
+    one_big_partition: Path,
     db: DB,
     tdb: DB,
     target_server: LocalServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    planned = one_big_partition
     listener = next(it := listen(target_server.port))
     try:
         code = main(["run", "--profile", profile, "-j", "1"])
@@ -58,7 +76,15 @@ def test_a_profile_sets_what_run_does(
         assert settings[key] == value, key
     wanted = EXPECTED[profile]
     sizes = [n for n, _wc in listener.inserts]
-    assert sizes and max(sizes) <= wanted["batch_docs"]
+    assert sum(sizes) == 25_000
+    # Reads of ~2 MB may cut a batch short; data-ingest's are still above the default 1,000.
+    assert max(sizes) <= wanted["batch_docs"]
+    assert max(sizes) == wanted["batch_docs"] if profile != "data-ingest" else max(sizes) > 1000
+    # The last batch of a partition is acknowledged; the others use the profile's concern.
+    assert [wc for _n, wc in listener.inserts[:-1]] == [W[wanted["write_concern"]]] * (
+        len(sizes) - 1
+    )
+    assert listener.inserts[-1][1] == W["1"]
     if profile == "dev":
         assert max(sizes) == 100
         # verbose: every setting and where it came from, before the run starts
@@ -66,7 +92,6 @@ def test_a_profile_sets_what_run_does(
         assert re.search(r"^  jobs\s+1\s+flag --jobs$", err, re.M)
     else:
         assert "settings of `vida-loader run`" not in err
-    assert {str(wc) for _n, wc in listener.inserts} == {str(W[wanted["write_concern"]])}
 
 
 def test_a_profile_sets_the_workers_of_run(
@@ -93,18 +118,22 @@ def test_a_profile_sets_what_generate_does(
     monkeypatch.setenv("GEN_DB_NAME", tdb.name)
     monkeypatch.setenv("GEN_DB_COLLECTION", "orders")
     monkeypatch.setenv("FRAMEWORK_PROFILE", profile)
+    total = 40_000 if profile == "data-ingest" else 12_000  # a slice holds 10,000
     listener = next(it := listen(target_server.port))
     try:
-        code = main(["generate", "--total", "12000", "--seed", "3", "-j", "1"])
+        code = main(["generate", "--total", str(total), "--seed", "3", "-j", "1"])
     finally:
         next(it, None)
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert tdb.orders.count_documents({}) == 12_000
+    assert tdb.orders.count_documents({}) == total
     wanted = EXPECTED[profile]
     sizes = [n for n, _wc in listener.inserts]
-    assert max(sizes) == wanted["batch_docs"], sizes
-    assert {str(wc) for _n, wc in listener.inserts} >= {str(W[wanted["write_concern"]])}
+    assert sum(sizes) == total and max(sizes) == wanted["batch_docs"], sizes
+    # A slice's last batch is acknowledged; the others go with the profile's write concern.
+    concerns = [wc for _n, wc in listener.inserts]
+    assert W[wanted["write_concern"]] in concerns
+    assert all(wc in (W[wanted["write_concern"]], W["1"]) for wc in concerns)
     assert f"write concern {wanted['write_concern']}" in out
     assert f"up to {wanted['batch_docs']:,} documents" in out
 
