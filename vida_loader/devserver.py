@@ -53,6 +53,7 @@ class LocalServer:
     storage_path: Path
     port: int = 0
     test_commands: bool = False
+    auth: bool = False  # require SCRAM authentication (users made before, without it)
     host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
@@ -90,6 +91,8 @@ class LocalServer:
         ]
         if self.test_commands:
             cmd.append("--enable-test-commands")
+        if self.auth:
+            cmd.append("--auth")
         with open(self.log_path, "ab") as log:
             # Own session: a Ctrl-C in the terminal does not hit the server mid-test, and
             # cwd is the data folder so no stray ./secantusd.toml is picked up.
@@ -130,7 +133,7 @@ class LocalServer:
             self.uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
         )
         try:
-            client.admin.command("ping")
+            client.admin.command("hello")  # a handshake command: answered also under --auth
             return True
         except PyMongoError:
             return False
@@ -145,8 +148,9 @@ class LocalServer:
             proc.kill()
             proc.wait(10)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Terminate, then kill after ``timeout`` seconds; remove a temporary folder."""
+    def stop(self, timeout: float = 10.0, keep_data: bool = False) -> None:
+        """Terminate, then kill after ``timeout`` seconds; remove a temporary folder
+        unless ``keep_data`` (to start again, e.g. with ``auth``)."""
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -155,7 +159,7 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
-        if self._tmp is not None:
+        if self._tmp is not None and not keep_data:
             with contextlib.suppress(OSError):
                 self._tmp.cleanup()
             self._tmp = None

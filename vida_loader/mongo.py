@@ -181,15 +181,16 @@ def wire_advice(message: str) -> str | None:
         return None
     wire, need = int(found.group(1)), int(found.group(2))
     fit = next((spec for top, spec in PYMONGO_FOR_WIRE if wire <= top), None)
-    if wire < 6 or fit is None:
+    if wire < 6:
         return (
             f"the server speaks wire version {wire}, older than any pymongo 4 supports: "
             "upgrade the server (a Cosmos DB account: its server version, to 4.2 or later)"
         )
+    fit = fit or f"pymongo<{pymongo.version}"
     return (
         f"the server speaks wire version {wire}, but the installed pymongo {pymongo.version} "
         f"needs at least {need}: install an older one beside vida-loader with "
-        f"`pip install '{fit}'` (Cosmos DB accounts on server version 3.6/4.0 need it)"
+        f"`pip install '{fit}'` (Cosmos DB accounts on server version 3.6 or 4.0 need that)"
     )
 
 
