@@ -787,7 +787,7 @@ def resolve(
         for layer, where, values, is_legacy in layers():
             names = legacy if is_legacy else [vida]
             for name in names:
-                if name in values:
+                if str(values.get(name, "")).strip():  # empty counts as not set
                     kind = Layer.LEGACY if is_legacy and layer is Layer.ENV else layer
                     return values[name], Origin(kind, name, where)
         return None
@@ -878,3 +878,38 @@ def _uri_notices(command: str, values: Mapping[str, Value]) -> list[str]:
                 "--retry-window), so retryWrites=false loses nothing"
             )
     return out
+
+
+def example_env_file() -> str:
+    """The text of ``.env_local.example``: every setting, commented out, with its flag,
+    accepted values, defaults and legacy names (a test keeps the shipped file equal)."""
+    lines = [
+        "# vida-loader settings: copy to .env_local (never committed: it is in .gitignore)",
+        "# and uncomment what you need. Precedence: flag > VIDA_* environment variable >",
+        "# legacy environment variable > .env_local > .env > profile > built-in default.",
+        "# `vida-loader config` prints every effective value and where it came from.",
+        "",
+        "# Profile: data-ingest, data-migration, dev, or your own profiles/NAME.toml",
+        f"# {PROFILE_ENV}=data-migration",
+        f"# (legacy: {LEGACY_PROFILE})",
+    ]
+    for spec in SPECS:
+        shown = [] if spec.default is None else [spec.show(spec.default)]
+        shown += [f"{c}: {spec.show(v)}" for c, v in spec.defaults]
+        legacy = [
+            f"{name} ({', '.join(c for c, k in LEGACY[name].items() if k == spec.key)})"
+            for name in legacy_names(spec.key)
+        ]
+        lines += [
+            "",
+            f"# {spec.option}: {spec.help}; {spec.accepted()}",
+            f"#   used by: {', '.join(spec.commands)}"
+            + (f"; default: {', '.join(shown)}" if shown else ""),
+        ]
+        if legacy:
+            lines.append(f"#   legacy names: {', '.join(legacy)}")
+        example = (
+            shown[0] if shown else {"uri": "mongodb://user:password@host:27017/"}.get(spec.kind, "")
+        )
+        lines.append(f"# {spec.envvar}={example}")
+    return "\n".join(lines) + "\n"

@@ -292,3 +292,31 @@ def test_user_profiles_come_from_the_config_folder(
     code, rows, err = _config(capsys, "--profile", "team")
     assert code == 0, err
     assert rows["retry_window"] == ("42", "profile 'team'")
+
+
+def test_the_shipped_env_example_lists_every_setting_and_parses() -> None:
+    from vida_loader.config import (
+        COMMANDS,
+        SPECS,
+        Layer,
+        example_env_file,
+        read_env_file,
+        resolve,
+    )
+
+    shipped = Path(__file__).parents[2] / ".env_local.example"
+    assert shipped.read_text() == example_env_file(), "regenerate .env_local.example"
+    for spec in SPECS:
+        assert f"# {spec.envvar}=" in shipped.read_text()
+    # Uncommented, every example line is a valid setting file.
+    uncommented = "\n".join(
+        line[2:] for line in shipped.read_text().splitlines() if line.startswith("# VIDA_")
+    )
+    Path(".env_local").write_text(uncommented + "\n")
+    assert "VIDA_BATCH_SIZE" in read_env_file(Path(".env_local"))
+    for command in COMMANDS:  # empty values count as not set
+        s = resolve(command, environ={})
+        assert s.origin("target_uri" if command != "status" else "job").layer in (
+            Layer.ENV_FILE,
+            Layer.DEFAULT,
+        )

@@ -27,7 +27,7 @@ EXPECTED = {
         "batch_docs": 1000,
         "batch_bytes": 2 * 2**20,
         "attempts": 5,
-        "retry_attempts": 50,
+        "retry_attempts": 1000,
         "retry_window_s": 900.0,
     },
     "dev": {"write_concern": "1", "batch_docs": 100, "batch_bytes": 2**20, "attempts": 1},
