@@ -22,6 +22,7 @@ from vida_loader.config import (
     COMMANDS,
     LEGACY,
     SPEC,
+    SPECS,
     Endpoint,
     JobConfig,
     PlanConfig,
@@ -101,17 +102,20 @@ def _setting_option(key: str, command: str, help: str | None = None) -> click.Op
     else:
         kw["metavar"] = {"uri": "URI", "jobs": "N|auto"}.get(spec.kind, "TEXT")
     default = spec.default_for(command)
+    text = help or spec.help
     if default == "auto":
-        kw["show_default"] = "auto: the cores this process may use"
-    elif default is not None and spec.kind != "bool":
-        kw["show_default"] = spec.show(default)
-    aliases = [spec.envvar, *(n for n in legacy_names(key) if command in LEGACY[n])]
-    return click.Option(names, help=f"{help or spec.help} [{', '.join(aliases)}]", **kw)
+        text += " [default: auto, the cores this process may use]"
+    elif default is not None and spec.kind != "bool" and "[default:" not in text:
+        text += f" [default: {spec.show(default)}]"
+    aliases = [spec.envvar, *(n for n in legacy_names(key) if LEGACY[n].get(command) == key)]
+    return click.Option(names, help=f"{text} [{', '.join(aliases)}]", **kw)
 
 
 def settings_options(command: str, *keys: str, **helps: str) -> Callable[[F], F]:
-    """Add the flags of ``keys`` (help text overridden by ``helps``) and --profile and
-    --env-file to a command, in that order before its own options."""
+    """Add the flags of ``keys`` (default: every setting of ``command``, in the registry's
+    order; help texts overridden by ``helps``), then --profile and --env-file, before the
+    command's own options."""
+    keys = keys or tuple(s.key for s in SPECS if command in s.commands)
 
     def add(f: F) -> F:
         params = [_setting_option(k, command, helps.get(k)) for k in keys]
@@ -179,15 +183,6 @@ def _fmt_bytes(n: float) -> str:
 @cli.command()
 @settings_options(
     "plan",
-    *ENDPOINT_KEYS,
-    "job",
-    "manifest_dir",
-    "partitions",
-    "partition_size_mb",
-    "range_mode",
-    "select_timeout",
-    "socket_timeout",
-    "verbose",
     job="Job name [default: <source-db>.<source-collection>]",
     partition_size_mb="Target partition size in MB [default: 64]",
     range_mode="typed: $gte/$lt per BSON type; minmax: find().min().max() across types; "
@@ -260,21 +255,6 @@ def format_plan(result: PlanResult) -> str:
 @cli.command()
 @settings_options(
     "run",
-    "source_uri",
-    "target_uri",
-    "job",
-    "manifest_dir",
-    "jobs",
-    "write_concern",
-    "batch_size",
-    "batch_mb",
-    "attempts",
-    "retry_attempts",
-    "retry_window",
-    "select_timeout",
-    "socket_timeout",
-    "progress_interval",
-    "verbose",
     **JOB_HELPS,
     jobs="Worker processes (1: one worker inside this process)",
     write_concern="Write concern of the copy: 1 confirms each partition by the write results, "
@@ -406,14 +386,6 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
 @cli.command()
 @settings_options(
     "verify",
-    "source_uri",
-    "target_uri",
-    "job",
-    "manifest_dir",
-    "jobs",
-    "select_timeout",
-    "socket_timeout",
-    "verbose",
     **JOB_HELPS,
     jobs="Partitions counted at the same time",
 )
@@ -463,7 +435,7 @@ def format_verify(result: VerifyResult) -> str:
 
 
 @cli.command()
-@settings_options("status", "job", "manifest_dir", **JOB_HELPS)
+@settings_options("status", **JOB_HELPS)
 def status(**params: Any) -> int:
     """Show a job's progress from its files: partitions per state, documents, repairs,
     failures, whether a run holds it now, and the command that continues it."""
@@ -532,23 +504,6 @@ def format_status(st: JobStatus) -> str:
 @cli.command()
 @settings_options(
     "generate",
-    "total",
-    "jobs",
-    "generate_source",
-    "seed",
-    "out",
-    "target_uri",
-    "target_db",
-    "target_collection",
-    "write_concern",
-    "batch_size",
-    "batch_mb",
-    "retry_attempts",
-    "retry_window",
-    "select_timeout",
-    "socket_timeout",
-    "progress_interval",
-    "verbose",
     jobs="Generating processes (1: inside this process)",
     generate_source="A built-in generator (--list-generators), a JSON template FILE.json "
     "(shipped: --list-templates) or a Python plugin FILE.py[:Class]; see docs/templates.md",

@@ -526,7 +526,7 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "batch_mb",
         "float",
-        "Most megabytes per write batch",
+        "Most megabytes per write batch (Cosmos DB allows 2)",
         ("run", "generate"),
         default=DEFAULT_BATCH_MB,
         low=0,
@@ -545,7 +545,8 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "retry_attempts",
         "int",
-        "Failures in a row one operation may meet",
+        "Failures in a row (throttled, network, restart) one read or write may meet before "
+        "its partition (generate: slice) fails; progress resets the count",
         ("run", "generate"),
         default=DEFAULT_RETRY_ATTEMPTS,
         low=0,
@@ -554,7 +555,8 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "retry_window",
         "float",
-        "Seconds a server may keep failing",
+        "How long a server may keep failing (restart, failover, throttling) before a "
+        "partition (generate: slice) fails and the run ends with the resume command",
         ("run", "generate"),
         default=DEFAULT_RETRY_WINDOW_S,
         low=0,
@@ -583,7 +585,7 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "progress_interval",
         "float",
-        "Seconds between progress lines off a terminal",
+        "Seconds between progress lines when stderr is not a terminal",
         ("run", "generate"),
         default=DEFAULT_PROGRESS_INTERVAL,
         low=0,

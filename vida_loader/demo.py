@@ -61,7 +61,7 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="vida-demo-"))
     try:
-        _step("1/6 starting two local SecantusDB servers")
+        _step("1/7 starting two local SecantusDB servers")
         with (
             LocalServer(workdir / "source-data") as source,
             LocalServer(workdir / "target-data") as target,
@@ -82,17 +82,22 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
             gen += ["--target-uri", source.uri, "--target-db", "demo"]
             gen += ["--target-collection", "orders", "--drop-target"]
             steps = [
-                (f"2/6 generate: {docs:,} service orders into the source (demo.orders)", gen),
+                (f"2/7 generate: {docs:,} service orders into the source (demo.orders)", gen),
                 (
-                    "3/6 plan: split the source into _id ranges",
+                    "3/7 config check: servers, driver, source collection, rights to read "
+                    "and write",
+                    ["config", "check"],
+                ),
+                (
+                    "4/7 plan: split the source into _id ranges",
                     ["plan", "--partitions", str(partitions)],
                 ),
                 (
-                    f"4/6 run -j {jobs}: copy raw BSON, confirm every partition",
+                    f"5/7 run -j {jobs}: copy raw BSON, confirm every partition",
                     ["run", "-j", str(jobs)],
                 ),
-                ("5/6 status: what the job's files say (works during a run too)", ["status"]),
-                ("6/6 verify: count every range on both sides", ["verify"]),
+                ("6/7 status: what the job's files say (works during a run too)", ["status"]),
+                ("7/7 verify: count every range on both sides", ["verify"]),
             ]
             for title, args in steps:
                 _step(title)

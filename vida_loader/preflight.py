@@ -125,6 +125,13 @@ def check_side(
             return report
         if ep.db and ep.collection:
             _collection(report, client, ep, read=read)
+        elif read:
+            report.add(
+                "collection",
+                False,
+                f"none named: give --{role}-db and --{role}-collection (or "
+                f"VIDA_{role.upper()}_DB and VIDA_{role.upper()}_COLLECTION)",
+            )
         if write:
             _write(report, client, ep)
     finally:

@@ -320,3 +320,21 @@ def test_the_shipped_env_example_lists_every_setting_and_parses() -> None:
             Layer.ENV_FILE,
             Layer.DEFAULT,
         )
+
+
+def test_out_on_the_command_line_beats_a_target_from_env_local(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path(".env_local").write_text(
+        "GEN_DB_CONNECTION_STRING=mongodb://127.0.0.1:1/?directConnection=true\n"
+        "GEN_DB_NAME=gen\nGEN_DB_COLLECTION=orders\nGEN_TOTAL_DOCUMENTS=1500\n"
+    )
+    code = main(["generate", "-j", "1", "--seed", "2", "--out", "orders.bson"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "generated 1,500 of 1,500" in out and "into 'orders.bson'" in out
+    assert Path("orders.bson").stat().st_size > 1500 * 500
+    # Given on the command line, both at once are still refused.
+    code = main(["generate", "--out", "x.bson", "--target-db", "gen"])
+    assert code == 2
+    assert "give either --out" in capsys.readouterr().err

@@ -39,6 +39,7 @@ def test_demo_steps_run_end_to_end_and_stop_the_servers() -> None:
     proc = _demo("--docs", "2000", "--jobs", "2", "--partitions", "3")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "generated 2,000 of 2,000 service-orders documents into demo.orders" in proc.stdout
+    assert "a copy can start" in proc.stdout
     assert "3/3 partitions confirmed on the target" in proc.stdout
     assert "job 'demo': 3/3 partitions confirmed, complete" in proc.stdout
     assert "all 3 partitions match" in proc.stdout
@@ -50,6 +51,6 @@ def test_demo_steps_run_end_to_end_and_stop_the_servers() -> None:
 def test_demo_stops_both_servers_when_a_step_fails() -> None:
     proc = _demo("--docs", "200", "--partitions", "2", VIDA_RANGE_MODE="bogus")
     assert proc.returncode == 2
-    assert "step 'plan' failed with exit code 2" in proc.stderr
+    assert "step 'config' failed with exit code 2" in proc.stderr  # config check validates all
     ports = _ports(proc.stdout)
     assert len(ports) == 2 and not any(_listening(p) for p in ports)

@@ -4,13 +4,14 @@ concern the target receives, the workers and retry budget the library records.""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from pymongo.database import Database
-from support import PAD, listen, plan_by_env, raw_hashes
+from support import listen, raw_hashes
 
 from vida_loader.cli import main
 from vida_loader.config import available_cores
@@ -36,20 +37,9 @@ W = {"0": {"w": 0}, "1": {"w": 1, "j": True}}
 
 
 @pytest.fixture
-def one_big_partition(
-    server: LocalServer,
-    target_server: LocalServer,
-    db: DB,
-    tdb: DB,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Path:
+def one_big_partition(plan_of: Callable[..., Path]) -> Path:
     """25,000 documents in one partition: room for several batches of every profile."""
-    db.src.insert_many([{"_id": i, "pad": PAD} for i in range(25_000)])
-    job = plan_by_env(monkeypatch, server, target_server, db, tmp_path, "big", 1)
-    capsys.readouterr()
-    return job
+    return plan_of(25_000, 1, "big")
 
 
 @pytest.mark.parametrize("profile", sorted(EXPECTED))

@@ -39,6 +39,7 @@ from vida_loader.config import (
     DEFAULT_WRITE_CONCERN,
     MAX_BATCH_MB,
     Endpoint,
+    Layer,
     Settings,
 )
 from vida_loader.coordinator import Pool, make_pool
@@ -132,7 +133,11 @@ class GenerateConfig:
                 "GEN_TOTAL_DOCUMENTS)"
             )
         target = None
-        if s["target_uri"] or s["target_db"] or s["target_collection"]:
+        keys = ("target_uri", "target_db", "target_collection")
+        # --out on the command line beats a target from the environment, an env file or
+        # a profile (the old framework's .env_local names one for every command).
+        out_wins = s["out"] is not None and all(s.origin(k).layer is not Layer.FLAG for k in keys)
+        if not out_wins and any(s[k] for k in keys):
             target = Endpoint(
                 s["target_uri"] or "", s["target_db"] or "", s["target_collection"] or ""
             )
