@@ -271,7 +271,8 @@ def connect(
 def client_options(uri: str, timeouts: Timeouts = Timeouts()) -> dict[str, Any]:
     """The options vida-loader gives every client of ``uri``.
 
-    Bounded timeouts, always, so nothing hangs. Unless the URI sets them: idle
+    Bounded timeouts, always, so nothing hangs; acknowledged writes by default, even when
+    the URI says ``w=0`` (the copy's own writes set theirs). Unless the URI sets them: idle
     connections dropped before Cosmos DB's ~4 minutes close them under us, the app name
     (fail points and server logs name us by it), and on Cosmos DB no retryable writes
     (3.6 accounts refuse them, and vida-loader retries writes itself).
@@ -289,6 +290,10 @@ def client_options(uri: str, timeouts: Timeouts = Timeouts()) -> dict[str, Any]:
             del options[key]
     if server_kind(uri) is ServerKind.COSMOS and "retrywrites" not in given:
         options["retryWrites"] = False
+    if "w" in given:
+        # Copy writes set their own write concern (--write-concern); everything else
+        # (drop, the scratch write of `config check`) must hear back from the server.
+        options["w"] = 1
     return options
 
 

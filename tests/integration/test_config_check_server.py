@@ -87,7 +87,8 @@ def test_unreachable_missing_and_unwritable_each_fail_the_check(
     assert err.count("\n") == 1 and "(and 1 more above)" in err
 
     db.src.insert_one({"_id": 1})
-    _endpoints(monkeypatch, server.uri, target_server.uri, db.name)
+    # w=0 in the URI must not turn the scratch write into one whose refusal goes unheard.
+    _endpoints(monkeypatch, server.uri, target_server.uri + "&w=0", db.name)
     target = MongoClient(target_server.uri)
     try:
         target.admin.command(
