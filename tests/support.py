@@ -292,3 +292,10 @@ def listen(port: int) -> Iterator[Commands]:
     yield listener
     close_clients()
     listener.port = -1  # pymongo cannot unregister a listener: silence it instead
+
+
+def legacy_generate_target(monkeypatch: Any, server: LocalServer, db: str, coll: str) -> None:
+    """Point generate at ``db.coll`` on ``server`` by the old framework's GEN_DB_* names."""
+    monkeypatch.setenv("GEN_DB_CONNECTION_STRING", server.uri)
+    monkeypatch.setenv("GEN_DB_NAME", db)
+    monkeypatch.setenv("GEN_DB_COLLECTION", coll)

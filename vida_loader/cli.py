@@ -586,9 +586,7 @@ def format_generated(result: GenerateResult, cfg: GenerateConfig) -> str:
     return "\n".join(lines)
 
 
-@cli.group(invoke_without_command=True)
-@settings_options("run", *SPEC)
-@click.option(
+FOR_COMMAND_OPTION = click.option(
     "--for",
     "for_command",
     type=click.Choice(COMMANDS),
@@ -597,6 +595,11 @@ def format_generated(result: GenerateResult, cfg: GenerateConfig) -> str:
     help="Show the settings of this command (legacy names mean different sides in "
     "generate: GEN_DB_* is its target)",
 )
+
+
+@cli.group(invoke_without_command=True)
+@settings_options("run", *SPEC)
+@FOR_COMMAND_OPTION
 @click.pass_context
 def config(ctx: click.Context, /, for_command: str, **params: Any) -> int:
     """Print every effective setting, its value (passwords redacted) and where it came from:
@@ -672,14 +675,7 @@ def profiles_list() -> int:
 
 @profiles.command("show")
 @click.argument("name")
-@click.option(
-    "--for",
-    "for_command",
-    type=click.Choice(COMMANDS),
-    default="run",
-    show_default=True,
-    help="Show the settings of this command",
-)
+@FOR_COMMAND_OPTION
 def profiles_show(name: str, for_command: str) -> int:
     """Every setting of a command with profile NAME, its value and source: the profile's
     own values, and what flags, environment and env files would still override."""

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from pymongo.database import Database
-from support import listen, raw_hashes
+from support import legacy_generate_target, listen, raw_hashes
 
 from vida_loader.cli import main
 from vida_loader.config import available_cores
@@ -104,9 +104,7 @@ def test_a_profile_sets_what_generate_does(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("GEN_DB_CONNECTION_STRING", target_server.uri)
-    monkeypatch.setenv("GEN_DB_NAME", tdb.name)
-    monkeypatch.setenv("GEN_DB_COLLECTION", "orders")
+    legacy_generate_target(monkeypatch, target_server, tdb.name, "orders")
     monkeypatch.setenv("FRAMEWORK_PROFILE", profile)
     total = 40_000 if profile == "data-ingest" else 12_000  # a slice holds 10,000
     listener = next(it := listen(target_server.port))

@@ -11,6 +11,7 @@ import pymongo
 import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
+from support import legacy_generate_target
 
 from vida_loader.cli import main
 from vida_loader.devserver import LocalServer, free_port
@@ -202,9 +203,7 @@ def test_generate_checks_only_its_target(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("GEN_DB_CONNECTION_STRING", target_server.uri)
-    monkeypatch.setenv("GEN_DB_NAME", tdb.name)
-    monkeypatch.setenv("GEN_DB_COLLECTION", "orders")
+    legacy_generate_target(monkeypatch, target_server, tdb.name, "orders")
     code, out, err = _check(capsys, "--for", "generate")
     assert code == 0, out + err
     assert out.splitlines()[0] == f"target  {target_server.uri}"
