@@ -1,17 +1,25 @@
+import click
 import pytest
 
 from vida_loader.cli import cli, main
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    names = list(cli.commands)
-    for name in [None, *names]:
-        argv = ["--help"] if name is None else [name, "--help"]
-        assert main(argv) == 0
+    paths: list[list[str]] = [[]]
+    for name, command in cli.commands.items():
+        paths.append([name])
+        if isinstance(command, click.Group):  # config check, profiles list|show|check
+            paths += [[name, sub] for sub in command.commands]
+    assert ["config", "check"] in paths and ["profiles", "show"] in paths
+    for path in paths:
+        assert main([*path, "--help"]) == 0
         out = capsys.readouterr().out
         assert "Usage:" in out
-        if name is not None:
-            assert cli.commands[name].help, f"command {name} has no help text"
+        command: click.Command = cli
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.commands[name]
+        assert command.help, f"command {' '.join(path)} has no help text"
 
 
 def test_unknown_flag_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
