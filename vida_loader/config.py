@@ -19,7 +19,6 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import parse_qsl
 
 from dotenv.parser import parse_stream
 
@@ -30,7 +29,8 @@ from vida_loader.mongo import (
     Timeouts,
     redact_uri,
     server_kind,
-    strip_credentials,
+    uri_has_host,
+    uri_options,
     write_concern,
 )
 from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryPolicy
@@ -453,16 +453,6 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def uri_has_host(uri: str) -> bool:
-    """A MongoDB URI that names at least one host (not yet validated further)."""
-    low = uri.lower()
-    scheme = next((s for s in ("mongodb://", "mongodb+srv://") if low.startswith(s)), None)
-    if scheme is None:
-        return False
-    hosts = strip_credentials(uri)[len(scheme) :].split("?", 1)[0].split("/", 1)[0]
-    return any(h.strip() and not h.strip().startswith(":") for h in hosts.split(","))
-
-
 _COPY = ("plan", "run", "verify")
 SPECS: tuple[Spec, ...] = (
     Spec(
@@ -504,7 +494,6 @@ SPECS: tuple[Spec, ...] = (
         defaults=(("generate", "auto"),),
         low=1,
         high=1024,
-        flag="--jobs",
     ),
     Spec(
         "write_concern",
@@ -654,9 +643,13 @@ OTHER_VIDA_NAMES = (
 )
 
 
-def legacy_names(key: str) -> list[str]:
-    """The legacy names that set ``key`` in some command."""
-    return sorted(name for name, keys in LEGACY.items() if key in keys.values())
+def legacy_names(key: str, command: str | None = None) -> list[str]:
+    """The legacy names that set ``key`` in ``command`` (None: in some command)."""
+    return sorted(
+        name
+        for name, keys in LEGACY.items()
+        if (key in keys.values() if command is None else keys.get(command) == key)
+    )
 
 
 @dataclass(frozen=True)
@@ -671,7 +664,6 @@ class Settings:
 
     command: str
     values: Mapping[str, Value]
-    profile: str | None = None
     profile_path: Path | None = None
     files: tuple[Path, ...] = ()
     notices: tuple[str, ...] = ()
@@ -683,6 +675,19 @@ class Settings:
     def origin(self, key: str) -> Origin:
         return self.values[key].origin
 
+    @property
+    def profile(self) -> str | None:
+        return self["profile"]  # type: ignore[no-any-return]
+
+    def get(self, key: str) -> Any:
+        """The value, or None where the command has no such setting."""
+        v = self.values.get(key)
+        return None if v is None else v.value
+
+    def endpoint(self, side: str) -> Endpoint:
+        """``source`` or ``target`` as given (empty where not set; configs check that)."""
+        return Endpoint(*(self.get(f"{side}_{part}") or "" for part in ("uri", "db", "collection")))
+
     def timeouts(self) -> Timeouts:
         return Timeouts(
             select_ms=round(self["select_timeout"] * 1000),
@@ -691,14 +696,10 @@ class Settings:
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(setting, value as shown, origin), passwords redacted: what ``config`` prints."""
-        rows = [
-            ("profile", self.profile or "-", self.origin("profile").describe()),
+        return [
+            (key, SPEC[key].show(v.value) if key in SPEC else v.value or "-", v.origin.describe())
+            for key, v in self.values.items()
         ]
-        for key, v in self.values.items():
-            if key == "profile":
-                continue
-            rows.append((key, SPEC[key].show(v.value), v.origin.describe()))
-        return rows
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -772,26 +773,22 @@ def resolve(
     for path, values in files:
         warnings += _typo_warnings(values, str(path))
 
-    # Layers, highest first: (origin maker, name -> raw) per layer.
-    def layers() -> list[tuple[Layer, str, Mapping[str, Any], bool]]:
-        out: list[tuple[Layer, str, Mapping[str, Any], bool]] = [
-            (Layer.ENV, "", environ, False),
-            (Layer.LEGACY, "", environ, True),
-        ]
-        for path, values in files:
-            out.append((Layer.ENV_FILE, str(path.name if not explicit else path), values, False))
-            out.append((Layer.ENV_FILE, str(path.name if not explicit else path), values, True))
-        return out
+    # Below the flags, highest first: (layer, file shown, name -> raw, legacy names?).
+    layers: list[tuple[Layer, str, Mapping[str, Any], bool]] = [
+        (Layer.ENV, "", environ, False),
+        (Layer.LEGACY, "", environ, True),
+    ]
+    for path, values in files:
+        shown = str(path if explicit else path.name)
+        layers += [(Layer.ENV_FILE, shown, values, False), (Layer.ENV_FILE, shown, values, True)]
 
     def lookup(key: str, vida: str, legacy: list[str]) -> tuple[Any, Origin] | None:
         if key in given:
             return given[key], Origin(Layer.FLAG, SPEC[key].option if key in SPEC else f"--{key}")
-        for layer, where, values, is_legacy in layers():
-            names = legacy if is_legacy else [vida]
-            for name in names:
+        for layer, where, values, is_legacy in layers:
+            for name in legacy if is_legacy else [vida]:
                 if str(values.get(name, "")).strip():  # empty counts as not set
-                    kind = Layer.LEGACY if is_legacy and layer is Layer.ENV else layer
-                    return values[name], Origin(kind, name, where)
+                    return values[name], Origin(layer, name, where)
         return None
 
     chosen = lookup("profile", PROFILE_ENV, [LEGACY_PROFILE])
@@ -806,8 +803,7 @@ def resolve(
     for spec in SPECS:
         if command not in spec.commands:
             continue
-        legacy = [n for n, keys in LEGACY.items() if keys.get(command) == spec.key]
-        found = lookup(spec.key, spec.envvar, legacy)
+        found = lookup(spec.key, spec.envvar, legacy_names(spec.key, command))
         if found is None and profile is not None and spec.key in profile.values:
             found = profile.values[spec.key], Origin(Layer.PROFILE, spec.key, profile.name)
         if found is None:
@@ -827,7 +823,6 @@ def resolve(
     return Settings(
         command=command,
         values=MappingProxyType(resolved),
-        profile=profile.name if profile else None,
         profile_path=profile.path if profile else None,
         files=tuple(p for p, _v in files),
         notices=tuple(notices),
@@ -835,14 +830,9 @@ def resolve(
     )
 
 
-def _uri_options(uri: str) -> dict[str, str]:
-    query = uri.partition("?")[2]
-    return {k.lower(): v for k, v in parse_qsl(query, keep_blank_values=True)}
-
-
 def _target_wants_w0(values: Mapping[str, Value]) -> bool:
     uri = values.get("target_uri")
-    return bool(uri and uri.value and _uri_options(uri.value).get("w") == "0")
+    return bool(uri and uri.value and uri_options(uri.value).get("w") == "0")
 
 
 def _uri_notices(command: str, values: Mapping[str, Value]) -> list[str]:
@@ -852,7 +842,7 @@ def _uri_notices(command: str, values: Mapping[str, Value]) -> list[str]:
         v = values.get(f"{side}_uri")
         if not v or not v.value:
             continue
-        opts = _uri_options(v.value)
+        opts = uri_options(v.value)
         shown = redact_uri(v.value)
         if "w" in opts and side == "source":
             out.append(
@@ -899,7 +889,7 @@ def example_env_file() -> str:
         shown = [] if spec.default is None else [spec.show(spec.default)]
         shown += [f"{c}: {spec.show(v)}" for c, v in spec.defaults]
         legacy = [
-            f"{name} ({', '.join(c for c, k in LEGACY[name].items() if k == spec.key)})"
+            f"{name} ({', '.join(c for c in COMMANDS if name in legacy_names(spec.key, c))})"
             for name in legacy_names(spec.key)
         ]
         lines += [

@@ -139,6 +139,15 @@ def make_pool(jobs: int) -> Pool:
     return Pool(executor, events, False)
 
 
+def replace_broken(pool: Pool, jobs: int, futures: dict[Future[Any], T], pending: deque[T]) -> Pool:
+    """A worker process died, and a dead process pool fails every future it holds: close
+    it, put its tasks back at the front of ``pending`` and return a new pool."""
+    pool.close(cancel=True)
+    pending.extendleft(futures.values())
+    futures.clear()
+    return make_pool(jobs)
+
+
 # --- progress and results ---------------------------------------------------------------
 
 
@@ -509,11 +518,7 @@ class _Run:
                 if finished:
                     save_state(self.state, self.path)
                 if broken:
-                    pool.close(cancel=True)
-                    pool = make_pool(self.cfg.jobs)
-                    # every other future of the dead pool fails too: hand them out again
-                    pending.extendleft(futures.values())
-                    futures.clear()
+                    pool = replace_broken(pool, self.cfg.jobs, futures, pending)
                 now = time.monotonic()
                 if self.on_progress and now - last_tick >= tick:
                     last_tick = now

@@ -101,6 +101,20 @@ def redact_uri(uri: str) -> str:
     return f"{scheme}{userinfo}{hosts}" + (f"?{q}" if q else "")
 
 
+def uri_options(uri: str) -> dict[str, str]:
+    """The query options of a URI, names lower-cased (MongoDB treats them so)."""
+    return {k.lower(): v for k, v in parse_qsl(_split_uri(uri)[3], keep_blank_values=True)}
+
+
+def uri_has_host(uri: str) -> bool:
+    """A MongoDB URI (either scheme) that names at least one host; nothing else checked."""
+    scheme, _userinfo, hosts, _query = _split_uri(uri)
+    netloc = hosts.split("/", 1)[0]
+    return bool(scheme) and any(
+        h.strip() and not h.strip().startswith(":") for h in netloc.split(",")
+    )
+
+
 def has_secret(uri: str) -> bool:
     """Whether the URI carries a password or a secret option (never echo it then)."""
     _scheme, userinfo, _hosts, query = _split_uri(uri)
@@ -180,13 +194,14 @@ def wire_advice(message: str) -> str | None:
     if not found:
         return None
     wire, need = int(found.group(1)), int(found.group(2))
-    fit = next((spec for top, spec in PYMONGO_FOR_WIRE if wire <= top), None)
     if wire < 6:
         return (
             f"the server speaks wire version {wire}, older than any pymongo 4 supports: "
             "upgrade the server (a Cosmos DB account: its server version, to 4.2 or later)"
         )
-    fit = fit or f"pymongo<{pymongo.version}"
+    fit = next(
+        (spec for top, spec in PYMONGO_FOR_WIRE if wire <= top), f"pymongo<{pymongo.version}"
+    )
     return (
         f"the server speaks wire version {wire}, but the installed pymongo {pymongo.version} "
         f"needs at least {need}: install an older one beside vida-loader with "
@@ -284,7 +299,7 @@ def client_options(uri: str, timeouts: Timeouts = Timeouts()) -> dict[str, Any]:
         "maxIdleTimeMS": 120_000,
         "appname": "vida-loader",
     }
-    given = {key.lower() for key, _v in parse_qsl(_split_uri(uri)[3], keep_blank_values=True)}
+    given = uri_options(uri)
     for key in ("maxIdleTimeMS", "appname"):
         if key.lower() in given:
             del options[key]

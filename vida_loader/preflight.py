@@ -12,7 +12,6 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pymongo
 from pymongo import MongoClient, common
@@ -29,6 +28,7 @@ from vida_loader.mongo import (
     describe_error,
     redact_uri,
     uri_hosts,
+    uri_options,
     wire_advice,
 )
 
@@ -91,9 +91,9 @@ def describe_server(uri: str, build_info: dict[str, Any]) -> str:
 
 def uses_tls(uri: str) -> bool:
     """Whether the URI turns TLS on (mongodb+srv:// does by default)."""
-    opts = {k.lower(): v.lower() for k, v in parse_qsl(uri.partition("?")[2])}
+    opts = uri_options(uri)
     default = "true" if uri.lower().startswith("mongodb+srv://") else "false"
-    return opts.get("tls", opts.get("ssl", default)) == "true"
+    return opts.get("tls", opts.get("ssl", default)).lower() == "true"
 
 
 def _local(uri: str) -> bool:

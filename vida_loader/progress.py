@@ -18,6 +18,13 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def _retries(retries: int, throttled: int) -> list[str]:
+    """``retries 12 (3 throttled)``, or nothing when there were none."""
+    if not retries:
+        return []
+    return [f"retries {retries:,}" + (f" ({throttled:,} throttled)" if throttled else "")]
+
+
 def format_progress(p: RunProgress) -> str:
     """``12,000/50,000 docs (24%)  8,000 docs/s  8.5 MB/s  partitions 2/8 ...  ETA 0:00:05``."""
     elapsed = max(p.elapsed, 1e-9)
@@ -35,9 +42,7 @@ def format_progress(p: RunProgress) -> str:
     parts.append(state)
     if p.repaired:
         parts.append(f"repaired {p.repaired:,}")
-    if p.retries:
-        throttled = f" ({p.throttled:,} throttled)" if p.throttled else ""
-        parts.append(f"retries {p.retries:,}{throttled}")
+    parts += _retries(p.retries, p.throttled)
     if p.reruns:
         parts.append(f"re-runs {p.reruns}")
     for side in p.waiting_for:
@@ -60,9 +65,7 @@ def format_generate(p: GenerateProgress) -> str:
         f"{rate:,.0f} docs/s",
         f"{p.bytes / 1e6 / elapsed:,.1f} MB/s",
     ]
-    if p.retries:
-        throttled = f" ({p.throttled:,} throttled)" if p.throttled else ""
-        parts.append(f"retries {p.retries:,}{throttled}")
+    parts += _retries(p.retries, p.throttled)
     if p.failed_slices:
         parts.append(f"{p.failed_slices} slices failed")
     if p.phase == "confirming":

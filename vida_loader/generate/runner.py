@@ -42,7 +42,7 @@ from vida_loader.config import (
     Layer,
     Settings,
 )
-from vida_loader.coordinator import Pool, make_pool
+from vida_loader.coordinator import Pool, make_pool, replace_broken
 from vida_loader.errors import RunInterruptedError, UsageError, VidaError
 from vida_loader.faults import classify
 from vida_loader.generate import BLOCK
@@ -138,9 +138,7 @@ class GenerateConfig:
         # a profile (the old framework's .env_local names one for every command).
         out_wins = s["out"] is not None and all(s.origin(k).layer is not Layer.FLAG for k in keys)
         if not out_wins and any(s[k] for k in keys):
-            target = Endpoint(
-                s["target_uri"] or "", s["target_db"] or "", s["target_collection"] or ""
-            )
+            target = s.endpoint("target")
         return cls(
             total=s["total"],
             jobs=s["jobs"],
@@ -569,10 +567,7 @@ class _Generation:
                 if again:
                     pending.appendleft(i)
             if broken:
-                pool.close(cancel=True)
-                pool = make_pool(cfg.jobs)
-                pending.extendleft(futures.values())
-                futures.clear()
+                pool = replace_broken(pool, cfg.jobs, futures, pending)
             now = time.monotonic()
             if self.on_progress and now - last_tick >= TICK:
                 last_tick = now
