@@ -700,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("vida-loader: interrupted", err=True)
         return 130
     except click.UsageError as exc:
-        hint = f" (see 'vida-loader {exc.ctx.info_name} --help')" if exc.ctx else ""
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         click.echo(f"vida-loader: error: {exc.format_message()}{hint}", err=True)
         return EXIT_USAGE
     except click.ClickException as exc:

@@ -102,6 +102,7 @@ class PlanConfig:
                 raise UsageError(
                     f"--{side}-{which} is required (or VIDA_{side.upper()}_{which.upper()})"
                 )
+            check_namespace(side, ep.db, ep.collection)
 
     @property
     def size_mb(self) -> float:
@@ -222,6 +223,48 @@ def check_job_name(job: str) -> None:
     if not JOB_NAME.match(job):
         raise UsageError(
             f"--job '{job}' is not a usable job name: use letters, digits, '.', '_' and '-'"
+        )
+
+
+# MongoDB's rules (Atlas and Cosmos DB follow them): what the server would refuse on the
+# first write, refused here before anything is written.
+DB_NAME_FORBIDDEN = '/\\. "$\x00'
+MAX_DB_NAME_BYTES = 63
+MAX_NAMESPACE_BYTES = 255
+
+
+def check_namespace(side: str, db: str, collection: str) -> None:
+    """A ``UsageError`` naming the flag when ``db`` or ``collection`` breaks MongoDB's
+    naming rules. Empty names are left to the "is required" checks."""
+    flag = f"--{side}-db"
+    bad = sorted({c for c in db if c in DB_NAME_FORBIDDEN})
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        raise UsageError(
+            f"{flag} '{db}' cannot be a database name: it holds {shown}; MongoDB database "
+            f'names have none of / \\ . space " $'
+        )
+    if len(db.encode()) > MAX_DB_NAME_BYTES:
+        raise UsageError(
+            f"{flag} '{db}' is {len(db.encode())} bytes long: database names are at most "
+            f"{MAX_DB_NAME_BYTES} bytes"
+        )
+    flag = f"--{side}-collection"
+    if "$" in collection or "\x00" in collection:
+        raise UsageError(
+            f"{flag} '{collection}' cannot be a collection name: MongoDB collection names "
+            "have no '$' and no NUL character"
+        )
+    if collection.startswith("system."):
+        raise UsageError(
+            f"{flag} '{collection}' names a system collection: choose a name that does not "
+            "start with 'system.'"
+        )
+    namespace = f"{db}.{collection}"
+    if len(namespace.encode()) > MAX_NAMESPACE_BYTES:
+        raise UsageError(
+            f"{flag} '{collection}' makes the namespace '{namespace}' "
+            f"{len(namespace.encode())} bytes long: at most {MAX_NAMESPACE_BYTES} are allowed"
         )
 
 

@@ -189,6 +189,12 @@ def test_a_broken_source_is_one_line_before_anything_is_written(
         (["--total", "5", "--out", "x.bson", "--seed", "-1"], 2, "--seed"),
         (["--total", "5", "--out", "x.bson", "--drop-target"], 2, "--drop-target needs"),
         (
+            ["--total", "5", "--target-uri", "mongodb://h:1", "--target-db", "a b"]
+            + ["--target-collection", "c"],
+            2,
+            "--target-db 'a b' cannot be a database name: it holds ' '",
+        ),
+        (
             ["--total", "5", "--target-uri", "mongodb://h:1", "--target-db", "d"],
             2,
             "--target-collection is required",

@@ -26,3 +26,19 @@ def test_unknown_flag_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["--no-such-flag"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no-such-flag" in err[0]
+
+
+@pytest.mark.parametrize(
+    "args, see",
+    [
+        (["nosuch"], "(see 'vida-loader --help')"),
+        (["run", "--nosuch"], "(see 'vida-loader run --help')"),
+        (["profiles", "show", "--nosuch"], "(see 'vida-loader profiles show --help')"),
+    ],
+)
+def test_usage_hint_names_the_command_path_once(
+    capsys: pytest.CaptureFixture[str], args: list[str], see: str
+) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.rstrip().endswith(see), err

@@ -107,6 +107,11 @@ def test_empty_collection_is_one_partition_and_said(
         (["--range-mode", "diagonal"], 2, "'diagonal' is not one of"),
         (["--job", "../escape"], 2, "--job '../escape' is not a usable job name"),
         (["--bogus"], 2, "No such option '--bogus'"),
+        (["--target-db", "a/b"], 2, "--target-db 'a/b' cannot be a database name: it holds '/'"),
+        (["--target-db", "x" * 64], 2, "is 64 bytes long: database names are at most 63"),
+        (["--target-collection", "a$b"], 2, "--target-collection 'a$b' cannot be a collection"),
+        (["--target-collection", "system.x"], 2, "names a system collection"),
+        (["--target-collection", "c" * 250], 2, "bytes long: at most 255 are allowed"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(

@@ -41,6 +41,7 @@ from vida_loader.config import (
     Endpoint,
     Layer,
     Settings,
+    check_namespace,
 )
 from vida_loader.coordinator import Pool, make_pool, replace_broken
 from vida_loader.errors import RunInterruptedError, UsageError, VidaError
@@ -113,6 +114,7 @@ class GenerateConfig:
                         f"--target-{which} is required to generate into a server "
                         f"(or VIDA_TARGET_{which.upper()})"
                     )
+            check_namespace("target", self.target.db, self.target.collection)
         elif self.drop_target:
             raise UsageError("--drop-target needs a target collection, not --out")
         write_concern(self.write_concern)
