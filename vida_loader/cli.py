@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +38,7 @@ from vida_loader.coordinator import (
     run_job,
 )
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
+from vida_loader.execution.scheduler import sigterm_as_interrupt
 from vida_loader.generate import sources
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
 from vida_loader.generate.runner import generate as run_generate
@@ -292,11 +292,10 @@ def run(restart: bool, drop_target: bool, append: bool, **params: Any) -> int:
         append=append,
     )
     printer = ProgressPrinter(sys.stderr, interval=s["progress_interval"])
-    previous = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     try:
-        result = run_job(cfg, on_progress=printer, notify=_notice)
+        with sigterm_as_interrupt():
+            result = run_job(cfg, on_progress=printer, notify=_notice)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         printer.finish()
     click.echo(format_run(result, cfg))
     failed = result.failed
@@ -333,11 +332,6 @@ def run(restart: bool, drop_target: bool, append: bool, **params: Any) -> int:
 
 def _notice(message: str) -> None:
     click.echo(f"vida-loader: notice: {message}", err=True)
-
-
-def _stop_like_ctrl_c(_signum: int, _frame: object) -> None:
-    """SIGTERM (systemd, Kubernetes, `kill`) stops a run the way Ctrl-C does."""
-    raise KeyboardInterrupt
 
 
 def format_run(result: RunResult, cfg: RunConfig) -> str:
@@ -534,11 +528,10 @@ def generate(drop_target: bool, list_generators: bool, list_templates: bool, **p
     printer = ProgressPrinter(
         sys.stderr, interval=s["progress_interval"], prefix="generate: ", formatter=format_generate
     )
-    previous = signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     try:
-        result = run_generate(cfg, on_progress=printer)
+        with sigterm_as_interrupt():
+            result = run_generate(cfg, on_progress=printer)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         printer.finish()
     # With --out - the documents own stdout: the summary goes to stderr.
     click.echo(format_generated(result, cfg), err=out == "-")

@@ -1,24 +1,19 @@
 """Run a planned job: hand partitions to a pool of workers, record what they report.
 
-The coordinator is the only writer of run state. Workers are pure functions of
-(partition, settings) behind one pool factory: a single in-process worker thread for
-``-j 1`` and tests, spawned processes otherwise (never fork: pymongo is not fork-safe).
+The coordinator is the only writer of run state. It is the handler of the shared
+``execution.scheduler``: it says which task copies a partition (``copy_partition``),
+takes in each result and each typed event, and saves the state; the scheduler decides
+when a task starts, re-runs it and replaces a pool whose worker process died.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
 import shlex
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
-from concurrent.futures.thread import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -35,8 +30,10 @@ from vida_loader.config import (
     RunConfig,
 )
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
+from vida_loader.execution.events import Event, Moved, Started, Waiting
+from vida_loader.execution.scheduler import DIED, Scheduler
 from vida_loader.lock import hold_lock
-from vida_loader.manifest import Manifest, Partition, load_manifest, manifest_path
+from vida_loader.manifest import Manifest, load_manifest, manifest_path
 from vida_loader.mongo import (
     check_uri,
     close_client,
@@ -63,89 +60,10 @@ from vida_loader.worker import (
     PartitionResult,
     PartitionState,
     close_clients,
-    copy_task,
-    init_process,
-    run_task,
+    copy_partition,
 )
 
-T = TypeVar("T")
 SAVE_EVERY = 5.0  # seconds between saves of running partitions' counts
-
-# --- the pool factory -----------------------------------------------------------------
-
-
-class _Stopped(BaseException):
-    """Raised inside the inline worker thread to stop it when a run is interrupted."""
-
-
-class Pool:
-    """An executor running pool tasks (``copy_partition``, ``generate_slice``) plus the queue
-    their progress events arrive on."""
-
-    def __init__(self, executor: Executor, events: Any, inline: bool) -> None:
-        self.executor = executor
-        self.events = events
-        self.inline = inline
-        self.stopping = False
-
-    def submit(
-        self, part: Partition, settings: CopySettings, resume: bool
-    ) -> Future[PartitionResult]:
-        return self.submit_task(copy_task, part, settings, resume)
-
-    def submit_task(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Run ``fn(*args, report)``: any pure task that reports progress events."""
-        if self.inline:
-            return self.executor.submit(fn, *args, self._report)
-        return self.executor.submit(run_task, fn, *args)
-
-    def _report(self, event: str, pid: str, docs: int, nbytes: int) -> None:
-        if self.stopping:
-            raise _Stopped  # between two write batches: the next run continues from here
-        self.events.put((event, pid, docs, nbytes))
-
-    def drain(self) -> list[tuple[str, str, int, int]]:
-        out = []
-        while True:
-            try:
-                out.append(self.events.get_nowait())
-            except (queue.Empty, OSError, ValueError):
-                return out
-
-    def close(self, cancel: bool = False) -> None:
-        """Wait for the workers; ``cancel``: drop queued work and stop running workers now."""
-        self.stopping = cancel
-        if cancel and isinstance(self.executor, ProcessPoolExecutor):
-            # A worker mid-partition would otherwise run to its end before we can exit;
-            # what it wrote is redone (idempotently) by the next run.
-            for proc in list(getattr(self.executor, "_processes", {}).values()):
-                proc.terminate()
-        # The inline thread stops at its next batch (``_Stopped``): wait for it, so that
-        # nothing writes after the run has returned.
-        self.executor.shutdown(wait=self.inline or not cancel, cancel_futures=cancel)
-        if self.inline:
-            close_clients()
-
-
-def make_pool(jobs: int) -> Pool:
-    """``jobs`` <= 1: one worker thread in this process; else ``jobs`` spawned processes."""
-    if jobs <= 1:
-        return Pool(ThreadPoolExecutor(1, thread_name_prefix="vida-worker"), queue.Queue(), True)
-    ctx = multiprocessing.get_context("spawn")
-    events = ctx.Queue()
-    executor = ProcessPoolExecutor(
-        jobs, mp_context=ctx, initializer=init_process, initargs=(events,)
-    )
-    return Pool(executor, events, False)
-
-
-def replace_broken(pool: Pool, jobs: int, futures: dict[Future[Any], T], pending: deque[T]) -> Pool:
-    """A worker process died, and a dead process pool fails every future it holds: close
-    it, put its tasks back at the front of ``pending`` and return a new pool."""
-    pool.close(cancel=True)
-    pending.extendleft(futures.values())
-    futures.clear()
-    return make_pool(jobs)
 
 
 # --- progress and results ---------------------------------------------------------------
@@ -481,51 +399,19 @@ class _Run:
         # from what the target holds instead of sending it all again.
         self.resume = {pid for pid, r in state.partitions.items() if continuing and not r.done}
         self.resumed = 0
+        self.last_save = 0.0
 
     def execute(self, tick: float) -> RunResult:
-        pool = make_pool(self.cfg.jobs)
-        futures: dict[Future[PartitionResult], str] = {}
-        # Largest first, so the last partitions to finish are short ones. The coordinator
-        # hands a partition out only when a worker is free: an executor's own queue would
-        # start the next partition before a result (an outage, an interrupt) is seen here.
+        # Largest first, so the last partitions to finish are short ones.
         todo = [p for p in self.manifest.partitions if not self.state.partitions[p.id].done]
-        pending = deque(p.id for p in sorted(todo, key=lambda p: (-p.est_docs, p.id)))
-        slots = max(1, self.cfg.jobs)
+        order = [p.id for p in sorted(todo, key=lambda p: (-p.est_docs, p.id))]
         try:
-            last_tick = last_save = 0.0
-            while True:
-                while pending and len(futures) < slots:
-                    pid = pending.popleft()
-                    futures[self._submit(pool, pid)] = pid
-                if not futures:
-                    break
-                finished, _ = wait(list(futures), timeout=tick, return_when=FIRST_COMPLETED)
-                news = self._take_events(pool)
-                now = time.monotonic()
-                # For `status` and for resume: who runs, and (every few seconds) how far.
-                if news == "started" or (news and now - last_save >= SAVE_EVERY):
-                    save_state(self.state, self.path)
-                    last_save = now
-                broken = False
-                for fut in finished:
-                    pid = futures.pop(fut)
-                    result, died = _result_of(fut, pid)
-                    broken |= died
-                    if self._record(result):
-                        pending.appendleft(pid)  # tried again before anything new
-                if self.outage is not None:
-                    self._stop_pending(pending)
-                if finished:
-                    save_state(self.state, self.path)
-                if broken:
-                    pool = replace_broken(pool, self.cfg.jobs, futures, pending)
-                now = time.monotonic()
-                if self.on_progress and now - last_tick >= tick:
-                    last_tick = now
-                    self.on_progress(self.snapshot())
+            with Scheduler[str, PartitionResult](
+                self.cfg.jobs, tick=tick, cleanup=close_clients
+            ) as scheduler:
+                held_back = scheduler.run(order, self)
         except BaseException as exc:
             self._interrupted()
-            pool.close(cancel=True)
             if not isinstance(exc, KeyboardInterrupt):
                 raise
             done = self.state.count(PartitionState.DONE)
@@ -534,7 +420,7 @@ class _Run:
                 f"in '{self.path}'; continue with: "
                 f"{continue_command(self.cfg, manifest=self.manifest)}"
             ) from None
-        pool.close()
+        self._not_started(held_back)
         self.state.finished_at = now_iso()
         save_state(self.state, self.path)
         if self.on_progress:
@@ -555,29 +441,37 @@ class _Run:
             outage=self.outage,
         )
 
-    def _stop_pending(self, pending: deque[str]) -> None:
-        """A server stayed away past the retry window: start nothing more (each partition
-        would wait the window out in turn); the running ones end by themselves."""
-        while pending:
-            rec = self.state.partitions[pending.popleft()]
+    def _not_started(self, pids: list[str]) -> None:
+        """A server stayed away past the retry window: nothing more was started (each
+        partition would wait the window out in turn); the running ones ended by themselves."""
+        for pid in pids:
+            rec = self.state.partitions[pid]
             rec.state = PartitionState.PENDING
             rec.error = f"not started: the {self.outage} stayed away past the retry window"
 
-    def _submit(self, pool: Pool, pid: str) -> Future[PartitionResult]:
-        return pool.submit(self.parts[pid], self.settings, pid in self.resume)
+    # --- the scheduler's handler --------------------------------------------------------
 
-    def _take_events(self, pool: Pool) -> str:
-        """Apply progress events: "started" when a partition started, "copied" when only
-        counts moved, "" when nothing happened."""
+    def task(self, pid: str) -> tuple[Callable[..., PartitionResult], tuple[Any, ...]]:
+        return copy_partition, (self.parts[pid], self.settings, pid in self.resume)
+
+    def admit(self, pid: str) -> bool:
+        return self.outage is None
+
+    def lost(self, pid: str, why: str) -> PartitionResult:
+        return PartitionResult(pid, PartitionState.FAILED, error=why, transient=why == DIED)
+
+    def events(self, events: list[Event]) -> None:
+        """Apply progress events; save the state when a partition started (for `status`
+        and for resume: who runs) and, every few seconds, when counts moved."""
         news = ""
-        for event, pid, docs, nbytes in pool.drain():
-            rec = self.state.partitions.get(pid)
+        for ev in events:
+            rec = self.state.partitions.get(ev.task)
             if rec is None or rec.state in (PartitionState.DONE, PartitionState.FAILED):
                 continue  # late news of a finished attempt
-            if event == "start":
+            if isinstance(ev, Started):
                 rec.state = PartitionState.RUNNING
                 rec.started_at = now_iso()
-                if pid in self.resume and not self.tries.get(pid):
+                if ev.task in self.resume and not self.tries.get(ev.task):
                     # Continuing a killed run: the worker skips about what the last
                     # save said it had read; count that as done, not as this run's pace.
                     self.base[0] += rec.docs
@@ -585,16 +479,33 @@ class _Run:
                 else:
                     rec.docs = rec.bytes = 0
                 news = "started"
-            elif event == "copied" and rec.state is PartitionState.RUNNING:
-                rec.docs += docs
-                rec.bytes += nbytes
-                self.waiting.pop(pid, None)
-                news = news or "copied"
-            elif event.startswith("wait:"):
-                # "wait:<side>:<reason>", (milliseconds, 1 if throttled)
-                self.live.setdefault(pid, RetryCounts()).merge(1, nbytes, docs / 1000)
-                self.waiting[pid] = event.split(":")[1]
-        return news
+            elif isinstance(ev, Moved) and rec.state is PartitionState.RUNNING:
+                rec.docs += ev.docs
+                rec.bytes += ev.bytes
+                self.waiting.pop(ev.task, None)
+                news = news or "moved"
+            elif isinstance(ev, Waiting):
+                self.live.setdefault(ev.task, RetryCounts()).merge(
+                    1, int(ev.throttled), ev.delay_ms / 1000
+                )
+                self.waiting[ev.task] = ev.side
+        now = time.monotonic()
+        if news == "started" or (news and now - self.last_save >= SAVE_EVERY):
+            save_state(self.state, self.path)
+            self.last_save = now
+
+    def finished(self, pid: str, result: PartitionResult, died: bool) -> bool:
+        """Take in a result and save the state; True when the partition runs again."""
+        again = self._record(result)
+        save_state(self.state, self.path)
+        self.last_save = time.monotonic()
+        return again
+
+    def tick(self) -> None:
+        if self.on_progress:
+            self.on_progress(self.snapshot())
+
+    # -------------------------------------------------------------------------------------
 
     def _record(self, result: PartitionResult) -> bool:
         """Take in a result; True when the partition should be tried again."""
@@ -652,15 +563,3 @@ class _Run:
             reruns=self.reruns,
             waiting_for=tuple(sorted(set(self.waiting.values()))),
         )
-
-
-def _result_of(fut: Future[PartitionResult], pid: str) -> tuple[PartitionResult, bool]:
-    """The future's result; a dead worker process becomes a transient failure."""
-    try:
-        return fut.result(), False
-    except BrokenProcessPool:
-        msg = "worker process died (killed or out of memory)"
-        return PartitionResult(pid, PartitionState.FAILED, error=msg, transient=True), True
-    except Exception as exc:  # a bug in the worker wrapper; never lose the partition's record
-        msg = f"{type(exc).__name__}: {exc}"
-        return PartitionResult(pid, PartitionState.FAILED, error=msg), False

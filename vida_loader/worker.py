@@ -1,8 +1,9 @@
 """Copy one partition: raw BSON from source to target, then prove that it arrived.
 
-``copy_partition`` is a pure function of (partition, settings) that returns a
-``PartitionResult`` and never raises (except on interrupt), so any executor can run it:
-a thread in the coordinator's process, a spawned worker process, later a cluster node.
+``copy_partition`` is a task: a function of (partition, settings) that reads and writes
+the two servers, reports typed events, returns a ``PartitionResult`` and never raises
+(except on interrupt), so any executor of ``execution`` can run it: a thread in the
+coordinator's process, a spawned worker process, later a cluster node.
 
 Documents stay undecoded on the copy path: the cursor decodes each reply with the
 ``RawBSONDocument`` class, so every document is a slice of the reply's bytes, inserted as
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import queue
-import signal
 import threading
 import time
 from collections import deque
@@ -47,6 +47,7 @@ from vida_loader.config import (
     Endpoint,
 )
 from vida_loader.errors import VidaError
+from vida_loader.execution.events import Moved, Reporter, Started, Waiting, no_report
 from vida_loader.faults import Fault, Verdict, classify, classify_write_error
 from vida_loader.manifest import Partition
 from vida_loader.mongo import (
@@ -116,15 +117,6 @@ class PartitionResult:
     duplicate_records: tuple[dict[str, Any], ...] = ()
 
 
-# (event, partition id, documents, bytes); events: start, copied, and
-# "wait:<role>:<reason>" with (milliseconds about to wait, 1 if throttled else 0)
-Reporter = Callable[[str, str, int, int], None]
-
-
-def _no_report(_event: str, _pid: str, _docs: int, _nbytes: int) -> None:
-    return None
-
-
 class WriteFailedError(Exception):
     """A write failed for a reason a retry cannot clear (validation, too large, ...)."""
 
@@ -133,13 +125,12 @@ class WriteFailedError(Exception):
         self.code = code
 
 
-def wait_reporter(report: Reporter, pid: str) -> Callable[[str, Verdict, float], None]:
-    """A retrier's ``on_wait`` that reports each wait as a ``wait:<role>:<reason>`` event
-    with (milliseconds about to wait, 1 if throttled else 0)."""
+def wait_reporter(report: Reporter, task: str) -> Callable[[str, Verdict, float], None]:
+    """A retrier's ``on_wait`` that reports each wait as a ``Waiting`` event."""
 
-    def on_wait(role: str, verdict: Verdict, delay: float) -> None:
-        throttled = int(verdict.fault is Fault.THROTTLED)
-        report(f"wait:{role}:{verdict.reason}", pid, int(delay * 1000), throttled)
+    def on_wait(side: str, verdict: Verdict, delay: float) -> None:
+        throttled = verdict.fault is Fault.THROTTLED
+        report(Waiting(task, side, verdict.reason, int(delay * 1000), throttled))
 
     return on_wait
 
@@ -160,7 +151,7 @@ class _Retriers:
 
 
 def copy_partition(
-    part: Partition, settings: CopySettings, report: Reporter | None = None, resume: bool = False
+    part: Partition, settings: CopySettings, resume: bool = False, report: Reporter | None = None
 ) -> PartitionResult:
     """Copy ``part`` and confirm it on the target. Never raises an ``Exception``.
 
@@ -171,7 +162,7 @@ def copy_partition(
     (``settings.retry``); past that budget the result is ``failed``, not transient.
     """
     started = time.monotonic()
-    report = report or _no_report
+    report = report or no_report
     retriers = _Retriers(settings.retry, report, part.id)
     try:
         result = _copy(part, settings, report, started, resume, retriers)
@@ -217,7 +208,7 @@ def _copy(
 ) -> PartitionResult:
     src = retry.source.call(lambda: _collection(s.source, "source", s.timeouts))
     dst = retry.target.call(lambda: _collection(s.target, "target", s.timeouts))
-    report("start", part.id, 0, 0)
+    report(Started(part.id))
     reading, resumed = part, False
     if resume:
         resumed, last = retry.target.call(lambda: part.last_id(dst))
@@ -445,11 +436,11 @@ class Writer:
             raise self.error
         self._queue.put((chunk, nbytes, last))
 
-    def report_written(self, report: Reporter, pid: str) -> None:
+    def report_written(self, report: Reporter, task: str) -> None:
         """Report what was written since the last call (called on the reading thread)."""
         docs, nbytes = self.written
         if docs > self._reported[0]:
-            report("copied", pid, docs - self._reported[0], nbytes - self._reported[1])
+            report(Moved(task, docs - self._reported[0], nbytes - self._reported[1]))
             self._reported = (docs, nbytes)
 
     def _loop(self) -> None:
@@ -683,37 +674,3 @@ def close_clients() -> None:
     while _CLIENTS:
         _key, client = _CLIENTS.popitem()
         close_client(client)
-
-
-# --- process workers ----------------------------------------------------------------
-
-_EVENTS: Any = None  # the coordinator's queue, set once per worker process
-
-
-def init_process(events: Any) -> None:
-    """Initializer of a worker process: remember where progress events go.
-
-    Ctrl-C reaches the whole process group; only the coordinator acts on it (it records
-    the state and stops the workers), so workers ignore it instead of dying mid-write
-    with a traceback each.
-    """
-    global _EVENTS
-    _EVENTS = events
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _queue_report(event: str, pid: str, docs: int, nbytes: int) -> None:
-    if _EVENTS is not None:
-        _EVENTS.put((event, pid, docs, nbytes))
-
-
-def copy_task(
-    part: Partition, settings: CopySettings, resume: bool, report: Reporter
-) -> PartitionResult:
-    """``copy_partition`` as a pool task (``Pool.submit_task`` passes ``report`` last)."""
-    return copy_partition(part, settings, report, resume)
-
-
-def run_task(fn: Callable[..., Any], *args: Any) -> Any:
-    """A task in a worker process: ``fn(*args, report)`` reporting to the queue."""
-    return fn(*args, _queue_report)

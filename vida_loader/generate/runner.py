@@ -1,7 +1,7 @@
 """Generate ``total`` documents with a pool of workers, into a collection or a ``.bson`` file.
 
 The index range is cut into slices of whole RNG blocks; a worker turns a slice into BSON
-(``generate_slice``, a pure function of (slice, settings) that never raises) and either
+(``generate_slice``, a task of (slice, settings) that never raises) and either
 writes it to the target as raw batches and confirms it there, or hands the bytes back
 for the parent to append to the file in index order. So the same seed gives the same
 documents, and the same file, whatever ``-j``.
@@ -19,10 +19,7 @@ import random
 import stat
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -43,8 +40,9 @@ from vida_loader.config import (
     Settings,
     check_namespace,
 )
-from vida_loader.coordinator import Pool, make_pool, replace_broken
 from vida_loader.errors import RunInterruptedError, UsageError, VidaError
+from vida_loader.execution.events import Event, Moved, Reporter
+from vida_loader.execution.scheduler import DIED, Scheduler
 from vida_loader.faults import classify
 from vida_loader.generate import BLOCK
 from vida_loader.generate.sources import BUILT_INS, DEFAULT_SOURCE, load_source, resolve_source
@@ -59,11 +57,11 @@ from vida_loader.mongo import (
 from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryCounts, RetryPolicy
 from vida_loader.worker import (
     RAW_OPTIONS,
-    Reporter,
     Writer,
     _collection,
     _id_key,
     chunked,
+    close_clients,
     insert_retrying,
     wait_reporter,
 )
@@ -242,7 +240,7 @@ def _generate(
     sid = f"s{index}"
     if s.target is None:
         data = b"".join(source.iter_range(start, stop))
-        report("copied", sid, stop - start, len(data))
+        report(Moved(sid, stop - start, len(data)))
         return SliceResult(index, stop - start, len(data), ok=True, data=data)
     target = s.target
     coll = retrier.call(lambda: _collection(target, "target", s.timeouts))
@@ -273,7 +271,7 @@ def _generate(
         present = retrier.call(lambda: known.present(coll))
         todo = [d for key, d in known.by_id.items() if key not in present]
         there = [d for key, d in known.by_id.items() if key in present]
-        report("copied", sid, len(there), sum(len(d.raw) for d in there))
+        report(Moved(sid, len(there), sum(len(d.raw) for d in there)))
     acknowledged = s.write_concern != "0"
     writer_coll = coll.with_options(write_concern=write_concern(s.write_concern))
     sent = 0
@@ -515,17 +513,21 @@ class _Generation:
         self.next_out = 0
         self.unconfirmed: dict[int, SliceResult] = {}  # written with w=0, not yet checked
         self.phase = "writing"
+        self.slots = 2 * cfg.jobs  # one slice generating per worker, one on its way back
+        self.slice_settings = settings
 
     def execute(self) -> GenerateResult:
         cfg = self.cfg
-        pool = make_pool(cfg.jobs)
+        scheduler = Scheduler[int, SliceResult](
+            cfg.jobs, slots=self.slots, tick=TICK, cleanup=close_clients
+        )
         try:
-            pool = self._drive(pool, list(range(len(self.bounds))), self.settings)
-            if self.unconfirmed:
-                self.phase = "confirming"
-                pool = self._confirm_unacknowledged(pool)
+            with scheduler:
+                scheduler.run(range(len(self.bounds)), self)
+                if self.unconfirmed:
+                    self.phase = "confirming"
+                    self._confirm_unacknowledged(scheduler)
         except BaseException as exc:
-            pool.close(cancel=True)
             self._finish()
             if not isinstance(exc, KeyboardInterrupt):
                 raise
@@ -540,43 +542,40 @@ class _Generation:
             raise GenerateInterruptedError(
                 f"interrupted: {self.result.docs:,} of {cfg.total:,} documents {where}"
             ) from None
-        pool.close()
         self._finish()
         if self.on_progress:
             self.on_progress(self.snapshot())
         return self.result
 
-    def _drive(self, pool: Pool, slices: list[int], settings: GenerateSettings) -> Pool:
-        """Run ``slices`` through ``pool`` (tried again when they fail for a passing
-        reason); a worker that died takes the pool with it: a new one is made."""
-        cfg = self.cfg
-        pending = deque(slices)
-        futures: dict[Future[SliceResult], int] = {}
-        # Two slices per worker: one generating, one on its way back or being written.
-        slots = 2 * cfg.jobs
-        last_tick = 0.0
-        while pending or futures:
-            while pending and len(futures) < slots and len(self.ready) < slots:
-                i = pending.popleft()
-                futures[pool.submit_task(generate_slice, i, *self.bounds[i], settings)] = i
-            finished, _ = wait(list(futures), timeout=TICK, return_when=FIRST_COMPLETED)
-            self._take_events(pool.drain())
-            broken = False
-            for fut in finished:
-                i = futures.pop(fut)
-                again, died = self._record(i, fut)
-                broken |= died
-                if again:
-                    pending.appendleft(i)
-            if broken:
-                pool = replace_broken(pool, cfg.jobs, futures, pending)
-            now = time.monotonic()
-            if self.on_progress and now - last_tick >= TICK:
-                last_tick = now
-                self.on_progress(self.snapshot())
-        return pool
+    # --- the scheduler's handler --------------------------------------------------------
 
-    def _confirm_unacknowledged(self, pool: Pool) -> Pool:
+    def task(self, index: int) -> tuple[Callable[..., SliceResult], tuple[Any, ...]]:
+        return generate_slice, (index, *self.bounds[index], self.slice_settings)
+
+    def admit(self, index: int) -> bool:
+        # Slices done out of order wait in memory for the file: at most ``slots`` of them,
+        # but the slice the file waits for always goes.
+        return len(self.ready) < self.slots or index == self.next_out
+
+    def lost(self, index: int, why: str) -> SliceResult:
+        return SliceResult(index, error=why, transient=why == DIED)
+
+    def events(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, Moved):
+                self.moving[0] += ev.docs
+                self.moving[1] += ev.bytes
+
+    def finished(self, index: int, res: SliceResult, died: bool) -> bool:
+        return self._record(index, res)
+
+    def tick(self) -> None:
+        if self.on_progress:
+            self.on_progress(self.snapshot())
+
+    # -------------------------------------------------------------------------------------
+
+    def _confirm_unacknowledged(self, scheduler: Scheduler[int, SliceResult]) -> None:
         """Slices written with w=0 into an empty collection: if the collection now holds
         exactly ``total`` documents, every one is there (``_id``s are unique); otherwise
         each slice is checked ``_id`` by ``_id`` and what vanished is sent again."""
@@ -594,9 +593,10 @@ class _Generation:
         if held == self.cfg.total:
             for i in slices:
                 self._confirmed(self.unconfirmed.pop(i))
-            return pool
+            return
         self.unconfirmed.clear()
-        return self._drive(pool, slices, replace(self.settings, confirm_only=True))
+        self.slice_settings = replace(self.settings, confirm_only=True)
+        scheduler.run(slices, self)
 
     def _finish(self) -> None:
         if self.sink is not None:
@@ -615,36 +615,24 @@ class _Generation:
             self.counts.wait_s,
         )
 
-    def _take_events(self, events: list[tuple[str, str, int, int]]) -> None:
-        for event, _sid, docs, nbytes in events:
-            if event == "copied":
-                self.moving[0] += docs
-                self.moving[1] += nbytes
-
-    def _record(self, index: int, fut: Future[SliceResult]) -> tuple[bool, bool]:
-        """Apply a finished slice: (try it again, the worker process died)."""
-        died = False
-        try:
-            res = fut.result()
-        except BrokenProcessPool:
-            died = True
-            res = SliceResult(index, error="a worker process died", transient=True)
+    def _record(self, index: int, res: SliceResult) -> bool:
+        """Apply a finished slice; True to try it again."""
         self.counts.merge(res.retries, res.throttled, res.wait_s)
         r = self.result
         if not res.ok:
             tries = self.tries[index] = self.tries.get(index, 0) + 1
             if res.transient and tries < self.cfg.attempts:
-                return True, died
+                return True
             if self.sink is not None:  # a file cannot skip a slice: stop here
                 raise VidaError(f"generating documents failed: {res.error}")
             r.failed.append((index, res.error or "failed"))
-            return False, died
+            return False
         if res.unconfirmed:
             self.unconfirmed[index] = res
-            return False, died
+            return False
         if self.sink is None:
             self._confirmed(res)
-            return False, died
+            return False
         self.ready[index] = res.data or b""
         while self.next_out in self.ready:
             data = self.ready.pop(self.next_out)
@@ -653,7 +641,7 @@ class _Generation:
             r.docs += stop - start
             r.bytes += len(data)
             self.next_out += 1
-        return False, died
+        return False
 
     def _confirmed(self, res: SliceResult) -> None:
         r = self.result

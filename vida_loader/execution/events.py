@@ -1,0 +1,45 @@
+"""What a running task tells the coordinator, typed: one dataclass per kind of news.
+
+Events cross the process boundary through a queue, so each is a small frozen
+dataclass of plain values (picklable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The task began its work (a partition: connected, about to read)."""
+
+    task: str
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """Documents and bytes written since the task's previous ``Moved``."""
+
+    task: str
+    docs: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """The task is about to wait ``delay_ms`` before trying an operation on ``side`` again."""
+
+    task: str
+    side: str  # "source" or "target"
+    reason: str  # the fault's short description ("throttled", "network error", ...)
+    delay_ms: int
+    throttled: bool
+
+
+Event = Started | Moved | Waiting
+Reporter = Callable[[Event], None]
+
+
+def no_report(_event: Event) -> None:
+    return None

@@ -1,0 +1,117 @@
+"""One pool factory: a worker thread in this process for ``-j 1`` (and tests), spawned
+processes otherwise (never fork: pymongo is not fork-safe). Both run a task the same
+way, ``fn(*args, report)``, and deliver its events on one queue.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import signal
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import ProcessPoolExecutor
+from concurrent.futures.thread import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from vida_loader.execution.events import Event
+
+T = TypeVar("T")
+
+
+class Stopped(BaseException):
+    """Raised inside the inline worker thread, at its next event, to stop it when the pool
+    is cancelled. A ``BaseException``: a task's never-raise wrapper does not catch it."""
+
+
+class Pool:
+    """An executor running tasks plus the queue their events arrive on."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        events: Any,
+        inline: bool,
+        cleanup: Callable[[], None] | None = None,
+    ) -> None:
+        self.executor = executor
+        self.events = events
+        self.inline = inline
+        self.cleanup = cleanup
+        self.stopping = False
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``fn(*args, report)``: a task that reports events and never raises."""
+        if self.inline:
+            return self.executor.submit(fn, *args, self._report)
+        return self.executor.submit(run_task, fn, *args)
+
+    def _report(self, event: Event) -> None:
+        if self.stopping:
+            raise Stopped  # between two write batches: the next run continues from here
+        self.events.put(event)
+
+    def drain(self) -> list[Event]:
+        out = []
+        while True:
+            try:
+                out.append(self.events.get_nowait())
+            except (queue.Empty, OSError, ValueError):
+                return out
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the workers; ``cancel``: drop queued work and stop running workers now."""
+        self.stopping = cancel
+        if cancel and isinstance(self.executor, ProcessPoolExecutor):
+            # A worker mid-task would otherwise run to its end before we can exit; what
+            # it wrote is redone (idempotently) by the next run.
+            for proc in list(getattr(self.executor, "_processes", {}).values()):
+                proc.terminate()
+        # The inline thread stops at its next event (``Stopped``): wait for it, so that
+        # nothing writes after the run has returned.
+        self.executor.shutdown(wait=self.inline or not cancel, cancel_futures=cancel)
+        if self.inline and self.cleanup is not None:
+            self.cleanup()  # the inline worker's clients live in this process
+
+
+def make_pool(jobs: int, cleanup: Callable[[], None] | None = None) -> Pool:
+    """``jobs`` <= 1: one worker thread in this process; else ``jobs`` spawned processes.
+
+    ``cleanup`` runs when an inline pool closes (a process pool's workers exit instead).
+    """
+    if jobs <= 1:
+        thread = ThreadPoolExecutor(1, thread_name_prefix="vida-worker")
+        return Pool(thread, queue.Queue(), True, cleanup)
+    ctx = multiprocessing.get_context("spawn")
+    events = ctx.Queue()
+    executor = ProcessPoolExecutor(
+        jobs, mp_context=ctx, initializer=init_process, initargs=(events,)
+    )
+    return Pool(executor, events, False)
+
+
+# --- inside a worker process ---------------------------------------------------------
+
+_EVENTS: Any = None  # the parent's queue, set once per worker process
+
+
+def init_process(events: Any) -> None:
+    """Initializer of a worker process: remember where events go.
+
+    Ctrl-C reaches the whole process group; only the parent acts on it (it records the
+    state and stops the workers), so workers ignore it instead of dying mid-write with
+    a traceback each.
+    """
+    global _EVENTS
+    _EVENTS = events
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _queue_report(event: Event) -> None:
+    if _EVENTS is not None:
+        _EVENTS.put(event)
+
+
+def run_task(fn: Callable[..., Any], *args: Any) -> Any:
+    """A task in a worker process: ``fn(*args, report)`` reporting to the queue."""
+    return fn(*args, _queue_report)
