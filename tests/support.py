@@ -40,7 +40,7 @@ from vida_loader.config import Endpoint, PlanConfig, RunConfig
 from vida_loader.coordinator import RunProgress, RunResult, run_job
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Manifest
-from vida_loader.worker import close_clients
+from vida_loader.pipeline.clients import close_clients
 
 PAD = "x" * 200
 

@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
-
 from vida_loader.config import (
     DEFAULT_ATTEMPTS,
     DEFAULT_BATCH_DOCS,
@@ -36,13 +33,18 @@ from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest, load_manifest, manifest_path
 from vida_loader.mongo import (
     check_uri,
-    close_client,
     connect,
-    describe_error,
     has_secret,
     normal_hosts,
     redact_uri,
     uri_hosts,
+)
+from vida_loader.pipeline.clients import close_clients
+from vida_loader.pipeline.target import (
+    check_target_empty,
+    check_target_kept,
+    drop_target,
+    require_source,
 )
 from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryCounts
 from vida_loader.runstate import (
@@ -59,7 +61,6 @@ from vida_loader.worker import (
     CopySettings,
     PartitionResult,
     PartitionState,
-    close_clients,
     copy_partition,
 )
 
@@ -176,79 +177,6 @@ def resolve_job(manifest_dir: Path, job: str | None) -> str:
     raise UsageError(f"--job is required: '{manifest_dir}' holds jobs {', '.join(jobs)}")
 
 
-def require_source(client: MongoClient[dict[str, Any]], source: Endpoint) -> None:
-    """A ``StateError`` unless the planned source collection still exists."""
-    try:
-        names = client[source.db].list_collection_names(filter={"name": source.collection})
-    except PyMongoError as exc:
-        raise StateError(
-            f"cannot list collections of '{source.db}' on the source: "
-            f"{describe_error(exc, source.uri)}"
-        ) from None
-    if not names:
-        raise StateError(
-            f"source collection '{source.namespace}' no longer exists on "
-            f"'{redact_uri(source.uri)}': check the source or re-plan"
-        )
-
-
-def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, state: RunState | None) -> None:
-    """Fail before any work when either side is unreachable or the source is gone.
-
-    A fresh job (``state`` None): the target must be empty unless the user said to
-    empty it (``--drop-target``) or to add to it (``--append``). A continued job: the
-    target must still hold at least what earlier runs confirmed.
-    """
-    with (
-        connect(source.uri, role="source", timeouts=cfg.timeouts) as src,
-        connect(target.uri, role="target", timeouts=cfg.timeouts) as dst,
-    ):
-        require_source(src, source)
-        if state is None and not cfg.drop_target:
-            _check_target_empty(dst, target, cfg)
-        elif state is not None:
-            _check_target_kept(dst, target, state)
-
-
-def _check_target_kept(
-    client: MongoClient[dict[str, Any]], target: Endpoint, state: RunState
-) -> None:
-    """Confirmed partitions are skipped: refuse when the target lost documents since."""
-    confirmed = state.confirmed_docs()
-    if not confirmed:
-        return
-    try:
-        # metadata, not a scan: cheap on Atlas and Cosmos DB alike
-        holds = client[target.db][target.collection].estimated_document_count()
-    except PyMongoError as exc:
-        raise StateError(
-            f"cannot count target collection '{target.namespace}': "
-            f"{describe_error(exc, target.uri)}"
-        ) from None
-    if holds < confirmed:
-        raise StateError(
-            f"target collection '{target.namespace}' holds {holds:,} documents but earlier "
-            f"runs of job '{state.job}' confirmed {confirmed:,}: it was emptied or changed "
-            "since; give --restart (with --drop-target or --append) to copy it all again"
-        )
-
-
-def _check_target_empty(
-    client: MongoClient[dict[str, Any]], target: Endpoint, cfg: RunConfig
-) -> None:
-    try:
-        holds = client[target.db][target.collection].find_one({}, {"_id": 1}) is not None
-    except PyMongoError as exc:
-        raise StateError(
-            f"cannot read target collection '{target.namespace}': {describe_error(exc, target.uri)}"
-        ) from None
-    if holds and not cfg.append:
-        raise StateError(
-            f"target collection '{target.namespace}' on '{redact_uri(target.uri)}' already "
-            f"holds documents: give --drop-target to empty it first or --append to add to it"
-        )
-
-
 def job_command(verb: str, cfg: JobConfig) -> list[str]:
     """``vida-loader VERB`` naming ``cfg``'s job and its manifest folder."""
     args = ["vida-loader", verb, "--job", cfg.job]
@@ -297,16 +225,22 @@ def continue_command(
     return command
 
 
-def _drop_target(target: Endpoint, cfg: RunConfig) -> None:
-    client = connect(target.uri, role="target", timeouts=cfg.timeouts)
-    try:
-        client[target.db].drop_collection(target.collection)
-    except PyMongoError as exc:
-        raise StateError(
-            f"cannot drop target collection '{target.namespace}': {describe_error(exc, target.uri)}"
-        ) from None
-    finally:
-        close_client(client)
+def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, state: RunState | None) -> None:
+    """Fail before any work when either side is unreachable or the source is gone.
+
+    A fresh job (``state`` None): the target must be empty unless the user said to
+    empty it (``--drop-target``) or to add to it (``--append``). A continued job: the
+    target must still hold at least what earlier runs confirmed.
+    """
+    with (
+        connect(source.uri, role="source", timeouts=cfg.timeouts) as src,
+        connect(target.uri, role="target", timeouts=cfg.timeouts) as dst,
+    ):
+        require_source(src, source)
+        if state is None and not cfg.drop_target:
+            check_target_empty(dst, target, append=cfg.append)
+        elif state is not None:
+            check_target_kept(dst, target, state.confirmed_docs(), state.job)
 
 
 def run_job(
@@ -358,7 +292,7 @@ def run_job(
         if not continuing:
             duplicates_path(path).unlink(missing_ok=True)  # an earlier start's
         if not continuing and cfg.drop_target:
-            _drop_target(target, cfg)
+            drop_target(target, cfg.timeouts)
         run = _Run(manifest, state, path, settings, cfg, on_progress, continuing)
         return run.execute(tick)
 

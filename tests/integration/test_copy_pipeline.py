@@ -15,8 +15,9 @@ from vida_loader.config import Endpoint
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Timeouts
+from vida_loader.pipeline.writer import Writer
 from vida_loader.retry import RetryPolicy
-from vida_loader.worker import CopySettings, PartitionState, Writer, copy_partition
+from vida_loader.worker import CopySettings, PartitionState, copy_partition
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

@@ -30,8 +30,9 @@ from vida_loader.coordinator import RunProgress
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Timeouts
+from vida_loader.pipeline.clients import close_clients
 from vida_loader.progress import format_progress
-from vida_loader.worker import CopySettings, PartitionState, close_clients, copy_partition
+from vida_loader.worker import CopySettings, PartitionState, copy_partition
 
 pytestmark = pytest.mark.integration
 

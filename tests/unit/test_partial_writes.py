@@ -14,8 +14,8 @@ import pytest
 from bson.raw_bson import RawBSONDocument
 from pymongo.errors import AutoReconnect, BulkWriteError
 
+from vida_loader.pipeline.writer import WriteFailedError, insert_retrying
 from vida_loader.retry import Retrier, RetryPolicy
-from vida_loader.worker import WriteFailedError, insert_retrying
 
 THROTTLED = "Error=16500, RetryAfterMs=3, Details='TooManyRequests (429); Substatus: 3200'"
 

@@ -14,15 +14,10 @@ from vida_loader.config import Endpoint, RunConfig
 from vida_loader.coordinator import RunProgress, planned_endpoint, resolve_job
 from vida_loader.errors import StateError, UsageError
 from vida_loader.manifest import Partition, RangeMode, write_atomic
+from vida_loader.pipeline.writer import chunked
 from vida_loader.progress import ProgressPrinter, format_duration, format_progress
 from vida_loader.runstate import PartitionRecord, RunState, load_state, save_state
-from vida_loader.worker import (
-    CopySettings,
-    PartitionResult,
-    PartitionState,
-    chunked,
-    read_batch_size,
-)
+from vida_loader.worker import CopySettings, PartitionResult, PartitionState, read_batch_size
 
 
 def _docs(sizes: list[int]) -> list[bytes]:

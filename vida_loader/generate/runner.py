@@ -27,7 +27,6 @@ from typing import Any, BinaryIO
 import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
-from pymongo.errors import PyMongoError
 
 from vida_loader.config import (
     DEFAULT_ATTEMPTS,
@@ -43,7 +42,6 @@ from vida_loader.config import (
 from vida_loader.errors import RunInterruptedError, UsageError, VidaError
 from vida_loader.execution.events import Event, Moved, Reporter
 from vida_loader.execution.scheduler import DIED, Scheduler
-from vida_loader.faults import classify
 from vida_loader.generate import BLOCK
 from vida_loader.generate.sources import BUILT_INS, DEFAULT_SOURCE, load_source, resolve_source
 from vida_loader.mongo import (
@@ -51,20 +49,14 @@ from vida_loader.mongo import (
     Timeouts,
     close_client,
     connect,
-    describe_error,
     write_concern,
 )
-from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryCounts, RetryPolicy
-from vida_loader.worker import (
-    RAW_OPTIONS,
-    Writer,
-    _collection,
-    _id_key,
-    chunked,
-    close_clients,
-    insert_retrying,
-    wait_reporter,
-)
+from vida_loader.pipeline.clients import RAW_OPTIONS, close_clients, collection
+from vida_loader.pipeline.confirm import id_key
+from vida_loader.pipeline.target import prepare_target
+from vida_loader.pipeline.task import task_failure, wait_reporter
+from vida_loader.pipeline.writer import Writer, chunked, resend
+from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
 
 # Documents per task. Into a file: 2 blocks (~2.8 MB held per slice in the parent until
 # its turn). Into a server: guided, a share of what remains, between 2 and 16 blocks:
@@ -216,19 +208,8 @@ def generate_slice(
     try:
         result = _generate(index, start, stop, s, report, retrier)
     except Exception as exc:  # the process boundary: return a result, do not raise
-        uris = (s.target.uri,) if s.target else ()
-        if isinstance(exc, RetryBudgetExceeded):
-            text = (
-                f"gave up on the target after {exc.failures} failures in {exc.seconds:.0f} s"
-                f" ({classify(exc.last).reason}): {describe_error(exc.last, *uris)}"
-            )
-            transient = False
-        elif isinstance(exc, VidaError):
-            text, transient = exc.message, False
-        else:
-            text = f"{type(exc).__name__}: {describe_error(exc, *uris)}"
-            transient = classify(exc).retryable
-        result = SliceResult(index, error=text, transient=transient)
+        failure = task_failure(exc, *((s.target.uri,) if s.target else ()))
+        result = SliceResult(index, error=failure.error, transient=failure.transient)
     c = retrier.counts
     return replace(result, retries=c.retries, throttled=c.throttled, wait_s=c.wait_s)
 
@@ -243,7 +224,7 @@ def _generate(
         report(Moved(sid, stop - start, len(data)))
         return SliceResult(index, stop - start, len(data), ok=True, data=data)
     target = s.target
-    coll = retrier.call(lambda: _collection(target, "target", s.timeouts))
+    coll = retrier.call(lambda: collection(target, "target", s.timeouts))
     if s.confirm_only:
         written = [RawBSONDocument(d, RAW_OPTIONS) for d in source.iter_range(start, stop)]
         repaired, error = _confirm(coll, _SliceIds(written), s, retrier)
@@ -274,22 +255,8 @@ def _generate(
         report(Moved(sid, len(there), sum(len(d.raw) for d in there)))
     acknowledged = s.write_concern != "0"
     writer_coll = coll.with_options(write_concern=write_concern(s.write_concern))
-    sent = 0
     with Writer(writer_coll, acknowledged, retrier) as w:
-        # With w=0 the last chunk goes journaled (see Writer), so each chunk is held
-        # until the next shows it is not the last; acknowledged chunks go at once.
-        held: tuple[list[RawBSONDocument], int] | None = None
-        for chunk, size in chunked(todo, s.batch_docs, s.batch_bytes):
-            if held is not None:
-                w.put(*held)
-            held = (chunk, size)
-            if acknowledged:
-                w.put(*held)
-                held = None
-            sent += len(chunk)
-            w.report_written(report, sid)
-        if held is not None:
-            w.put(*held, last=True)
+        sent, _sent_bytes = w.write_all(chunked(todo, s.batch_docs, s.batch_bytes), report, sid)
     w.report_written(report, sid)
     nbytes = sum(len(d.raw) for d in made)
     already = w.already + len(made) - sent
@@ -337,7 +304,7 @@ class _SliceIds:
                 key = b"\x16\x00\x00\x00" + raw[4:21] + b"\x00"
             else:
                 self.all_oids = False
-                key = _id_key(d)
+                key = id_key(d)
             self.by_id[key] = d
         values = [bson.decode(k, CODEC_OPTIONS)["_id"] for k in self.by_id]
         self.in_range = self.all_oids and bool(values)
@@ -365,8 +332,6 @@ def _confirm(
     its size proves it (nothing else can be in that range); otherwise the ``_id``s are
     compared one by one.
     """
-    level = "1" if s.write_concern == "0" else s.write_concern
-    acked = coll.with_options(write_concern=write_concern(level))
     repaired = 0
     missing: list[RawBSONDocument] = []
     for round_ in range(s.confirm_rounds + 1):
@@ -377,9 +342,10 @@ def _confirm(
         missing = [doc for key, doc in ids.by_id.items() if key not in present]
         if not missing or round_ == s.confirm_rounds:
             break
-        for chunk, _size in chunked(missing, s.batch_docs, s.batch_bytes):
-            inserted, _already = insert_retrying(acked, chunk, retrier, True)
-            repaired += inserted
+        inserted, _already = resend(
+            coll, missing, s.write_concern, s.batch_docs, s.batch_bytes, retrier
+        )
+        repaired += inserted
     if missing:
         return repaired, (
             f"the target lacks {len(missing):,} of {len(ids.by_id):,} documents of this slice "
@@ -447,7 +413,7 @@ def generate(
     )
     sink: BinaryIO | None = None
     if cfg.target is not None:
-        empty = _prepare_target(cfg.target, cfg)
+        empty = prepare_target(cfg.target, cfg.timeouts, drop=cfg.drop_target)
         settings = replace(settings, target_was_empty=empty)
     else:
         sink = _open_out(cfg.out or "-", stdout)
@@ -457,24 +423,6 @@ def generate(
     finally:
         if sink is not None and sink is not stdout and cfg.out != "-":
             sink.close()
-
-
-def _prepare_target(target: Endpoint, cfg: GenerateConfig) -> bool:
-    """Reach the target, drop it if asked; True when the collection is empty."""
-    client = connect(target.uri, role="target", timeouts=cfg.timeouts)
-    try:
-        coll = client[target.db][target.collection]
-        if cfg.drop_target:
-            coll.drop()
-            return True
-        return coll.find_one({}, {"_id": 1}) is None
-    except PyMongoError as exc:
-        raise VidaError(
-            f"cannot use the target collection '{target.namespace}': "
-            f"{describe_error(exc, target.uri)}"
-        ) from None
-    finally:
-        close_client(client)
 
 
 def _open_out(out: str, stdout: BinaryIO | None) -> BinaryIO:

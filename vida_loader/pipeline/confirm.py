@@ -1,0 +1,115 @@
+"""Confirm a range on the target, repair what it lacks, describe what the source holds twice."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import bson
+import orjson
+from bson import json_util
+from bson.raw_bson import RawBSONDocument
+from pymongo.collection import Collection
+
+from vida_loader.manifest import Partition
+from vida_loader.mongo import CODEC_OPTIONS
+from vida_loader.pipeline.clients import RAW_OPTIONS
+from vida_loader.pipeline.writer import resend
+from vida_loader.retry import Retrier, RetryPolicy
+
+
+def _raw_ids(part: Partition, coll: Collection[Any]) -> dict[bytes, int]:
+    """The range's ``{_id: ...}`` documents as raw bytes, in ``_id`` order, each with
+    how often it came (more than once: a sharded source holds that ``_id`` twice)."""
+    raw = coll.with_options(codec_options=RAW_OPTIONS)
+    ids: dict[bytes, int] = {}
+    for doc in part.find(raw, {"_id": 1}, batch_size=10_000):
+        key = bytes(doc.raw)
+        ids[key] = ids.get(key, 0) + 1
+    return ids
+
+
+def _find_raw_by_ids(
+    coll: Collection[Any], raw_ids: list[bytes], batch_docs: int
+) -> Iterator[RawBSONDocument]:
+    """Every document of ``coll`` whose ``_id`` is one of ``raw_ids``, undecoded."""
+    ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in raw_ids]
+    raw = coll.with_options(codec_options=RAW_OPTIONS)
+    yield from raw.find({"_id": {"$in": ids}}, batch_size=batch_docs)
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    source_ids: int  # distinct _ids in the range on the source
+    duplicate_ids: list[bytes]  # raw {_id: ...} the source returned more than once
+    missing: int  # of those, absent from the target
+    inserted: int
+    already_there: int
+    extra: int  # target _ids in the range that the source lacks
+
+
+def repair_range(
+    part: Partition,
+    src: Collection[Any],
+    dst: Collection[Any],
+    level: str,
+    batch_size: int,
+    batch_bytes: int,
+    retrier: Retrier | None = None,
+) -> RepairResult:
+    """Send again every source document whose ``_id`` the target lacks, acknowledged."""
+    src_ids = _raw_ids(part, src)
+    dst_ids = _raw_ids(part, dst)
+    missing = [r for r in src_ids if r not in dst_ids]
+    extra = sum(1 for r in dst_ids if r not in src_ids)
+    duplicate_ids = [r for r, n in src_ids.items() if n > 1]
+    retrier = retrier or Retrier(RetryPolicy(attempts=0), role="target")
+    inserted = already = 0
+    for i in range(0, len(missing), batch_size):
+        found = _find_raw_by_ids(src, missing[i : i + batch_size], batch_size)
+        ins, dup = resend(dst, found, level, batch_size, batch_bytes, retrier)
+        inserted += ins
+        already += dup
+    return RepairResult(len(src_ids), duplicate_ids, len(missing), inserted, already, extra)
+
+
+def describe_duplicates(
+    part: Partition, src: Collection[Any], dst: Collection[Any], raw_ids: list[bytes]
+) -> tuple[dict[str, Any], ...]:
+    """One record per ``_id`` the source holds more than once: every copy (as canonical
+    Extended JSON, with the SHA-256 of its bytes) and whether the target kept it."""
+    copies: dict[bytes, list[RawBSONDocument]] = {}
+    for doc in _find_raw_by_ids(src, raw_ids, 1000):
+        copies.setdefault(id_key(doc), []).append(doc)
+    kept = {id_key(d): _sha256(d) for d in _find_raw_by_ids(dst, raw_ids, 1000)}
+    return tuple(
+        {
+            "partition": part.id,
+            "_id": _ejson(bson.decode(key, CODEC_OPTIONS))["_id"],
+            "copies": [
+                {
+                    "sha256": _sha256(d),
+                    "on_target": _sha256(d) == kept.get(key),
+                    "document": _ejson(bson.decode(d.raw, CODEC_OPTIONS)),
+                }
+                for d in docs
+            ],
+        }
+        for key, docs in copies.items()
+    )
+
+
+def _sha256(doc: RawBSONDocument) -> str:
+    return hashlib.sha256(doc.raw).hexdigest()
+
+
+def _ejson(doc: dict[str, Any]) -> Any:
+    """``doc`` as canonical Extended JSON, parsed: types survive a JSON file."""
+    return orjson.loads(json_util.dumps(doc, json_options=json_util.CANONICAL_JSON_OPTIONS))
+
+
+def id_key(doc: RawBSONDocument) -> bytes:
+    """The raw ``{_id: ...}`` document of ``doc`` (what ``_raw_ids`` yields)."""
+    return bson.encode({"_id": bson.decode(doc.raw, CODEC_OPTIONS)["_id"]})

@@ -1,0 +1,54 @@
+"""What every task kind does at its edges: report its retry waits as events, and turn the
+exception that ended an attempt into a failure it can return instead of raising."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vida_loader.errors import VidaError
+from vida_loader.execution.events import Reporter, Waiting
+from vida_loader.faults import Fault, Verdict, classify
+from vida_loader.mongo import describe_error
+from vida_loader.retry import RetryBudgetExceeded
+
+
+def wait_reporter(report: Reporter, task: str) -> Callable[[str, Verdict, float], None]:
+    """A retrier's ``on_wait`` that reports each wait as a ``Waiting`` event."""
+
+    def on_wait(side: str, verdict: Verdict, delay: float) -> None:
+        throttled = verdict.fault is Fault.THROTTLED
+        report(Waiting(task, side, verdict.reason, int(delay * 1000), throttled))
+
+    return on_wait
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """Why an attempt ended, as a task returns it across the process boundary."""
+
+    error: str  # one line, URIs redacted
+    transient: bool  # a later attempt may succeed
+    # The side ("source", "target") that stayed away past the retry budget: an outage,
+    # not throttling. The coordinator then starts nothing more.
+    outage: str | None = None
+
+
+def task_failure(exc: Exception, *uris: str) -> TaskFailure:
+    """``exc`` as a ``TaskFailure``; passwords of ``uris`` never appear in the text."""
+    if isinstance(exc, RetryBudgetExceeded):
+        last = exc.last
+        verdict = classify(last)
+        return TaskFailure(
+            f"gave up on the {exc.role} after {exc.failures} failures in {exc.seconds:.0f} s "
+            f"({verdict.reason}); last error: {type(last).__name__}: {_text(last, uris)}",
+            transient=False,
+            outage=exc.role if verdict.fault is Fault.TRANSIENT else None,
+        )
+    if isinstance(exc, VidaError):
+        return TaskFailure(exc.message, transient=False)
+    return TaskFailure(f"{type(exc).__name__}: {_text(exc, uris)}", classify(exc).retryable)
+
+
+def _text(exc: BaseException, uris: tuple[str, ...]) -> str:
+    return exc.message if isinstance(exc, VidaError) else describe_error(exc, *uris)
