@@ -23,6 +23,7 @@ from typing import Any
 from dotenv.parser import parse_stream
 
 from vida_loader.errors import UsageError
+from vida_loader.jobfiles import JobFiles
 from vida_loader.manifest import RangeMode
 from vida_loader.mongo import (
     ServerKind,
@@ -105,6 +106,10 @@ class PlanConfig:
             check_namespace(side, ep.db, ep.collection)
 
     @property
+    def files(self) -> JobFiles:
+        return JobFiles(self.manifest_dir, self.job)
+
+    @property
     def size_mb(self) -> float:
         return self.partition_size_mb or DEFAULT_PARTITION_SIZE_MB
 
@@ -124,6 +129,10 @@ class JobConfig:
         check_job_name(self.job)
         if self.jobs < 1:
             raise UsageError(f"--jobs '{self.jobs}' must be at least 1")
+
+    @property
+    def files(self) -> JobFiles:
+        return JobFiles(self.manifest_dir, self.job)
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ from vida_loader.config import (
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
 from vida_loader.execution.events import Event, Moved, Started, Waiting
 from vida_loader.execution.scheduler import DIED, Scheduler
+from vida_loader.jobfiles import JobFiles, planned_jobs
 from vida_loader.lock import hold_lock
-from vida_loader.manifest import Manifest, load_manifest, manifest_path
+from vida_loader.manifest import Manifest, load_manifest
 from vida_loader.mongo import (
     check_uri,
     connect,
@@ -50,11 +51,9 @@ from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, Re
 from vida_loader.runstate import (
     RunState,
     append_duplicates,
-    duplicates_path,
     load_state,
     now_iso,
     save_state,
-    state_path,
 )
 from vida_loader.worker import (
     MIB,
@@ -131,7 +130,7 @@ class RunResult:
 
     @property
     def duplicates_path(self) -> Path:
-        return duplicates_path(self.state_path)
+        return JobFiles.of_folder(self.state_path.parent).duplicates
 
 
 ProgressSink = Callable[[RunProgress], None]
@@ -159,7 +158,7 @@ def planned_endpoint(side: dict[str, Any], uri: str | None, role: str, job: str)
 
 def open_job(cfg: JobConfig) -> tuple[Manifest, Endpoint, Endpoint]:
     """The job's manifest and the source and target to use for it."""
-    manifest = load_manifest(manifest_path(cfg.manifest_dir, cfg.job))
+    manifest = load_manifest(cfg.files.manifest)
     source = planned_endpoint(manifest.source, cfg.source_uri, "source", cfg.job)
     target = planned_endpoint(manifest.target, cfg.target_uri, "target", cfg.job)
     return manifest, source, target
@@ -169,7 +168,7 @@ def resolve_job(manifest_dir: Path, job: str | None) -> str:
     """``job``, or the only job planned in ``manifest_dir``."""
     if job:
         return job
-    jobs = sorted(p.parent.name for p in manifest_dir.glob("*/manifest.json"))
+    jobs = planned_jobs(manifest_dir)
     if len(jobs) == 1:
         return jobs[0]
     if not jobs:
@@ -252,9 +251,10 @@ def run_job(
     """Copy every partition of ``cfg.job`` not yet confirmed; returns when each is done
     or failed for good. Continues the job's saved run state unless ``cfg.restart``."""
     manifest, source, target = open_job(cfg)
-    path = state_path(cfg.manifest_dir, cfg.job)
+    files = cfg.files
+    path = files.state
     since = now_iso()
-    with hold_lock(path.parent, cfg.job, since) as stale:
+    with hold_lock(files, since) as stale:
         if stale is not None and notify:
             notify(
                 f"took over the lock of job '{cfg.job}' from {stale.describe()}, which is "
@@ -290,7 +290,7 @@ def run_job(
         # must not leave an old state that calls the emptied partitions done.
         save_state(state, path)
         if not continuing:
-            duplicates_path(path).unlink(missing_ok=True)  # an earlier start's
+            files.duplicates.unlink(missing_ok=True)  # an earlier start's
         if not continuing and cfg.drop_target:
             drop_target(target, cfg.timeouts)
         run = _Run(manifest, state, path, settings, cfg, on_progress, continuing)
@@ -313,6 +313,7 @@ class _Run:
         self.manifest = manifest
         self.state = state
         self.path = path
+        self.files = cfg.files
         self.settings = settings
         self.cfg = cfg
         self.on_progress = on_progress
@@ -448,7 +449,7 @@ class _Run:
         rec.attempts += 1
         self.tries[pid] = self.tries.get(pid, 0) + 1
         if result.duplicate_records:
-            append_duplicates(duplicates_path(self.path), result.duplicate_records)
+            append_duplicates(self.files.duplicates, result.duplicate_records)
         rec.apply(result)
         self.read[0] += result.docs
         self.read[1] += result.bytes

@@ -1,6 +1,6 @@
 """One run of a job at a time: an advisory lock file beside the job's manifest.
 
-``partitions/<job>/run.lock`` is held with ``flock`` for the whole run and records the
+The job's lock file (``JobFiles.lock``) is held with ``flock`` for the whole run and records the
 holder (pid, host, start time). The kernel drops the lock when its process dies, even by
 kill -9, so a stale lock never blocks anybody: the next run takes it over and says whose
 it was. ``status`` reads the holder without taking the lock.
@@ -22,8 +22,7 @@ import orjson
 import psutil
 
 from vida_loader.errors import StateError
-
-LOCK_NAME = "run.lock"
+from vida_loader.jobfiles import JobFiles
 
 
 @dataclass(frozen=True)
@@ -52,18 +51,14 @@ class LockHolder:
         return bool(started <= since + 1)
 
 
-def lock_path(job_dir: Path) -> Path:
-    return job_dir / LOCK_NAME
-
-
-def read_holder(job_dir: Path) -> LockHolder | None:
+def read_holder(files: JobFiles) -> LockHolder | None:
     """The recorded holder, ``None`` when no run holds the job (nor was killed holding it)."""
     try:
-        raw = lock_path(job_dir).read_bytes()
+        raw = files.lock.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StateError(f"cannot read lock '{lock_path(job_dir)}': {exc.strerror}") from None
+        raise StateError(f"cannot read lock '{files.lock}': {exc.strerror}") from None
     return _parse(raw)
 
 
@@ -78,20 +73,21 @@ def _parse(raw: bytes) -> LockHolder | None:
 
 
 @contextlib.contextmanager
-def hold_lock(job_dir: Path, job: str, since: str) -> Iterator[LockHolder | None]:
+def hold_lock(files: JobFiles, since: str) -> Iterator[LockHolder | None]:
     """Hold the job's lock for the block; yields the stale holder taken over, if any.
 
     A live holder is a ``StateError`` naming its pid. The file exists only while a run
     holds it (or after one was killed); it is removed when the block ends.
     """
-    fd = _lock_fd(lock_path(job_dir), job)
+    job = files.job
+    fd = _lock_fd(files.lock, job)
     try:
         stale = _parse(_read_fd(fd))
         if stale is not None and stale.host != socket.gethostname():
             # flock may not reach across hosts on a shared folder: do not guess.
             raise StateError(
                 f"job '{job}' was last run by {stale.describe()}, another machine "
-                f"(lock '{lock_path(job_dir)}'): if that run has ended, delete the lock file "
+                f"(lock '{files.lock}'): if that run has ended, delete the lock file "
                 "and run again"
             )
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": since}
@@ -100,7 +96,7 @@ def hold_lock(job_dir: Path, job: str, since: str) -> Iterator[LockHolder | None
             yield stale
         finally:
             with contextlib.suppress(FileNotFoundError):
-                lock_path(job_dir).unlink()  # before the unlock: nobody can lock it then
+                files.lock.unlink()  # before the unlock: nobody can lock it then
     finally:
         os.close(fd)  # closing drops the flock
 

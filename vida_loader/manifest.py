@@ -10,12 +10,9 @@ hand-edited file is refused instead of guessed at.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -29,11 +26,11 @@ from pymongo.collection import Collection
 from pymongo.cursor import Cursor
 
 from vida_loader.errors import StateError
+from vida_loader.jobfiles import load_json_file, write_json_atomic
 from vida_loader.ordering import BRACKET_BY_NAME, bracket_of, sort_key
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
-MANIFEST_NAME = "manifest.json"
 ID_HINT: list[tuple[str, int]] = [("_id", 1)]
 
 # Canonical Extended JSON keeps Int64, Decimal128, binary subtypes, MinKey/MaxKey and
@@ -275,54 +272,6 @@ class Manifest:
         if manifest.fingerprint != manifest.compute_fingerprint():
             raise ValueError("fingerprint does not match its content (edited by hand?)")
         return manifest
-
-
-def manifest_path(manifest_dir: Path, job: str) -> Path:
-    return manifest_dir / job / MANIFEST_NAME
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash at any instant leaves old or new.
-
-    Temp file beside the target, fsync, ``os.replace``, fsync of the folder.
-    """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def write_json_atomic(path: Path, doc: Any) -> None:
-    """``doc`` as indented JSON, replacing ``path`` atomically (see ``write_atomic``)."""
-    write_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
-
-
-def load_json_file(path: Path, what: str, parse: Callable[[Any], T], fix: str = "") -> T:
-    """``parse`` of the JSON in ``path``; an unreadable or corrupt file is one ``StateError``
-    naming ``what`` and the file (``fix`` appended), a missing one ``FileNotFoundError``."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise StateError(f"cannot read {what} '{path}': {exc.strerror}") from None
-    try:
-        return parse(orjson.loads(raw))
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise StateError(f"{what} '{path}' is corrupt ({reason}){fix}") from None
 
 
 def save_manifest(manifest: Manifest, path: Path) -> None:

@@ -35,7 +35,6 @@ from vida_loader.manifest import (
     Manifest,
     Partition,
     RangeMode,
-    manifest_path,
     save_manifest,
 )
 from vida_loader.mongo import (
@@ -270,7 +269,7 @@ def plan_job(cfg: PlanConfig, progress: Progress = lambda _msg: None) -> PlanRes
     started = time.monotonic()
     check_uri(cfg.source.uri, "--source-uri")
     check_uri(cfg.target.uri, "--target-uri")
-    path = manifest_path(cfg.manifest_dir, cfg.job)
+    path = cfg.files.manifest
     if path.exists() and not cfg.replan:
         raise JobExistsError(
             f"job '{cfg.job}' is already planned at '{path}': give --replan to plan it again "

@@ -15,15 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from vida_loader.errors import StateError
-from vida_loader.manifest import Manifest, load_json_file, write_json_atomic
+from vida_loader.jobfiles import append_jsonl, load_json_file, write_json_atomic
+from vida_loader.manifest import Manifest
 from vida_loader.worker import PartitionResult, PartitionState
 
 STATE_SCHEMA_VERSION = 1
-STATE_NAME = "state.json"
-DUPLICATES_NAME = "duplicates.jsonl"
 
 
 def now_iso() -> str:
@@ -212,21 +209,9 @@ def coordinator_info() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
 
 
-def state_path(manifest_dir: Path, job: str) -> Path:
-    return manifest_dir / job / STATE_NAME
-
-
-def duplicates_path(state_file: Path) -> Path:
-    return state_file.parent / DUPLICATES_NAME
-
-
 def append_duplicates(path: Path, records: Iterable[dict[str, Any]]) -> None:
     """Add one JSON line per record, on disk before the partition is recorded as done."""
-    with path.open("ab") as f:
-        for record in records:
-            f.write(orjson.dumps(record) + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_jsonl(path, records)
 
 
 def save_state(state: RunState, path: Path) -> None:

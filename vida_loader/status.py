@@ -9,8 +9,8 @@ from pathlib import Path
 from vida_loader.config import JobConfig
 from vida_loader.coordinator import continue_command
 from vida_loader.lock import LockHolder, read_holder
-from vida_loader.manifest import Manifest, load_manifest, manifest_path
-from vida_loader.runstate import RunState, load_state, state_path
+from vida_loader.manifest import Manifest, load_manifest
+from vida_loader.runstate import RunState, load_state
 from vida_loader.worker import PartitionState
 
 
@@ -47,10 +47,11 @@ class JobStatus:
 
 
 def job_status(cfg: JobConfig) -> JobStatus:
-    manifest = load_manifest(manifest_path(cfg.manifest_dir, cfg.job))
-    path = state_path(cfg.manifest_dir, cfg.job)
+    files = cfg.files
+    manifest = load_manifest(files.manifest)
+    path = files.state
     state = load_state(path)
-    holder = read_holder(path.parent)
+    holder = read_holder(files)
     alive = holder.is_alive() if holder else None
     if holder is not None and alive is False:
         holder = None  # a run killed without releasing: nobody holds the job

@@ -13,8 +13,9 @@ from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunProgress
 from vida_loader.devserver import LocalServer
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
+from vida_loader.jobfiles import JobFiles
 from vida_loader.manifest import Manifest
-from vida_loader.runstate import load_state, save_state, state_path
+from vida_loader.runstate import load_state, save_state
 from vida_loader.worker import PartitionState
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ def test_crashed_partition_continues_from_the_targets_last_id(
     # below that (an unacknowledged insert that vanished).
     middle = three.partitions[1]
     lower, upper = middle.lower, middle.upper
-    path = state_path(tmp_path, "j")
+    path = JobFiles(tmp_path, "j").state
     state = load_state(path)
     assert state is not None
     state.partitions[middle.id].state = PartitionState.RUNNING
@@ -76,7 +77,7 @@ def test_interrupted_run_continues_and_sends_at_most_a_batch_again(
     tdb.client.admin.command("configureFailPoint", "failCommand", mode="off")
     before = tdb.dst.count_documents({})
     assert 1300 <= before < 3000
-    state = load_state(state_path(tmp_path, "j"))
+    state = load_state(JobFiles(tmp_path, "j").state)
     assert state is not None and state.finished_at is None
     assert state.count(PartitionState.RUNNING) == 0  # set back to pending when stopped
 
@@ -119,7 +120,7 @@ def test_a_fresh_start_into_a_non_empty_target_needs_a_choice(
     tdb.dst.insert_one({"_id": "not from the source"})
     with pytest.raises(StateError, match="'.*dst' on 'mongodb://127.0.0.1:.*' already holds"):
         run_in(tmp_path, tick=0.05, jobs=1)
-    assert load_state(state_path(tmp_path, "j")) is None  # nothing written
+    assert load_state(JobFiles(tmp_path, "j").state) is None  # nothing written
 
     appended = run_in(tmp_path, tick=0.05, jobs=1, append=True)
     assert appended.failed == []  # a string _id is outside every number range

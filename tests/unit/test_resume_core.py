@@ -13,7 +13,8 @@ import pytest
 from vida_loader.config import JobConfig, RunConfig
 from vida_loader.coordinator import continue_command
 from vida_loader.errors import StateError
-from vida_loader.lock import LockHolder, hold_lock, lock_path, read_holder
+from vida_loader.jobfiles import JobFiles
+from vida_loader.lock import LockHolder, hold_lock, read_holder
 from vida_loader.mongo import has_secret
 from vida_loader.runstate import now_iso
 
@@ -71,20 +72,26 @@ def test_has_secret(uri: str, secret: bool) -> None:
     assert has_secret(uri) is secret
 
 
+def _files(tmp_path: Path) -> JobFiles:
+    files = JobFiles(tmp_path, "j")
+    files.folder.mkdir(exist_ok=True)
+    return files
+
+
 def test_a_held_lock_refuses_a_second_holder_with_its_pid(tmp_path: Path) -> None:
     since = now_iso()
-    with hold_lock(tmp_path, "j", since) as stale:
+    with hold_lock(_files(tmp_path), since) as stale:
         assert stale is None
-        holder = read_holder(tmp_path)
+        holder = read_holder(_files(tmp_path))
         assert holder == LockHolder(os.getpid(), socket.gethostname(), since)
         assert holder.is_alive() is True
         # flock is per open file: a second open in this process conflicts like another run
         with (
             pytest.raises(StateError, match=f"job 'j' is being run by pid {os.getpid()} on host"),
-            hold_lock(tmp_path, "j", "later"),
+            hold_lock(_files(tmp_path), "later"),
         ):
             pass
-    assert read_holder(tmp_path) is None  # released: nobody holds it
+    assert read_holder(_files(tmp_path)) is None  # released: nobody holds it
 
 
 def _exit_now() -> None:
@@ -97,21 +104,21 @@ def test_the_lock_of_a_dead_run_is_taken_over(tmp_path: Path) -> None:
     proc.join(30)
     assert proc.pid is not None
     dead = {"pid": proc.pid, "host": socket.gethostname(), "since": "2026-11-25T09:00:00+00:00"}
-    lock_path(tmp_path).write_text(json.dumps(dead))
-    holder = read_holder(tmp_path)
+    _files(tmp_path).lock.write_text(json.dumps(dead))
+    holder = read_holder(_files(tmp_path))
     assert holder is not None and holder.is_alive() is False
-    with hold_lock(tmp_path, "j", "2026-11-25T10:00:00+00:00") as stale:
+    with hold_lock(_files(tmp_path), "2026-11-25T10:00:00+00:00") as stale:
         assert stale is not None and stale.pid == proc.pid
-        assert read_holder(tmp_path).pid == os.getpid()  # type: ignore[union-attr]
+        assert read_holder(_files(tmp_path)).pid == os.getpid()  # type: ignore[union-attr]
 
 
 def test_a_lock_recorded_by_another_host_is_not_guessed_at(tmp_path: Path) -> None:
     other = {"pid": 1, "host": "elsewhere.example", "since": "2026-11-25T09:00:00+00:00"}
-    lock_path(tmp_path).write_text(json.dumps(other))
-    assert read_holder(tmp_path).is_alive() is None  # type: ignore[union-attr]
+    _files(tmp_path).lock.write_text(json.dumps(other))
+    assert read_holder(_files(tmp_path)).is_alive() is None  # type: ignore[union-attr]
     with (
         pytest.raises(StateError, match="another machine .* delete the lock file and run again"),
-        hold_lock(tmp_path, "j", "now"),
+        hold_lock(_files(tmp_path), "now"),
     ):
         pass
-    assert json.loads(lock_path(tmp_path).read_text()) == other  # left as it was
+    assert json.loads(_files(tmp_path).lock.read_text()) == other  # left as it was

@@ -1,0 +1,141 @@
+"""Every file of ``partitions/<job>/``, declared in one place, and the atomic way to write
+and read them.
+
+Written by ``plan`` (the manifest, once) and by the coordinator (everything else): a
+kill -9 at any instant leaves each file old or new, never torn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from vida_loader.errors import StateError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """The files of job ``job`` under ``root`` (``--manifest-dir``)."""
+
+    root: Path
+    job: str
+
+    @classmethod
+    def of_folder(cls, folder: Path) -> JobFiles:
+        return cls(folder.parent, folder.name)
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.job
+
+    @property
+    def manifest(self) -> Path:
+        """The plan: immutable after ``plan``, guarded by its fingerprint."""
+        return self.folder / "manifest.json"
+
+    @property
+    def state(self) -> Path:
+        """The run state: one record per task, written only by the coordinator."""
+        return self.folder / "state.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held (flock) by the running coordinator; records its pid and host."""
+        return self.folder / "run.lock"
+
+    @property
+    def duplicates(self) -> Path:
+        """One JSON line per ``_id`` the source holds more than once."""
+        return self.folder / "duplicates.jsonl"
+
+    # Room for what comes next; each is written by the feature that owns it.
+    @property
+    def metrics(self) -> Path:
+        """Periodic counters of a run, one JSON line each (live view, report)."""
+        return self.folder / "metrics.jsonl"
+
+    @property
+    def rejects(self) -> Path:
+        """Documents a transform refused, one JSON line each, with the reason."""
+        return self.folder / "rejects.jsonl"
+
+    @property
+    def indexes(self) -> Path:
+        """The source's index definitions, read before the copy and built after it."""
+        return self.folder / "indexes.json"
+
+    @property
+    def verify(self) -> Path:
+        """The last verification: per-range counts and hashes on both sides."""
+        return self.folder / "verify.json"
+
+    def all(self) -> dict[str, Path]:
+        """Every declared file, by name."""
+        names = ("manifest", "state", "lock", "duplicates", "metrics", "rejects")
+        return {n: getattr(self, n) for n in (*names, "indexes", "verify")}
+
+
+def planned_jobs(root: Path) -> list[str]:
+    """The jobs planned under ``root``, sorted."""
+    return sorted(p.parent.name for p in root.glob("*/manifest.json"))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash at any instant leaves old or new.
+
+    Temp file beside the target, fsync, ``os.replace``, fsync of the folder.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """``doc`` as indented JSON, replacing ``path`` atomically (see ``write_atomic``)."""
+    write_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Add one JSON line per record and fsync: on disk before the caller goes on."""
+    with path.open("ab") as f:
+        for record in records:
+            f.write(orjson.dumps(record) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_json_file(path: Path, what: str, parse: Callable[[Any], T], fix: str = "") -> T:
+    """``parse`` of the JSON in ``path``; an unreadable or corrupt file is one ``StateError``
+    naming ``what`` and the file (``fix`` appended), a missing one ``FileNotFoundError``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StateError(f"cannot read {what} '{path}': {exc.strerror}") from None
+    try:
+        return parse(orjson.loads(raw))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise StateError(f"{what} '{path}' is corrupt ({reason}){fix}") from None
