@@ -158,7 +158,7 @@ def running(state_file: Path) -> bool:
         doc = orjson.loads(state_file.read_bytes())
     except (FileNotFoundError, orjson.JSONDecodeError):
         return False
-    return any(p["state"] == "running" for p in doc["partitions"].values())
+    return any(p["state"] == "running" for p in doc["tasks"].values())
 
 
 def start_slow_run(tdb: Any, block_ms: int, **popen: Any) -> subprocess.Popen[Any]:

@@ -46,9 +46,9 @@ from vida_loader.planner import PlanResult, plan_job
 from vida_loader.preflight import check_copy, check_generate
 from vida_loader.profile import find_profile, list_profiles
 from vida_loader.progress import ProgressPrinter, format_duration, format_generate
+from vida_loader.runstate import TaskState
 from vida_loader.status import JobStatus, job_status
 from vida_loader.verify import VerifyResult, verify_job
-from vida_loader.worker import PartitionState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -448,7 +448,7 @@ def format_status(st: JobStatus) -> str:
             ]
         )
     state = st.state
-    done = st.count(PartitionState.DONE)
+    done = st.count(TaskState.DONE)
     if st.holder is not None:
         where = "" if st.holder_alive else " (another host: cannot check that it runs)"
         now = f"running now: {st.holder.describe()}{where}"
@@ -457,7 +457,7 @@ def format_status(st: JobStatus) -> str:
     else:
         now = "stopped"
     share = f" ({st.confirmed_docs / planned:.0%})" if planned else ""
-    counts = ", ".join(f"{s.value} {st.count(s)}" for s in PartitionState)
+    counts = ", ".join(f"{s.value} {st.count(s)}" for s in TaskState)
     recs = state.partitions.values()
     lines = [
         f"job '{m.job}': {done}/{total} partitions confirmed, {now}",
@@ -471,7 +471,7 @@ def format_status(st: JobStatus) -> str:
         f"{state.updated_at}" + (f", finished {state.finished_at}" if state.finished_at else ""),
         f"  state       {st.state_path}",
     ]
-    running = st.count(PartitionState.RUNNING)
+    running = st.count(TaskState.RUNNING)
     if running and st.holder is not None:
         lines.insert(
             3, f"  in flight   {st.running_docs:,} documents read by {running} running partitions"
@@ -483,7 +483,7 @@ def format_status(st: JobStatus) -> str:
             "stopped: the next run continues them",
         )
     for pid, rec in state.partitions.items():
-        if rec.state is PartitionState.FAILED:
+        if rec.state is TaskState.FAILED:
             lines.append(f"  FAILED {pid} after {rec.attempts} attempts: {rec.error}")
     if st.complete:
         lines.append(f"  check       {shlex.join(job_command('verify', st.config))}")

@@ -50,6 +50,7 @@ from vida_loader.pipeline.target import (
 from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryCounts
 from vida_loader.runstate import (
     RunState,
+    TaskState,
     append_duplicates,
     load_state,
     now_iso,
@@ -59,7 +60,6 @@ from vida_loader.worker import (
     MIB,
     CopySettings,
     PartitionResult,
-    PartitionState,
     copy_partition,
 )
 
@@ -112,7 +112,7 @@ class RunResult:
         return [
             (pid, rec.error or "unknown error")
             for pid, rec in self.state.partitions.items()
-            if rec.state is not PartitionState.DONE
+            if rec.state is not TaskState.DONE
         ]
 
     @property
@@ -328,7 +328,7 @@ class _Run:
         self.started = time.monotonic()
         self.tries: dict[str, int] = {}  # attempts in this run
         self.read = [0, 0]  # docs and bytes read by this run
-        self.skipped = state.count(PartitionState.DONE)
+        self.skipped = state.count(TaskState.DONE)
         self.base = [state.confirmed_docs(), state.confirmed_bytes()]
         # An earlier run may have written part of any unconfirmed range: continue it
         # from what the target holds instead of sending it all again.
@@ -349,7 +349,7 @@ class _Run:
             self._interrupted()
             if not isinstance(exc, KeyboardInterrupt):
                 raise
-            done = self.state.count(PartitionState.DONE)
+            done = self.state.count(TaskState.DONE)
             raise RunInterruptedError(
                 f"interrupted: {done} of {len(self.parts)} partitions confirmed, state saved "
                 f"in '{self.path}'; continue with: "
@@ -381,7 +381,7 @@ class _Run:
         partition would wait the window out in turn); the running ones ended by themselves."""
         for pid in pids:
             rec = self.state.partitions[pid]
-            rec.state = PartitionState.PENDING
+            rec.state = TaskState.PENDING
             rec.error = f"not started: the {self.outage} stayed away past the retry window"
 
     # --- the scheduler's handler --------------------------------------------------------
@@ -393,7 +393,7 @@ class _Run:
         return self.outage is None
 
     def lost(self, pid: str, why: str) -> PartitionResult:
-        return PartitionResult(pid, PartitionState.FAILED, error=why, transient=why == DIED)
+        return PartitionResult(pid, TaskState.FAILED, error=why, transient=why == DIED)
 
     def events(self, events: list[Event]) -> None:
         """Apply progress events; save the state when a partition started (for `status`
@@ -401,10 +401,10 @@ class _Run:
         news = ""
         for ev in events:
             rec = self.state.partitions.get(ev.task)
-            if rec is None or rec.state in (PartitionState.DONE, PartitionState.FAILED):
+            if rec is None or rec.state in (TaskState.DONE, TaskState.FAILED):
                 continue  # late news of a finished attempt
             if isinstance(ev, Started):
-                rec.state = PartitionState.RUNNING
+                rec.state = TaskState.RUNNING
                 rec.started_at = now_iso()
                 if ev.task in self.resume and not self.tries.get(ev.task):
                     # Continuing a killed run: the worker skips about what the last
@@ -414,7 +414,7 @@ class _Run:
                 else:
                     rec.docs = rec.bytes = 0
                 news = "started"
-            elif isinstance(ev, Moved) and rec.state is PartitionState.RUNNING:
+            elif isinstance(ev, Moved) and rec.state is TaskState.RUNNING:
                 rec.docs += ev.docs
                 rec.bytes += ev.bytes
                 self.waiting.pop(ev.task, None)
@@ -461,25 +461,25 @@ class _Run:
         self.resumed += int(result.resumed)
         self.resume.add(pid)  # whatever this attempt wrote stays: a retry continues it
         if (
-            result.state is PartitionState.FAILED
+            result.state is TaskState.FAILED
             and result.transient
             and self.tries[pid] < self.cfg.attempts
         ):
-            rec.state = PartitionState.PENDING
+            rec.state = TaskState.PENDING
             self.reruns += 1
             return True
         return False
 
     def _interrupted(self) -> None:
         for rec in self.state.partitions.values():
-            if rec.state is PartitionState.RUNNING:
-                rec.state = PartitionState.PENDING
+            if rec.state is TaskState.RUNNING:
+                rec.state = TaskState.PENDING
                 rec.error = "interrupted"
         save_state(self.state, self.path)
 
     def snapshot(self) -> RunProgress:
         recs = self.state.partitions.values()
-        running = [r for r in recs if r.state is PartitionState.RUNNING]
+        running = [r for r in recs if r.state is TaskState.RUNNING]
         return RunProgress(
             docs=self.state.confirmed_docs() + sum(r.docs for r in running),
             bytes=self.state.confirmed_bytes() + sum(r.bytes for r in running),
@@ -488,9 +488,9 @@ class _Run:
             est_docs=int(self.manifest.stats.get("count", 0)),
             est_bytes=int(self.manifest.stats.get("size_bytes", 0)),
             elapsed=time.monotonic() - self.started,
-            parts_done=self.state.count(PartitionState.DONE),
-            parts_failed=self.state.count(PartitionState.FAILED),
-            parts_running=self.state.count(PartitionState.RUNNING),
+            parts_done=self.state.count(TaskState.DONE),
+            parts_failed=self.state.count(TaskState.FAILED),
+            parts_running=self.state.count(TaskState.RUNNING),
             parts_total=len(self.state.partitions),
             repaired=sum(r.repaired for r in recs),
             retries=self.retried.retries + sum(v.retries for v in self.live.values()),

@@ -1,8 +1,15 @@
-"""Run state: what happened to every partition of a job, beside its manifest.
+"""Run state: what happened to every task of a job, beside its manifest.
 
 Written only by the coordinator, always atomically (temp file, fsync, ``os.replace``), so a
 kill at any instant leaves a file that loads. It records enough to resume from: the
-manifest's fingerprint, each partition's state, attempts, counts, repairs and last error.
+manifest's fingerprint and one record per task. Every record has a kind, a state,
+attempts, retry counters, timestamps and the last error; a kind adds its own counters
+(a copy of a partition: documents, bytes, repairs...). Copying partitions is the only
+kind so far; index builds, range hashes, dump files and a change-stream position are
+meant to be kinds too.
+
+Schema 2 keeps the records under ``tasks``, each with its ``kind``; a schema-1 file (one
+record per partition under ``partitions``) still loads, as copy records.
 """
 
 from __future__ import annotations
@@ -12,15 +19,30 @@ import socket
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vida_loader.errors import StateError
 from vida_loader.jobfiles import append_jsonl, load_json_file, write_json_atomic
 from vida_loader.manifest import Manifest
-from vida_loader.worker import PartitionResult, PartitionState
 
-STATE_SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from vida_loader.worker import PartitionResult
+
+STATE_SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class TaskKind(StrEnum):
+    COPY = "copy"  # copy one partition of the manifest
 
 
 def now_iso() -> str:
@@ -28,22 +50,15 @@ def now_iso() -> str:
 
 
 @dataclass
-class PartitionRecord:
-    """The latest word on one partition; counts are from its last attempt."""
+class TaskRecord:
+    """The latest word on one task: what every kind records."""
 
-    state: PartitionState = PartitionState.PENDING
+    kind: ClassVar[TaskKind]
+    state: TaskState = TaskState.PENDING
     attempts: int = 0
-    docs: int = 0  # read on the last attempt
-    bytes: int = 0
-    source_docs: int = 0  # in the range on the source when last confirmed
-    target_docs: int = 0
-    resumes: int = 0  # attempts that continued from what the target held
-    repaired: int = 0
-    already_there: int = 0
     retries: int = 0  # operations tried again, all attempts together
     throttled: int = 0  # of those, because the server throttled
     wait_s: float = 0.0  # seconds spent waiting to retry
-    duplicates: int = 0  # source documents whose _id another one had: not on the target
     seconds: float = 0.0  # all attempts together
     started_at: str | None = None
     finished_at: str | None = None
@@ -51,7 +66,35 @@ class PartitionRecord:
 
     @property
     def done(self) -> bool:
-        return self.state is PartitionState.DONE
+        return self.state is TaskState.DONE
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": str(self.kind), **asdict(self)}
+
+    @staticmethod
+    def from_json(doc: dict[str, Any], kind: str | None = None) -> TaskRecord:
+        fields = dict(doc)
+        kind = str(fields.pop("kind", kind))
+        record_class = RECORDS.get(kind)
+        if record_class is None:
+            raise ValueError(f"task kind {kind!r} is unknown to this vida-loader")
+        fields["state"] = TaskState(fields["state"])
+        return record_class(**fields)
+
+
+@dataclass
+class PartitionRecord(TaskRecord):
+    """A copy of one partition; counts are from its last attempt."""
+
+    kind: ClassVar[TaskKind] = TaskKind.COPY
+    docs: int = 0  # read on the last attempt
+    bytes: int = 0
+    source_docs: int = 0  # in the range on the source when last confirmed
+    target_docs: int = 0
+    resumes: int = 0  # attempts that continued from what the target held
+    repaired: int = 0
+    already_there: int = 0
+    duplicates: int = 0  # source documents whose _id another one had: not on the target
 
     def apply(self, result: PartitionResult) -> None:
         """Take in the result of an attempt."""
@@ -86,7 +129,12 @@ class RunState:
     # Started with --append on a non-empty target: write results cannot tell whether the
     # target holds documents the source lacks, so every partition is confirmed by a count.
     appended: bool = False
-    partitions: dict[str, PartitionRecord] = field(default_factory=dict)
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+
+    @property
+    def partitions(self) -> dict[str, PartitionRecord]:
+        """The copy tasks, by partition id (the records themselves: changes stick)."""
+        return {k: r for k, r in self.tasks.items() if isinstance(r, PartitionRecord)}
 
     @classmethod
     def fresh(
@@ -100,7 +148,7 @@ class RunState:
             coordinator=coordinator_info(),
             settings=settings,
             appended=appended,
-            partitions={p.id: PartitionRecord() for p in manifest.partitions},
+            tasks={p.id: PartitionRecord() for p in manifest.partitions},
         )
 
     def check_plan(self, manifest: Manifest, path: Path) -> None:
@@ -133,9 +181,9 @@ class RunState:
         self.finished_at = None
         self.coordinator = coordinator_info()
         self.settings = settings
-        for rec in self.partitions.values():
+        for rec in self.tasks.values():
             if not rec.done:
-                rec.state = PartitionState.PENDING
+                rec.state = TaskState.PENDING
 
     def confirmed_docs(self) -> int:
         """Documents counted on the target in the confirmed partitions."""
@@ -148,7 +196,8 @@ class RunState:
     def confirmed_bytes(self) -> int:
         return sum(r.bytes for r in self.partitions.values() if r.done)
 
-    def count(self, state: PartitionState) -> int:
+    def count(self, state: TaskState) -> int:
+        """Copy tasks in ``state``."""
         return sum(1 for r in self.partitions.values() if r.state is state)
 
     def to_json(self) -> dict[str, Any]:
@@ -164,21 +213,24 @@ class RunState:
             "settings": self.settings,
             "runs": self.runs,
             "appended": self.appended,
-            "partitions": {pid: asdict(r) for pid, r in self.partitions.items()},
+            "tasks": {tid: r.to_json() for tid, r in self.tasks.items()},
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> RunState:
         version = doc.get("schema_version")
-        if version != STATE_SCHEMA_VERSION:
+        if version not in READABLE_SCHEMAS:
             raise ValueError(
-                f"schema_version {version!r}, this vida-loader reads {STATE_SCHEMA_VERSION}"
+                f"schema_version {version!r}, this vida-loader reads "
+                f"{', '.join(map(str, READABLE_SCHEMAS))}"
             )
-        parts = {}
-        for pid, rec in dict(doc["partitions"]).items():
-            rec = dict(rec)
-            rec["state"] = PartitionState(rec["state"])
-            parts[str(pid)] = PartitionRecord(**rec)
+        if version == 1:  # one record per partition, no kinds
+            tasks = {
+                str(pid): TaskRecord.from_json(rec, TaskKind.COPY)
+                for pid, rec in dict(doc["partitions"]).items()
+            }
+        else:
+            tasks = {str(tid): TaskRecord.from_json(rec) for tid, rec in dict(doc["tasks"]).items()}
         return cls(
             job=str(doc["job"]),
             fingerprint=str(doc["fingerprint"]),
@@ -190,8 +242,11 @@ class RunState:
             settings=dict(doc.get("settings", {})),
             runs=int(doc.get("runs", 1)),
             appended=bool(doc.get("appended", False)),
-            partitions=parts,
+            tasks=tasks,
         )
+
+
+RECORDS: dict[str, type[TaskRecord]] = {TaskKind.COPY: PartitionRecord}
 
 
 def plan_summary(manifest: Manifest) -> dict[str, Any]:

@@ -10,8 +10,7 @@ from vida_loader.config import JobConfig
 from vida_loader.coordinator import continue_command
 from vida_loader.lock import LockHolder, read_holder
 from vida_loader.manifest import Manifest, load_manifest
-from vida_loader.runstate import RunState, load_state
-from vida_loader.worker import PartitionState
+from vida_loader.runstate import RunState, TaskState, load_state
 
 
 @dataclass(frozen=True)
@@ -24,12 +23,12 @@ class JobStatus:
     holder_alive: bool | None  # None: the holder is on another host
     command: str  # what continues the job
 
-    def count(self, state: PartitionState) -> int:
+    def count(self, state: TaskState) -> int:
         return self.state.count(state) if self.state else 0
 
     @property
     def complete(self) -> bool:
-        return self.state is not None and self.count(PartitionState.DONE) == len(
+        return self.state is not None and self.count(TaskState.DONE) == len(
             self.manifest.partitions
         )
 
@@ -43,7 +42,7 @@ class JobStatus:
         if self.state is None:
             return 0
         recs = self.state.partitions.values()
-        return sum(r.docs for r in recs if r.state is PartitionState.RUNNING)
+        return sum(r.docs for r in recs if r.state is TaskState.RUNNING)
 
 
 def job_status(cfg: JobConfig) -> JobStatus:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Any
 
 from vida_loader.config import (
@@ -41,15 +40,9 @@ from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.pipeline.writer import Writer, chunked
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
+from vida_loader.runstate import TaskState
 
 MIB = 1024 * 1024
-
-
-class PartitionState(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -74,7 +67,7 @@ class PartitionResult:
     """What happened to one partition on one attempt."""
 
     partition_id: str
-    state: PartitionState
+    state: TaskState
     docs: int = 0  # read from the source on this attempt
     bytes: int = 0
     source_docs: int = 0  # what the range holds: read, or counted when resumed
@@ -132,7 +125,7 @@ def copy_partition(
         failure = task_failure(exc, settings.source.uri, settings.target.uri)
         result = PartitionResult(
             part.id,
-            PartitionState.FAILED,
+            TaskState.FAILED,
             error=failure.error,
             transient=failure.transient,
             outage=failure.outage,
@@ -180,7 +173,7 @@ class _Copy:
             # below. Not after the target went away: a crash can lose acknowledged writes
             # that had not reached its journal yet, so then the range is counted.
             return PartitionResult(
-                part.id, PartitionState.DONE, docs, nbytes, source_docs=docs, target_docs=docs
+                part.id, TaskState.DONE, docs, nbytes, source_docs=docs, target_docs=docs
             )
         # What the range holds: all of it was read, unless this attempt skipped what the
         # target already had (which may itself lack documents lost by unacknowledged writes).
@@ -245,7 +238,7 @@ class _Copy:
         error, duplicates = _judge(expected, on_target, rounds, repair, records)
         return PartitionResult(
             part.id,
-            PartitionState.DONE if error is None else PartitionState.FAILED,
+            TaskState.DONE if error is None else TaskState.FAILED,
             source_docs=expected,
             target_docs=on_target,
             repaired=repaired,

@@ -92,7 +92,7 @@ CASES: list[tuple[str, tuple[str, ...], Callable[[Path, DB], Any], list[str], in
         ("run",),
         lambda j, db: (
             main(["run", "-j", "1"]),
-            _edit(j / "state.json", lambda d: d["partitions"].pop("p00001")),
+            _edit(j / "state.json", lambda d: d["tasks"].pop("p00001")),
         ),
         [],
         3,
@@ -169,7 +169,7 @@ def test_a_target_that_refuses_writes_fails_the_run_in_one_line(
     assert "Traceback" not in out + err
     assert out.count("FAILED p0000") == 3
     state = orjson.loads((planned / "state.json").read_bytes())
-    assert {p["state"] for p in state["partitions"].values()} == {"failed"}
+    assert {p["state"] for p in state["tasks"].values()} == {"failed"}
 
 
 def test_credentials_never_reach_output_or_job_files(

@@ -119,7 +119,7 @@ def _done_partitions(job: Path, started_after: str = "") -> int:
         return 0
     if doc["started_at"] <= started_after:
         return 0
-    return sum(p["state"] == "done" for p in doc["partitions"].values())
+    return sum(p["state"] == "done" for p in doc["tasks"].values())
 
 
 @pytest.mark.timeout(600)

@@ -46,7 +46,7 @@ def test_run_copies_confirms_and_summarises(
     assert "\r" not in err
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
     state = orjson.loads((planned / "state.json").read_bytes())
-    assert {p["state"] for p in state["partitions"].values()} == {"done"}
+    assert {p["state"] for p in state["tasks"].values()} == {"done"}
 
 
 @pytest.mark.parametrize(
@@ -167,7 +167,7 @@ def test_ctrl_c_or_sigterm_saves_state_stops_workers_and_exits_130(
         "-j 2 --batch-size 100"
     )
     state = orjson.loads((planned / "state.json").read_bytes())
-    states = [p["state"] for p in state["partitions"].values()]
+    states = [p["state"] for p in state["tasks"].values()]
     assert "pending" in states and set(states) <= {"pending", "done"}
     wait_for(lambda: not any(w.is_running() for w in workers), 10, "workers to stop")
 
@@ -195,7 +195,7 @@ def test_throttling_past_the_budget_exits_1_naming_the_partition_then_run_comple
         "-j 1 --retry-attempts 2"
     )
     state = orjson.loads((planned / "state.json").read_bytes())
-    assert sorted(p["throttled"] for p in state["partitions"].values()) == [0, 2, 2]
+    assert sorted(p["throttled"] for p in state["tasks"].values()) == [0, 2, 2]
     code, out, err = _run(capsys, "-j", "1")
     assert code == 0, err
     assert "3/3 partitions confirmed on the target" in out

@@ -17,7 +17,8 @@ from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Timeouts
 from vida_loader.pipeline.writer import Writer
 from vida_loader.retry import RetryPolicy
-from vida_loader.worker import CopySettings, PartitionState, copy_partition
+from vida_loader.runstate import TaskState
+from vida_loader.worker import CopySettings, copy_partition
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
@@ -66,7 +67,7 @@ def test_acknowledged_writes_confirm_the_range_without_a_count(
         db, tdb, server, target_server, write_concern=write_concern, count_always=count_always
     )
     result = copy_partition(WHOLE, s)
-    assert result.state is PartitionState.DONE, result.error
+    assert result.state is TaskState.DONE, result.error
     assert (result.docs, result.source_docs, result.target_docs) == (1200,) * 3
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
     assert to_target.names.count("insert") == 12
@@ -80,7 +81,7 @@ def test_a_duplicate_key_falls_back_to_counting_the_range(
     db.src.insert_many(docs)
     tdb.dst.insert_one(docs[7])  # the target already holds one of them
     result = copy_partition(WHOLE, _settings(db, tdb, server, target_server))
-    assert result.state is PartitionState.DONE, result.error
+    assert result.state is TaskState.DONE, result.error
     assert result.already_there == 1
     assert result.target_docs == 500
     assert "aggregate" in to_target.names or "count" in to_target.names
@@ -95,7 +96,7 @@ def test_a_throttled_insert_is_sent_again_inside_the_attempt(
     # Let three inserts through, then throttle one: the writer waits and sends it again.
     fail_inserts(tdb, {"skip": 3, "times": 1}, errorCode=16500)
     result = copy_partition(WHOLE, s)
-    assert result.state is PartitionState.DONE, result.error
+    assert result.state is TaskState.DONE, result.error
     assert (result.retries, result.throttled) == (1, 1)
     assert to_target.names.count("insert") == 11  # 10 batches, one of them twice
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
@@ -112,14 +113,14 @@ def test_a_write_failing_past_the_budget_fails_the_partition_and_a_resume_comple
         first = copy_partition(WHOLE, s)
     finally:
         fail_inserts(tdb, "off")
-    assert first.state is PartitionState.FAILED and not first.transient
+    assert first.state is TaskState.FAILED and not first.transient
     assert first.error is not None
     assert "gave up on the target after 3 failures" in first.error and "16500" in first.error
     assert (first.retries, first.throttled) == (2, 2)
     held = tdb.dst.count_documents({})
     assert held == 300  # what was acknowledged before the failure stays
     second = copy_partition(WHOLE, s, resume=True)
-    assert second.state is PartitionState.DONE, second.error
+    assert second.state is TaskState.DONE, second.error
     assert second.resumed and second.docs == 1000 - held + 1
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
 
@@ -219,7 +220,7 @@ def test_a_broken_read_continues_from_the_last_id_read(
         result = copy_partition(WHOLE, s)
     finally:
         fail_commands(db, commands, "off")
-    assert result.state is PartitionState.DONE, result.error
+    assert result.state is TaskState.DONE, result.error
     assert result.docs == 1000  # nothing read twice, nothing skipped
     failures = mode["times"]
     assert result.retries == failures
@@ -242,6 +243,6 @@ def test_unacknowledged_inserts_lost_midway_are_repaired(
     # Batches 3 and 4 of 10 are throttled on the server; with w=0 nobody is told.
     fail_inserts(tdb, {"skip": 2, "times": 2}, errorCode=16500)
     result = copy_partition(WHOLE, s)
-    assert result.state is PartitionState.DONE, result.error
+    assert result.state is TaskState.DONE, result.error
     assert (result.repaired, result.target_docs) == (200, 1000)
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)

@@ -32,7 +32,8 @@ from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Timeouts
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.progress import format_progress
-from vida_loader.worker import CopySettings, PartitionState, copy_partition
+from vida_loader.runstate import TaskState
+from vida_loader.worker import CopySettings, copy_partition
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +97,7 @@ def test_target_killed_and_restarted_mid_run_completes_by_itself(
     assert any("waiting for target" in format_progress(p) for p in seen)
     with _client(crashing_target) as c:
         assert raw_hashes(c[db.name].dst) == raw_hashes(db.src)
-    assert all(r.state is PartitionState.DONE for r in result.state.partitions.values())
+    assert all(r.state is TaskState.DONE for r in result.state.partitions.values())
 
 
 @pytest.mark.timeout(240)
@@ -158,7 +159,7 @@ def test_a_confirmed_partition_survives_a_crash_right_after(
         with _client(crashing_target) as c:
             c[db.name].drop_collection("dst")
         result = copy_partition(Partition("p00000", RangeMode.TYPED, "number"), settings)
-        assert result.state is PartitionState.DONE and result.target_docs == 750
+        assert result.state is TaskState.DONE and result.target_docs == 750
         crashing_target.kill()
         close_clients()
         crashing_target.start()

@@ -15,8 +15,7 @@ from vida_loader.devserver import LocalServer
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
 from vida_loader.jobfiles import JobFiles
 from vida_loader.manifest import Manifest
-from vida_loader.runstate import load_state, save_state
-from vida_loader.worker import PartitionState
+from vida_loader.runstate import TaskState, load_state, save_state
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
@@ -43,7 +42,7 @@ def test_crashed_partition_continues_from_the_targets_last_id(
     path = JobFiles(tmp_path, "j").state
     state = load_state(path)
     assert state is not None
-    state.partitions[middle.id].state = PartitionState.RUNNING
+    state.partitions[middle.id].state = TaskState.RUNNING
     state.finished_at = None
     save_state(state, path)
     stop = (lower + upper) // 2
@@ -79,7 +78,7 @@ def test_interrupted_run_continues_and_sends_at_most_a_batch_again(
     assert 1300 <= before < 3000
     state = load_state(JobFiles(tmp_path, "j").state)
     assert state is not None and state.finished_at is None
-    assert state.count(PartitionState.RUNNING) == 0  # set back to pending when stopped
+    assert state.count(TaskState.RUNNING) == 0  # set back to pending when stopped
 
     result = run_in(tmp_path, tick=0.05, jobs=1, batch_docs=100)
 

@@ -26,8 +26,7 @@ from support import (
 
 from vida_loader.coordinator import RunProgress, RunResult
 from vida_loader.devserver import LocalServer
-from vida_loader.runstate import load_state
-from vida_loader.worker import PartitionState
+from vida_loader.runstate import TaskState, load_state
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
@@ -48,7 +47,7 @@ def _assert_same(db: DB, tdb: DB, result: RunResult) -> None:
     assert result.confirmed_docs == sum(source.values())
     state = load_state(result.state_path)
     assert state is not None and state.finished_at
-    assert all(r.state is PartitionState.DONE for r in state.partitions.values())
+    assert all(r.state is TaskState.DONE for r in state.partitions.values())
 
 
 @pytest.mark.parametrize(("mode", "ordinary"), [("minmax", 20_000), ("typed", 4000)])
@@ -152,9 +151,9 @@ def test_target_documents_outside_the_source_fail_their_partition(
     holder = next(p.id for p in m.partitions if p.contains(1))
     assert [pid for pid, _ in result.failed] == [holder]
     assert "1 more documents" in result.failed[0][1]
-    assert result.state.partitions[holder].state is PartitionState.FAILED
+    assert result.state.partitions[holder].state is TaskState.FAILED
     others = [r for pid, r in result.state.partitions.items() if pid != holder]
-    assert all(r.state is PartitionState.DONE for r in others)
+    assert all(r.state is TaskState.DONE for r in others)
 
 
 @pytest.mark.parametrize("write_concern", ["1", "0"])

@@ -17,8 +17,8 @@ from vida_loader.jobfiles import write_atomic
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.pipeline.writer import chunked
 from vida_loader.progress import ProgressPrinter, format_duration, format_progress
-from vida_loader.runstate import PartitionRecord, RunState, load_state, save_state
-from vida_loader.worker import CopySettings, PartitionResult, PartitionState, read_batch_size
+from vida_loader.runstate import PartitionRecord, RunState, TaskState, load_state, save_state
+from vida_loader.worker import CopySettings, PartitionResult, read_batch_size
 
 
 def _docs(sizes: list[int]) -> list[bytes]:
@@ -69,17 +69,17 @@ def test_run_config_refuses_bad_values() -> None:
 def test_state_round_trip_and_atomic_replace(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     state = RunState(job="j", fingerprint="sha256:x", started_at="t0")
-    state.partitions = {"p00000": PartitionRecord(), "p00001": PartitionRecord()}
+    state.tasks = {"p00000": PartitionRecord(), "p00001": PartitionRecord()}
     rec = state.partitions["p00001"]
     rec.attempts = 2
-    rec.apply(PartitionResult("p00001", PartitionState.DONE, docs=5, bytes=50, repaired=2))
+    rec.apply(PartitionResult("p00001", TaskState.DONE, docs=5, bytes=50, repaired=2))
     save_state(state, path)
     back = load_state(path)
     assert back is not None
     assert back.to_json() == state.to_json()
-    assert back.partitions["p00001"].state is PartitionState.DONE
+    assert back.partitions["p00001"].state is TaskState.DONE
     assert back.partitions["p00001"].repaired == 2
-    assert back.count(PartitionState.PENDING) == 1
+    assert back.count(TaskState.PENDING) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left
     assert load_state(tmp_path / "none.json") is None
 
@@ -95,9 +95,59 @@ def test_corrupt_state_is_one_state_error(tmp_path: Path, content: bytes) -> Non
         load_state(path)
 
 
+def test_state_with_an_unknown_task_kind_is_refused_naming_it(tmp_path: Path) -> None:
+    doc = RunState(job="j", fingerprint="f", started_at="t").to_json()
+    doc["tasks"] = {"x": {"kind": "teleport", "state": "done"}}
+    path = tmp_path / "state.json"
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(StateError, match="task kind 'teleport' is unknown"):
+        load_state(path)
+
+
+def test_a_schema_1_state_loads_as_copy_tasks_and_is_saved_as_schema_2(tmp_path: Path) -> None:
+    """A state.json written before task kinds: one record per partition, no kind."""
+    old = {
+        "schema_version": 1,
+        "job": "j",
+        "fingerprint": "sha256:x",
+        "started_at": "t0",
+        "updated_at": "t1",
+        "finished_at": None,
+        "plan": {},
+        "coordinator": {},
+        "settings": {"jobs": 2},
+        "runs": 2,
+        "appended": False,
+        "partitions": {
+            "p00000": {
+                **{k: 0 for k in ("attempts", "docs", "bytes", "source_docs", "target_docs")},
+                **{k: 0 for k in ("resumes", "repaired", "already_there", "retries")},
+                **{"throttled": 0, "wait_s": 0.0, "duplicates": 0, "seconds": 1.5},
+                **{"started_at": "t0", "finished_at": "t1", "error": None},
+                "state": "done",
+                "target_docs": 7,
+            },
+            "p00001": {"state": "failed", "attempts": 3, "error": "gave up"},
+        },
+    }
+    path = tmp_path / "state.json"
+    path.write_bytes(orjson.dumps(old))
+    state = load_state(path)
+    assert state is not None and state.runs == 2
+    assert set(state.partitions) == {"p00000", "p00001"}
+    assert state.partitions["p00000"].done and state.confirmed_docs() == 7
+    assert state.partitions["p00001"].error == "gave up"
+    assert state.partitions["p00001"].attempts == 3
+    save_state(state, path)
+    doc = orjson.loads(path.read_bytes())
+    assert doc["schema_version"] == 2 and "partitions" not in doc
+    assert {t["kind"] for t in doc["tasks"].values()} == {"copy"}
+    assert load_state(path).to_json() == state.to_json()  # type: ignore[union-attr]
+
+
 def test_state_with_unknown_partition_state_is_refused(tmp_path: Path) -> None:
     doc = RunState(job="j", fingerprint="f", started_at="t").to_json()
-    doc["partitions"] = {"p00000": {"state": "half-done"}}
+    doc["tasks"] = {"p00000": {"kind": "copy", "state": "half-done"}}
     path = tmp_path / "state.json"
     path.write_bytes(orjson.dumps(doc))
     with pytest.raises(StateError, match="corrupt"):
