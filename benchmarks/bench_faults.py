@@ -34,10 +34,11 @@ from typing import Any
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 
-from vida_loader.config import Endpoint, PlanConfig, RunConfig
+from vida_loader.config import PlanConfig, RunConfig
 from vida_loader.coordinator import RunProgress, RunResult, run_job
 from vida_loader.demo import load_service_orders
 from vida_loader.devserver import LocalServer
+from vida_loader.mongo import Endpoint
 from vida_loader.planner import plan_job
 
 N = int(os.environ.get("BENCH_FAULTS_N", "30000"))

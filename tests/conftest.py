@@ -12,8 +12,8 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from vida_loader.config import LEGACY, LEGACY_PROFILE
 from vida_loader.devserver import LocalServer
+from vida_loader.settings.registry import LEGACY, LEGACY_PROFILE
 
 
 @pytest.fixture(autouse=True)

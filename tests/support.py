@@ -36,10 +36,11 @@ from pymongo.collection import Collection
 
 from vida_loader import planner, worker
 from vida_loader.cli import main
-from vida_loader.config import Endpoint, PlanConfig, RunConfig
+from vida_loader.config import PlanConfig, RunConfig
 from vida_loader.coordinator import RunProgress, RunResult, run_job
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Manifest
+from vida_loader.mongo import Endpoint
 from vida_loader.pipeline.clients import close_clients
 
 PAD = "x" * 200

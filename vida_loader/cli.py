@@ -17,19 +17,7 @@ import click
 from click.core import ParameterSource
 
 from vida_loader import __version__
-from vida_loader.config import (
-    COMMANDS,
-    SPEC,
-    SPECS,
-    JobConfig,
-    PlanConfig,
-    RunConfig,
-    Settings,
-    VerifyConfig,
-    default_job_name,
-    legacy_names,
-    resolve,
-)
+from vida_loader.config import JobConfig, PlanConfig, RunConfig, VerifyConfig, default_job_name
 from vida_loader.coordinator import (
     RunResult,
     continue_command,
@@ -44,9 +32,11 @@ from vida_loader.generate.runner import GenerateConfig, GenerateResult
 from vida_loader.generate.runner import generate as run_generate
 from vida_loader.planner import PlanResult, plan_job
 from vida_loader.preflight import check_copy, check_generate
-from vida_loader.profile import find_profile, list_profiles
 from vida_loader.progress import ProgressPrinter, format_duration, format_generate
 from vida_loader.runstate import TaskState
+from vida_loader.settings.profile import find_profile, list_profiles
+from vida_loader.settings.registry import COMMANDS, SPEC, SPECS, legacy_names
+from vida_loader.settings.resolve import Settings, resolve
 from vida_loader.status import JobStatus, job_status
 from vida_loader.verify import VerifyResult, verify_job
 

@@ -15,17 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vida_loader.config import (
-    DEFAULT_ATTEMPTS,
-    DEFAULT_BATCH_DOCS,
-    DEFAULT_BATCH_MB,
-    DEFAULT_JOBS,
-    DEFAULT_MANIFEST_DIR,
-    DEFAULT_WRITE_CONCERN,
-    Endpoint,
-    JobConfig,
-    RunConfig,
-)
+from vida_loader.config import JobConfig, RunConfig
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
 from vida_loader.execution.events import Event, Moved, Started, Waiting
 from vida_loader.execution.scheduler import DIED, Scheduler
@@ -33,6 +23,7 @@ from vida_loader.jobfiles import JobFiles, planned_jobs
 from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest, load_manifest
 from vida_loader.mongo import (
+    Endpoint,
     check_uri,
     connect,
     has_secret,
@@ -55,6 +46,14 @@ from vida_loader.runstate import (
     load_state,
     now_iso,
     save_state,
+)
+from vida_loader.settings.registry import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_BATCH_DOCS,
+    DEFAULT_BATCH_MB,
+    DEFAULT_JOBS,
+    DEFAULT_MANIFEST_DIR,
+    DEFAULT_WRITE_CONCERN,
 )
 from vida_loader.worker import (
     MIB,

@@ -30,6 +30,20 @@ from pymongo.write_concern import WriteConcern
 from vida_loader.errors import ConnectError, UsageError
 from vida_loader.faults import classify
 
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of a copy: a full URI (may hold credentials: never stored) and a namespace."""
+
+    uri: str
+    db: str
+    collection: str
+
+    @property
+    def namespace(self) -> str:
+        return f"{self.db}.{self.collection}"
+
+
 SCHEMES = ("mongodb://", "mongodb+srv://")
 # Query options whose values can carry secrets.
 SECRET_OPTIONS = {"authmechanismproperties", "tlscertificatekeyfilepassword", "password"}

@@ -28,7 +28,7 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from vida_loader import __version__
-from vida_loader.config import Endpoint, PlanConfig
+from vida_loader.config import PlanConfig
 from vida_loader.errors import ConnectError, JobExistsError, UsageError
 from vida_loader.manifest import (
     ID_HINT,
@@ -39,6 +39,7 @@ from vida_loader.manifest import (
 )
 from vida_loader.mongo import (
     CODEC_OPTIONS,
+    Endpoint,
     check_uri,
     close_client,
     connect,

@@ -17,10 +17,10 @@ import pymongo
 from pymongo import MongoClient, common
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
-from vida_loader.config import Endpoint
 from vida_loader.errors import UsageError
 from vida_loader.faults import classify
 from vida_loader.mongo import (
+    Endpoint,
     Timeouts,
     check_uri,
     client_options,

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from vida_loader.config import DEFAULT_PROGRESS_INTERVAL as DEFAULT_INTERVAL
 from vida_loader.coordinator import RunProgress
 from vida_loader.generate.runner import GenerateProgress
+from vida_loader.settings.registry import DEFAULT_PROGRESS_INTERVAL as DEFAULT_INTERVAL
 
 
 def format_duration(seconds: float) -> str:

@@ -22,17 +22,9 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from vida_loader.config import (
-    DEFAULT_BATCH_DOCS,
-    DEFAULT_BATCH_MB,
-    DEFAULT_READ_BATCH_DOCS,
-    DEFAULT_READ_BATCH_MB,
-    DEFAULT_WRITE_CONCERN,
-    Endpoint,
-)
 from vida_loader.execution.events import Reporter, Started, no_report
 from vida_loader.manifest import Partition
-from vida_loader.mongo import Timeouts, write_concern
+from vida_loader.mongo import Endpoint, Timeouts, write_concern
 from vida_loader.ordering import usable_boundary
 from vida_loader.pipeline.clients import collection
 from vida_loader.pipeline.confirm import RepairResult, describe_duplicates, repair_range
@@ -41,6 +33,13 @@ from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.pipeline.writer import Writer, chunked
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
 from vida_loader.runstate import TaskState
+from vida_loader.settings.registry import (
+    DEFAULT_BATCH_DOCS,
+    DEFAULT_BATCH_MB,
+    DEFAULT_READ_BATCH_DOCS,
+    DEFAULT_READ_BATCH_MB,
+    DEFAULT_WRITE_CONCERN,
+)
 
 MIB = 1024 * 1024
 

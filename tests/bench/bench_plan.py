@@ -19,8 +19,9 @@ from typing import Any
 from bson import ObjectId
 from pymongo import MongoClient, monitoring
 
-from vida_loader.config import Endpoint, PlanConfig
+from vida_loader.config import PlanConfig
 from vida_loader.devserver import LocalServer
+from vida_loader.mongo import Endpoint
 from vida_loader.planner import plan_job
 
 

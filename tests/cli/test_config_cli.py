@@ -295,14 +295,8 @@ def test_user_profiles_come_from_the_config_folder(
 
 
 def test_the_shipped_env_example_lists_every_setting_and_parses() -> None:
-    from vida_loader.config import (
-        COMMANDS,
-        SPECS,
-        Layer,
-        example_env_file,
-        read_env_file,
-        resolve,
-    )
+    from vida_loader.settings.registry import COMMANDS, SPECS, Layer
+    from vida_loader.settings.resolve import example_env_file, read_env_file, resolve
 
     shipped = Path(__file__).parents[2] / ".env_local.example"
     assert shipped.read_text() == example_env_file(), "regenerate .env_local.example"

@@ -14,13 +14,13 @@ from pymongo.database import Database
 from support import legacy_generate_target, listen, raw_hashes
 
 from vida_loader.cli import main
-from vida_loader.config import available_cores
 from vida_loader.devserver import LocalServer
+from vida_loader.settings.registry import available_cores
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
 
-# What each profile file says (vida_loader/profiles/*.toml), as the library records it.
+# What each profile file says (vida_loader/settings/profiles/*.toml), as the library records it.
 EXPECTED = {
     "data-ingest": {"write_concern": "0", "batch_docs": 10_000, "batch_bytes": 16 * 2**20},
     "data-migration": {

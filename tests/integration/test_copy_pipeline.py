@@ -11,10 +11,9 @@ import pytest
 from pymongo.database import Database
 from support import PAD, Commands, fail_commands, fail_inserts, ints, listen, raw_hashes, wait_for
 
-from vida_loader.config import Endpoint
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Partition, RangeMode
-from vida_loader.mongo import Timeouts
+from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.writer import Writer
 from vida_loader.retry import RetryPolicy
 from vida_loader.runstate import TaskState

@@ -25,11 +25,10 @@ from support import (
 )
 
 from vida_loader.cli import main
-from vida_loader.config import Endpoint
 from vida_loader.coordinator import RunProgress
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Partition, RangeMode
-from vida_loader.mongo import Timeouts
+from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.progress import format_progress
 from vida_loader.runstate import TaskState

@@ -12,9 +12,10 @@ from pymongo.database import Database
 from support import PAD, ints, mixed_ids, objectids, strings
 
 from vida_loader import planner
-from vida_loader.config import Endpoint, PlanConfig
+from vida_loader.config import PlanConfig
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import RangeMode, load_manifest
+from vida_loader.mongo import Endpoint
 from vida_loader.ordering import sort_key
 
 pytestmark = pytest.mark.integration

@@ -10,11 +10,12 @@ import orjson
 import pytest
 from bson.raw_bson import RawBSONDocument
 
-from vida_loader.config import Endpoint, RunConfig
+from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunProgress, planned_endpoint, resolve_job
 from vida_loader.errors import StateError, UsageError
 from vida_loader.jobfiles import write_atomic
 from vida_loader.manifest import Partition, RangeMode
+from vida_loader.mongo import Endpoint
 from vida_loader.pipeline.writer import chunked
 from vida_loader.progress import ProgressPrinter, format_duration, format_progress
 from vida_loader.runstate import PartitionRecord, RunState, TaskState, load_state, save_state

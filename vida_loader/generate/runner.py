@@ -28,17 +28,7 @@ import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
-from vida_loader.config import (
-    DEFAULT_ATTEMPTS,
-    DEFAULT_BATCH_DOCS,
-    DEFAULT_BATCH_MB,
-    DEFAULT_WRITE_CONCERN,
-    MAX_BATCH_MB,
-    Endpoint,
-    Layer,
-    Settings,
-    check_namespace,
-)
+from vida_loader.config import check_namespace
 from vida_loader.errors import RunInterruptedError, UsageError, VidaError
 from vida_loader.execution.events import Event, Moved, Reporter
 from vida_loader.execution.scheduler import DIED, Scheduler
@@ -46,6 +36,7 @@ from vida_loader.generate import BLOCK
 from vida_loader.generate.sources import BUILT_INS, DEFAULT_SOURCE, load_source, resolve_source
 from vida_loader.mongo import (
     CODEC_OPTIONS,
+    Endpoint,
     Timeouts,
     close_client,
     connect,
@@ -57,6 +48,15 @@ from vida_loader.pipeline.target import prepare_target
 from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.pipeline.writer import Writer, chunked, resend
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
+from vida_loader.settings.registry import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_BATCH_DOCS,
+    DEFAULT_BATCH_MB,
+    DEFAULT_WRITE_CONCERN,
+    MAX_BATCH_MB,
+    Layer,
+)
+from vida_loader.settings.resolve import Settings
 
 # Documents per task. Into a file: 2 blocks (~2.8 MB held per slice in the parent until
 # its turn). Into a server: guided, a share of what remains, between 2 and 16 blocks:

@@ -249,110 +249,132 @@ class Template(BlockSource):
     def _compile(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
         if name.startswith("faker."):
             return self._faker_node(fail, name[6:], args)
-        if name == "seq":
-            _count(args, 0, 1, fail)
-            if args:
-                width = _ints(args, 1, fail)[0]
-                return lambda ctx: f"{ctx.i:0{width}d}"
-            return lambda ctx: ctx.i
-        if name == "int":
-            lo, hi = _ints(args, 2, fail)
-            if lo > hi:
-                raise fail("int needs MIN <= MAX")
-            return lambda ctx: lo + int(ctx.rng.random() * (hi - lo + 1))
-        if name == "float":
-            _count(args, 2, 3, fail)
-            flo, fhi = _floats(args[:2], fail)
-            places = _ints(args[2:], 1, fail)[0] if len(args) == 3 else None
+        build = PLACEHOLDERS.get(name)
+        if build is None:
+            raise fail(f"unknown placeholder '{name}' (see docs/templates.md)")
+        return build(self, where, fail, name, args)
 
-            def float_node(ctx: Context) -> float:
-                v = flo + ctx.rng.random() * (fhi - flo)
-                return round(v, places) if places is not None else v
+    # --- one builder per placeholder: (where, fail, name, args) -> Node ---------------
 
-            return float_node
-        if name == "decimal":
-            _count(args, 3, 3, fail)
-            dlo, dhi = _decimals(args[:2], fail)
-            places = _ints(args[2:], 1, fail)[0]
-            scale = 10**places
-            clo, chi = int(dlo * scale), int(dhi * scale)
-            return lambda ctx: _decimal128(clo + int(ctx.rng.random() * (chi - clo + 1)), places)
-        if name == "bool":
-            _count(args, 0, 1, fail)
-            p = _floats(args, fail)[0] if args else 0.5
-            return lambda ctx: ctx.rng.random() < p
-        if name == "choice":
-            if not args:
-                raise fail("choice needs at least one value")
-            options = [_scalar(a) for a in args]
-            return lambda ctx: options[int(ctx.rng.random() * len(options))]
-        if name == "date":
-            _count(args, 2, 2, fail)
-            lo_ms, hi_ms = (_date_ms(a, fail) for a in args)
-            if lo_ms > hi_ms:
-                raise fail("date needs FROM <= TO")
-            return lambda ctx: DatetimeMS(lo_ms + int(ctx.rng.random() * (hi_ms - lo_ms)))
-        if name == "date_after":
-            _count(args, 3, 3, fail)
-            base = self._ref(where, fail, args[0])
-            dmin, dmax = _floats(args[1:], fail)
+    def _p_seq(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 0, 1, fail)
+        if args:
+            width = _ints(args, 1, fail)[0]
+            return lambda ctx: f"{ctx.i:0{width}d}"
+        return lambda ctx: ctx.i
 
-            def after(ctx: Context) -> DatetimeMS:
-                start = _as_ms(base(ctx), where)
-                return DatetimeMS(start + int((dmin + ctx.rng.random() * (dmax - dmin)) * DAY_MS))
+    def _p_int(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        lo, hi = _ints(args, 2, fail)
+        if lo > hi:
+            raise fail("int needs MIN <= MAX")
+        return lambda ctx: lo + int(ctx.rng.random() * (hi - lo + 1))
 
-            return after
-        if name == "objectid":
-            _count(args, 0, 0, fail)
-            return _objectid
-        if name == "ref":
-            _count(args, 1, 1, fail)
-            return self._ref(where, fail, args[0])
-        if name in ("add", "mul"):
-            if len(args) < 2:
-                raise fail(f"{name} needs two or more fields or numbers")
-            terms = [self._operand(where, fail, a) for a in args]
-            return lambda ctx: _arith(name, [t(ctx) for t in terms], where)
-        if name == "sum":
-            _count(args, 1, 1, fail)
-            ref = self._ref(where, fail, args[0])
-            return lambda ctx: _arith("add", _flat(ref(ctx)), where, empty_ok=True)
-        if name == "pct":
-            if len(args) < 2:
-                raise fail("pct takes RATE then one or more fields: pct 25 labor_cost parts_cost")
-            rate = _decimals(args[:1], fail)[0]
-            terms = [self._operand(where, fail, a) for a in args[1:]]
-            return lambda ctx: _percent(_arith("add", [t(ctx) for t in terms], where), rate)
-        if name == "mileage":
-            _count(args, 2, 2, fail)
-            model_year = self._operand(where, fail, args[0])
-            on = self._ref(where, fail, args[1])
+    def _p_float(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 2, 3, fail)
+        flo, fhi = _floats(args[:2], fail)
+        places = _ints(args[2:], 1, fail)[0] if len(args) == 3 else None
 
-            def mileage(ctx: Context) -> int:
-                since = datetime.datetime(int(model_year(ctx)) - 1, 9, 1, tzinfo=datetime.UTC)
-                years = (_as_ms(on(ctx), where) / 1000 - since.timestamp()) / 31_556_952
-                return int(max(years, 0.05) * (8_000 + ctx.rng.random() * 24_000))
+        def float_node(ctx: Context) -> float:
+            v = flo + ctx.rng.random() * (fhi - flo)
+            return round(v, places) if places is not None else v
 
-            return mileage
-        if name == "vin":
-            _count(args, 1, 1, fail)
-            year = self._operand(where, fail, args[0])
-            return lambda ctx: make_vin(ctx.rng, int(year(ctx)))
-        if name == "plate_se":
-            _count(args, 0, 0, fail)
-            return lambda ctx: make_plate(ctx.rng)
-        if name == "phone_se":
-            _count(args, 0, 0, fail)
+        return float_node
 
-            def phone(ctx: Context) -> str:
-                r = ctx.rng.random
-                return (
-                    f"+46 7{int(r() * 10)} {100 + int(r() * 900)} {10 + int(r() * 90)} "
-                    f"{10 + int(r() * 90)}"
-                )
+    def _p_decimal(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 3, 3, fail)
+        dlo, dhi = _decimals(args[:2], fail)
+        places = _ints(args[2:], 1, fail)[0]
+        scale = 10**places
+        clo, chi = int(dlo * scale), int(dhi * scale)
+        return lambda ctx: _decimal128(clo + int(ctx.rng.random() * (chi - clo + 1)), places)
 
-            return phone
-        raise fail(f"unknown placeholder '{name}' (see docs/templates.md)")
+    def _p_bool(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 0, 1, fail)
+        p = _floats(args, fail)[0] if args else 0.5
+        return lambda ctx: ctx.rng.random() < p
+
+    def _p_choice(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        if not args:
+            raise fail("choice needs at least one value")
+        options = [_scalar(a) for a in args]
+        return lambda ctx: options[int(ctx.rng.random() * len(options))]
+
+    def _p_date(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 2, 2, fail)
+        lo_ms, hi_ms = (_date_ms(a, fail) for a in args)
+        if lo_ms > hi_ms:
+            raise fail("date needs FROM <= TO")
+        return lambda ctx: DatetimeMS(lo_ms + int(ctx.rng.random() * (hi_ms - lo_ms)))
+
+    def _p_date_after(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 3, 3, fail)
+        base = self._ref(where, fail, args[0])
+        dmin, dmax = _floats(args[1:], fail)
+
+        def after(ctx: Context) -> DatetimeMS:
+            start = _as_ms(base(ctx), where)
+            return DatetimeMS(start + int((dmin + ctx.rng.random() * (dmax - dmin)) * DAY_MS))
+
+        return after
+
+    def _p_objectid(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 0, 0, fail)
+        return _objectid
+
+    def _p_ref(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 1, 1, fail)
+        return self._ref(where, fail, args[0])
+
+    def _p_arith(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        if len(args) < 2:
+            raise fail(f"{name} needs two or more fields or numbers")
+        terms = [self._operand(where, fail, a) for a in args]
+        return lambda ctx: _arith(name, [t(ctx) for t in terms], where)
+
+    def _p_sum(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 1, 1, fail)
+        ref = self._ref(where, fail, args[0])
+        return lambda ctx: _arith("add", _flat(ref(ctx)), where, empty_ok=True)
+
+    def _p_pct(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        if len(args) < 2:
+            raise fail("pct takes RATE then one or more fields: pct 25 labor_cost parts_cost")
+        rate = _decimals(args[:1], fail)[0]
+        terms = [self._operand(where, fail, a) for a in args[1:]]
+        return lambda ctx: _percent(_arith("add", [t(ctx) for t in terms], where), rate)
+
+    def _p_mileage(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 2, 2, fail)
+        model_year = self._operand(where, fail, args[0])
+        on = self._ref(where, fail, args[1])
+
+        def mileage(ctx: Context) -> int:
+            since = datetime.datetime(int(model_year(ctx)) - 1, 9, 1, tzinfo=datetime.UTC)
+            years = (_as_ms(on(ctx), where) / 1000 - since.timestamp()) / 31_556_952
+            return int(max(years, 0.05) * (8_000 + ctx.rng.random() * 24_000))
+
+        return mileage
+
+    def _p_vin(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 1, 1, fail)
+        year = self._operand(where, fail, args[0])
+        return lambda ctx: make_vin(ctx.rng, int(year(ctx)))
+
+    def _p_plate_se(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 0, 0, fail)
+        return lambda ctx: make_plate(ctx.rng)
+
+    def _p_phone_se(self, where: str, fail: Fail, name: str, args: list[str]) -> Node:
+        _count(args, 0, 0, fail)
+
+        def phone(ctx: Context) -> str:
+            r = ctx.rng.random
+            return (
+                f"+46 7{int(r() * 10)} {100 + int(r() * 900)} {10 + int(r() * 90)} "
+                f"{10 + int(r() * 90)}"
+            )
+
+        return phone
 
     def _operand(self, where: str, fail: Fail, arg: str) -> Node:
         try:
@@ -557,3 +579,25 @@ def _date_ms(arg: str, fail: Fail) -> int:
     if d.tzinfo is None:
         d = d.replace(tzinfo=datetime.UTC)
     return int(d.timestamp() * 1000)
+
+
+PLACEHOLDERS: dict[str, Callable[[Template, str, Fail, str, list[str]], Node]] = {
+    "seq": Template._p_seq,
+    "int": Template._p_int,
+    "float": Template._p_float,
+    "decimal": Template._p_decimal,
+    "bool": Template._p_bool,
+    "choice": Template._p_choice,
+    "date": Template._p_date,
+    "date_after": Template._p_date_after,
+    "objectid": Template._p_objectid,
+    "ref": Template._p_ref,
+    "add": Template._p_arith,
+    "mul": Template._p_arith,
+    "sum": Template._p_sum,
+    "pct": Template._p_pct,
+    "mileage": Template._p_mileage,
+    "vin": Template._p_vin,
+    "plate_se": Template._p_plate_se,
+    "phone_se": Template._p_phone_se,
+}

@@ -9,8 +9,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from vida_loader.config import Endpoint
-from vida_loader.mongo import Timeouts, close_client, connect
+from vida_loader.mongo import Endpoint, Timeouts, close_client, connect
 
 # Documents stay undecoded: each is a slice of the server's reply, inserted as it came.
 RAW_OPTIONS: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)

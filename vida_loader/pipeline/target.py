@@ -10,9 +10,8 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from vida_loader.config import Endpoint
 from vida_loader.errors import StateError
-from vida_loader.mongo import Timeouts, close_client, connect, describe_error, redact_uri
+from vida_loader.mongo import Endpoint, Timeouts, close_client, connect, describe_error, redact_uri
 
 Client = MongoClient[dict[str, Any]]
 

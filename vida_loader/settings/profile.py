@@ -2,7 +2,7 @@
 
 A profile is looked up by name in ``./profiles/NAME.toml``, then in the user's config
 folder (``$XDG_CONFIG_HOME/vida-loader/profiles``, by default ``~/.config/...``), then
-among the three shipped with vida-loader (``vida_loader/profiles``). A file is flat:
+among the three shipped with vida-loader (``vida_loader/settings/profiles``). A file is flat:
 ``description = "..."`` and ``setting = value`` lines whose keys are the settings of
 ``vida-loader config``. An unknown key or a bad value is an error naming the file.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from vida_loader.config import SPEC, Layer, Origin, SettingError
 from vida_loader.errors import UsageError
+from vida_loader.settings.registry import SPEC, Layer, Origin, SettingError
 
 BUILT_IN_DIR = Path(__file__).parent / "profiles"
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

@@ -1,0 +1,484 @@
+"""One row per setting: key, type, accepted values, per-command defaults, legacy names."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from vida_loader.errors import UsageError
+from vida_loader.mongo import (
+    Timeouts,
+    redact_uri,
+    uri_has_host,
+)
+from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
+
+DEFAULT_PARTITION_SIZE_MB = 64.0
+DEFAULT_MANIFEST_DIR = Path("partitions")
+DEFAULT_BATCH_DOCS = 1000  # Cosmos DB advises about 1,000 documents per write
+DEFAULT_BATCH_MB = 2.0  # and allows 2 MB per request
+# Per find/getMore: about 2 MB by the plan's average document size (one read feeds two
+# writes), at most 10,000 documents. Measured on 30k ~1 KB documents, peak RSS of
+# `run -j 1` was 127 MB with 10,000-document reads, 83 MB with 4,000 and 65 MB with 2,000,
+# at the same CPU. The server caps a reply anyway (16 MB MongoDB, 4 MB Cosmos DB).
+DEFAULT_READ_BATCH_DOCS = 10_000
+DEFAULT_READ_BATCH_MB = 2.0
+DEFAULT_JOBS = 4
+DEFAULT_WRITE_CONCERN = "1"  # confirmed by the write results, no count
+DEFAULT_ATTEMPTS = 3
+DEFAULT_PROGRESS_INTERVAL = 5.0  # seconds between plain lines when stderr is not a terminal
+MAX_BATCH_MB = 16.0
+
+
+# ---------------------------------------------------------------------------------------
+# Settings: every value a command uses, from the first layer that gives it:
+# flag > VIDA_* environment > legacy environment > .env_local > .env > profile > default.
+# ---------------------------------------------------------------------------------------
+
+COPY_COMMANDS = ("plan", "run", "verify", "status")
+COMMANDS = (*COPY_COMMANDS, "generate")
+SERVER_COMMANDS = ("plan", "run", "verify", "generate")
+ENV_FILES = (".env_local", ".env")  # in the current folder, the first wins
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+class Layer(StrEnum):
+    """Where a value came from, highest precedence first."""
+
+    FLAG = "flag"
+    ENV = "environment"
+    LEGACY = "legacy environment"
+    ENV_FILE = "env file"
+    PROFILE = "profile"
+    URI = "uri"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One value's source: the layer, the name it had there, and the file or profile."""
+
+    layer: Layer
+    name: str = ""  # "--jobs", "VIDA_JOBS", "MIG_BATCH_SIZE", profile key
+    where: str = ""  # the env file's path, the profile's name
+
+    def describe(self) -> str:
+        if self.layer is Layer.FLAG:
+            return f"flag {self.name}"
+        if self.layer is Layer.ENV:
+            return f"environment {self.name}"
+        if self.layer is Layer.LEGACY:
+            return f"environment {self.name} (legacy name)"
+        if self.layer is Layer.ENV_FILE:
+            return f"{self.where} {self.name}"
+        if self.layer is Layer.PROFILE:
+            return f"profile '{self.where}'"
+        if self.layer is Layer.URI:
+            return f"{self.name} in {self.where}"
+        return "default"
+
+    def place(self) -> str:
+        """Where the value was written, for error messages."""
+        if self.layer is Layer.FLAG:
+            return "command line"
+        if self.layer is Layer.ENV:
+            return "environment"
+        if self.layer is Layer.LEGACY:
+            return "environment, legacy name"
+        if self.layer is Layer.ENV_FILE:
+            return f"in {self.where}"
+        if self.layer is Layer.PROFILE:
+            return f"profile '{self.where}'"
+        return self.describe()
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One setting: its key (also the profile key), type, range, default and commands."""
+
+    key: str
+    kind: str  # int, float, str, choice, uri, path, bool, jobs
+    help: str
+    commands: tuple[str, ...]
+    default: Any = None
+    defaults: tuple[tuple[str, Any], ...] = ()  # per-command defaults
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] = ()
+    flag: str = ""
+    env: str = ""
+    in_profile: bool = True
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.key.replace("_", "-")
+
+    @property
+    def envvar(self) -> str:
+        return self.env or "VIDA_" + self.key.upper()
+
+    def default_for(self, command: str) -> Any:
+        return dict(self.defaults).get(command, self.default)
+
+    def accepted(self) -> str:
+        """The accepted values, for messages and help."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "bool":
+            return "true or false (1/0, yes/no)"
+        if self.kind == "uri":
+            return "a mongodb:// or mongodb+srv:// URI with a host"
+        if self.kind in ("int", "float", "jobs"):
+            what = "a whole number" if self.kind != "float" else "a number"
+            if self.low is not None and self.high is not None:
+                rng = (
+                    f"{'above' if self.low_open else 'from'} {_num(self.low)} to {_num(self.high)}"
+                )
+            elif self.low is not None:
+                rng = f"{'above' if self.low_open else 'at least'} {_num(self.low)}"
+            else:
+                rng = ""
+            text = f"{what} {rng}".strip()
+            return text + (
+                " or auto (the cores this process may use)" if self.kind == "jobs" else ""
+            )
+        return "a non-empty text" if self.kind != "path" else "a path"
+
+    def parse(self, raw: Any, origin: Origin) -> Any:
+        """``raw`` (text from the environment or a file, or a typed flag/TOML value)
+        as this setting's type; a ``SettingError`` naming the origin otherwise."""
+        try:
+            return self._parse(raw)
+        except (ValueError, TypeError):
+            raise SettingError(self, raw, origin) from None
+
+    def _parse(self, raw: Any) -> Any:
+        if isinstance(raw, str):
+            raw = raw.strip()
+        value = PARSERS[self.kind](self, raw)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+                raise ValueError(raw)
+            if self.high is not None and value > self.high:
+                raise ValueError(raw)
+        return value
+
+    def show(self, value: Any) -> str:
+        """The value as printed: URIs without their password."""
+        if value is None:
+            return "-"
+        if self.kind == "uri":
+            return redact_uri(str(value))
+        if self.kind == "float":
+            return f"{value:g}"
+        if self.kind == "bool":
+            return "true" if value else "false"
+        return str(value)
+
+
+def _parse_bool(_spec: Spec, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(raw)
+
+
+def _parse_int(spec: Spec, raw: Any) -> int:
+    if spec.kind == "jobs" and isinstance(raw, str) and raw.lower() in ("auto", "cores"):
+        return available_cores()
+    if isinstance(raw, bool) or isinstance(raw, float) and not raw.is_integer():
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _parse_float(_spec: Spec, raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError(raw)
+    value = float(raw)
+    if value != value:  # NaN
+        raise ValueError(raw)
+    return value
+
+
+def _parse_choice(spec: Spec, raw: Any) -> str:
+    text = str(raw).lower() if not isinstance(raw, bool) else ""
+    if text not in spec.choices:
+        raise ValueError(raw)
+    return text
+
+
+def _parse_uri(_spec: Spec, raw: Any) -> str:
+    text = str(raw)
+    if not uri_has_host(text):
+        raise ValueError(raw)
+    return text
+
+
+def _parse_path(_spec: Spec, raw: Any) -> Path:
+    if not str(raw):
+        raise ValueError(raw)
+    return Path(str(raw))
+
+
+def _parse_str(_spec: Spec, raw: Any) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise ValueError(raw)
+    return raw
+
+
+# One parser per kind of setting: raw text (or a typed flag or TOML value) -> value.
+PARSERS: dict[str, Callable[[Spec, Any], Any]] = {
+    "bool": _parse_bool,
+    "int": _parse_int,
+    "jobs": _parse_int,
+    "float": _parse_float,
+    "choice": _parse_choice,
+    "uri": _parse_uri,
+    "path": _parse_path,
+    "str": _parse_str,
+}
+
+
+class SettingError(UsageError):
+    """A setting's value is not one of the accepted ones; names the setting and its source."""
+
+    def __init__(self, spec: Spec | str, raw: Any = None, origin: Origin | None = None) -> None:
+        if isinstance(spec, str):  # unpickling: the message only
+            super().__init__(spec)
+            return
+        shown = redact_uri(str(raw)) if spec.kind == "uri" else str(raw)
+        origin = origin or Origin(Layer.DEFAULT)
+        name = spec.key if origin.layer in (Layer.PROFILE, Layer.DEFAULT) else origin.name
+        where = "" if origin.layer is Layer.FLAG else f" ({origin.place()})"
+        setting = "" if origin.layer is Layer.FLAG else f" {spec.option}"
+        if spec.kind == "uri":
+            super().__init__(
+                f"{name} '{shown}'{where} is not a MongoDB URI with a host: it must look "
+                "like mongodb://[user:password@]host[:port][/?options] (or mongodb+srv://)"
+            )
+            return
+        super().__init__(
+            f"{name} '{shown}'{where} is not a valid{setting} value: accepted is {spec.accepted()}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SettingError, (self.message,))
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_COPY = ("plan", "run", "verify")
+SPECS: tuple[Spec, ...] = (
+    Spec(
+        "source_uri", "uri", "MongoDB URI of the source (Cosmos DB side)", ("plan", "run", "verify")
+    ),
+    Spec("source_db", "str", "Source database", ("plan",)),
+    Spec("source_collection", "str", "Source collection", ("plan",)),
+    Spec("target_uri", "uri", "MongoDB URI of the target", ("plan", "run", "verify", "generate")),
+    Spec("target_db", "str", "Target database", ("plan", "generate")),
+    Spec("target_collection", "str", "Target collection", ("plan", "generate")),
+    Spec("job", "str", "Job name", COPY_COMMANDS, in_profile=False),
+    Spec(
+        "manifest_dir",
+        "path",
+        "Folder holding one sub-folder per job",
+        COPY_COMMANDS,
+        default=DEFAULT_MANIFEST_DIR,
+    ),
+    Spec(
+        "partitions", "int", "Number of partitions (excludes --partition-size-mb)", ("plan",), low=1
+    ),
+    Spec(
+        "partition_size_mb", "float", "Target partition size in MB", ("plan",), low=0, low_open=True
+    ),
+    Spec(
+        "range_mode",
+        "choice",
+        "How ranges select _ids",
+        ("plan",),
+        default="auto",
+        choices=("auto", "minmax", "typed"),
+    ),
+    Spec(
+        "jobs",
+        "jobs",
+        "Worker processes",
+        ("run", "verify", "generate"),
+        default=DEFAULT_JOBS,
+        defaults=(("generate", "auto"),),
+        low=1,
+        high=1024,
+    ),
+    Spec(
+        "write_concern",
+        "choice",
+        "Write concern of the copy",
+        ("run", "generate"),
+        default=DEFAULT_WRITE_CONCERN,
+        choices=("0", "1", "majority"),
+    ),
+    Spec(
+        "batch_size",
+        "int",
+        "Most documents per read and per write batch",
+        ("run", "generate"),
+        default=DEFAULT_BATCH_DOCS,
+        low=1,
+        high=1_000_000,
+    ),
+    Spec(
+        "batch_mb",
+        "float",
+        "Most megabytes per write batch (Cosmos DB allows 2)",
+        ("run", "generate"),
+        default=DEFAULT_BATCH_MB,
+        low=0,
+        low_open=True,
+        high=MAX_BATCH_MB,
+    ),
+    Spec(
+        "attempts",
+        "int",
+        "Tries per partition",
+        ("run",),
+        default=DEFAULT_ATTEMPTS,
+        low=1,
+        high=1000,
+    ),
+    Spec(
+        "retry_attempts",
+        "int",
+        "Failures in a row (throttled, network, restart) one read or write may meet before "
+        "its partition (generate: slice) fails; progress resets the count",
+        ("run", "generate"),
+        default=DEFAULT_RETRY_ATTEMPTS,
+        low=0,
+        high=1_000_000,
+    ),
+    Spec(
+        "retry_window",
+        "float",
+        "How long a server may keep failing (restart, failover, throttling) before a "
+        "partition (generate: slice) fails and the run ends with the resume command",
+        ("run", "generate"),
+        default=DEFAULT_RETRY_WINDOW_S,
+        low=0,
+        high=7 * 86400,
+    ),
+    Spec(
+        "select_timeout",
+        "float",
+        "Seconds to find a server before it counts as unreachable",
+        SERVER_COMMANDS,
+        default=Timeouts.select_ms / 1000,
+        low=0,
+        low_open=True,
+        high=3600,
+    ),
+    Spec(
+        "socket_timeout",
+        "float",
+        "Seconds one network read or write may take",
+        SERVER_COMMANDS,
+        default=Timeouts.socket_ms / 1000,
+        low=0,
+        low_open=True,
+        high=86400,
+    ),
+    Spec(
+        "progress_interval",
+        "float",
+        "Seconds between progress lines when stderr is not a terminal",
+        ("run", "generate"),
+        default=DEFAULT_PROGRESS_INTERVAL,
+        low=0,
+        high=86400,
+    ),
+    Spec(
+        "verbose",
+        "bool",
+        "Print every setting and its source before starting",
+        ("plan", "run", "verify", "generate"),
+        default=False,
+    ),
+    Spec("total", "int", "Documents to generate", ("generate",), low=1, high=10**12),
+    Spec(
+        "generate_source",
+        "str",
+        "Generator, template or plugin",
+        ("generate",),
+        default="service-orders",
+        flag="--source",
+    ),
+    Spec(
+        "seed",
+        "int",
+        "Seed of the generated documents",
+        ("generate",),
+        low=0,
+        high=2**63 - 1,
+        in_profile=False,
+    ),
+    Spec(
+        "out",
+        "str",
+        "A .bson file (- for stdout) instead of a collection",
+        ("generate",),
+        in_profile=False,
+    ),
+)
+SPEC = {s.key: s for s in SPECS}
+
+# Names the old migration framework used. The "GEN_DB_*" side is the Cosmos DB one: the
+# source of a copy, the target of generate.
+LEGACY: dict[str, dict[str, str]] = {
+    "GEN_DB_CONNECTION_STRING": {**{c: "source_uri" for c in _COPY}, "generate": "target_uri"},
+    "GEN_DB_NAME": {"plan": "source_db", "generate": "target_db"},
+    "GEN_DB_COLLECTION": {"plan": "source_collection", "generate": "target_collection"},
+    "MIG_TARGET_DB_CONNECTION_STRING": {c: "target_uri" for c in _COPY},
+    "MIG_TARGET_DB_NAME": {"plan": "target_db"},
+    "MIG_TARGET_DB_COLLECTION": {"plan": "target_collection"},
+    "MIG_BATCH_SIZE": {"run": "batch_size"},
+    "GEN_BATCH_SIZE": {"generate": "batch_size"},
+    "GEN_TOTAL_DOCUMENTS": {"generate": "total"},
+}
+LEGACY_PROFILE = "FRAMEWORK_PROFILE"
+PROFILE_ENV = "VIDA_PROFILE"
+ENV_FILE_ENV = "VIDA_ENV_FILE"
+# VIDA_ names that are not settings but are read (typo warnings must know them).
+OTHER_VIDA_NAMES = (
+    PROFILE_ENV,
+    ENV_FILE_ENV,
+    "VIDA_DEBUG",
+    "VIDA_RESTART",
+    "VIDA_DROP_TARGET",
+    "VIDA_APPEND",
+    "VIDA_REPLAN",
+)
+
+
+def legacy_names(key: str, command: str | None = None) -> list[str]:
+    """The legacy names that set ``key`` in ``command`` (None: in some command)."""
+    return sorted(
+        name
+        for name, keys in LEGACY.items()
+        if (key in keys.values() if command is None else keys.get(command) == key)
+    )
