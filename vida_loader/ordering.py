@@ -19,7 +19,7 @@ import decimal
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,36 +70,34 @@ def bracket_of(value: Any) -> Bracket:
     return BRACKET_BY_NAME[_bracket_name(value)]
 
 
+# The first entry whose types match names the bracket. Order matters: bool before int
+# (bool is an int), Code before str (Code is a str).
+_TYPE_BRACKETS: tuple[tuple[Any, str], ...] = (
+    (MinKey, "minKey"),
+    (MaxKey, "maxKey"),
+    (type(None), "null"),
+    (bool, "bool"),
+    (Code, "code"),
+    ((int, float, Decimal128), "number"),
+    (str, "string"),
+    (Mapping, "object"),
+    ((list, tuple), "array"),
+    ((bytes, Binary, uuid.UUID), "binData"),
+    (ObjectId, "objectId"),
+    ((datetime.datetime, DatetimeMS), "date"),
+    (Timestamp, "timestamp"),
+    ((Regex, re.Pattern), "regex"),
+)
+
+
 def _bracket_name(value: Any) -> str:
-    # Order matters: bool before int (bool is an int), Code before str (Code is a str).
-    if isinstance(value, MinKey):
-        return "minKey"
-    if isinstance(value, MaxKey):
-        return "maxKey"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, Code):
-        raise UsageError(f"_id value {value!r} is JavaScript code, which vida-loader cannot range")
-    if isinstance(value, (int, float, Decimal128)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, (bytes, Binary, uuid.UUID)):
-        return "binData"
-    if isinstance(value, ObjectId):
-        return "objectId"
-    if isinstance(value, (datetime.datetime, DatetimeMS)):
-        return "date"
-    if isinstance(value, Timestamp):
-        return "timestamp"
-    if isinstance(value, (Regex, re.Pattern)):
-        return "regex"
+    for types, name in _TYPE_BRACKETS:
+        if isinstance(value, types):
+            if name == "code":
+                raise UsageError(
+                    f"_id value {value!r} is JavaScript code, which vida-loader cannot range"
+                )
+            return name
     raise UsageError(f"_id value {value!r} has a BSON type vida-loader cannot range")
 
 
@@ -113,37 +111,42 @@ def sort_key(value: Any) -> tuple[Any, ...]:
 
 
 def _within_key(name: str, value: Any) -> Any:
-    if name in ("minKey", "maxKey", "null"):
-        return ()
-    if name == "number":
-        return _number_key(value)
-    if name == "string":
-        return value.encode("utf-8", "surrogatepass")
-    if name in ("object", "array"):
-        items = value.items() if isinstance(value, Mapping) else enumerate(value)
-        # Field by field: value type first, then field name, then value; a prefix is less.
-        return tuple((sort_key(v)[0], str(k).encode("utf-8"), sort_key(v)[1]) for k, v in items)
-    if name == "binData":
-        if isinstance(value, uuid.UUID):
-            data, subtype = value.bytes, 4
-        elif isinstance(value, Binary):
-            data, subtype = bytes(value), value.subtype
-        else:
-            data, subtype = bytes(value), 0
-        # Length first, then subtype, then the bytes.
-        return (len(data), subtype, data)
-    if name == "objectId":
-        return value.binary
-    if name == "bool":
-        return int(value)
-    if name == "date":
-        return int(value) if isinstance(value, DatetimeMS) else int(DatetimeMS(value))
-    if name == "timestamp":
-        return (value.time, value.inc)
-    if name == "regex":
-        flags = value.flags
-        return (value.pattern, str(flags))
-    raise AssertionError(name)  # pragma: no cover
+    return _WITHIN[name](value)
+
+
+def _document_key(value: Any) -> tuple[Any, ...]:
+    items = value.items() if isinstance(value, Mapping) else enumerate(value)
+    # Field by field: value type first, then field name, then value; a prefix is less.
+    return tuple((sort_key(v)[0], str(k).encode("utf-8"), sort_key(v)[1]) for k, v in items)
+
+
+def _binary_key(value: Any) -> tuple[int, int, bytes]:
+    if isinstance(value, uuid.UUID):
+        data, subtype = value.bytes, 4
+    elif isinstance(value, Binary):
+        data, subtype = bytes(value), value.subtype
+    else:
+        data, subtype = bytes(value), 0
+    # Length first, then subtype, then the bytes.
+    return (len(data), subtype, data)
+
+
+# Within a bracket: a key whose Python order is the server's.
+_WITHIN: dict[str, Callable[[Any], Any]] = {
+    "minKey": lambda _v: (),
+    "maxKey": lambda _v: (),
+    "null": lambda _v: (),
+    "number": lambda v: _number_key(v),
+    "string": lambda v: v.encode("utf-8", "surrogatepass"),
+    "object": _document_key,
+    "array": _document_key,
+    "binData": _binary_key,
+    "objectId": lambda v: v.binary,
+    "bool": int,
+    "date": lambda v: int(v) if isinstance(v, DatetimeMS) else int(DatetimeMS(v)),
+    "timestamp": lambda v: (v.time, v.inc),
+    "regex": lambda v: (v.pattern, str(v.flags)),
+}
 
 
 def _number_key(value: Any) -> tuple[int, decimal.Decimal | int]:
