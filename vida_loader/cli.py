@@ -692,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     except VidaError as exc:
         if debug:
             raise
-        click.echo(f"vida-loader: error: {exc.message}", err=True)
+        click.echo(f"vida-loader: error: {exc.line()}", err=True)
         return exc.exit_code
     return rv if isinstance(rv, int) else 0
 

@@ -196,7 +196,10 @@ class VerifyConfig(JobConfig):
 def check_job_name(job: str) -> None:
     if not JOB_NAME.match(job):
         raise UsageError(
-            f"--job '{job}' is not a usable job name: use letters, digits, '.', '_' and '-'"
+            f"--job '{job}' is not a usable job name",
+            value=job,
+            setting="--job",
+            fix="use letters, digits, '.', '_' and '-'",
         )
 
 
@@ -215,30 +218,36 @@ def check_namespace(side: str, db: str, collection: str) -> None:
     if bad:
         shown = " ".join(repr(c) for c in bad)
         raise UsageError(
-            f"{flag} '{db}' cannot be a database name: it holds {shown}; MongoDB database "
-            f'names have none of / \\ . space " $'
+            f"{flag} '{db}' cannot be a database name: it holds {shown}",
+            value=db,
+            setting=flag,
+            fix='MongoDB database names have none of / \\ . space " $',
         )
     if len(db.encode()) > MAX_DB_NAME_BYTES:
         raise UsageError(
-            f"{flag} '{db}' is {len(db.encode())} bytes long: database names are at most "
-            f"{MAX_DB_NAME_BYTES} bytes"
+            f"{flag} '{db}' is {len(db.encode())} bytes long",
+            value=db,
+            setting=flag,
+            fix=f"database names are at most {MAX_DB_NAME_BYTES} bytes",
         )
-    flag = f"--{side}-collection"
-    if "$" in collection or "\x00" in collection:
-        raise UsageError(
-            f"{flag} '{collection}' cannot be a collection name: MongoDB collection names "
-            "have no '$' and no NUL character"
-        )
-    if collection.startswith("system."):
-        raise UsageError(
-            f"{flag} '{collection}' names a system collection: choose a name that does not "
-            "start with 'system.'"
-        )
+    _check_collection(f"--{side}-collection", db, collection)
+
+
+def _check_collection(flag: str, db: str, collection: str) -> None:
+    problem = fix = None
     namespace = f"{db}.{collection}"
-    if len(namespace.encode()) > MAX_NAMESPACE_BYTES:
+    if "$" in collection or "\x00" in collection:
+        problem = "cannot be a collection name"
+        fix = "MongoDB collection names have no '$' and no NUL character"
+    elif collection.startswith("system."):
+        problem = "names a system collection"
+        fix = "choose a name that does not start with 'system.'"
+    elif len(namespace.encode()) > MAX_NAMESPACE_BYTES:
+        problem = f"makes the namespace '{namespace}' {len(namespace.encode())} bytes long"
+        fix = f"at most {MAX_NAMESPACE_BYTES} are allowed"
+    if problem:
         raise UsageError(
-            f"{flag} '{collection}' makes the namespace '{namespace}' "
-            f"{len(namespace.encode())} bytes long: at most {MAX_NAMESPACE_BYTES} are allowed"
+            f"{flag} '{collection}' {problem}", value=collection, setting=flag, fix=fix
         )
 
 

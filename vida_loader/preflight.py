@@ -116,7 +116,7 @@ def check_side(
     try:
         check_uri(ep.uri, f"--{role}-uri")
     except UsageError as exc:
-        report.add("server", False, exc.message)
+        report.add("server", False, exc.line())
         return report
     client: MongoClient[dict[str, Any]] | None = None
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 import bson
 import pytest
 
-from vida_loader.errors import UsageError
-from vida_loader.generate.plugin import Plugin, PluginError
+from vida_loader.errors import PluginError, UsageError
+from vida_loader.generate.plugin import Plugin
 from vida_loader.generate.sources import load_source, resolve_source
 
 GOOD = """

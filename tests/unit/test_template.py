@@ -12,10 +12,10 @@ import orjson
 import pytest
 from bson import Decimal128, ObjectId
 
-from vida_loader.errors import UsageError
+from vida_loader.errors import TemplateError, UsageError
 from vida_loader.generate.service_orders import vin_check_digit
 from vida_loader.generate.sources import TEMPLATES_DIR, list_templates, resolve_source
-from vida_loader.generate.template import Template, TemplateError
+from vida_loader.generate.template import Template
 
 
 def compile_(tmp_path: Path, tree: Any, seed: int = 1, raw: str | None = None) -> Template:

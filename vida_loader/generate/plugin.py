@@ -29,14 +29,10 @@ from typing import Any
 
 import bson
 
-from vida_loader.errors import UsageError
+from vida_loader.errors import PluginError
 from vida_loader.generate import BlockSource, growing_id
 
 DEFAULT_CLASS = "Generator"
-
-
-class PluginError(UsageError):
-    """A plugin that cannot be loaded or returns something that is not a document."""
 
 
 def split_spec(spec: str) -> tuple[Path, str]:

@@ -29,7 +29,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
 from vida_loader.config import check_namespace
-from vida_loader.errors import RunInterruptedError, UsageError, VidaError
+from vida_loader.errors import GenerateInterruptedError, UsageError, VidaError
 from vida_loader.execution.events import Event, Moved, Reporter
 from vida_loader.execution.scheduler import DIED, Scheduler
 from vida_loader.generate import BLOCK
@@ -384,10 +384,6 @@ class GenerateResult:
     throttled: int = 0
     wait_s: float = 0.0
     failed: list[tuple[int, str]] = field(default_factory=list)
-
-
-class GenerateInterruptedError(RunInterruptedError):
-    """Ctrl-C stopped a generate run; what was written is reported."""
 
 
 def generate(

@@ -27,7 +27,7 @@ import orjson
 from bson import Decimal128, ObjectId
 from bson.datetime_ms import DatetimeMS
 
-from vida_loader.errors import UsageError
+from vida_loader.errors import TemplateError, UsageError
 from vida_loader.generate import BlockSource, growing_id, index_ms
 from vida_loader.generate.service_orders import make_plate, make_vin
 
@@ -49,10 +49,6 @@ class Context:
         self.i = i
         self.stack: list[dict[str, Any]] = []
         self.tag = tag
-
-
-class TemplateError(UsageError):
-    """A template that cannot be compiled: names the file, the line and the placeholder."""
 
 
 class Template(BlockSource):

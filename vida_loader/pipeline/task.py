@@ -46,9 +46,9 @@ def task_failure(exc: Exception, *uris: str) -> TaskFailure:
             outage=exc.role if verdict.fault is Fault.TRANSIENT else None,
         )
     if isinstance(exc, VidaError):
-        return TaskFailure(exc.message, transient=False)
+        return TaskFailure(exc.line(), transient=False)
     return TaskFailure(f"{type(exc).__name__}: {_text(exc, uris)}", classify(exc).retryable)
 
 
 def _text(exc: BaseException, uris: tuple[str, ...]) -> str:
-    return exc.message if isinstance(exc, VidaError) else describe_error(exc, *uris)
+    return exc.line() if isinstance(exc, VidaError) else describe_error(exc, *uris)

@@ -18,8 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from vida_loader.errors import UsageError
-from vida_loader.settings.registry import SPEC, Layer, Origin, SettingError
+from vida_loader.errors import SettingError, UsageError
+from vida_loader.settings.registry import SPEC, Layer, Origin
 
 BUILT_IN_DIR = Path(__file__).parent / "profiles"
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -70,7 +70,7 @@ def load_profile(path: Path, scope: str = "project") -> Profile:
         try:
             values[key] = spec.parse(raw, Origin(Layer.PROFILE, key, name))
         except SettingError as exc:
-            raise UsageError(f"{exc.message}; in '{path}'") from None
+            raise UsageError(f"{exc.line()}; in '{path}'") from None
     return Profile(name, path, scope, description, MappingProxyType(values))
 
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from vida_loader.errors import UsageError
+from vida_loader.errors import SettingError
 from vida_loader.mongo import (
     Timeouts,
     redact_uri,
@@ -160,7 +160,7 @@ class Spec:
         try:
             return self._parse(raw)
         except (ValueError, TypeError):
-            raise SettingError(self, raw, origin) from None
+            raise setting_error(self, raw, origin) from None
 
     def _parse(self, raw: Any) -> Any:
         if isinstance(raw, str):
@@ -251,30 +251,28 @@ PARSERS: dict[str, Callable[[Spec, Any], Any]] = {
 }
 
 
-class SettingError(UsageError):
-    """A setting's value is not one of the accepted ones; names the setting and its source."""
-
-    def __init__(self, spec: Spec | str, raw: Any = None, origin: Origin | None = None) -> None:
-        if isinstance(spec, str):  # unpickling: the message only
-            super().__init__(spec)
-            return
-        shown = redact_uri(str(raw)) if spec.kind == "uri" else str(raw)
-        origin = origin or Origin(Layer.DEFAULT)
-        name = spec.key if origin.layer in (Layer.PROFILE, Layer.DEFAULT) else origin.name
-        where = "" if origin.layer is Layer.FLAG else f" ({origin.place()})"
-        setting = "" if origin.layer is Layer.FLAG else f" {spec.option}"
-        if spec.kind == "uri":
-            super().__init__(
-                f"{name} '{shown}'{where} is not a MongoDB URI with a host: it must look "
-                "like mongodb://[user:password@]host[:port][/?options] (or mongodb+srv://)"
-            )
-            return
-        super().__init__(
-            f"{name} '{shown}'{where} is not a valid{setting} value: accepted is {spec.accepted()}"
+def setting_error(spec: Spec, raw: Any, origin: Origin | None = None) -> SettingError:
+    """The error for ``raw``, which is not a value ``spec`` accepts: names the setting as it
+    was written, where it came from, and what is accepted."""
+    shown = redact_uri(str(raw)) if spec.kind == "uri" else str(raw)
+    origin = origin or Origin(Layer.DEFAULT)
+    name = spec.key if origin.layer in (Layer.PROFILE, Layer.DEFAULT) else origin.name
+    where = "" if origin.layer is Layer.FLAG else f" ({origin.place()})"
+    setting = "" if origin.layer is Layer.FLAG else f" {spec.option}"
+    if spec.kind == "uri":
+        return SettingError(
+            f"{name} '{shown}'{where} is not a MongoDB URI with a host",
+            value=shown,
+            setting=spec.option,
+            fix="it must look like mongodb://[user:password@]host[:port][/?options] "
+            "(or mongodb+srv://)",
         )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (SettingError, (self.message,))
+    return SettingError(
+        f"{name} '{shown}'{where} is not a valid{setting} value",
+        value=shown,
+        setting=spec.option,
+        fix=f"accepted is {spec.accepted()}",
+    )
 
 
 def available_cores() -> int:
