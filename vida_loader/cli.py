@@ -7,7 +7,6 @@ on stderr with its exit code. Tracebacks only with ``--debug``.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,26 +18,31 @@ from click.core import ParameterSource
 from vida_loader import __version__
 from vida_loader.config import JobConfig, PlanConfig, RunConfig, VerifyConfig, default_job_name
 from vida_loader.coordinator import (
-    RunResult,
     continue_command,
-    job_command,
     resolve_job,
     run_job,
 )
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
 from vida_loader.generate import sources
-from vida_loader.generate.runner import GenerateConfig, GenerateResult
+from vida_loader.generate.runner import GenerateConfig
 from vida_loader.generate.runner import generate as run_generate
-from vida_loader.planner import PlanResult, plan_job
+from vida_loader.planner import plan_job
 from vida_loader.preflight import check_copy, check_generate
-from vida_loader.progress import ProgressPrinter, format_duration, format_generate
-from vida_loader.runstate import TaskState
+from vida_loader.report.progress import ProgressPrinter, format_generate
+from vida_loader.report.text import (
+    format_generated,
+    format_plan,
+    format_run,
+    format_settings,
+    format_status,
+    format_verify,
+)
 from vida_loader.settings.profile import find_profile, list_profiles
 from vida_loader.settings.registry import COMMANDS, SPEC, SPECS, legacy_names
 from vida_loader.settings.resolve import Settings, resolve
-from vida_loader.status import JobStatus, job_status
-from vida_loader.verify import VerifyResult, verify_job
+from vida_loader.status import job_status
+from vida_loader.verify import verify_job
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -146,28 +150,6 @@ def load_settings(command: str, params: dict[str, Any], verbose: bool = True) ->
     return s
 
 
-def format_settings(s: Settings) -> str:
-    """Every setting of a command, its value (passwords redacted) and where it came from."""
-    rows = s.rows()
-    width = max(len(r[0]) for r in rows)
-    vwidth = min(60, max(len(r[1]) for r in rows))
-    lines = [f"settings of `vida-loader {s.command}`:"]
-    lines += [f"  {k:<{width}}  {v:<{vwidth}}  {o}" for k, v, o in rows]
-    if s.files:
-        lines.append(f"env files read: {', '.join(str(p) for p in s.files)}")
-    if s.profile_path is not None:
-        lines.append(f"profile '{s.profile}' read from {s.profile_path}")
-    return "\n".join(lines)
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    raise AssertionError  # pragma: no cover
-
-
 @cli.command()
 @settings_options(
     "plan",
@@ -200,43 +182,6 @@ def plan(replan: bool, **params: Any) -> int:
     result = plan_job(cfg, progress=lambda msg: click.echo(f"plan: {msg}", err=True))
     click.echo(format_plan(result))
     return 0
-
-
-def format_plan(result: PlanResult) -> str:
-    """The one-screen summary of a plan."""
-    m = result.manifest
-    parts = m.partitions
-    smallest = min(parts, key=lambda p: p.est_docs)
-    largest = max(parts, key=lambda p: p.est_docs)
-    count = m.stats["count"]
-    sample = (
-        "every _id read" if m.split["sample_exact"] else f"{m.split['sample_size']:,} sampled _ids"
-    )
-    size = m.split["partition_size_mb"]
-    per = f"of ~{size:g} MB" if size else "requested"
-    lines = [
-        f"planned job '{m.job}' in {result.seconds:.1f} s -> {result.path}",
-        f"  source      {m.source['uri']}  {m.source['db']}.{m.source['collection']}"
-        f"  ({m.source['kind']})",
-        f"  target      {m.target['uri']}  {m.target['db']}.{m.target['collection']}"
-        f"  ({m.target['kind']})",
-        f"  documents   {count:,}  ({sample})",
-        f"  bytes       {_fmt_bytes(m.stats['size_bytes'])}"
-        f"  (avg {m.stats['avg_doc_bytes']:,.0f} B/doc)",
-        f"  _id types   {', '.join(m.stats['id_brackets']) or 'none'}",
-        f"  partitions  {len(parts)} {per}; range mode {m.split['range_mode']}"
-        f" ({result.mode_reason})",
-    ]
-    if smallest.est_docs == largest.est_docs:
-        lines.append(
-            f"  each        ~{largest.est_docs:,} docs ({_fmt_bytes(largest.est_bytes)}) estimated"
-        )
-    else:
-        for label, p in (("smallest", smallest), ("largest", largest)):
-            lines.append(f"  {label:<11} {p.id} ~{p.est_docs:,} docs ({_fmt_bytes(p.est_bytes)})")
-    if count == 0:
-        lines.append("  the source collection is empty: one partition covers it")
-    return "\n".join(lines)
 
 
 @cli.command()
@@ -324,46 +269,6 @@ def _notice(message: str) -> None:
     click.echo(f"vida-loader: notice: {message}", err=True)
 
 
-def format_run(result: RunResult, cfg: RunConfig) -> str:
-    """The end-of-run summary: counts, rates, repairs, failures, where the state is."""
-    st = result.state
-    total = len(st.partitions)
-    secs = max(result.seconds, 1e-9)
-    done = total - len(result.failed)
-    if result.skipped == total:
-        return (
-            f"job '{st.job}' is complete: all {total} partitions were confirmed by earlier "
-            f"runs, {result.confirmed_docs:,} documents; nothing to copy (give --restart "
-            f"to copy it again, or check it with `{shlex.join(job_command('verify', cfg))}`)"
-        )
-    lines = [
-        f"run of job '{st.job}' finished in {format_duration(result.seconds)}: "
-        f"{done}/{total} partitions confirmed on the target",
-        f"  documents   {result.read_docs:,} read by this run"
-        f"  ({result.read_docs / secs:,.0f} docs/s), {result.confirmed_docs:,} confirmed"
-        " on the target",
-        f"  bytes       {_fmt_bytes(result.read_bytes)}"
-        f"  ({result.read_bytes / 1e6 / secs:,.1f} MB/s)",
-        f"  workers     {cfg.jobs} ({'in-process' if cfg.jobs == 1 else 'processes'}),"
-        f" write concern {cfg.write_concern}",
-        f"  repaired    {result.repaired:,} documents re-sent with acknowledged writes",
-        f"  duplicates  {result.duplicates:,} source documents share their _id with another"
-        + (f" (listed in {result.duplicates_path})" if result.duplicates else ""),
-        f"  retries     {result.retries:,} operations retried ({result.throttled:,} throttled,"
-        f" {result.wait_s:,.1f} s waiting), {result.reruns} partition re-runs",
-        f"  state       {result.state_path}",
-    ]
-    if st.runs > 1:
-        lines.insert(
-            3,
-            f"  resumed     run {st.runs} of this job: {result.skipped} partitions confirmed "
-            f"earlier were skipped, {result.resumed} continued from the target's last _id",
-        )
-    for pid, error in result.failed:
-        lines.append(f"  FAILED {pid}: {error}")
-    return "\n".join(lines)
-
-
 @cli.command()
 @settings_options(
     "verify",
@@ -393,28 +298,6 @@ def verify(**params: Any) -> int:
     return 0
 
 
-def format_verify(result: VerifyResult) -> str:
-    m = result.manifest
-    lines = [
-        f"verify of job '{m.job}' in {format_duration(result.seconds)}: "
-        f"{len(result.counts)} partitions, {result.source_total:,} documents in the source, "
-        f"{result.target_total:,} in the target",
-    ]
-    for c in result.mismatches:
-        if c.error:
-            lines.append(f"  ERROR    {c.partition_id}: {c.error}")
-            continue
-        assert c.source is not None and c.target is not None
-        diff = c.source - c.target
-        what = f"{diff:,} missing" if diff > 0 else f"{-diff:,} extra"
-        lines.append(
-            f"  MISMATCH {c.partition_id}: source {c.source:,}, target {c.target:,} ({what})"
-        )
-    if not result.mismatches:
-        lines.append(f"  all {len(result.counts)} partitions match")
-    return "\n".join(lines)
-
-
 @cli.command()
 @settings_options("status", **JOB_HELPS)
 def status(**params: Any) -> int:
@@ -424,62 +307,6 @@ def status(**params: Any) -> int:
     cfg = JobConfig(job=resolve_job(s["manifest_dir"], s["job"]), manifest_dir=s["manifest_dir"])
     click.echo(format_status(job_status(cfg)))
     return 0
-
-
-def format_status(st: JobStatus) -> str:
-    m = st.manifest
-    total = len(m.partitions)
-    planned = int(m.stats.get("count", 0))
-    if st.state is None:
-        return "\n".join(
-            [
-                f"job '{m.job}': planned ({total} partitions, ~{planned:,} documents), not run yet",
-                f"  start       {st.command}",
-            ]
-        )
-    state = st.state
-    done = st.count(TaskState.DONE)
-    if st.holder is not None:
-        where = "" if st.holder_alive else " (another host: cannot check that it runs)"
-        now = f"running now: {st.holder.describe()}{where}"
-    elif st.complete:
-        now = "complete"
-    else:
-        now = "stopped"
-    share = f" ({st.confirmed_docs / planned:.0%})" if planned else ""
-    counts = ", ".join(f"{s.value} {st.count(s)}" for s in TaskState)
-    recs = state.partitions.values()
-    lines = [
-        f"job '{m.job}': {done}/{total} partitions confirmed, {now}",
-        f"  partitions  {counts}",
-        f"  documents   {st.confirmed_docs:,} confirmed on the target of ~{planned:,} "
-        f"planned{share}",
-        f"  bytes       {_fmt_bytes(state.confirmed_bytes())} confirmed",
-        f"  repaired    {sum(r.repaired for r in recs):,} documents; "
-        f"{sum(r.resumes for r in recs)} partitions continued after an interruption",
-        f"  runs        {state.runs}; started {state.started_at}, last saved "
-        f"{state.updated_at}" + (f", finished {state.finished_at}" if state.finished_at else ""),
-        f"  state       {st.state_path}",
-    ]
-    running = st.count(TaskState.RUNNING)
-    if running and st.holder is not None:
-        lines.insert(
-            3, f"  in flight   {st.running_docs:,} documents read by {running} running partitions"
-        )
-    elif running:
-        lines.insert(
-            2,
-            f"  interrupted {running} partitions were running when the last run "
-            "stopped: the next run continues them",
-        )
-    for pid, rec in state.partitions.items():
-        if rec.state is TaskState.FAILED:
-            lines.append(f"  FAILED {pid} after {rec.attempts} attempts: {rec.error}")
-    if st.complete:
-        lines.append(f"  check       {shlex.join(job_command('verify', st.config))}")
-    elif st.holder is None:
-        lines.append(f"  continue    {st.command}")
-    return "\n".join(lines)
 
 
 @cli.command()
@@ -535,35 +362,6 @@ def generate(drop_target: bool, list_generators: bool, list_templates: bool, **p
         )
         return EXIT_FAILED
     return 0
-
-
-def format_generated(result: GenerateResult, cfg: GenerateConfig) -> str:
-    """The end-of-generate summary."""
-    secs = max(result.seconds, 1e-9)
-    where = f"'{cfg.out}'" if cfg.out not in (None, "-") else "stdout"
-    if cfg.target is not None:
-        where = f"{cfg.target.namespace} (write concern {cfg.write_concern})"
-    lines = [
-        f"generated {result.docs:,} of {result.total:,} {cfg.source} documents into {where} "
-        f"in {format_duration(result.seconds)}",
-        f"  rate        {result.docs / secs:,.0f} docs/s, {result.bytes / 1e6 / secs:,.1f} MB/s,"
-        f" {_fmt_bytes(result.bytes)} in all, {result.jobs} "
-        f"{'process' if result.jobs == 1 else 'processes'}",
-        f"  seed        {result.seed} (pass --seed {result.seed} to generate the same documents)",
-    ]
-    if cfg.target is not None:
-        lines.append(
-            f"  confirmed   every document is on the target; {result.repaired:,} re-sent after "
-            f"unacknowledged writes vanished, {result.already_there:,} were already there"
-        )
-        lines.append(
-            f"  batches     up to {cfg.batch_docs:,} documents or {cfg.batch_mb:g} MB per insert"
-        )
-        lines.append(
-            f"  retries     {result.retries:,} operations retried ({result.throttled:,} "
-            f"throttled, {result.wait_s:,.1f} s waiting)"
-        )
-    return "\n".join(lines)
 
 
 FOR_COMMAND_OPTION = click.option(

@@ -30,7 +30,7 @@ from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import close_clients
-from vida_loader.progress import format_progress
+from vida_loader.report.progress import format_progress
 from vida_loader.runstate import TaskState
 from vida_loader.worker import CopySettings, copy_partition
 

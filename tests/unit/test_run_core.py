@@ -17,7 +17,7 @@ from vida_loader.jobfiles import write_atomic
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Endpoint
 from vida_loader.pipeline.writer import chunked
-from vida_loader.progress import ProgressPrinter, format_duration, format_progress
+from vida_loader.report.progress import ProgressPrinter, format_duration, format_progress
 from vida_loader.runstate import PartitionRecord, RunState, TaskState, load_state, save_state
 from vida_loader.worker import CopySettings, PartitionResult, read_batch_size
 

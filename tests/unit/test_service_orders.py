@@ -22,7 +22,7 @@ from vida_loader.generate.service_orders import (
     vin_check_digit,
     year_code,
 )
-from vida_loader.progress import format_generate
+from vida_loader.report.progress import format_generate
 
 OPTS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
 PLATE = re.compile(r"^[A-HJ-PR-UW-Z]{3} [0-9]{2}[0-9A-HJ-NPR-UW-Z]$")

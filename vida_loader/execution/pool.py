@@ -52,12 +52,18 @@ class Pool:
         self.events.put(event)
 
     def drain(self) -> list[Event]:
+        """Every event that has arrived, oldest first."""
         out = []
-        while True:
-            try:
-                out.append(self.events.get_nowait())
-            except (queue.Empty, OSError, ValueError):
-                return out
+        try:
+            if self.inline:
+                while True:
+                    out.append(self.events.get_nowait())
+            else:
+                while not self.events.empty():
+                    out.append(self.events.get())
+        except (queue.Empty, OSError, ValueError, EOFError):
+            pass
+        return out
 
     def close(self, cancel: bool = False) -> None:
         """Wait for the workers; ``cancel``: drop queued work and stop running workers now."""
@@ -83,7 +89,9 @@ def make_pool(jobs: int, cleanup: Callable[[], None] | None = None) -> Pool:
         thread = ThreadPoolExecutor(1, thread_name_prefix="vida-worker")
         return Pool(thread, queue.Queue(), True, cleanup)
     ctx = multiprocessing.get_context("spawn")
-    events = ctx.Queue()
+    # A SimpleQueue writes each event into its pipe before ``put`` returns (a Queue hands
+    # it to a feeder thread): a task's events are all there when its result arrives.
+    events = ctx.SimpleQueue()
     executor = ProcessPoolExecutor(
         jobs, mp_context=ctx, initializer=init_process, initargs=(events,)
     )
