@@ -59,9 +59,8 @@ def write_concern(level: str) -> WriteConcern:
     """``--write-concern`` value ("0", "1", "majority") as a pymongo ``WriteConcern``.
 
     Acknowledged levels ask for the journal (``j``): a partition confirmed by its write
-    results must not lose them to a crash of the target right after. Measured on a
-    target SIGKILLed just after a run's last acknowledged insert: with ``w: 1`` alone
-    that batch was gone in about half of the runs, with ``j: true`` in none of 12.
+    results must not lose them to a crash of the target right after (see
+    docs/design-notes.md).
     """
     if level not in WRITE_CONCERNS:
         raise UsageError(f"--write-concern '{level}' must be 0, 1 or majority")
@@ -251,9 +250,8 @@ class Timeouts:
     ``select_ms`` is how long a wrong or unreachable host takes to fail. ``connect_ms``
     bounds a TCP connect and, in pymongo, also the monitor's ``hello``: if that times out,
     pymongo clears the pool and cancels every operation in flight. A server busy with
-    many concurrent range scans may take longer than ``select_ms`` to answer (measured:
-    8 workers on a slow SecantusDB all failed with "operation cancelled" at 8 s), so it
-    gets the longer bound.
+    many concurrent range scans may take longer than ``select_ms`` to answer, so it gets
+    the longer bound (docs/design-notes.md).
     """
 
     select_ms: int = 8000

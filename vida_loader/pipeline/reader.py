@@ -88,7 +88,7 @@ def read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Cursor[R
 
     A plain cursor with the ``RawBSONDocument`` class, not ``find_raw_batches``: pymongo
     builds a ``RawBSONDocument`` per document of each raw batch reply, throws them away
-    and joins the bytes again, and splitting that batch builds them once more. Measured
-    with a 1,900-document batch: 2.1-2.5 us of client CPU per document against 3.8-4.4.
+    and joins the bytes again, and splitting that batch builds them once more (figures
+    in docs/design-notes.md).
     """
     return part.find(src.with_options(codec_options=RAW_OPTIONS), batch_size=batch_docs)

@@ -35,8 +35,8 @@ class Writer:
     documents that failed are sent again). With ``w=0`` the last chunk still goes
     acknowledged and journaled: the journal is written in order, so its acknowledgement
     means the unacknowledged chunks before it will survive a crash of the target
-    (without it, a target killed right after a partition was counted lost its last
-    batches: measured). A journaled write that changes nothing did not do that here.
+    (without it, a target killed right after a partition was counted could lose its last
+    batches: docs/design-notes.md). A journaled write that changes nothing does not.
     A write that fails for good stops the writing; the error is raised by the next
     :meth:`put` or on leaving the ``with`` block, which always waits for the thread, so
     nothing is written after the worker has returned.

@@ -22,9 +22,8 @@ DEFAULT_MANIFEST_DIR = Path("partitions")
 DEFAULT_BATCH_DOCS = 1000  # Cosmos DB advises about 1,000 documents per write
 DEFAULT_BATCH_MB = 2.0  # and allows 2 MB per request
 # Per find/getMore: about 2 MB by the plan's average document size (one read feeds two
-# writes), at most 10,000 documents. Measured on 30k ~1 KB documents, peak RSS of
-# `run -j 1` was 127 MB with 10,000-document reads, 83 MB with 4,000 and 65 MB with 2,000,
-# at the same CPU. The server caps a reply anyway (16 MB MongoDB, 4 MB Cosmos DB).
+# writes), at most 10,000 documents: memory grows with the read batch, CPU does not
+# (docs/design-notes.md). The server caps a reply anyway (16 MB MongoDB, 4 MB Cosmos DB).
 DEFAULT_READ_BATCH_DOCS = 10_000
 DEFAULT_READ_BATCH_MB = 2.0
 DEFAULT_JOBS = 4
