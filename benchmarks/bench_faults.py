@@ -82,7 +82,7 @@ class Bench:
             job="faults",
             manifest_dir=self.workdir / "partitions",
             jobs=2,
-            batch_docs=BATCH,
+            batch_size=BATCH,
             restart=True,
             drop_target=True,
         )

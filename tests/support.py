@@ -246,8 +246,8 @@ class ShardedTwin:
             if coll.name == "src" and doc["_id"] == 450:
                 yield self.TWIN
 
-    def _read_raw(self, part: Any, src: Any, batch_docs: int) -> Any:
-        return self._with_twin(self.read(part, src, batch_docs), src)
+    def _read_raw(self, part: Any, src: Any, batch_size: int) -> Any:
+        return self._with_twin(self.read(part, src, batch_size), src)
 
     def _raw_ids(self, part: Any, coll: Any) -> dict[bytes, int]:
         ids = self.ids(part, coll)
@@ -256,8 +256,8 @@ class ShardedTwin:
             ids[key] += 1
         return ids
 
-    def _find_raw_by_ids(self, coll: Any, raw_ids: list[bytes], batch_docs: int) -> Any:
-        return self._with_twin(self.by_ids(coll, raw_ids, batch_docs), coll)
+    def _find_raw_by_ids(self, coll: Any, raw_ids: list[bytes], batch_size: int) -> Any:
+        return self._with_twin(self.by_ids(coll, raw_ids, batch_size), coll)
 
 
 class Commands(monitoring.CommandListener):

@@ -238,7 +238,7 @@ def run(restart: bool, drop_target: bool, append: bool, **params: Any) -> int:
         done = len(result.state.partitions) - len(failed)
         click.echo(
             f"vida-loader: the {result.outage} stayed unreachable for longer than "
-            f"--retry-window ({cfg.retry_window_s:g} s): run stopped with {done} of "
+            f"--retry-window ({cfg.retry_window:g} s): run stopped with {done} of "
             f"{len(result.state.partitions)} partitions confirmed; once it is back, "
             f"continue with: {continue_command(cfg, manifest=result.manifest)}",
             err=True,

@@ -19,8 +19,8 @@ from vida_loader.mongo import (
 from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryPolicy
 from vida_loader.settings.registry import (
     DEFAULT_ATTEMPTS,
-    DEFAULT_BATCH_DOCS,
     DEFAULT_BATCH_MB,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
     DEFAULT_MANIFEST_DIR,
     DEFAULT_PARTITION_SIZE_MB,
@@ -105,12 +105,12 @@ class RunConfig(JobConfig):
     """Everything ``run`` needs besides the manifest."""
 
     write_concern: str = DEFAULT_WRITE_CONCERN
-    batch_docs: int = DEFAULT_BATCH_DOCS
+    batch_size: int = DEFAULT_BATCH_SIZE
     batch_mb: float = DEFAULT_BATCH_MB
     repair_rounds: int = 2
     attempts: int = DEFAULT_ATTEMPTS
     retry_attempts: int = DEFAULT_RETRY_ATTEMPTS  # failures in a row of one operation
-    retry_window_s: float = DEFAULT_RETRY_WINDOW_S  # seconds one operation may keep failing
+    retry_window: float = DEFAULT_RETRY_WINDOW_S  # seconds one operation may keep failing
     restart: bool = False  # forget the run state, start the job over
     drop_target: bool = False  # empty the target collection before a fresh start
     append: bool = False  # start fresh although the target collection holds documents
@@ -122,8 +122,8 @@ class RunConfig(JobConfig):
                 "--drop-target and --append exclude each other: empty the target or add to it"
             )
         write_concern(self.write_concern)  # refuses anything but 0, 1, majority
-        if self.batch_docs < 1:
-            raise UsageError(f"--batch-size '{self.batch_docs}' must be at least 1")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size '{self.batch_size}' must be at least 1")
         if not 0 < self.batch_mb <= MAX_BATCH_MB:
             raise UsageError(
                 f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
@@ -132,8 +132,8 @@ class RunConfig(JobConfig):
             raise UsageError(f"--attempts '{self.attempts}' must be at least 1")
         if self.retry_attempts < 0:
             raise UsageError(f"--retry-attempts '{self.retry_attempts}' must be at least 0")
-        if not self.retry_window_s >= 0:
-            raise UsageError(f"--retry-window '{self.retry_window_s:g}' must be at least 0")
+        if not self.retry_window >= 0:
+            raise UsageError(f"--retry-window '{self.retry_window:g}' must be at least 0")
 
     @classmethod
     def from_settings(cls, s: Settings, job: str, **actions: bool) -> RunConfig:
@@ -146,18 +146,18 @@ class RunConfig(JobConfig):
             target_uri=s["target_uri"],
             jobs=s["jobs"],
             write_concern=s["write_concern"],
-            batch_docs=s["batch_size"],
+            batch_size=s["batch_size"],
             batch_mb=s["batch_mb"],
             attempts=s["attempts"],
             retry_attempts=s["retry_attempts"],
-            retry_window_s=s["retry_window"],
+            retry_window=s["retry_window"],
             timeouts=s.timeouts(),
             **actions,
         )
 
     @property
     def retry(self) -> RetryPolicy:
-        return RetryPolicy(attempts=self.retry_attempts, window_s=self.retry_window_s)
+        return RetryPolicy(attempts=self.retry_attempts, window_s=self.retry_window)
 
     @property
     def batch_bytes(self) -> int:
@@ -168,12 +168,12 @@ class RunConfig(JobConfig):
         return {
             "jobs": self.jobs,
             "write_concern": self.write_concern,
-            "batch_docs": self.batch_docs,
+            "batch_size": self.batch_size,
             "batch_bytes": self.batch_bytes,
             "repair_rounds": self.repair_rounds,
             "attempts": self.attempts,
             "retry_attempts": self.retry_attempts,
-            "retry_window_s": self.retry_window_s,
+            "retry_window": self.retry_window,
         }
 
 

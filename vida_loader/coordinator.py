@@ -49,8 +49,8 @@ from vida_loader.runstate import (
 )
 from vida_loader.settings.registry import (
     DEFAULT_ATTEMPTS,
-    DEFAULT_BATCH_DOCS,
     DEFAULT_BATCH_MB,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
     DEFAULT_MANIFEST_DIR,
     DEFAULT_WRITE_CONCERN,
@@ -198,10 +198,10 @@ def continue_command(
     for key, flag, default in (
         ("jobs", "-j", DEFAULT_JOBS),
         ("write_concern", "--write-concern", DEFAULT_WRITE_CONCERN),
-        ("batch_docs", "--batch-size", DEFAULT_BATCH_DOCS),
+        ("batch_size", "--batch-size", DEFAULT_BATCH_SIZE),
         ("attempts", "--attempts", DEFAULT_ATTEMPTS),
         ("retry_attempts", "--retry-attempts", DEFAULT_RETRY_ATTEMPTS),
-        ("retry_window_s", "--retry-window", DEFAULT_RETRY_WINDOW_S),
+        ("retry_window", "--retry-window", DEFAULT_RETRY_WINDOW_S),
     ):
         if key in given and given[key] != default:
             value = given[key]
@@ -278,7 +278,7 @@ def run_job(
             source=source,
             target=target,
             write_concern=cfg.write_concern,
-            batch_docs=cfg.batch_docs,
+            batch_size=cfg.batch_size,
             batch_bytes=cfg.batch_bytes,
             repair_rounds=cfg.repair_rounds,
             timeouts=cfg.timeouts,

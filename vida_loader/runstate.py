@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 STATE_SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
+# Schema 1 recorded some settings under other names than their flags.
+RENAMED_SETTINGS = {"batch_docs": "batch_size", "retry_window_s": "retry_window"}
 
 
 class TaskState(StrEnum):
@@ -224,7 +226,11 @@ class RunState:
                 f"schema_version {version!r}, this vida-loader reads "
                 f"{', '.join(map(str, READABLE_SCHEMAS))}"
             )
-        if version == 1:  # one record per partition, no kinds
+        settings = dict(doc.get("settings", {}))
+        if version == 1:  # one record per partition, no kinds; older setting names
+            for old, new in RENAMED_SETTINGS.items():
+                if old in settings:
+                    settings[new] = settings.pop(old)
             tasks = {
                 str(pid): TaskRecord.from_json(rec, TaskKind.COPY)
                 for pid, rec in dict(doc["partitions"]).items()
@@ -239,7 +245,7 @@ class RunState:
             finished_at=doc.get("finished_at"),
             plan=dict(doc.get("plan", {})),
             coordinator=dict(doc.get("coordinator", {})),
-            settings=dict(doc.get("settings", {})),
+            settings=settings,
             runs=int(doc.get("runs", 1)),
             appended=bool(doc.get("appended", False)),
             tasks=tasks,

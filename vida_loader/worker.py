@@ -34,10 +34,10 @@ from vida_loader.pipeline.writer import Writer, chunked
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
 from vida_loader.runstate import TaskState
 from vida_loader.settings.registry import (
-    DEFAULT_BATCH_DOCS,
     DEFAULT_BATCH_MB,
-    DEFAULT_READ_BATCH_DOCS,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_READ_BATCH_MB,
+    DEFAULT_READ_BATCH_SIZE,
     DEFAULT_WRITE_CONCERN,
 )
 
@@ -51,9 +51,9 @@ class CopySettings:
     source: Endpoint
     target: Endpoint
     write_concern: str = DEFAULT_WRITE_CONCERN
-    batch_docs: int = DEFAULT_BATCH_DOCS
+    batch_size: int = DEFAULT_BATCH_SIZE
     batch_bytes: int = int(DEFAULT_BATCH_MB * MIB)
-    read_batch_docs: int = DEFAULT_READ_BATCH_DOCS
+    read_batch_size: int = DEFAULT_READ_BATCH_SIZE
     read_batch_bytes: int = int(DEFAULT_READ_BATCH_MB * MIB)
     count_always: bool = False  # confirm by counting even when every write was acknowledged
     repair_rounds: int = 2
@@ -206,7 +206,7 @@ class _Copy:
                 reading, self.src, read_batch_size(self.part, s), self.retry.source
             )
             docs, nbytes = w.write_all(
-                chunked(read, s.batch_docs, s.batch_bytes), self.report, self.part.id
+                chunked(read, s.batch_size, s.batch_bytes), self.report, self.part.id
             )
         w.report_written(self.report, self.part.id)
         return docs, nbytes, w.inserted, w.already
@@ -222,7 +222,7 @@ class _Copy:
             # Idempotent (it sends what the target lacks): retried whole on a fault.
             repair = retry.target.call(
                 lambda: repair_range(
-                    part, src, dst, s.write_concern, s.batch_docs, s.batch_bytes, retry.target
+                    part, src, dst, s.write_concern, s.batch_size, s.batch_bytes, retry.target
                 )
             )
             repaired += repair.inserted
@@ -284,8 +284,8 @@ def _judge(
 
 def read_batch_size(part: Partition, s: CopySettings) -> int:
     """Documents per read: ``s.read_batch_bytes`` by the plan's estimate of the range's
-    average document, between 1 and ``s.read_batch_docs``; ``s.batch_docs`` if unknown."""
+    average document, between 1 and ``s.read_batch_size``; ``s.batch_size`` if unknown."""
     if part.est_docs > 0 and part.est_bytes > 0:
         fit = int(s.read_batch_bytes * part.est_docs / part.est_bytes)
-        return max(1, min(s.read_batch_docs, fit))
-    return min(s.read_batch_docs, s.batch_docs)
+        return max(1, min(s.read_batch_size, fit))
+    return min(s.read_batch_size, s.batch_size)

@@ -22,16 +22,16 @@ DB = Database[dict[str, Any]]
 
 # What each profile file says (vida_loader/settings/profiles/*.toml), as the library records it.
 EXPECTED = {
-    "data-ingest": {"write_concern": "0", "batch_docs": 10_000, "batch_bytes": 16 * 2**20},
+    "data-ingest": {"write_concern": "0", "batch_size": 10_000, "batch_bytes": 16 * 2**20},
     "data-migration": {
         "write_concern": "0",
-        "batch_docs": 1000,
+        "batch_size": 1000,
         "batch_bytes": 2 * 2**20,
         "attempts": 5,
         "retry_attempts": 1000,
-        "retry_window_s": 900.0,
+        "retry_window": 900.0,
     },
-    "dev": {"write_concern": "1", "batch_docs": 100, "batch_bytes": 2**20, "attempts": 1},
+    "dev": {"write_concern": "1", "batch_size": 100, "batch_bytes": 2**20, "attempts": 1},
 }
 W = {"0": {"w": 0}, "1": {"w": 1, "j": True}}
 
@@ -68,8 +68,8 @@ def test_a_profile_sets_what_run_does(
     sizes = [n for n, _wc in listener.inserts]
     assert sum(sizes) == 25_000
     # Reads of ~2 MB may cut a batch short; data-ingest's are still above the default 1,000.
-    assert max(sizes) <= wanted["batch_docs"]
-    assert max(sizes) == wanted["batch_docs"] if profile != "data-ingest" else max(sizes) > 1000
+    assert max(sizes) <= wanted["batch_size"]
+    assert max(sizes) == wanted["batch_size"] if profile != "data-ingest" else max(sizes) > 1000
     # The last batch of a partition is acknowledged; the others use the profile's concern.
     assert [wc for _n, wc in listener.inserts[:-1]] == [W[wanted["write_concern"]]] * (
         len(sizes) - 1
@@ -117,13 +117,13 @@ def test_a_profile_sets_what_generate_does(
     assert tdb.orders.count_documents({}) == total
     wanted = EXPECTED[profile]
     sizes = [n for n, _wc in listener.inserts]
-    assert sum(sizes) == total and max(sizes) == wanted["batch_docs"], sizes
+    assert sum(sizes) == total and max(sizes) == wanted["batch_size"], sizes
     # A slice's last batch is acknowledged; the others go with the profile's write concern.
     concerns = [wc for _n, wc in listener.inserts]
     assert W[wanted["write_concern"]] in concerns
     assert all(wc in (W[wanted["write_concern"]], W["1"]) for wc in concerns)
     assert f"write concern {wanted['write_concern']}" in out
-    assert f"up to {wanted['batch_docs']:,} documents" in out
+    assert f"up to {wanted['batch_size']:,} documents" in out
 
 
 def test_a_profile_sets_the_processes_of_generate(

@@ -38,8 +38,8 @@ def _settings(db: DB, tdb: DB, server: LocalServer, target: LocalServer, **kw: A
     return CopySettings(
         Endpoint(server.uri, db.name, "src"),
         Endpoint(target.uri, tdb.name, "dst"),
-        batch_docs=100,
-        read_batch_docs=250,
+        batch_size=100,
+        read_batch_size=250,
         **kw,
     )
 

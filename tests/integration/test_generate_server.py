@@ -43,7 +43,7 @@ def config(target: LocalServer, tdb: Any, **kw: Any) -> GenerateConfig:
 def test_w0_inserts_the_server_drops_are_sent_again(target_server: LocalServer, tdb: Any) -> None:
     # Unacknowledged inserts that fail vanish without a word: five batches are lost.
     fail_inserts(tdb, {"skip": 2, "times": 5}, errorCode=11600)
-    result = generate(config(target_server, tdb, total=3000, write_concern="0", batch_docs=100))
+    result = generate(config(target_server, tdb, total=3000, write_concern="0", batch_size=100))
     assert result.docs == 3000 and not result.failed
     assert result.repaired >= 100, "the fail point did not drop anything: the test tests nothing"
     assert raw_hashes(tdb.orders) == expected_hashes(3000)
@@ -66,7 +66,7 @@ def test_a_clean_w0_run_is_confirmed_by_one_count_of_the_collection(
 
 def test_throttled_acknowledged_inserts_are_retried(target_server: LocalServer, tdb: Any) -> None:
     fail_inserts(tdb, {"times": 4}, errorCode=16500, errmsg="Request rate is large")
-    result = generate(config(target_server, tdb, total=2500, batch_docs=200))
+    result = generate(config(target_server, tdb, total=2500, batch_size=200))
     assert result.docs == 2500 and not result.failed
     assert result.throttled == 4 and result.repaired == 0
     assert raw_hashes(tdb.orders) == expected_hashes(2500)
@@ -75,7 +75,7 @@ def test_throttled_acknowledged_inserts_are_retried(target_server: LocalServer, 
 def test_processes_write_the_same_documents_as_one_worker(
     target_server: LocalServer, tdb: Any
 ) -> None:
-    result = generate(config(target_server, tdb, total=9000, jobs=2, batch_docs=500))
+    result = generate(config(target_server, tdb, total=9000, jobs=2, batch_size=500))
     assert result.docs == 9000
     assert raw_hashes(tdb.orders) == expected_hashes(9000)
 

@@ -85,7 +85,7 @@ def test_target_killed_and_restarted_mid_run_completes_by_itself(
     result = run_in(
         tmp_path,
         jobs=2,
-        batch_docs=200,
+        batch_size=200,
         write_concern=write_concern,
         tick=0.05,
         on_progress=crash_then_restart,
@@ -116,8 +116,8 @@ def test_an_outage_past_the_retry_window_stops_the_run_and_a_later_run_completes
     result = run_in(
         tmp_path,
         jobs=1,
-        batch_docs=100,
-        retry_window_s=1.0,
+        batch_size=100,
+        retry_window=1.0,
         timeouts=Timeouts(select_ms=2000),
         tick=0.05,
         on_progress=crash,
@@ -133,7 +133,7 @@ def test_an_outage_past_the_retry_window_stops_the_run_and_a_later_run_completes
     assert any(e.startswith("gave up on the target after") for e in errors)
     assert sum(e.startswith("not started: the target stayed away") for e in errors) >= 4
     crashing_target.start()
-    again = run_in(tmp_path, jobs=1, batch_docs=100)
+    again = run_in(tmp_path, jobs=1, batch_size=100)
     assert again.failed == [] and again.outage is None
     with _client(crashing_target) as c:
         assert raw_hashes(c[db.name].dst) == raw_hashes(db.src)
@@ -151,7 +151,7 @@ def test_a_confirmed_partition_survives_a_crash_right_after(
     settings = CopySettings(
         Endpoint(server.uri, db.name, "src"),
         Endpoint(crashing_target.uri, db.name, "dst"),
-        batch_docs=100,
+        batch_size=100,
         write_concern=write_concern,
     )
     for _round in range(5):
@@ -188,7 +188,7 @@ def test_source_killed_and_restarted_mid_run_completes_by_itself(
             restarted.set()
             threading.Thread(target=crashing_source.start, daemon=True).start()
 
-    result = run_in(tmp_path, jobs=2, batch_docs=200, tick=0.05, on_progress=crash_then_restart)
+    result = run_in(tmp_path, jobs=2, batch_size=200, tick=0.05, on_progress=crash_then_restart)
     assert restarted.is_set(), "the source was never seen as waited for"
     assert result.failed == [] and result.reruns == 0 and result.retries >= 1
     assert any("waiting for source" in line for line in seen)

@@ -72,7 +72,7 @@ def test_interrupted_run_continues_and_sends_at_most_a_batch_again(
             raise KeyboardInterrupt
 
     with pytest.raises(RunInterruptedError, match="continue with: vida-loader run --job j"):
-        run_in(tmp_path, tick=0.05, jobs=1, batch_docs=100, on_progress=interrupt)
+        run_in(tmp_path, tick=0.05, jobs=1, batch_size=100, on_progress=interrupt)
     tdb.client.admin.command("configureFailPoint", "failCommand", mode="off")
     before = tdb.dst.count_documents({})
     assert 1300 <= before < 3000
@@ -80,7 +80,7 @@ def test_interrupted_run_continues_and_sends_at_most_a_batch_again(
     assert state is not None and state.finished_at is None
     assert state.count(TaskState.RUNNING) == 0  # set back to pending when stopped
 
-    result = run_in(tmp_path, tick=0.05, jobs=1, batch_docs=100)
+    result = run_in(tmp_path, tick=0.05, jobs=1, batch_size=100)
 
     assert result.failed == []
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)

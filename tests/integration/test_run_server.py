@@ -80,7 +80,7 @@ def test_silently_lost_unacknowledged_writes_are_repaired(
     plan_in(server, target_server, db, tmp_path, partitions=3)
     # The first three w=0 insert batches fail on the server; nobody tells the client.
     fail_inserts(tdb, {"times": 3}, errorCode=16500)
-    result = run_in(tmp_path, jobs=1, write_concern="0", batch_docs=500)
+    result = run_in(tmp_path, jobs=1, write_concern="0", batch_size=500)
     _assert_same(db, tdb, result)
     assert result.repaired == 1500
     state = load_state(result.state_path)
@@ -94,7 +94,7 @@ def test_throttled_acknowledged_write_is_retried(
     db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(3000, random.Random(6))])
     plan_in(server, target_server, db, tmp_path, partitions=3)
     fail_inserts(tdb, {"times": 1}, errorCode=16500)
-    result = run_in(tmp_path, jobs=1, write_concern="1", batch_docs=400)
+    result = run_in(tmp_path, jobs=1, write_concern="1", batch_size=400)
     _assert_same(db, tdb, result)
     # Retried inside the attempt: no partition ran twice.
     assert (result.retries, result.throttled, result.reruns) == (1, 1, 0)
@@ -135,7 +135,7 @@ def test_killed_worker_process_is_replaced_and_its_partition_redone(
             killed.append(workers[0].pid)
             workers[0].kill()
 
-    result = run_in(tmp_path, jobs=2, batch_docs=200, tick=0.05, on_progress=kill_a_worker)
+    result = run_in(tmp_path, jobs=2, batch_size=200, tick=0.05, on_progress=kill_a_worker)
     assert killed, "no worker was seen running"
     assert result.reruns >= 1
     _assert_same(db, tdb, result)

@@ -28,7 +28,7 @@ def test_continue_command_names_the_settings_that_differ_from_the_defaults() -> 
         manifest_dir=Path("/data/my parts"),
         jobs=12,
         write_concern="majority",
-        batch_docs=500,
+        batch_size=500,
         batch_mb=1.5,
         attempts=5,
         restart=True,
@@ -53,7 +53,7 @@ def test_continue_command_never_holds_a_password() -> None:
         "(with --source-uri and credentials again)"
     )
     # status has only the state's settings
-    settings = {"jobs": 2, "batch_docs": 100, "write_concern": "1"}
+    settings = {"jobs": 2, "batch_size": 100, "write_concern": "1"}
     assert continue_command(JobConfig(job="j"), settings) == (
         "vida-loader run --job j -j 2 --batch-size 100"
     )

@@ -36,9 +36,9 @@ def _raw(docs: list[bytes]) -> list[RawBSONDocument]:
     return [RawBSONDocument(d) for d in docs]
 
 
-def _settings(batch_docs: int, batch_bytes: int) -> CopySettings:
+def _settings(batch_size: int, batch_bytes: int) -> CopySettings:
     ep = Endpoint("mongodb://h", "d", "c")
-    return CopySettings(ep, ep, batch_docs=batch_docs, batch_bytes=batch_bytes)
+    return CopySettings(ep, ep, batch_size=batch_size, batch_bytes=batch_bytes)
 
 
 def test_write_batches_bounded_by_count_and_bytes() -> None:
@@ -116,7 +116,7 @@ def test_a_schema_1_state_loads_as_copy_tasks_and_is_saved_as_schema_2(tmp_path:
         "finished_at": None,
         "plan": {},
         "coordinator": {},
-        "settings": {"jobs": 2},
+        "settings": {"jobs": 2, "batch_docs": 100, "retry_window_s": 30.0},
         "runs": 2,
         "appended": False,
         "partitions": {
@@ -135,6 +135,7 @@ def test_a_schema_1_state_loads_as_copy_tasks_and_is_saved_as_schema_2(tmp_path:
     path.write_bytes(orjson.dumps(old))
     state = load_state(path)
     assert state is not None and state.runs == 2
+    assert state.settings == {"jobs": 2, "batch_size": 100, "retry_window": 30.0}
     assert set(state.partitions) == {"p00000", "p00001"}
     assert state.partitions["p00000"].done and state.confirmed_docs() == 7
     assert state.partitions["p00001"].error == "gave up"
@@ -255,7 +256,7 @@ def test_terminal_progress_rewrites_one_line() -> None:
 )
 def test_reads_ask_for_about_two_megabytes(est_docs: int, est_bytes: int, expected: int) -> None:
     part = Partition("p", RangeMode.TYPED, "objectId", est_docs=est_docs, est_bytes=est_bytes)
-    assert read_batch_size(part, _settings(batch_docs=1000, batch_bytes=2 * 2**20)) == expected
+    assert read_batch_size(part, _settings(batch_size=1000, batch_bytes=2 * 2**20)) == expected
 
 
 def test_progress_line_shows_retries_throttling_and_waits() -> None:

@@ -50,8 +50,8 @@ from vida_loader.pipeline.writer import Writer, chunked, resend
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
 from vida_loader.settings.registry import (
     DEFAULT_ATTEMPTS,
-    DEFAULT_BATCH_DOCS,
     DEFAULT_BATCH_MB,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_WRITE_CONCERN,
     MAX_BATCH_MB,
     Layer,
@@ -79,7 +79,7 @@ class GenerateConfig:
     out: str | None = None  # a file path, or "-" for stdout
     write_concern: str = DEFAULT_WRITE_CONCERN
     drop_target: bool = False
-    batch_docs: int = DEFAULT_BATCH_DOCS
+    batch_size: int = DEFAULT_BATCH_SIZE
     batch_mb: float = DEFAULT_BATCH_MB
     attempts: int = DEFAULT_ATTEMPTS
     timeouts: Timeouts = Timeouts()
@@ -108,8 +108,8 @@ class GenerateConfig:
         elif self.drop_target:
             raise UsageError("--drop-target needs a target collection, not --out")
         write_concern(self.write_concern)
-        if self.batch_docs < 1:
-            raise UsageError(f"--batch-size '{self.batch_docs}' must be at least 1")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size '{self.batch_size}' must be at least 1")
         if not 0 < self.batch_mb <= MAX_BATCH_MB:
             raise UsageError(
                 f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
@@ -140,7 +140,7 @@ class GenerateConfig:
             out=s["out"],
             write_concern=s["write_concern"],
             drop_target=drop_target,
-            batch_docs=s["batch_size"],
+            batch_size=s["batch_size"],
             batch_mb=s["batch_mb"],
             retry=RetryPolicy(attempts=s["retry_attempts"], window_s=s["retry_window"]),
             timeouts=s.timeouts(),
@@ -155,7 +155,7 @@ class GenerateSettings:
     seed: int
     target: Endpoint | None
     write_concern: str
-    batch_docs: int
+    batch_size: int
     batch_bytes: int
     timeouts: Timeouts
     retry: RetryPolicy
@@ -256,7 +256,7 @@ def _generate(
     acknowledged = s.write_concern != "0"
     writer_coll = coll.with_options(write_concern=write_concern(s.write_concern))
     with Writer(writer_coll, acknowledged, retrier) as w:
-        sent, _sent_bytes = w.write_all(chunked(todo, s.batch_docs, s.batch_bytes), report, sid)
+        sent, _sent_bytes = w.write_all(chunked(todo, s.batch_size, s.batch_bytes), report, sid)
     w.report_written(report, sid)
     nbytes = sum(len(d.raw) for d in made)
     already = w.already + len(made) - sent
@@ -343,7 +343,7 @@ def _confirm(
         if not missing or round_ == s.confirm_rounds:
             break
         inserted, _already = resend(
-            coll, missing, s.write_concern, s.batch_docs, s.batch_bytes, retrier
+            coll, missing, s.write_concern, s.batch_size, s.batch_bytes, retrier
         )
         repaired += inserted
     if missing:
@@ -402,7 +402,7 @@ def generate(
         seed,
         cfg.target,
         cfg.write_concern,
-        cfg.batch_docs,
+        cfg.batch_size,
         int(cfg.batch_mb * 1024 * 1024),
         cfg.timeouts,
         cfg.retry,

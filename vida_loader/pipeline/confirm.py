@@ -32,12 +32,12 @@ def _raw_ids(part: Partition, coll: Collection[Any]) -> dict[bytes, int]:
 
 
 def _find_raw_by_ids(
-    coll: Collection[Any], raw_ids: list[bytes], batch_docs: int
+    coll: Collection[Any], raw_ids: list[bytes], batch_size: int
 ) -> Iterator[RawBSONDocument]:
     """Every document of ``coll`` whose ``_id`` is one of ``raw_ids``, undecoded."""
     ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in raw_ids]
     raw = coll.with_options(codec_options=RAW_OPTIONS)
-    yield from raw.find({"_id": {"$in": ids}}, batch_size=batch_docs)
+    yield from raw.find({"_id": {"$in": ids}}, batch_size=batch_size)
 
 
 @dataclass(frozen=True)

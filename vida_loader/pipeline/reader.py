@@ -33,11 +33,11 @@ class ResumingReader:
     KEEP = 16  # trailing documents kept to recognise the ones read again
 
     def __init__(
-        self, part: Partition, src: Collection[Any], batch_docs: int, retrier: Retrier
+        self, part: Partition, src: Collection[Any], batch_size: int, retrier: Retrier
     ) -> None:
         self.part = part
         self.src = src
-        self.batch_docs = batch_docs
+        self.batch_size = batch_size
         self.retrier = retrier
 
     def __iter__(self) -> Iterator[RawBSONDocument]:
@@ -45,7 +45,7 @@ class ResumingReader:
         tail: deque[RawBSONDocument] = deque(maxlen=self.KEEP)
         skip: set[bytes] = set()
         while True:
-            cursor = read_raw(part, self.src, self.batch_docs)
+            cursor = read_raw(part, self.src, self.batch_size)
             try:
                 for doc in cursor:
                     if skip:
@@ -83,7 +83,7 @@ def _close_cursor(cursor: Iterable[Any]) -> None:
             pass  # the connection is gone: so is the cursor
 
 
-def read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Cursor[RawBSONDocument]:
+def read_raw(part: Partition, src: Collection[Any], batch_size: int) -> Cursor[RawBSONDocument]:
     """The range's documents, undecoded.
 
     A plain cursor with the ``RawBSONDocument`` class, not ``find_raw_batches``: pymongo
@@ -91,4 +91,4 @@ def read_raw(part: Partition, src: Collection[Any], batch_docs: int) -> Cursor[R
     and joins the bytes again, and splitting that batch builds them once more (figures
     in docs/design-notes.md).
     """
-    return part.find(src.with_options(codec_options=RAW_OPTIONS), batch_size=batch_docs)
+    return part.find(src.with_options(codec_options=RAW_OPTIONS), batch_size=batch_size)

@@ -132,9 +132,9 @@ class Writer:
 
 
 def chunked(
-    docs: Iterable[RawBSONDocument], limit_docs: int, limit_bytes: int
+    docs: Iterable[RawBSONDocument], batch_size: int, batch_bytes: int
 ) -> Iterator[tuple[list[RawBSONDocument], int]]:
-    """Write batches of at most ``limit_docs`` documents and ``limit_bytes`` bytes.
+    """Write batches of at most ``batch_size`` documents and ``batch_bytes`` bytes.
 
     A document larger than the byte bound travels alone.
     """
@@ -142,7 +142,7 @@ def chunked(
     size = 0
     for doc in docs:
         n = len(doc.raw)
-        if chunk and (len(chunk) >= limit_docs or size + n > limit_bytes):
+        if chunk and (len(chunk) >= batch_size or size + n > batch_bytes):
             yield chunk, size
             chunk, size = [], 0
         chunk.append(doc)

@@ -212,7 +212,7 @@ def format_generated(result: GenerateResult, cfg: GenerateConfig) -> str:
             f"unacknowledged writes vanished, {result.already_there:,} were already there"
         )
         lines.append(
-            f"  batches     up to {cfg.batch_docs:,} documents or {cfg.batch_mb:g} MB per insert"
+            f"  batches     up to {cfg.batch_size:,} documents or {cfg.batch_mb:g} MB per insert"
         )
         lines.append(
             f"  retries     {result.retries:,} operations retried ({result.throttled:,} "

@@ -19,12 +19,12 @@ from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
 
 DEFAULT_PARTITION_SIZE_MB = 64.0
 DEFAULT_MANIFEST_DIR = Path("partitions")
-DEFAULT_BATCH_DOCS = 1000  # Cosmos DB advises about 1,000 documents per write
+DEFAULT_BATCH_SIZE = 1000  # Cosmos DB advises about 1,000 documents per write
 DEFAULT_BATCH_MB = 2.0  # and allows 2 MB per request
 # Per find/getMore: about 2 MB by the plan's average document size (one read feeds two
 # writes), at most 10,000 documents: memory grows with the read batch, CPU does not
 # (docs/design-notes.md). The server caps a reply anyway (16 MB MongoDB, 4 MB Cosmos DB).
-DEFAULT_READ_BATCH_DOCS = 10_000
+DEFAULT_READ_BATCH_SIZE = 10_000
 DEFAULT_READ_BATCH_MB = 2.0
 DEFAULT_JOBS = 4
 DEFAULT_WRITE_CONCERN = "1"  # confirmed by the write results, no count
@@ -337,7 +337,7 @@ SPECS: tuple[Spec, ...] = (
         "int",
         "Most documents per read and per write batch",
         ("run", "generate"),
-        default=DEFAULT_BATCH_DOCS,
+        default=DEFAULT_BATCH_SIZE,
         low=1,
         high=1_000_000,
     ),
