@@ -34,13 +34,14 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import monitoring
 from pymongo.collection import Collection
 
-from vida_loader import planner, worker
+from vida_loader import planner
 from vida_loader.cli import main
 from vida_loader.config import PlanConfig, RunConfig
 from vida_loader.coordinator import RunProgress, RunResult, run_job
 from vida_loader.devserver import LocalServer
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import Endpoint
+from vida_loader.pipeline import confirm, reader
 from vida_loader.pipeline.clients import close_clients
 
 PAD = "x" * 200
@@ -233,12 +234,12 @@ class ShardedTwin:
     TWIN = RawBSONDocument(bson.encode({"_id": 450, "sk": "B", "pad": PAD}))
 
     def __init__(self, monkeypatch: Any, in_scans: bool = True) -> None:
-        self.read, self.ids = worker._read_raw, worker._raw_ids
-        self.by_ids = worker._find_raw_by_ids
-        monkeypatch.setattr(worker, "_read_raw", self._read_raw)
+        self.read, self.ids = reader.read_raw, confirm._raw_ids
+        self.by_ids = confirm._find_raw_by_ids
+        monkeypatch.setattr(reader, "read_raw", self._read_raw)
         if in_scans:
-            monkeypatch.setattr(worker, "_raw_ids", self._raw_ids)
-            monkeypatch.setattr(worker, "_find_raw_by_ids", self._find_raw_by_ids)
+            monkeypatch.setattr(confirm, "_raw_ids", self._raw_ids)
+            monkeypatch.setattr(confirm, "_find_raw_by_ids", self._find_raw_by_ids)
 
     def _with_twin(self, docs: Any, coll: Any) -> Any:
         for doc in docs:
