@@ -449,7 +449,7 @@ class _Run:
         self.tries[pid] = self.tries.get(pid, 0) + 1
         if result.duplicate_records:
             append_duplicates(self.files.duplicates, result.duplicate_records)
-        rec.apply(result)
+        result.apply_to(rec)
         self.read[0] += result.docs
         self.read[1] += result.bytes
         self.live.pop(pid, None)

@@ -21,14 +21,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from vida_loader.errors import StateError
 from vida_loader.jobfiles import append_jsonl, load_json_file, write_json_atomic
 from vida_loader.manifest import Manifest
-
-if TYPE_CHECKING:
-    from vida_loader.worker import PartitionResult
 
 STATE_SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -97,24 +94,6 @@ class PartitionRecord(TaskRecord):
     repaired: int = 0
     already_there: int = 0
     duplicates: int = 0  # source documents whose _id another one had: not on the target
-
-    def apply(self, result: PartitionResult) -> None:
-        """Take in the result of an attempt."""
-        self.state = result.state
-        self.docs = result.docs
-        self.bytes = result.bytes
-        self.source_docs = result.source_docs
-        self.target_docs = result.target_docs
-        self.resumes += int(result.resumed)
-        self.repaired += result.repaired
-        self.already_there += result.already_there
-        self.retries += result.retries
-        self.throttled += result.throttled
-        self.wait_s += result.wait_s
-        self.duplicates = result.duplicates
-        self.seconds += result.seconds
-        self.finished_at = now_iso()
-        self.error = result.error
 
 
 @dataclass

@@ -32,7 +32,7 @@ from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.pipeline.writer import Writer, chunked
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
-from vida_loader.runstate import TaskState
+from vida_loader.runstate import PartitionRecord, TaskState, now_iso
 from vida_loader.settings.registry import (
     DEFAULT_BATCH_MB,
     DEFAULT_BATCH_SIZE,
@@ -87,6 +87,24 @@ class PartitionResult:
     # keeps _id unique per shard key only): not on the target, described in the records.
     duplicates: int = 0
     duplicate_records: tuple[dict[str, Any], ...] = ()
+
+    def apply_to(self, rec: PartitionRecord) -> None:
+        """Record this attempt in the partition's run-state record (the coordinator's)."""
+        rec.state = self.state
+        rec.docs = self.docs
+        rec.bytes = self.bytes
+        rec.source_docs = self.source_docs
+        rec.target_docs = self.target_docs
+        rec.resumes += int(self.resumed)
+        rec.repaired += self.repaired
+        rec.already_there += self.already_there
+        rec.retries += self.retries
+        rec.throttled += self.throttled
+        rec.wait_s += self.wait_s
+        rec.duplicates = self.duplicates
+        rec.seconds += self.seconds
+        rec.finished_at = now_iso()
+        rec.error = self.error
 
 
 class _Retriers:

@@ -73,7 +73,7 @@ def test_state_round_trip_and_atomic_replace(tmp_path: Path) -> None:
     state.tasks = {"p00000": PartitionRecord(), "p00001": PartitionRecord()}
     rec = state.partitions["p00001"]
     rec.attempts = 2
-    rec.apply(PartitionResult("p00001", TaskState.DONE, docs=5, bytes=50, repaired=2))
+    PartitionResult("p00001", TaskState.DONE, docs=5, bytes=50, repaired=2).apply_to(rec)
     save_state(state, path)
     back = load_state(path)
     assert back is not None
