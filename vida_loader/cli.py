@@ -17,16 +17,13 @@ from click.core import ParameterSource
 
 from vida_loader import __version__
 from vida_loader.config import JobConfig, PlanConfig, RunConfig, VerifyConfig, default_job_name
-from vida_loader.coordinator import (
-    continue_command,
-    resolve_job,
-    run_job,
-)
+from vida_loader.coordinator import run_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
 from vida_loader.generate import sources
 from vida_loader.generate.runner import GenerateConfig
 from vida_loader.generate.runner import generate as run_generate
+from vida_loader.job import continue_command, resolve_job
 from vida_loader.planner import plan_job
 from vida_loader.preflight import check_copy, check_generate
 from vida_loader.report.progress import ProgressPrinter, format_generate

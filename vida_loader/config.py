@@ -26,6 +26,7 @@ from vida_loader.settings.registry import (
     DEFAULT_PARTITION_SIZE_MB,
     DEFAULT_WRITE_CONCERN,
     MAX_BATCH_MB,
+    MIB,
 )
 from vida_loader.settings.resolve import Settings
 
@@ -161,7 +162,7 @@ class RunConfig(JobConfig):
 
     @property
     def batch_bytes(self) -> int:
-        return int(self.batch_mb * 1024 * 1024)
+        return int(self.batch_mb * MIB)
 
     def settings(self) -> dict[str, Any]:
         """What the run state records of this run's settings (and a resume repeats)."""

@@ -8,28 +8,23 @@ when a task starts, re-runs it and replaces a pool whose worker process died.
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vida_loader.config import JobConfig, RunConfig
-from vida_loader.errors import RunInterruptedError, StateError, UsageError
+from vida_loader.config import RunConfig
+from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Event, Moved, Started, Waiting
 from vida_loader.execution.scheduler import DIED, Scheduler
-from vida_loader.jobfiles import JobFiles, planned_jobs
+from vida_loader.job import continue_command, open_job
+from vida_loader.jobfiles import JobFiles
 from vida_loader.lock import hold_lock
-from vida_loader.manifest import Manifest, load_manifest
+from vida_loader.manifest import Manifest
 from vida_loader.mongo import (
     Endpoint,
-    check_uri,
     connect,
-    has_secret,
-    normal_hosts,
-    redact_uri,
-    uri_hosts,
 )
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import (
@@ -38,7 +33,7 @@ from vida_loader.pipeline.target import (
     drop_target,
     require_source,
 )
-from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryCounts
+from vida_loader.retry import RetryCounts
 from vida_loader.runstate import (
     RunState,
     TaskState,
@@ -47,16 +42,7 @@ from vida_loader.runstate import (
     now_iso,
     save_state,
 )
-from vida_loader.settings.registry import (
-    DEFAULT_ATTEMPTS,
-    DEFAULT_BATCH_MB,
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_JOBS,
-    DEFAULT_MANIFEST_DIR,
-    DEFAULT_WRITE_CONCERN,
-)
 from vida_loader.worker import (
-    MIB,
     CopySettings,
     PartitionResult,
     copy_partition,
@@ -136,91 +122,6 @@ ProgressSink = Callable[[RunProgress], None]
 
 
 # --- the run ------------------------------------------------------------------------------
-
-
-def planned_endpoint(side: dict[str, Any], uri: str | None, role: str, job: str) -> Endpoint:
-    """The endpoint to use: ``uri`` (with credentials) when given, else the planned one.
-
-    A given URI must name the hosts the job was planned against.
-    """
-    chosen = uri or str(side["uri"])
-    check_uri(chosen, f"--{role}-uri")
-    srv = str(side["uri"]).startswith("mongodb+srv://")
-    if uri_hosts(chosen) != normal_hosts(list(side["hosts"]), srv):
-        raise StateError(
-            f"--{role}-uri '{redact_uri(chosen)}' names {', '.join(uri_hosts(chosen))} but "
-            f"job '{job}' was planned against {', '.join(side['hosts'])}: pass the planned "
-            f"{role} or re-plan with `vida-loader plan --replan`"
-        )
-    return Endpoint(chosen, str(side["db"]), str(side["collection"]))
-
-
-def open_job(cfg: JobConfig) -> tuple[Manifest, Endpoint, Endpoint]:
-    """The job's manifest and the source and target to use for it."""
-    manifest = load_manifest(cfg.files.manifest)
-    source = planned_endpoint(manifest.source, cfg.source_uri, "source", cfg.job)
-    target = planned_endpoint(manifest.target, cfg.target_uri, "target", cfg.job)
-    return manifest, source, target
-
-
-def resolve_job(manifest_dir: Path, job: str | None) -> str:
-    """``job``, or the only job planned in ``manifest_dir``."""
-    if job:
-        return job
-    jobs = planned_jobs(manifest_dir)
-    if len(jobs) == 1:
-        return jobs[0]
-    if not jobs:
-        raise UsageError(f"no job planned in '{manifest_dir}': run `vida-loader plan` first")
-    raise UsageError(f"--job is required: '{manifest_dir}' holds jobs {', '.join(jobs)}")
-
-
-def job_command(verb: str, cfg: JobConfig) -> list[str]:
-    """``vida-loader VERB`` naming ``cfg``'s job and its manifest folder."""
-    args = ["vida-loader", verb, "--job", cfg.job]
-    if cfg.manifest_dir != DEFAULT_MANIFEST_DIR:
-        args += ["--manifest-dir", str(cfg.manifest_dir)]
-    return args
-
-
-def continue_command(
-    cfg: JobConfig, settings: dict[str, Any] | None = None, manifest: Manifest | None = None
-) -> str:
-    """The command that continues ``cfg.job`` with the same settings, without passwords.
-
-    ``settings``: a run state's settings, when ``cfg`` is not a ``RunConfig``. URIs equal
-    to the ``manifest``'s planned ones are left out (run uses those by default).
-    """
-    args = job_command("run", cfg)
-    if isinstance(cfg, RunConfig):
-        settings = cfg.settings()
-    given = settings or {}
-    for key, flag, default in (
-        ("jobs", "-j", DEFAULT_JOBS),
-        ("write_concern", "--write-concern", DEFAULT_WRITE_CONCERN),
-        ("batch_size", "--batch-size", DEFAULT_BATCH_SIZE),
-        ("attempts", "--attempts", DEFAULT_ATTEMPTS),
-        ("retry_attempts", "--retry-attempts", DEFAULT_RETRY_ATTEMPTS),
-        ("retry_window", "--retry-window", DEFAULT_RETRY_WINDOW_S),
-    ):
-        if key in given and given[key] != default:
-            value = given[key]
-            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    if "batch_bytes" in given and given["batch_bytes"] != int(DEFAULT_BATCH_MB * MIB):
-        args += ["--batch-mb", f"{given['batch_bytes'] / MIB:g}"]
-    secret = []
-    for role, uri in (("source", cfg.source_uri), ("target", cfg.target_uri)):
-        if uri and manifest and uri == getattr(manifest, role)["uri"]:
-            continue
-        if uri and has_secret(uri):
-            secret.append(role)
-        elif uri:
-            args += [f"--{role}-uri", uri]
-    command = shlex.join(args)
-    if secret:
-        names = " and ".join(f"--{r}-uri" for r in secret)
-        command += f" (with {names} and credentials again)"
-    return command
 
 
 def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, state: RunState | None) -> None:

@@ -56,8 +56,8 @@ from vida_loader.ordering import (
     sort_key,
     usable_boundary,
 )
+from vida_loader.settings.registry import MIB
 
-MIB = 1024 * 1024
 # Up to this many documents the planner reads every `_id` (exact, and cheap).
 EXACT_READ_LIMIT = 20_000
 MAX_SAMPLE = 200_000

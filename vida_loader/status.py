@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vida_loader.config import JobConfig
-from vida_loader.coordinator import continue_command
+from vida_loader.job import continue_command
 from vida_loader.lock import LockHolder, read_holder
 from vida_loader.manifest import Manifest, load_manifest
 from vida_loader.runstate import RunState, TaskState, load_state

@@ -12,7 +12,7 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from vida_loader.config import VerifyConfig
-from vida_loader.coordinator import open_job
+from vida_loader.job import open_job
 from vida_loader.manifest import Manifest, Partition
 from vida_loader.mongo import connect, describe_error
 from vida_loader.pipeline.target import require_source

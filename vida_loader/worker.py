@@ -39,9 +39,8 @@ from vida_loader.settings.registry import (
     DEFAULT_READ_BATCH_MB,
     DEFAULT_READ_BATCH_SIZE,
     DEFAULT_WRITE_CONCERN,
+    MIB,
 )
-
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)

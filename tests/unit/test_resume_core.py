@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from vida_loader.config import JobConfig, RunConfig
-from vida_loader.coordinator import continue_command
 from vida_loader.errors import StateError
+from vida_loader.job import continue_command
 from vida_loader.jobfiles import JobFiles
 from vida_loader.lock import LockHolder, hold_lock, read_holder
 from vida_loader.mongo import has_secret

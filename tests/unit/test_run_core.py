@@ -11,8 +11,9 @@ import pytest
 from bson.raw_bson import RawBSONDocument
 
 from vida_loader.config import RunConfig
-from vida_loader.coordinator import RunProgress, planned_endpoint, resolve_job
+from vida_loader.coordinator import RunProgress
 from vida_loader.errors import StateError, UsageError
+from vida_loader.job import planned_endpoint, resolve_job
 from vida_loader.jobfiles import write_atomic
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Endpoint

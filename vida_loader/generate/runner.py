@@ -54,6 +54,7 @@ from vida_loader.settings.registry import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_WRITE_CONCERN,
     MAX_BATCH_MB,
+    MIB,
     Layer,
 )
 from vida_loader.settings.resolve import Settings
@@ -403,7 +404,7 @@ def generate(
         cfg.target,
         cfg.write_concern,
         cfg.batch_size,
-        int(cfg.batch_mb * 1024 * 1024),
+        int(cfg.batch_mb * MIB),
         cfg.timeouts,
         cfg.retry,
     )

@@ -6,8 +6,9 @@ from __future__ import annotations
 import shlex
 
 from vida_loader.config import RunConfig
-from vida_loader.coordinator import RunResult, job_command
+from vida_loader.coordinator import RunResult
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
+from vida_loader.job import job_command
 from vida_loader.planner import PlanResult
 from vida_loader.report.progress import format_duration
 from vida_loader.runstate import TaskState

@@ -20,6 +20,7 @@ from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
 DEFAULT_PARTITION_SIZE_MB = 64.0
 DEFAULT_MANIFEST_DIR = Path("partitions")
 DEFAULT_BATCH_SIZE = 1000  # Cosmos DB advises about 1,000 documents per write
+MIB = 1024 * 1024  # --batch-mb and the like are MiB
 DEFAULT_BATCH_MB = 2.0  # and allows 2 MB per request
 # Per find/getMore: about 2 MB by the plan's average document size (one read feeds two
 # writes), at most 10,000 documents: memory grows with the read batch, CPU does not
