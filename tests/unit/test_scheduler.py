@@ -174,3 +174,22 @@ def test_cleanup_runs_when_an_inline_pool_closes() -> None:
     assert pool.submit(fake_tasks.square, 3).result(timeout=10) == 9
     pool.close()
     assert calls == ["closed"]
+
+
+def test_execution_knows_no_database() -> None:
+    """The scheduler, pool and events run any task: nothing in them imports a driver or
+    another part of vida-loader (a Dask executor will stand in the pool's place)."""
+    import ast
+
+    import vida_loader.execution as execution
+
+    folder = Path(execution.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                module = node.module if isinstance(node, ast.ImportFrom) else None
+                for name in [*names, module or ""]:
+                    assert not name.startswith(("pymongo", "bson")), f"{path.name}: {name}"
+                    if name.startswith("vida_loader"):
+                        assert name.startswith("vida_loader.execution"), f"{path.name}: {name}"
