@@ -218,6 +218,7 @@ class _Run:
         self.cfg = cfg
         self.on_progress = on_progress
         self.parts = {p.id: p for p in manifest.partitions}
+        self.records = state.partitions  # the same record objects, looked up per event
         self.reruns = 0
         # Operation retries: this run's finished attempts, plus live counts from the
         # wait events of attempts still running (replaced by their results).
@@ -238,7 +239,7 @@ class _Run:
 
     def execute(self, tick: float) -> RunResult:
         # Largest first, so the last partitions to finish are short ones.
-        todo = [p for p in self.manifest.partitions if not self.state.partitions[p.id].done]
+        todo = [p for p in self.manifest.partitions if not self.records[p.id].done]
         order = [p.id for p in sorted(todo, key=lambda p: (-p.est_docs, p.id))]
         try:
             with Scheduler[str, PartitionResult](
@@ -280,7 +281,7 @@ class _Run:
         """A server stayed away past the retry window: nothing more was started (each
         partition would wait the window out in turn); the running ones ended by themselves."""
         for pid in pids:
-            rec = self.state.partitions[pid]
+            rec = self.records[pid]
             rec.state = TaskState.PENDING
             rec.error = f"not started: the {self.outage} stayed away past the retry window"
 
@@ -300,7 +301,7 @@ class _Run:
         and for resume: who runs) and, every few seconds, when counts moved."""
         news = ""
         for ev in events:
-            rec = self.state.partitions.get(ev.task)
+            rec = self.records.get(ev.task)
             if rec is None or rec.state in (TaskState.DONE, TaskState.FAILED):
                 continue  # late news of a finished attempt
             if isinstance(ev, Started):
@@ -345,7 +346,7 @@ class _Run:
     def _record(self, result: PartitionResult) -> bool:
         """Take in a result; True when the partition should be tried again."""
         pid = result.partition_id
-        rec = self.state.partitions[pid]
+        rec = self.records[pid]
         rec.attempts += 1
         self.tries[pid] = self.tries.get(pid, 0) + 1
         if result.duplicate_records:
@@ -371,14 +372,14 @@ class _Run:
         return False
 
     def _interrupted(self) -> None:
-        for rec in self.state.partitions.values():
+        for rec in self.records.values():
             if rec.state is TaskState.RUNNING:
                 rec.state = TaskState.PENDING
                 rec.error = "interrupted"
         save_state(self.state, self.path)
 
     def snapshot(self) -> RunProgress:
-        recs = self.state.partitions.values()
+        recs = self.records.values()
         running = [r for r in recs if r.state is TaskState.RUNNING]
         return RunProgress(
             docs=self.state.confirmed_docs() + sum(r.docs for r in running),
@@ -391,7 +392,7 @@ class _Run:
             parts_done=self.state.count(TaskState.DONE),
             parts_failed=self.state.count(TaskState.FAILED),
             parts_running=self.state.count(TaskState.RUNNING),
-            parts_total=len(self.state.partitions),
+            parts_total=len(self.records),
             repaired=sum(r.repaired for r in recs),
             retries=self.retried.retries + sum(v.retries for v in self.live.values()),
             throttled=self.retried.throttled + sum(v.throttled for v in self.live.values()),
