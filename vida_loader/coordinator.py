@@ -17,9 +17,9 @@ from typing import Any
 from vida_loader.config import RunConfig
 from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Event, Moved, Started, Waiting
-from vida_loader.execution.scheduler import DIED, Scheduler
+from vida_loader.execution.scheduler import Scheduler
 from vida_loader.job import continue_command, open_job
-from vida_loader.jobfiles import JobFiles
+from vida_loader.jobfiles import JobFiles, append_jsonl
 from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import (
@@ -37,7 +37,6 @@ from vida_loader.retry import RetryCounts
 from vida_loader.runstate import (
     RunState,
     TaskState,
-    append_duplicates,
     load_state,
     now_iso,
     save_state,
@@ -193,7 +192,7 @@ def run_job(
             files.duplicates.unlink(missing_ok=True)  # an earlier start's
         if not continuing and cfg.drop_target:
             drop_target(target, cfg.timeouts)
-        run = _Run(manifest, state, path, settings, cfg, on_progress, continuing)
+        run = _Run(manifest, state, settings, cfg, on_progress, continuing)
         return run.execute(tick)
 
 
@@ -204,7 +203,6 @@ class _Run:
         self,
         manifest: Manifest,
         state: RunState,
-        path: Path,
         settings: CopySettings,
         cfg: RunConfig,
         on_progress: ProgressSink | None,
@@ -212,8 +210,8 @@ class _Run:
     ) -> None:
         self.manifest = manifest
         self.state = state
-        self.path = path
         self.files = cfg.files
+        self.path = self.files.state
         self.settings = settings
         self.cfg = cfg
         self.on_progress = on_progress
@@ -293,8 +291,8 @@ class _Run:
     def admit(self, pid: str) -> bool:
         return self.outage is None
 
-    def lost(self, pid: str, why: str) -> PartitionResult:
-        return PartitionResult(pid, TaskState.FAILED, error=why, transient=why == DIED)
+    def lost(self, pid: str, why: str, died: bool) -> PartitionResult:
+        return PartitionResult(pid, TaskState.FAILED, error=why, transient=died)
 
     def events(self, events: list[Event]) -> None:
         """Apply progress events; save the state when a partition started (for `status`
@@ -330,7 +328,7 @@ class _Run:
             save_state(self.state, self.path)
             self.last_save = now
 
-    def finished(self, pid: str, result: PartitionResult, died: bool) -> bool:
+    def finished(self, pid: str, result: PartitionResult) -> bool:
         """Take in a result and save the state; True when the partition runs again."""
         again = self._record(result)
         save_state(self.state, self.path)
@@ -350,7 +348,7 @@ class _Run:
         rec.attempts += 1
         self.tries[pid] = self.tries.get(pid, 0) + 1
         if result.duplicate_records:
-            append_duplicates(self.files.duplicates, result.duplicate_records)
+            append_jsonl(self.files.duplicates, result.duplicate_records)
         result.apply_to(rec)
         self.read[0] += result.docs
         self.read[1] += result.bytes

@@ -79,8 +79,17 @@ class JobFiles:
 
     def all(self) -> dict[str, Path]:
         """Every declared file, by name."""
-        names = ("manifest", "state", "lock", "duplicates", "metrics", "rejects")
-        return {n: getattr(self, n) for n in (*names, "indexes", "verify")}
+        names = (
+            "manifest",
+            "state",
+            "lock",
+            "duplicates",
+            "metrics",
+            "rejects",
+            "indexes",
+            "verify",
+        )
+        return {n: getattr(self, n) for n in names}
 
 
 def planned_jobs(root: Path) -> list[str]:

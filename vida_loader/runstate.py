@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vida_loader.errors import StateError
-from vida_loader.jobfiles import append_jsonl, load_json_file, write_json_atomic
+from vida_loader.jobfiles import load_json_file, write_json_atomic
 from vida_loader.manifest import Manifest
 
 STATE_SCHEMA_VERSION = 2
@@ -247,11 +246,6 @@ def plan_summary(manifest: Manifest) -> dict[str, Any]:
 
 def coordinator_info() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname(), "since": now_iso()}
-
-
-def append_duplicates(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Add one JSON line per record, on disk before the partition is recorded as done."""
-    append_jsonl(path, records)
 
 
 def save_state(state: RunState, path: Path) -> None:

@@ -24,13 +24,13 @@ from typing import Any
 
 from vida_loader.execution.events import Reporter, Started, no_report
 from vida_loader.manifest import Partition
-from vida_loader.mongo import Endpoint, Timeouts, write_concern
+from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.ordering import usable_boundary
 from vida_loader.pipeline.clients import collection
 from vida_loader.pipeline.confirm import RepairResult, describe_duplicates, repair_range
 from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import task_failure, wait_reporter
-from vida_loader.pipeline.writer import Writer, chunked
+from vida_loader.pipeline.writer import chunked, writer_for
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
 from vida_loader.runstate import PartitionRecord, TaskState, now_iso
 from vida_loader.settings.registry import (
@@ -216,9 +216,7 @@ class _Copy:
     def _write(self, reading: Partition) -> tuple[int, int, int, int]:
         """Read ``reading`` and write it: (documents, bytes, inserted, already there)."""
         s = self.s
-        acknowledged = s.write_concern != "0"
-        coll = self.dst.with_options(write_concern=write_concern(s.write_concern))
-        with Writer(coll, acknowledged, self.retry.target) as w:
+        with writer_for(self.dst, s.write_concern, self.retry.target) as w:
             read = ResumingReader(
                 reading, self.src, read_batch_size(self.part, s), self.retry.source
             )

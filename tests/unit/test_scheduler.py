@@ -28,6 +28,7 @@ class Recorder:
         self.order: list[int] = []  # keys in the order they were handed out
         self.got: list[Event] = []
         self.lost_why: list[str] = []
+        self.lost_died: list[bool] = []
         self.tries: dict[int, int] = {}
         self.ticks = 0
         self.refuse: set[int] = set()
@@ -40,11 +41,12 @@ class Recorder:
     def admit(self, key: int) -> bool:
         return key not in self.refuse
 
-    def lost(self, key: int, why: str) -> int:
+    def lost(self, key: int, why: str, died: bool) -> int:
         self.lost_why.append(why)
+        self.lost_died.append(died)
         return -1
 
-    def finished(self, key: int, result: int, died: bool) -> bool:
+    def finished(self, key: int, result: int) -> bool:
         self.tries[key] = self.tries.get(key, 0) + 1
         if result == -1 and self.tries[key] < self.attempts:
             return True
@@ -95,9 +97,9 @@ def test_a_refused_key_waits_until_admitted() -> None:
     h.refuse = {1}
     original = h.finished
 
-    def finished(key: int, result: int, died: bool) -> bool:
+    def finished(key: int, result: int) -> bool:
         h.refuse.discard(1)  # the first result lets key 1 in
-        return original(key, result, died)
+        return original(key, result)
 
     h.finished = finished  # type: ignore[method-assign]
     with Scheduler[int, int](1, tick=0.05) as s:
@@ -118,10 +120,10 @@ def test_at_most_slots_tasks_are_submitted_at_once() -> None:
             submitted.append(key)
             return super().task(key)
 
-        def finished(self, key: int, result: int, died: bool) -> bool:
+        def finished(self, key: int, result: int) -> bool:
             with lock:
                 running["now"] -= 1
-            return super().finished(key, result, died)
+            return super().finished(key, result)
 
     h = Counting(fake_tasks.square)
     with Scheduler[int, int](2, slots=3, tick=0.05) as s:
@@ -136,7 +138,7 @@ def test_a_dead_worker_process_is_lost_then_rerun_on_a_new_pool(tmp_path: Path) 
         assert s.run([0, 1, 2, 3], h) == []
         assert s.replaced >= 1
     assert h.results == {n: n for n in range(4)}
-    assert DIED in h.lost_why
+    assert DIED in h.lost_why and all(h.lost_died)
 
 
 def test_a_task_that_raises_is_lost_with_its_message_not_as_a_dead_worker() -> None:
@@ -144,7 +146,7 @@ def test_a_task_that_raises_is_lost_with_its_message_not_as_a_dead_worker() -> N
     with Scheduler[int, int](1, tick=0.05) as s:
         s.run([7], h)
     assert h.results == {7: -1}
-    assert h.lost_why == ["RuntimeError: bug in task 7"]
+    assert h.lost_why == ["RuntimeError: bug in task 7"] and h.lost_died == [False]
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

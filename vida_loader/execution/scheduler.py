@@ -35,10 +35,11 @@ class Handler(Protocol[K_contra, R]):
     def task(self, key: K_contra) -> tuple[Callable[..., R], tuple[Any, ...]]:
         """The function and arguments to run for ``key`` (``report`` is added last)."""
 
-    def lost(self, key: K_contra, why: str) -> R:
-        """The result standing in for one that never came back (its worker died: ``why``)."""
+    def lost(self, key: K_contra, why: str, died: bool) -> R:
+        """The result standing in for one that never came back: ``why``; ``died`` when its
+        worker process died (a passing failure), not when the task's wrapper raised."""
 
-    def finished(self, key: K_contra, result: R, died: bool) -> bool:
+    def finished(self, key: K_contra, result: R) -> bool:
         """Take in a result; True to run ``key`` again, before anything new."""
 
     def events(self, events: list[Event]) -> None:
@@ -106,7 +107,7 @@ class Scheduler(Generic[K, R]):
                 key = futures.pop(fut)
                 result, died = self._result(fut, key, handler)
                 broken |= died
-                if handler.finished(key, result, died):
+                if handler.finished(key, result):
                     pending.appendleft(key)
             if broken:
                 self._replace_pool(futures, pending)
@@ -134,9 +135,9 @@ class Scheduler(Generic[K, R]):
         try:
             return fut.result(), False
         except BrokenProcessPool:
-            return handler.lost(key, DIED), True
+            return handler.lost(key, DIED, True), True
         except Exception as exc:  # a bug in a task's wrapper: never lose the task's record
-            return handler.lost(key, f"{type(exc).__name__}: {exc}"), False
+            return handler.lost(key, f"{type(exc).__name__}: {exc}", False), False
 
     def _replace_pool(self, futures: dict[Future[R], K], pending: deque[K]) -> None:
         """A dead process pool fails every future it holds: close it, put its tasks back

@@ -31,7 +31,7 @@ from pymongo.collection import Collection
 from vida_loader.config import check_namespace
 from vida_loader.errors import GenerateInterruptedError, UsageError, VidaError
 from vida_loader.execution.events import Event, Moved, Reporter
-from vida_loader.execution.scheduler import DIED, Scheduler
+from vida_loader.execution.scheduler import Scheduler
 from vida_loader.generate import BLOCK
 from vida_loader.generate.sources import BUILT_INS, DEFAULT_SOURCE, load_source, resolve_source
 from vida_loader.mongo import (
@@ -46,7 +46,7 @@ from vida_loader.pipeline.clients import RAW_OPTIONS, close_clients, collection
 from vida_loader.pipeline.confirm import id_key
 from vida_loader.pipeline.target import prepare_target
 from vida_loader.pipeline.task import task_failure, wait_reporter
-from vida_loader.pipeline.writer import Writer, chunked, resend
+from vida_loader.pipeline.writer import chunked, resend, writer_for
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
 from vida_loader.settings.registry import (
     DEFAULT_ATTEMPTS,
@@ -254,10 +254,9 @@ def _generate(
         todo = [d for key, d in known.by_id.items() if key not in present]
         there = [d for key, d in known.by_id.items() if key in present]
         report(Moved(sid, len(there), sum(len(d.raw) for d in there)))
-    acknowledged = s.write_concern != "0"
-    writer_coll = coll.with_options(write_concern=write_concern(s.write_concern))
-    with Writer(writer_coll, acknowledged, retrier) as w:
+    with writer_for(coll, s.write_concern, retrier) as w:
         sent, _sent_bytes = w.write_all(chunked(todo, s.batch_size, s.batch_bytes), report, sid)
+    acknowledged = w.acknowledged
     w.report_written(report, sid)
     nbytes = sum(len(d.raw) for d in made)
     already = w.already + len(made) - sent
@@ -502,8 +501,8 @@ class _Generation:
         # but the slice the file waits for always goes.
         return len(self.ready) < self.slots or index == self.next_out
 
-    def lost(self, index: int, why: str) -> SliceResult:
-        return SliceResult(index, error=why, transient=why == DIED)
+    def lost(self, index: int, why: str, died: bool) -> SliceResult:
+        return SliceResult(index, error=why, transient=died)
 
     def events(self, events: list[Event]) -> None:
         for ev in events:
@@ -511,7 +510,7 @@ class _Generation:
                 self.moving[0] += ev.docs
                 self.moving[1] += ev.bytes
 
-    def finished(self, index: int, res: SliceResult, died: bool) -> bool:
+    def finished(self, index: int, res: SliceResult) -> bool:
         return self._record(index, res)
 
     def tick(self) -> None:

@@ -205,6 +205,11 @@ def insert_retrying(
     return inserted, already
 
 
+def writer_for(coll: Collection[Any], level: str, retrier: Retrier) -> Writer:
+    """A ``Writer`` into ``coll`` at write concern ``level`` ("0" writes unacknowledged)."""
+    return Writer(coll.with_options(write_concern=write_concern(level)), level != "0", retrier)
+
+
 def acknowledged_level(level: str) -> str:
     """The write concern for writes that must be heard back: ``level``, or 1 for w=0."""
     return "1" if level == "0" else level
