@@ -26,7 +26,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP) ## create .venv and install the package with test extras (quick when done)
 
 demo: install ## two local servers, generate 50k service orders, then config check, plan (4 partitions), run -j 4, verify
-	timeout 900 $(BIN)/python -m vida_loader.demo --docs $(DEMO_DOCS) --jobs $(DEMO_JOBS)
+	timeout 900 $(BIN)/python -m vida_loader.dev.demo --docs $(DEMO_DOCS) --jobs $(DEMO_JOBS)
 
 test: install ## run the whole test suite (unit, integration against real local servers, CLI)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -53,8 +53,8 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from vida_loader.demo import load_service_orders
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.demo import load_service_orders
+from vida_loader.dev.server import LocalServer
 
 N = int(os.environ.get("BENCH_N", "100000"))
 REMOTE_N = int(os.environ.get("BENCH_REMOTE_N", "50000"))

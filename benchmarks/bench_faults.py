@@ -36,8 +36,8 @@ from pymongo import MongoClient
 
 from vida_loader.config import PlanConfig, RunConfig
 from vida_loader.coordinator import RunProgress, RunResult, run_job
-from vida_loader.demo import load_service_orders
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.demo import load_service_orders
+from vida_loader.dev.server import LocalServer
 from vida_loader.mongo import Endpoint
 from vida_loader.planner import plan_job
 

@@ -38,7 +38,7 @@ from typing import Any
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.generate.service_orders import ServiceOrders
 
 FILE_N = int(os.environ.get("GEN_BENCH_FILE_N", "500000"))

@@ -38,7 +38,7 @@ from vida_loader import planner
 from vida_loader.cli import main
 from vida_loader.config import PlanConfig, RunConfig
 from vida_loader.coordinator import RunProgress, RunResult, run_job
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import Endpoint
 from vida_loader.pipeline import confirm, reader

@@ -20,7 +20,7 @@ from bson import ObjectId
 from pymongo import MongoClient, monitoring
 
 from vida_loader.config import PlanConfig
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.mongo import Endpoint
 from vida_loader.planner import plan_job
 

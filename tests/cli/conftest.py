@@ -10,7 +10,7 @@ import pytest
 from pymongo.database import Database
 from support import PAD, plan_by_env
 
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 
 DB = Database[dict[str, Any]]
 

@@ -16,7 +16,7 @@ from pymongo.database import Database
 from support import fail_inserts
 
 from vida_loader.cli import main
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

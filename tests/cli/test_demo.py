@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 def _demo(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "vida_loader.demo", *args],
+        [sys.executable, "-m", "vida_loader.dev.demo", *args],
         capture_output=True,
         text=True,
         timeout=300,

@@ -14,7 +14,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from vida_loader.cli import main
-from vida_loader.devserver import LocalServer, free_port
+from vida_loader.dev.server import LocalServer, free_port
 
 pytestmark = pytest.mark.integration
 SECRET = "hunter2-Very-Secret"

@@ -14,7 +14,7 @@ from pymongo.database import Database
 from support import legacy_generate_target, listen, raw_hashes
 
 from vida_loader.cli import main
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.settings.registry import available_cores
 
 pytestmark = pytest.mark.integration

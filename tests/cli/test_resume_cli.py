@@ -20,7 +20,7 @@ from pymongo.database import Database
 from support import plan_by_env, raw_hashes, running, start_slow_run, wait_for
 
 from vida_loader.cli import main
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.runstate import load_state
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from pymongo.database import Database
 from support import ShardedTwin, fail_inserts, raw_hashes, running, start_slow_run, wait_for
 
 from vida_loader.cli import main
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

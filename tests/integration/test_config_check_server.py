@@ -14,7 +14,7 @@ from pymongo.database import Database
 from support import legacy_generate_target
 
 from vida_loader.cli import main
-from vida_loader.devserver import LocalServer, free_port
+from vida_loader.dev.server import LocalServer, free_port
 from vida_loader.mongo import wire_advice
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.mongo import Timeouts, connect
 
 pytestmark = pytest.mark.integration

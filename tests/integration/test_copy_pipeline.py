@@ -11,7 +11,7 @@ import pytest
 from pymongo.database import Database
 from support import PAD, Commands, fail_commands, fail_inserts, ints, listen, raw_hashes, wait_for
 
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.writer import Writer

@@ -26,7 +26,7 @@ from support import (
 
 from vida_loader.cli import main
 from vida_loader.coordinator import RunProgress
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import close_clients

@@ -13,7 +13,7 @@ from support import PAD, ints, mixed_ids, objectids, strings
 
 from vida_loader import planner
 from vida_loader.config import PlanConfig
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.manifest import RangeMode, load_manifest
 from vida_loader.mongo import Endpoint
 from vida_loader.ordering import sort_key

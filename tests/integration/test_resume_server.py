@@ -11,7 +11,7 @@ from support import PAD, fail_inserts, plan_in, raw_hashes, run_in
 
 from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunProgress
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
 from vida_loader.jobfiles import JobFiles
 from vida_loader.manifest import Manifest

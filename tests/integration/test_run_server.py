@@ -25,7 +25,7 @@ from support import (
 )
 
 from vida_loader.coordinator import RunProgress, RunResult
-from vida_loader.devserver import LocalServer
+from vida_loader.dev.server import LocalServer
 from vida_loader.runstate import TaskState, load_state
 
 pytestmark = pytest.mark.integration

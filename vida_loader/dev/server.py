@@ -3,7 +3,7 @@
 SecantusDB speaks the MongoDB wire protocol on WiredTiger. It is a test and demo
 dependency only: this module starts its ``secantusd-py`` executable and never imports it.
 
-    python -m vida_loader.devserver --port 27017 --storage-path .demo/source
+    python -m vida_loader.dev.server --port 27017 --storage-path .demo/source
 """
 
 from __future__ import annotations

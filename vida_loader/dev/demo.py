@@ -1,11 +1,11 @@
 """``make demo``: two local servers, sample service orders, then plan, run and verify.
 
-Starts two SecantusDB servers (``devserver``, a subprocess each) in a temporary folder,
+Starts two SecantusDB servers (``dev.server``, a subprocess each) in a temporary folder,
 and drives the installed ``vida-loader`` command through ``generate`` (service orders into
 the source), ``plan``, ``run``, ``status`` and ``verify``. Both servers stop and the folder
 goes away even when a step fails.
 
-    python -m vida_loader.demo [--docs 50000] [--jobs 4] [--partitions 8]
+    python -m vida_loader.dev.demo [--docs 50000] [--jobs 4] [--partitions 8]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
-from vida_loader.devserver import LocalServer, ServerStartError
+from vida_loader.dev.server import LocalServer, ServerStartError
 from vida_loader.generate.service_orders import ServiceOrders
 
 STEP_TIMEOUT = 600  # seconds; no step may hang
@@ -115,7 +115,7 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vida_loader.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m vida_loader.dev.demo", description=__doc__)
     parser.add_argument("--docs", type=int, default=50_000, help="documents to load")
     parser.add_argument("--jobs", type=int, default=4, help="worker processes for run")
     parser.add_argument("--partitions", type=int, default=4, help="partitions to plan")
