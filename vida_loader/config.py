@@ -115,6 +115,7 @@ class RunConfig(JobConfig):
     restart: bool = False  # forget the run state, start the job over
     drop_target: bool = False  # empty the target collection before a fresh start
     append: bool = False  # start fresh although the target collection holds documents
+    ru_accounting: str = "auto"  # auto, on, off: read the source's request charges
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -152,6 +153,7 @@ class RunConfig(JobConfig):
             attempts=s["attempts"],
             retry_attempts=s["retry_attempts"],
             retry_window=s["retry_window"],
+            ru_accounting=s["ru_accounting"],
             timeouts=s.timeouts(),
             **actions,
         )
@@ -175,6 +177,7 @@ class RunConfig(JobConfig):
             "attempts": self.attempts,
             "retry_attempts": self.retry_attempts,
             "retry_window": self.retry_window,
+            "ru_accounting": self.ru_accounting,
         }
 
 

@@ -9,6 +9,7 @@ when a task starts, re-runs it and replaces a pool whose worker process died.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from vida_loader.config import RunConfig
 from vida_loader.errors import RunInterruptedError, UsageError
-from vida_loader.execution.events import Event, Moved, Started, Waiting
+from vida_loader.execution.events import Charged, Event, Moved, Started, Waiting
 from vida_loader.execution.scheduler import Scheduler
 from vida_loader.job import continue_command, open_job
 from vida_loader.jobfiles import JobFiles, append_jsonl
@@ -34,6 +35,7 @@ from vida_loader.pipeline.target import (
     require_source,
 )
 from vida_loader.retry import RetryCounts
+from vida_loader.ru import Charges, accounting_on
 from vida_loader.runstate import (
     RunState,
     TaskState,
@@ -48,6 +50,7 @@ from vida_loader.worker import (
 )
 
 SAVE_EVERY = 5.0  # seconds between saves of running partitions' counts
+RU_NOW_WINDOW = 5.0  # seconds over which "RU/s now" is measured
 
 
 # --- progress and results ---------------------------------------------------------------
@@ -73,6 +76,9 @@ class RunProgress:
     throttled: int = 0  # of those, throttled by the server
     reruns: int = 0  # partitions started again after a failed attempt
     waiting_for: tuple[str, ...] = ()  # sides some worker is waiting for ("target", ...)
+    metered: bool = False  # the source's request charges are read
+    ru: float = 0.0  # request units this run's commands were charged
+    ru_now: float = 0.0  # RU per second over the last few seconds
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class RunResult:
     throttled: int = 0  # of those, throttled by the server
     wait_s: float = 0.0  # seconds workers spent waiting to retry
     outage: str | None = None  # the side that stayed away too long: the run stopped early
+    charges: Charges | None = None  # this run's request units, when the source was metered
 
     @property
     def failed(self) -> list[tuple[str, str]]:
@@ -123,8 +130,9 @@ ProgressSink = Callable[[RunProgress], None]
 # --- the run ------------------------------------------------------------------------------
 
 
-def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, state: RunState | None) -> None:
-    """Fail before any work when either side is unreachable or the source is gone.
+def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, state: RunState | None) -> bool:
+    """Fail before any work when either side is unreachable or the source is gone;
+    True when the source's request charges are to be read (``--ru-accounting``).
 
     A fresh job (``state`` None): the target must be empty unless the user said to
     empty it (``--drop-target``) or to add to it (``--append``). A continued job: the
@@ -139,6 +147,7 @@ def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, state: RunSta
             check_target_empty(dst, target, append=cfg.append)
         elif state is not None:
             check_target_kept(dst, target, state.confirmed_docs(), state.job)
+        return accounting_on(cfg.ru_accounting, src.get_database(source.db))
 
 
 def run_job(
@@ -167,7 +176,7 @@ def run_job(
                     f"--drop-target would empty the target of job '{cfg.job}', which has "
                     f"already run: give --restart with it to start the job over"
                 )
-        _preflight(source, target, cfg, state)
+        metered = _preflight(source, target, cfg, state)
         if state is None:
             state = RunState.fresh(manifest, cfg.settings(), appended=cfg.append)
             continuing = False
@@ -184,6 +193,7 @@ def run_job(
             timeouts=cfg.timeouts,
             count_always=state.appended,
             retry=cfg.retry,
+            meter_every=1 if metered else 0,
         )
         # The fresh state goes to disk before the target is emptied: a kill in between
         # must not leave an old state that calls the emptied partitions done.
@@ -228,6 +238,9 @@ class _Run:
         self.tries: dict[str, int] = {}  # attempts in this run
         self.read = [0, 0]  # docs and bytes read by this run
         self.skipped = state.count(TaskState.DONE)
+        self.charges = Charges()  # this run's finished attempts
+        self.ru_live: dict[str, float] = {}  # pid -> charged to its running attempt
+        self.ru_seen: deque[tuple[float, float]] = deque()  # (time, RU) for "RU/s now"
         self.base = [state.confirmed_docs(), state.confirmed_bytes()]
         # An earlier run may have written part of any unconfirmed range: continue it
         # from what the target holds instead of sending it all again.
@@ -273,6 +286,7 @@ class _Run:
             throttled=self.retried.throttled,
             wait_s=self.retried.wait_s,
             outage=self.outage,
+            charges=self.charges if self.settings.meter_every else None,
         )
 
     def _not_started(self, pids: list[str]) -> None:
@@ -318,6 +332,8 @@ class _Run:
                 rec.bytes += ev.bytes
                 self.waiting.pop(ev.task, None)
                 news = news or "moved"
+            elif isinstance(ev, Charged):
+                self.ru_live[ev.task] = self.ru_live.get(ev.task, 0.0) + ev.ru
             elif isinstance(ev, Waiting):
                 self.live.setdefault(ev.task, RetryCounts()).merge(
                     1, int(ev.throttled), ev.delay_ms / 1000
@@ -354,6 +370,9 @@ class _Run:
         self.read[1] += result.bytes
         self.live.pop(pid, None)
         self.waiting.pop(pid, None)
+        self.ru_live.pop(pid, None)
+        if result.charges is not None:
+            self.charges.add(result.charges)
         self.retried.merge(result.retries, result.throttled, result.wait_s)
         if result.outage is not None:
             self.outage = self.outage or result.outage
@@ -396,4 +415,16 @@ class _Run:
             throttled=self.retried.throttled + sum(v.throttled for v in self.live.values()),
             reruns=self.reruns,
             waiting_for=tuple(sorted(set(self.waiting.values()))),
+            metered=bool(self.settings.meter_every),
+            ru=(ru := self.charges.ru + sum(self.ru_live.values())),
+            ru_now=self._ru_now(ru),
         )
+
+    def _ru_now(self, ru: float) -> float:
+        """RU per second over the last ``RU_NOW_WINDOW`` seconds of snapshots."""
+        now, seen = time.monotonic(), self.ru_seen
+        seen.append((now, ru))
+        while len(seen) > 2 and now - seen[1][0] >= RU_NOW_WINDOW:
+            seen.popleft()
+        then, ru_then = seen[0]
+        return (ru - ru_then) / (now - then) if now > then else 0.0

@@ -88,6 +88,7 @@ def continue_command(
         ("attempts", "--attempts", DEFAULT_ATTEMPTS),
         ("retry_attempts", "--retry-attempts", DEFAULT_RETRY_ATTEMPTS),
         ("retry_window", "--retry-window", DEFAULT_RETRY_WINDOW_S),
+        ("ru_accounting", "--ru-accounting", "auto"),
     ):
         if key in given and given[key] != default:
             value = given[key]

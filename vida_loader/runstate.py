@@ -57,6 +57,7 @@ class TaskRecord:
     retries: int = 0  # operations tried again, all attempts together
     throttled: int = 0  # of those, because the server throttled
     wait_s: float = 0.0  # seconds spent waiting to retry
+    ru: float = 0.0  # request units the source charged, all attempts (0: not metered)
     seconds: float = 0.0  # all attempts together
     started_at: str | None = None
     finished_at: str | None = None

@@ -19,19 +19,21 @@ meaning "already there", as mongorestore does), then a recount.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from vida_loader.execution.events import Reporter, Started, no_report
+from vida_loader.execution.events import Charged, Reporter, Started, no_report
 from vida_loader.manifest import Partition
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.ordering import usable_boundary
-from vida_loader.pipeline.clients import collection
+from vida_loader.pipeline.clients import collection, meter_of
 from vida_loader.pipeline.confirm import RepairResult, describe_duplicates, repair_range
 from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.pipeline.writer import chunked, writer_for
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
+from vida_loader.ru import ChargeMeter, Charges
 from vida_loader.runstate import PartitionRecord, TaskState, now_iso
 from vida_loader.settings.registry import (
     DEFAULT_BATCH_MB,
@@ -41,6 +43,8 @@ from vida_loader.settings.registry import (
     DEFAULT_WRITE_CONCERN,
     MIB,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class CopySettings:
     repair_rounds: int = 2
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
+    meter_every: int = 0  # > 0: read the source's request charge of every k-th command
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class PartitionResult:
     # keeps _id unique per shard key only): not on the target, described in the records.
     duplicates: int = 0
     duplicate_records: tuple[dict[str, Any], ...] = ()
+    charges: Charges | None = None  # the source's request units, when metered
 
     def apply_to(self, rec: PartitionRecord) -> None:
         """Record this attempt in the partition's run-state record (the coordinator's)."""
@@ -100,6 +106,7 @@ class PartitionResult:
         rec.retries += self.retries
         rec.throttled += self.throttled
         rec.wait_s += self.wait_s
+        rec.ru += self.charges.ru if self.charges else 0.0
         rec.duplicates = self.duplicates
         rec.seconds += self.seconds
         rec.finished_at = now_iso()
@@ -147,12 +154,14 @@ def copy_partition(
             outage=failure.outage,
         )
     counts = retriers.counts()
+    meter = meter_of(settings.source, "source")
     return replace(
         result,
         seconds=time.monotonic() - started,
         retries=counts.retries,
         throttled=counts.throttled,
         wait_s=counts.wait_s,
+        charges=meter.take() if meter is not None else None,
     )
 
 
@@ -169,8 +178,14 @@ class _Copy:
 
     def run(self, resume: bool) -> PartitionResult:
         part, s, retry = self.part, self.s, self.retry
-        self.src = retry.source.call(lambda: collection(s.source, "source", s.timeouts))
+        self.src = retry.source.call(
+            lambda: collection(s.source, "source", s.timeouts, s.meter_every)
+        )
         self.dst = retry.target.call(lambda: collection(s.target, "target", s.timeouts))
+        self.meter: ChargeMeter | None = meter_of(s.source, "source")
+        if self.meter is not None:
+            report = self.report
+            self.meter.on_charge = lambda ru: report(Charged(part.id, ru))
         self.report(Started(part.id))
         self.resumed = False
         reading = self._resume_point() if resume else part
@@ -196,7 +211,7 @@ class _Copy:
         if reading is part:
             expected = docs
         else:
-            expected = retry.source.call(lambda: part.count_in(self.src))
+            expected = self._on_source(lambda: part.count_in(self.src))
         result = self._confirm(expected)
         return replace(
             result,
@@ -205,6 +220,14 @@ class _Copy:
             resumed=self.resumed,
             already_there=result.already_there + already,
         )
+
+    def _on_source(self, op: Callable[[], T]) -> T:
+        """``op`` on the source, retried; then its charge is read while the line is quiet."""
+        try:
+            return self.retry.source.call(op)
+        finally:
+            if self.meter is not None:
+                self.meter.settle()
 
     def _resume_point(self) -> Partition:
         """The range still to read: from the highest ``_id`` the target holds in it."""
@@ -218,7 +241,7 @@ class _Copy:
         s = self.s
         with writer_for(self.dst, s.write_concern, self.retry.target) as w:
             read = ResumingReader(
-                reading, self.src, read_batch_size(self.part, s), self.retry.source
+                reading, self.src, read_batch_size(self.part, s), self.retry.source, self.meter
             )
             docs, nbytes = w.write_all(
                 chunked(read, s.batch_size, s.batch_bytes), self.report, self.part.id
@@ -240,6 +263,8 @@ class _Copy:
                     part, src, dst, s.write_concern, s.batch_size, s.batch_bytes, retry.target
                 )
             )
+            if self.meter is not None:
+                self.meter.settle()  # repair read the source last
             repaired += repair.inserted
             already += repair.already_there
             on_target = retry.target.call(lambda: part.count_in(dst))
@@ -248,7 +273,7 @@ class _Copy:
         records: tuple[dict[str, Any], ...] = ()
         if repair is not None and repair.duplicate_ids:
             dup_ids = repair.duplicate_ids
-            records = retry.source.call(lambda: describe_duplicates(part, src, dst, dup_ids))
+            records = self._on_source(lambda: describe_duplicates(part, src, dst, dup_ids))
         error, duplicates = _judge(expected, on_target, rounds, repair, records)
         return PartitionResult(
             part.id,

@@ -63,6 +63,12 @@ def test_run_copies_confirms_and_summarises(
         (["--job", "a/b"], 2, "--job 'a/b' is not a usable job name"),
         (["--target-uri", "mongodb://elsewhere.example/"], 3, "planned against 127.0.0.1:"),
         (["--source-uri", "postgres://x"], 2, "--source-uri 'postgres:…' is not a MongoDB URI"),
+        (["--ru-accounting", "maybe"], 2, "Invalid value for '--ru-accounting'"),
+        (
+            ["--ru-accounting", "on"],
+            2,
+            "--ru-accounting 'on': the source does not answer getLastRequestStatistics",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_no_state(

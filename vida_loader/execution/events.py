@@ -37,7 +37,15 @@ class Waiting:
     throttled: bool
 
 
-Event = Started | Moved | Waiting
+@dataclass(frozen=True, slots=True)
+class Charged:
+    """The source charged ``ru`` request units for the task's commands (read or estimated)."""
+
+    task: str
+    ru: float
+
+
+Event = Started | Moved | Waiting | Charged
 Reporter = Callable[[Event], None]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bson.codec_options import CodecOptions
@@ -10,26 +11,52 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from vida_loader.mongo import Endpoint, Timeouts, close_client, connect
+from vida_loader.ru import ChargeMeter
 
 # Documents stay undecoded: each is a slice of the server's reply, inserted as it came.
 RAW_OPTIONS: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)
 
+# pymongo logs a failed background killCursors (throttled, connection gone) with its
+# traceback; without a handler Python would print it on stderr. The server drops such a
+# cursor by itself, so it is not news for the user (who may configure logging).
+logging.getLogger("pymongo.client").addHandler(logging.NullHandler())
+
 _CLIENTS: dict[tuple[str, str], MongoClient[dict[str, Any]]] = {}
+_METERS: dict[tuple[str, str], ChargeMeter] = {}
 
 
-def collection(ep: Endpoint, role: str, timeouts: Timeouts) -> Collection[Any]:
+def collection(
+    ep: Endpoint, role: str, timeouts: Timeouts, meter_every: int = 0
+) -> Collection[Any]:
+    """The worker's collection on ``ep``; ``meter_every`` > 0: its client reads the
+    request charge of every that-many-th command (see :func:`meter_of`)."""
     key = (role, ep.uri)
     client = _CLIENTS.get(key)
     if client is None:
         # One connection per worker: commands on it run in order, so the count after
-        # unacknowledged inserts follows them (and Cosmos DB bills per connection).
-        client = connect(ep.uri, role=role, timeouts=timeouts, maxPoolSize=1)
+        # unacknowledged inserts follows them, and the request charge read after a
+        # command is that command's (Cosmos DB reports it per connection).
+        listeners = []
+        if meter_every > 0:
+            _METERS[key] = ChargeMeter(meter_every)
+            listeners.append(_METERS[key])
+        client = connect(
+            ep.uri, role=role, timeouts=timeouts, maxPoolSize=1, event_listeners=listeners
+        )
         _CLIENTS[key] = client
+        if key in _METERS:
+            _METERS[key].db = client.get_database(ep.db)
     return client.get_database(ep.db).get_collection(ep.collection)
+
+
+def meter_of(ep: Endpoint, role: str) -> ChargeMeter | None:
+    """The charge meter of this process's client of ``ep``, if it meters."""
+    return _METERS.get((role, ep.uri))
 
 
 def close_clients() -> None:
     """Close this process's clients (the inline executor calls it when a run ends)."""
     while _CLIENTS:
-        _key, client = _CLIENTS.popitem()
+        key, client = _CLIENTS.popitem()
+        _METERS.pop(key, None)
         close_client(client)

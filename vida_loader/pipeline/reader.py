@@ -17,6 +17,7 @@ from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.ordering import usable_boundary
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.retry import Retrier
+from vida_loader.ru import ChargeMeter
 
 
 class ResumingReader:
@@ -28,26 +29,38 @@ class ResumingReader:
     The documents already read with that ``_id`` (one, or a few when a sharded source
     holds the ``_id`` under several shard keys) are recognised by their bytes and not
     returned twice. Only on a failure is an ``_id`` decoded; reading stays raw.
+
+    With a ``meter``, the charge of each page is read as its first document comes out,
+    before the cursor asks for the next page.
     """
 
     KEEP = 16  # trailing documents kept to recognise the ones read again
 
     def __init__(
-        self, part: Partition, src: Collection[Any], batch_size: int, retrier: Retrier
+        self,
+        part: Partition,
+        src: Collection[Any],
+        batch_size: int,
+        retrier: Retrier,
+        meter: ChargeMeter | None = None,
     ) -> None:
         self.part = part
         self.src = src
         self.batch_size = batch_size
         self.retrier = retrier
+        self.meter = meter
 
     def __iter__(self) -> Iterator[RawBSONDocument]:
         part = self.part
         tail: deque[RawBSONDocument] = deque(maxlen=self.KEEP)
         skip: set[bytes] = set()
+        meter = self.meter
         while True:
             cursor = read_raw(part, self.src, self.batch_size)
             try:
                 for doc in cursor:
+                    if meter is not None and meter.pending is not None:
+                        meter.settle()
                     if skip:
                         if doc.raw in skip:
                             continue
@@ -57,6 +70,8 @@ class ResumingReader:
                 self.retrier.succeeded()
                 return
             except Exception as exc:
+                if meter is not None:
+                    meter.settle()  # the failed command's: a throttled one costs little
                 _close_cursor(cursor)
                 self.retrier.failed(exc)  # waits, or raises past the budget
             part, skip = self._resume_point(tail)

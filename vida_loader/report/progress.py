@@ -42,6 +42,8 @@ def format_progress(p: RunProgress) -> str:
     parts.append(state)
     if p.repaired:
         parts.append(f"repaired {p.repaired:,}")
+    if p.metered:
+        parts.append(f"RU {p.ru:,.0f} ({p.ru_now:,.0f} RU/s)")
     parts += _retries(p.retries, p.throttled)
     if p.reruns:
         parts.append(f"re-runs {p.reruns}")

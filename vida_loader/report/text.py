@@ -104,6 +104,14 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
         f" {result.wait_s:,.1f} s waiting), {result.reruns} partition re-runs",
         f"  state       {result.state_path}",
     ]
+    if result.charges is not None:
+        c = result.charges
+        lines.insert(
+            -1,
+            f"  RU          {c.ru:,.0f} request units charged by the source ({c.ru / secs:,.0f}"
+            f" RU/s on average); {c.read:,} of {c.commands:,} commands' charges read, the "
+            "others estimated",
+        )
     if st.runs > 1:
         lines.insert(
             3,
@@ -172,6 +180,9 @@ def format_status(st: JobStatus) -> str:
         f"{state.updated_at}" + (f", finished {state.finished_at}" if state.finished_at else ""),
         f"  state       {st.state_path}",
     ]
+    ru = sum(r.ru for r in recs)
+    if ru:
+        lines.insert(-1, f"  RU          {ru:,.0f} request units charged by the source, all runs")
     running = st.count(TaskState.RUNNING)
     if running and st.holder is not None:
         lines.insert(

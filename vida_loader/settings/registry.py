@@ -382,6 +382,15 @@ SPECS: tuple[Spec, ...] = (
         high=7 * 86400,
     ),
     Spec(
+        "ru_accounting",
+        "choice",
+        "Read the request units (RU) a Cosmos DB source charges for each command: auto "
+        "when the source reports charges (asked once), on (refused when it does not), off",
+        ("run",),
+        default="auto",
+        choices=("auto", "on", "off"),
+    ),
+    Spec(
         "select_timeout",
         "float",
         "Seconds to find a server before it counts as unreachable",

@@ -1,0 +1,171 @@
+"""Request units (RU): what a Cosmos DB source charges for the commands a copy sends.
+
+Cosmos DB bills every command in RU and tells the charge of a connection's last command
+when asked ``getLastRequestStatistics`` on that same connection. A worker's source client
+has one connection, so the charge read right after a command is that command's.
+
+:class:`ChargeMeter` is a command listener on the source client: it notes each command
+that ends. The worker calls :meth:`ChargeMeter.settle` where no command is running on the
+connection (between two documents of a cursor, after each call that used the source),
+which reads the charge of the last command with one more round trip. Every
+``sample_every``-th command is read; the others, and the commands that ran before a
+charge could be read (a call that sends several), are estimated at the mean charge of
+the commands of the same name and outcome read so far (a command that failed, as a
+throttled one does, at 0 RU until one was read; one that succeeded at the mean of all
+while none of its name was read).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import monitoring
+from pymongo.database import Database
+from pymongo.errors import OperationFailure, PyMongoError
+
+from vida_loader.errors import UsageError
+
+STATS_COMMAND = "getLastRequestStatistics"
+# Commands that bill nothing worth counting or that talk about the connection itself.
+UNMETERED = frozenset(
+    {
+        STATS_COMMAND,
+        "hello",
+        "isMaster",
+        "ismaster",
+        "ping",
+        "endSessions",
+        "saslStart",
+        "saslContinue",
+        "buildInfo",
+    }  # fmt: skip
+)
+MODES = ("auto", "on", "off")
+FAILED = " failed"  # the estimates keep failed commands (throttled: 0 RU) apart
+
+
+@dataclass
+class Charges:
+    """RU of some commands: read from the server, plus estimated for those not read."""
+
+    ru: float = 0.0  # read + estimated
+    measured: float = 0.0  # read from the server
+    commands: int = 0  # commands sent
+    read: int = 0  # commands whose charge was read
+
+    def add(self, other: Charges) -> None:
+        self.ru += other.ru
+        self.measured += other.measured
+        self.commands += other.commands
+        self.read += other.read
+
+
+class ChargeMeter(monitoring.CommandListener):
+    """Reads and sums the charges of one client's commands (see the module's text)."""
+
+    def __init__(self, sample_every: int = 1) -> None:
+        self.sample_every = max(1, sample_every)
+        self.db: Database[Any] | None = None  # set once the client exists
+        self.on_charge: Callable[[float], None] | None = None
+        self.pending: str | None = None  # a command whose charge is to be read
+        self._ended = 0
+        self._open = Charges()
+        self._unread: defaultdict[str, int] = defaultdict(int)  # per name, since take()
+        self._sum: defaultdict[str, float] = defaultdict(float)  # of charges read, per name
+        self._n: defaultdict[str, int] = defaultdict(int)
+
+    # -- the listener: called by pymongo in the thread that runs the command ----------
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in UNMETERED:
+            return
+        if self.pending is not None:  # overtaken: its charge can no longer be read
+            self._unread[self.pending] += 1
+            self.pending = None
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.command_name not in UNMETERED:
+            self._ended_one(event.command_name)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        if event.command_name not in UNMETERED:
+            self._ended_one(event.command_name + FAILED)
+
+    def _ended_one(self, name: str) -> None:
+        self._open.commands += 1
+        self._ended += 1
+        if self._ended % self.sample_every == 0:
+            self.pending = name
+        else:
+            self._unread[name] += 1
+
+    # -- the worker's side ---------------------------------------------------------------
+    def settle(self) -> None:
+        """Read the charge of the last command if it is to be read. Call only where no
+        command of this client is running (never from inside a listener)."""
+        name = self.pending
+        if name is None or self.db is None:
+            return
+        self.pending = None
+        try:
+            reply = self.db.command(STATS_COMMAND)
+        except PyMongoError:
+            self._unread[name] += 1  # the connection broke: estimate it
+            return
+        charge = float(reply.get("RequestCharge", 0.0))
+        self._sum[name] += charge
+        self._n[name] += 1
+        self._open.measured += charge
+        self._open.read += 1
+        if self.on_charge is not None:
+            self.on_charge(charge)
+
+    def mean(self, name: str) -> float:
+        """The mean charge read of commands like ``name`` (see the module's text)."""
+        if self._n[name]:
+            return self._sum[name] / self._n[name]
+        if name.endswith(FAILED):
+            return 0.0
+        ok = [k for k in self._n if not k.endswith(FAILED)]
+        n = sum(self._n[k] for k in ok)
+        return sum(self._sum[k] for k in ok) / n if n else 0.0
+
+    def take(self) -> Charges:
+        """The charges since the previous ``take`` (the estimates at today's means)."""
+        self.settle()
+        estimated = sum(count * self.mean(name) for name, count in self._unread.items())
+        taken, self._open = self._open, Charges()
+        self._unread.clear()
+        taken.ru = taken.measured + estimated
+        if estimated and self.on_charge is not None:
+            self.on_charge(estimated)
+        return taken
+
+
+def reports_charges(db: Database[Any]) -> bool:
+    """Whether the server answers ``getLastRequestStatistics`` (Cosmos DB does)."""
+    try:
+        reply = db.command(STATS_COMMAND)
+    except OperationFailure:
+        return False
+    return "RequestCharge" in reply
+
+
+def accounting_on(mode: str, db: Database[Any]) -> bool:
+    """Whether to meter the source: ``mode`` auto (when it answers the statistics
+    command, as every Cosmos DB account does: asked once), on (refused when it does
+    not), off."""
+    if mode == "off":
+        return False
+    answers = reports_charges(db)
+    if mode == "on" and not answers:
+        raise UsageError(
+            f"--ru-accounting 'on': the source does not answer {STATS_COMMAND}, so its "
+            "request charges cannot be read",
+            value="on",
+            setting="--ru-accounting",
+            fix="use --ru-accounting auto (meter only a source that reports charges) or off",
+        )
+    return answers
