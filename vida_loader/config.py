@@ -27,6 +27,7 @@ from vida_loader.settings.registry import (
     DEFAULT_WRITE_CONCERN,
     MAX_BATCH_MB,
     MIB,
+    Layer,
 )
 from vida_loader.settings.resolve import Settings
 
@@ -116,6 +117,9 @@ class RunConfig(JobConfig):
     drop_target: bool = False  # empty the target collection before a fresh start
     append: bool = False  # start fresh although the target collection holds documents
     ru_accounting: str = "auto"  # auto, on, off: read the source's request charges
+    max_rus: float | None = None  # RU/s the run may spend (wins over max_rus_percent)
+    max_rus_percent: float | None = None  # of the source's provisioned RU/s
+    max_rus_percent_given: bool = False  # by the user (flag, variable), not a profile
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -154,6 +158,10 @@ class RunConfig(JobConfig):
             retry_attempts=s["retry_attempts"],
             retry_window=s["retry_window"],
             ru_accounting=s["ru_accounting"],
+            max_rus=s["max_rus"],
+            max_rus_percent=s["max_rus_percent"],
+            max_rus_percent_given=s.origin("max_rus_percent").layer
+            not in (Layer.PROFILE, Layer.DEFAULT),
             timeouts=s.timeouts(),
             **actions,
         )
@@ -178,6 +186,8 @@ class RunConfig(JobConfig):
             "retry_attempts": self.retry_attempts,
             "retry_window": self.retry_window,
             "ru_accounting": self.ru_accounting,
+            "max_rus": self.max_rus,
+            "max_rus_percent": self.max_rus_percent,
         }
 
 

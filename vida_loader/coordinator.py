@@ -8,16 +8,20 @@ when a task starts, re-runs it and replaces a pool whose worker process died.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from vida_loader.budget import BudgetPlan, plan_budget
 from vida_loader.config import RunConfig
 from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Started, Waiting
+from vida_loader.execution.pool import make_pool
 from vida_loader.execution.scheduler import Scheduler
 from vida_loader.job import continue_command, open_job
 from vida_loader.jobfiles import JobFiles, append_jsonl
@@ -35,7 +39,7 @@ from vida_loader.pipeline.target import (
     require_source,
 )
 from vida_loader.retry import RetryCounts
-from vida_loader.ru import Charges, accounting_on
+from vida_loader.ru import Charges, accounting_on, provisioned_throughput
 from vida_loader.runstate import (
     RunState,
     TaskState,
@@ -44,6 +48,7 @@ from vida_loader.runstate import (
     save_state,
 )
 from vida_loader.worker import (
+    RU_BUDGET,
     CopySettings,
     PartitionResult,
     copy_partition,
@@ -97,6 +102,7 @@ class RunResult:
     wait_s: float = 0.0  # seconds workers spent waiting to retry
     outage: str | None = None  # the side that stayed away too long: the run stopped early
     charges: Charges | None = None  # this run's request units, when the source was metered
+    budget: str | None = None  # how the run paced itself by RU, in words
 
     @property
     def failed(self) -> list[tuple[str, str]]:
@@ -130,9 +136,16 @@ ProgressSink = Callable[[RunProgress], None]
 # --- the run ------------------------------------------------------------------------------
 
 
-def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, state: RunState | None) -> bool:
-    """Fail before any work when either side is unreachable or the source is gone;
-    True when the source's request charges are to be read (``--ru-accounting``).
+def _preflight(
+    source: Endpoint,
+    target: Endpoint,
+    cfg: RunConfig,
+    state: RunState | None,
+    notify: Callable[[str], None] | None = None,
+) -> BudgetPlan | None:
+    """Fail before any work when either side is unreachable or the source is gone.
+    Then the request-unit side: the run's budget when the source's charges are to be
+    read (``--ru-accounting``), else None.
 
     A fresh job (``state`` None): the target must be empty unless the user said to
     empty it (``--drop-target``) or to add to it (``--append``). A continued job: the
@@ -147,7 +160,16 @@ def _preflight(source: Endpoint, target: Endpoint, cfg: RunConfig, state: RunSta
             check_target_empty(dst, target, append=cfg.append)
         elif state is not None:
             check_target_kept(dst, target, state.confirmed_docs(), state.job)
-        return accounting_on(cfg.ru_accounting, src.get_database(source.db))
+        src_db = src.get_database(source.db)
+        metered = accounting_on(cfg.ru_accounting, src_db)
+        return plan_budget(
+            metered=metered,
+            provisioned=provisioned_throughput(src_db, source.collection) if metered else None,
+            max_rus=cfg.max_rus,
+            max_rus_percent=cfg.max_rus_percent,
+            percent_given=cfg.max_rus_percent_given,
+            notify=notify,
+        )
 
 
 def run_job(
@@ -176,7 +198,7 @@ def run_job(
                     f"--drop-target would empty the target of job '{cfg.job}', which has "
                     f"already run: give --restart with it to start the job over"
                 )
-        metered = _preflight(source, target, cfg, state)
+        budget = _preflight(source, target, cfg, state, notify)
         if state is None:
             state = RunState.fresh(manifest, cfg.settings(), appended=cfg.append)
             continuing = False
@@ -193,7 +215,8 @@ def run_job(
             timeouts=cfg.timeouts,
             count_always=state.appended,
             retry=cfg.retry,
-            meter_every=1 if metered else 0,
+            meter_every=1 if budget is not None else 0,
+            workers=cfg.jobs,
         )
         # The fresh state goes to disk before the target is emptied: a kill in between
         # must not leave an old state that calls the emptied partitions done.
@@ -202,7 +225,7 @@ def run_job(
             files.duplicates.unlink(missing_ok=True)  # an earlier start's
         if not continuing and cfg.drop_target:
             drop_target(target, cfg.timeouts)
-        run = _Run(manifest, state, settings, cfg, on_progress, continuing)
+        run = _Run(manifest, state, settings, cfg, on_progress, continuing, budget)
         return run.execute(tick)
 
 
@@ -217,8 +240,10 @@ class _Run:
         cfg: RunConfig,
         on_progress: ProgressSink | None,
         continuing: bool,
+        budget: BudgetPlan | None = None,
     ) -> None:
         self.manifest = manifest
+        self.budget = budget
         self.state = state
         self.files = cfg.files
         self.path = self.files.state
@@ -253,8 +278,14 @@ class _Run:
         todo = [p for p in self.manifest.partitions if not self.records[p.id].done]
         order = [p.id for p in sorted(todo, key=lambda p: (-p.est_docs, p.id))]
         try:
+            shared = {}
+            if self.budget is not None:
+                shared[RU_BUDGET] = self.budget.make(multiprocessing.get_context("spawn"))
             with Scheduler[str, PartitionResult](
-                self.cfg.jobs, tick=tick, cleanup=close_clients
+                self.cfg.jobs,
+                tick=tick,
+                cleanup=close_clients,
+                pool_factory=partial(make_pool, shared=shared),
             ) as scheduler:
                 held_back = scheduler.run(order, self)
         except BaseException as exc:
@@ -287,6 +318,7 @@ class _Run:
             wait_s=self.retried.wait_s,
             outage=self.outage,
             charges=self.charges if self.settings.meter_every else None,
+            budget=self.budget.why if self.budget is not None else None,
         )
 
     def _not_started(self, pids: list[str]) -> None:

@@ -89,6 +89,8 @@ def continue_command(
         ("retry_attempts", "--retry-attempts", DEFAULT_RETRY_ATTEMPTS),
         ("retry_window", "--retry-window", DEFAULT_RETRY_WINDOW_S),
         ("ru_accounting", "--ru-accounting", "auto"),
+        ("max_rus", "--max-rus", None),
+        ("max_rus_percent", "--max-rus-percent", None),
     ):
         if key in given and given[key] != default:
             value = given[key]

@@ -26,7 +26,9 @@ from pymongo import monitoring
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
+from vida_loader.budget import RuBudget
 from vida_loader.errors import UsageError
+from vida_loader.faults import Fault, classify_code
 
 STATS_COMMAND = "getLastRequestStatistics"
 # Commands that bill nothing worth counting or that talk about the connection itself.
@@ -55,22 +57,33 @@ class Charges:
     measured: float = 0.0  # read from the server
     commands: int = 0  # commands sent
     read: int = 0  # commands whose charge was read
+    paced_s: float = 0.0  # seconds commands waited for the run's RU budget
 
     def add(self, other: Charges) -> None:
         self.ru += other.ru
         self.measured += other.measured
         self.commands += other.commands
         self.read += other.read
+        self.paced_s += other.paced_s
 
 
 class ChargeMeter(monitoring.CommandListener):
-    """Reads and sums the charges of one client's commands (see the module's text)."""
+    """Reads and sums the charges of one client's commands (see the module's text).
 
-    def __init__(self, sample_every: int = 1) -> None:
+    With a ``budget`` (the run's shared RU budget) each command first waits for its
+    expected charge there, before it is sent; the charge read later settles the
+    difference, and a throttled command tells the budget to slow down.
+    """
+
+    def __init__(self, sample_every: int = 1, budget: RuBudget | None = None) -> None:
         self.sample_every = max(1, sample_every)
+        self.budget = budget
+        self.guess = 0.0  # expected charge of a command while none was read
         self.db: Database[Any] | None = None  # set once the client exists
         self.on_charge: Callable[[float], None] | None = None
         self.pending: str | None = None  # a command whose charge is to be read
+        self._expected = 0.0  # taken from the budget by the command now running
+        self._pending_expected = 0.0
         self._ended = 0
         self._open = Charges()
         self._unread: defaultdict[str, int] = defaultdict(int)  # per name, since take()
@@ -84,20 +97,37 @@ class ChargeMeter(monitoring.CommandListener):
         if self.pending is not None:  # overtaken: its charge can no longer be read
             self._unread[self.pending] += 1
             self.pending = None
+        if self.budget is not None:
+            self._expected = self.expect(event.command_name)
+            self._open.paced_s += self.budget.acquire(self._expected)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         if event.command_name not in UNMETERED:
             self._ended_one(event.command_name)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        if event.command_name not in UNMETERED:
-            self._ended_one(event.command_name + FAILED)
+        if event.command_name in UNMETERED:
+            return
+        self._ended_one(event.command_name + FAILED)
+        failure = event.failure if isinstance(event.failure, dict) else {}
+        code = failure.get("code")
+        if (
+            self.budget is not None
+            and (
+                classify_code(
+                    code if isinstance(code, int) else None, str(failure.get("errmsg", ""))
+                )
+            ).fault
+            is Fault.THROTTLED
+        ):
+            self.budget.throttled()
 
     def _ended_one(self, name: str) -> None:
         self._open.commands += 1
         self._ended += 1
         if self._ended % self.sample_every == 0:
             self.pending = name
+            self._pending_expected = self._expected
         else:
             self._unread[name] += 1
 
@@ -115,6 +145,8 @@ class ChargeMeter(monitoring.CommandListener):
             self._unread[name] += 1  # the connection broke: estimate it
             return
         charge = float(reply.get("RequestCharge", 0.0))
+        if self.budget is not None:
+            self.budget.settle(charge - self._pending_expected)
         self._sum[name] += charge
         self._n[name] += 1
         self._open.measured += charge
@@ -131,6 +163,12 @@ class ChargeMeter(monitoring.CommandListener):
         ok = [k for k in self._n if not k.endswith(FAILED)]
         n = sum(self._n[k] for k in ok)
         return sum(self._sum[k] for k in ok) / n if n else 0.0
+
+    def expect(self, name: str) -> float:
+        """What a command called ``name`` is expected to cost, before it is sent."""
+        if self._n[name] or any(self._n.values()):
+            return self.mean(name)
+        return self.guess
 
     def take(self) -> Charges:
         """The charges since the previous ``take`` (the estimates at today's means)."""
@@ -169,3 +207,21 @@ def accounting_on(mode: str, db: Database[Any]) -> bool:
             fix="use --ru-accounting auto (meter only a source that reports charges) or off",
         )
     return answers
+
+
+def provisioned_throughput(db: Database[Any], collection: str) -> float | None:
+    """The RU/s provisioned for ``collection`` (its own, else its database's; autoscale:
+    the maximum), as Cosmos DB's ``customAction`` commands tell; None when not told."""
+    for request in (
+        {"customAction": "GetCollection", "collection": collection},
+        {"customAction": "GetDatabase"},
+    ):
+        try:
+            reply = db.command(request)
+        except OperationFailure:
+            continue
+        autoscale = reply.get("autoScaleSettings") or {}
+        value = reply.get("provisionedThroughput") or autoscale.get("maxThroughput")
+        if value:
+            return float(value)
+    return None

@@ -23,7 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from vida_loader.budget import UNBOUNDED, RuBudget
 from vida_loader.execution.events import Charged, Reporter, Started, no_report
+from vida_loader.execution.pool import shared_object
 from vida_loader.manifest import Partition
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.ordering import usable_boundary
@@ -45,6 +47,8 @@ from vida_loader.settings.registry import (
 )
 
 T = TypeVar("T")
+RU_BUDGET = "ru_budget"  # the pool's shared object: the run's RU budget
+RU_PER_KB_READ = 1.0  # Cosmos DB: a 1 KB read costs about 1 RU
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class CopySettings:
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
     meter_every: int = 0  # > 0: read the source's request charge of every k-th command
+    workers: int = 1  # of the run: they share its RU budget (the pool's "ru_budget")
 
 
 @dataclass(frozen=True)
@@ -178,14 +183,17 @@ class _Copy:
 
     def run(self, resume: bool) -> PartitionResult:
         part, s, retry = self.part, self.s, self.retry
+        budget = shared_object(RU_BUDGET) if s.meter_every else None
         self.src = retry.source.call(
-            lambda: collection(s.source, "source", s.timeouts, s.meter_every)
+            lambda: collection(s.source, "source", s.timeouts, s.meter_every, budget)
         )
         self.dst = retry.target.call(lambda: collection(s.target, "target", s.timeouts))
         self.meter: ChargeMeter | None = meter_of(s.source, "source")
+        self.batch_size = read_batch_size(part, s, budget)
         if self.meter is not None:
             report = self.report
             self.meter.on_charge = lambda ru: report(Charged(part.id, ru))
+            self.meter.guess = expected_page_ru(part, self.batch_size)
         self.report(Started(part.id))
         self.resumed = False
         reading = self._resume_point() if resume else part
@@ -240,9 +248,7 @@ class _Copy:
         """Read ``reading`` and write it: (documents, bytes, inserted, already there)."""
         s = self.s
         with writer_for(self.dst, s.write_concern, self.retry.target) as w:
-            read = ResumingReader(
-                reading, self.src, read_batch_size(self.part, s), self.retry.source, self.meter
-            )
+            read = ResumingReader(reading, self.src, self.batch_size, self.retry.source, self.meter)
             docs, nbytes = w.write_all(
                 chunked(read, s.batch_size, s.batch_bytes), self.report, self.part.id
             )
@@ -322,10 +328,32 @@ def _judge(
     return error, 0
 
 
-def read_batch_size(part: Partition, s: CopySettings) -> int:
+def read_batch_size(part: Partition, s: CopySettings, budget: RuBudget | None = None) -> int:
     """Documents per read: ``s.read_batch_bytes`` by the plan's estimate of the range's
-    average document, between 1 and ``s.read_batch_size``; ``s.batch_size`` if unknown."""
+    average document, between 1 and ``s.read_batch_size``; ``s.batch_size`` if unknown.
+
+    With an RU budget, also no more than a page of ``budget.page_ru`` is expected to
+    cost (Cosmos DB: about 1 RU per KB read): a page charged after it was read must not
+    spend a second's budget at once, or the requests after it are throttled.
+    """
     if part.est_docs > 0 and part.est_bytes > 0:
         fit = int(s.read_batch_bytes * part.est_docs / part.est_bytes)
-        return max(1, min(s.read_batch_size, fit))
-    return min(s.read_batch_size, s.batch_size)
+        size = max(1, min(s.read_batch_size, fit))
+    else:
+        size = min(s.read_batch_size, s.batch_size)
+    if budget is not None:
+        page_ru = budget.page_ru(s.workers)
+        if page_ru != UNBOUNDED:
+            size = max(1, min(size, int(page_ru / ru_per_doc(part))))
+    return size
+
+
+def ru_per_doc(part: Partition) -> float:
+    """The expected charge of reading one of the range's documents: 1 RU per KB."""
+    if part.est_docs > 0 and part.est_bytes > 0:
+        return max(part.est_bytes / part.est_docs / 1024, 0.01) * RU_PER_KB_READ
+    return RU_PER_KB_READ
+
+
+def expected_page_ru(part: Partition, docs: int) -> float:
+    return docs * ru_per_doc(part)

@@ -65,6 +65,14 @@ def test_run_copies_confirms_and_summarises(
         (["--source-uri", "postgres://x"], 2, "--source-uri 'postgres:…' is not a MongoDB URI"),
         (["--ru-accounting", "maybe"], 2, "Invalid value for '--ru-accounting'"),
         (
+            ["--max-rus", "0"],
+            2,
+            "--max-rus '0.0' is not a valid value: accepted is a number above 0",
+        ),
+        (["--max-rus-percent", "150"], 2, "--max-rus-percent '150.0' is not a valid value"),
+        (["--max-rus", "500"], 2, "--max-rus '500': the source's request charges are not read"),
+        (["--max-rus-percent", "50"], 2, "--max-rus-percent '50': the source's request charges"),
+        (
             ["--ru-accounting", "on"],
             2,
             "--ru-accounting 'on': the source does not answer getLastRequestStatistics",

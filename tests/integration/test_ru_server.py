@@ -71,8 +71,10 @@ def test_the_run_adds_up_what_the_source_charged(
 def test_a_throttling_source_is_copied_whole_and_its_charges_still_add_up(
     cosmos: CosmosStandIn, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
 ) -> None:
-    _plan(cosmos, target_server, db, tmp_path, 3000)
-    cosmos.configure(ru=1500)  # the copy costs about two seconds of it
+    _plan(cosmos, target_server, db, tmp_path, 1500)
+    # The copy costs about three seconds of it; not telling its throughput, the source
+    # is read at full speed until it throttles, and the run learns its limit from that.
+    cosmos.configure(ru=500, hideThroughput=True)
     result = run_in(tmp_path, jobs=2, batch_size=200)
     stats = cosmos.stats()
     assert sum(stats["throttled"].values()) > 0, stats  # it did throttle
@@ -102,3 +104,56 @@ def test_the_summary_and_status_show_request_units_unless_off(
     assert main(["status", *args]) == 0
     out, _ = capsys.readouterr()
     assert "request units charged by the source, all runs" in out
+
+
+def _busy_seconds(stats: dict[str, Any]) -> list[float]:
+    """The source's charge per whole second while the copy ran (first and last cut off:
+    they hold the start and the end)."""
+    seconds = [ru for _s, ru in stats["seconds"]]
+    while seconds and seconds[0] < 50:
+        seconds.pop(0)  # the run was starting: processes, preflight
+    return seconds[1:-1]
+
+
+def test_max_rus_caps_every_second_with_one_budget_for_all_workers(
+    cosmos: CosmosStandIn, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    _plan(cosmos, target_server, db, tmp_path, 4000)  # about 4,300 RU
+    result = run_in(tmp_path, jobs=4, batch_size=200, max_rus=1000.0)
+    stats = cosmos.stats()
+    busy = _busy_seconds(stats)
+    assert not result.failed and result.budget is not None and "1,000 RU/s" in result.budget
+    assert len(busy) >= 2, stats["seconds"]
+    # Four workers each with the whole budget would spend up to four times it.
+    assert max(busy) <= 1100, stats["seconds"]
+    assert sum(busy) / len(busy) >= 700, stats["seconds"]  # the bench holds it to 0.9
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_without_a_cap_the_run_stays_under_the_provisioned_throughput(
+    cosmos: CosmosStandIn, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    _plan(cosmos, target_server, db, tmp_path, 4000)
+    cosmos.configure(ru=1500)  # told by customAction GetCollection
+    result = run_in(tmp_path, jobs=4, batch_size=200)
+    stats = cosmos.stats()
+    reads = sum(stats["commands"].get(c, 0) for c in ("find", "getMore"))
+    throttled = sum(stats["throttled"].values())
+    assert not result.failed and result.budget is not None and "adaptive" in result.budget
+    assert throttled <= 0.05 * (reads + throttled), stats  # the bench holds it to 2 %
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_server_side_retry_timeouts_are_throttling_too(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    with CosmosStandIn(server.port, ru=10_000_000, server_side_retry=0.2) as cosmos:
+        _plan(cosmos, target_server, db, tmp_path, 1500)
+        cosmos.configure(ru=500, hideThroughput=True)
+        result = run_in(tmp_path, jobs=2, batch_size=200)
+        stats = cosmos.stats()
+    assert sum(stats["throttled"].values()) > 0  # answered with code 50
+    assert not result.failed and result.throttled > 0
+    assert result.charges is not None
+    assert _within(result.charges.ru, stats["charged"], 0.05)
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)

@@ -13,6 +13,7 @@ from vida_loader.ru import ChargeMeter, accounting_on, reports_charges
 class _Event:
     def __init__(self, name: str) -> None:
         self.command_name = name
+        self.failure: dict[str, Any] = {"code": 16500, "errmsg": "Error=16500, RetryAfterMs=5"}
 
 
 class _Db:

@@ -31,7 +31,8 @@ Like Cosmos DB it answers ``getLastRequestStatistics`` (the charge of the connec
 last command) and ``customAction: GetCollection`` / ``GetDatabase`` (the provisioned
 throughput). Its own commands, for tests: ``standInStats`` (what it charged, per command
 and per second, throttled and dropped counts), ``standInReset`` and
-``standInConfigure: {ru, serverSideRetry}``.
+``standInConfigure: {ru, serverSideRetry, hideThroughput}`` (the last: answer
+``customAction`` without a throughput, as a serverless account does).
 
     python -m vida_loader.dev.cosmos --port 27100 --upstream 127.0.0.1:27017 --ru 3000
 """
@@ -195,6 +196,7 @@ class Proxy:
         self.upstream = upstream
         self.meter = meter
         self.db_level = db_level  # throughput provisioned on the database, not the collection
+        self.hide_throughput = False  # tell no throughput (as a serverless account)
         self._ids = 1
 
     def _next_id(self) -> int:
@@ -309,12 +311,15 @@ class Proxy:
         conf = cmd["standInConfigure"]
         meter.ru = float(conf.get("ru", meter.ru))
         meter.server_side_retry = float(conf.get("serverSideRetry", meter.server_side_retry))
+        self.hide_throughput = bool(conf.get("hideThroughput", self.hide_throughput))
         return {"ok": 1}
 
     def _custom_action(self, cmd: dict[str, Any]) -> dict[str, Any]:
         action = cmd.get("customAction")
         db = cmd.get("$db", "")
         throughput = int(self.meter.ru)
+        if self.hide_throughput and action in ("GetCollection", "GetDatabase"):
+            return {"database": db, "ok": 1}
         if action == "GetCollection":
             reply: dict[str, Any] = {"database": db, "collection": cmd.get("collection")}
             if not self.db_level:

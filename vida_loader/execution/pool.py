@@ -80,11 +80,19 @@ class Pool:
             self.cleanup()  # the inline worker's clients live in this process
 
 
-def make_pool(jobs: int, cleanup: Callable[[], None] | None = None) -> Pool:
+def make_pool(
+    jobs: int,
+    cleanup: Callable[[], None] | None = None,
+    shared: dict[str, Any] | None = None,
+) -> Pool:
     """``jobs`` <= 1: one worker thread in this process; else ``jobs`` spawned processes.
 
     ``cleanup`` runs when an inline pool closes (a process pool's workers exit instead).
+    ``shared``: objects every worker reaches by name with :func:`shared_object` (shared
+    memory, locks: what can cross only when a process starts, never with a task).
     """
+    _SHARED.clear()
+    _SHARED.update(shared or {})
     if jobs <= 1:
         thread = ThreadPoolExecutor(1, thread_name_prefix="vida-worker")
         return Pool(thread, queue.Queue(), True, cleanup)
@@ -93,7 +101,7 @@ def make_pool(jobs: int, cleanup: Callable[[], None] | None = None) -> Pool:
     # it to a feeder thread): a task's events are all there when its result arrives.
     events = ctx.SimpleQueue()
     executor = ProcessPoolExecutor(
-        jobs, mp_context=ctx, initializer=init_process, initargs=(events,)
+        jobs, mp_context=ctx, initializer=init_process, initargs=(events, dict(_SHARED))
     )
     return Pool(executor, events, False)
 
@@ -101,9 +109,15 @@ def make_pool(jobs: int, cleanup: Callable[[], None] | None = None) -> Pool:
 # --- inside a worker process ---------------------------------------------------------
 
 _EVENTS: Any = None  # the parent's queue, set once per worker process
+_SHARED: dict[str, Any] = {}  # the run's shared objects (this process's, or the parent's)
 
 
-def init_process(events: Any) -> None:
+def shared_object(name: str) -> Any:
+    """The object the pool was made with under ``name``, or None."""
+    return _SHARED.get(name)
+
+
+def init_process(events: Any, shared: dict[str, Any] | None = None) -> None:
     """Initializer of a worker process: remember where events go.
 
     Ctrl-C reaches the whole process group; only the parent acts on it (it records the
@@ -112,6 +126,7 @@ def init_process(events: Any) -> None:
     """
     global _EVENTS
     _EVENTS = events
+    _SHARED.update(shared or {})
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

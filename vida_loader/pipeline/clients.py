@@ -10,6 +10,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
+from vida_loader.budget import RuBudget
 from vida_loader.mongo import Endpoint, Timeouts, close_client, connect
 from vida_loader.ru import ChargeMeter
 
@@ -26,10 +27,15 @@ _METERS: dict[tuple[str, str], ChargeMeter] = {}
 
 
 def collection(
-    ep: Endpoint, role: str, timeouts: Timeouts, meter_every: int = 0
+    ep: Endpoint,
+    role: str,
+    timeouts: Timeouts,
+    meter_every: int = 0,
+    budget: RuBudget | None = None,
 ) -> Collection[Any]:
     """The worker's collection on ``ep``; ``meter_every`` > 0: its client reads the
-    request charge of every that-many-th command (see :func:`meter_of`)."""
+    request charge of every that-many-th command (see :func:`meter_of`), and paces its
+    commands by ``budget`` when there is one."""
     key = (role, ep.uri)
     client = _CLIENTS.get(key)
     if client is None:
@@ -38,7 +44,7 @@ def collection(
         # command is that command's (Cosmos DB reports it per connection).
         listeners = []
         if meter_every > 0:
-            _METERS[key] = ChargeMeter(meter_every)
+            _METERS[key] = ChargeMeter(meter_every, budget)
             listeners.append(_METERS[key])
         client = connect(
             ep.uri, role=role, timeouts=timeouts, maxPoolSize=1, event_listeners=listeners

@@ -112,6 +112,12 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
             f" RU/s on average); {c.read:,} of {c.commands:,} commands' charges read, the "
             "others estimated",
         )
+    if result.budget is not None and result.charges is not None:
+        lines.insert(
+            -1,
+            f"  budget      {result.budget}; commands waited {result.charges.paced_s:,.1f} s "
+            "for it",
+        )
     if st.runs > 1:
         lines.insert(
             3,

@@ -391,6 +391,26 @@ SPECS: tuple[Spec, ...] = (
         choices=("auto", "on", "off"),
     ),
     Spec(
+        "max_rus",
+        "float",
+        "Request units per second the whole run may spend on the source, all workers "
+        "together (wins over --max-rus-percent); unset: adapt to the source's throttling",
+        ("run",),
+        low=0,
+        low_open=True,
+        high=10**9,
+    ),
+    Spec(
+        "max_rus_percent",
+        "float",
+        "Share of the source's provisioned throughput (customAction GetCollection, else "
+        "GetDatabase) the run may spend, in percent",
+        ("run",),
+        low=0,
+        low_open=True,
+        high=100,
+    ),
+    Spec(
         "select_timeout",
         "float",
         "Seconds to find a server before it counts as unreachable",
