@@ -175,6 +175,9 @@ def plan(replan: bool, **params: Any) -> int:
         range_mode=s["range_mode"],
         replan=replan,
         timeouts=s.timeouts(),
+        ru_accounting=s["ru_accounting"],
+        max_rus=s["max_rus"],
+        max_rus_percent=s["max_rus_percent"],
     )
     result = plan_job(cfg, progress=lambda msg: click.echo(f"plan: {msg}", err=True))
     click.echo(format_plan(result))

@@ -48,6 +48,9 @@ class PlanConfig:
     replan: bool = False
     samples_per_partition: int = 10
     timeouts: Timeouts = Timeouts()
+    ru_accounting: str = "auto"  # measure what reading costs when the source reports it
+    max_rus: float | None = None  # for the time estimate: the run's budget
+    max_rus_percent: float | None = None
 
     def __post_init__(self) -> None:
         if self.partitions is not None and self.partition_size_mb is not None:

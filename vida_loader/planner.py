@@ -28,6 +28,7 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from vida_loader import __version__
+from vida_loader.budget import BudgetPlan, plan_budget
 from vida_loader.config import PlanConfig
 from vida_loader.errors import ConnectError, JobExistsError, UsageError
 from vida_loader.manifest import (
@@ -56,6 +57,7 @@ from vida_loader.ordering import (
     sort_key,
     usable_boundary,
 )
+from vida_loader.ru import ESTIMATE_PAGES, accounting_on, measure_read_cost
 from vida_loader.settings.registry import MIB
 
 # Up to this many documents the planner reads every `_id` (exact, and cheap).
@@ -260,6 +262,7 @@ class PlanResult:
     path: Path
     seconds: float
     mode_reason: str
+    rate: BudgetPlan | None = None  # the RU/s a run would read at (None: not metered)
 
 
 Progress = Callable[[str], None]
@@ -276,13 +279,15 @@ def plan_job(cfg: PlanConfig, progress: Progress = lambda _msg: None) -> PlanRes
             f"job '{cfg.job}' is already planned at '{path}': give --replan to plan it again "
             "or --job NAME for a new job"
         )
-    src_client = connect(cfg.source.uri, role="source", timeouts=cfg.timeouts)
+    # One connection: the request charge read after a command is that command's.
+    src_client = connect(cfg.source.uri, role="source", timeouts=cfg.timeouts, maxPoolSize=1)
     try:
         dst_client = connect(cfg.target.uri, role="target", timeouts=cfg.timeouts)
         close_client(dst_client)
         coll = _source_collection(src_client, cfg)
+        metered = accounting_on(cfg.ru_accounting, coll.database)
         try:
-            manifest, reason = _plan(coll, cfg, progress)
+            manifest, reason = _plan(coll, cfg, progress, metered)
         except PyMongoError as exc:
             raise ConnectError(
                 f"planning failed on source '{redact_uri(cfg.source.uri)}': "
@@ -291,7 +296,21 @@ def plan_job(cfg: PlanConfig, progress: Progress = lambda _msg: None) -> PlanRes
     finally:
         close_client(src_client)
     _save_new(manifest, path)
-    return PlanResult(manifest, path, time.monotonic() - started, reason)
+    return PlanResult(manifest, path, time.monotonic() - started, reason, _rate(manifest, cfg))
+
+
+def _rate(manifest: Manifest, cfg: PlanConfig) -> BudgetPlan | None:
+    """The RU/s the run would read at, by the settings given to plan (None: not metered)."""
+    ru = manifest.stats.get("ru")
+    if ru is None:
+        return None
+    return plan_budget(
+        metered=True,
+        provisioned=ru.get("provisioned_ru_s"),
+        max_rus=cfg.max_rus,
+        max_rus_percent=cfg.max_rus_percent,
+        percent_given=False,
+    )
 
 
 def _source_collection(
@@ -316,7 +335,7 @@ def _source_collection(
 
 
 def _plan(
-    coll: Collection[dict[str, Any]], cfg: PlanConfig, progress: Progress
+    coll: Collection[dict[str, Any]], cfg: PlanConfig, progress: Progress, metered: bool
 ) -> tuple[Manifest, str]:
     progress(f"reading statistics of {cfg.source.namespace}")
     stats = read_stats(coll)
@@ -333,6 +352,11 @@ def _plan(
     sample_size = 0 if parts == 1 else min(MAX_SAMPLE, parts * cfg.samples_per_partition)
     progress(f"sampling {sample_size:,} _ids for {parts} partitions ({mode} ranges)")
     sample, exact = read_sample(coll, sample_size, stats.count)
+    cost = None
+    if metered and stats.count:
+        progress("measuring the request units a page of the copy costs")
+        starts = _spread(sample) if sample else [edges[0]] if edges else []
+        cost = measure_read_cost(coll, starts, stats.avg_doc_bytes)
     partitions = build_partitions(
         sample,
         mode=mode,
@@ -350,6 +374,7 @@ def _plan(
             "size_bytes": stats.size_bytes,
             "avg_doc_bytes": round(stats.avg_doc_bytes, 3),
             "id_brackets": brackets,
+            **({"ru": cost.to_json(stats.size_bytes)} if cost is not None else {}),
         },
         split={
             "range_mode": mode.value,
@@ -364,6 +389,12 @@ def _plan(
         tool_version=__version__,
     )
     return dataclasses.replace(manifest, fingerprint=manifest.compute_fingerprint()), reason
+
+
+def _spread(sample: list[Any]) -> list[Any]:
+    """Start points of the cost pages: spread over the sampled ``_id``s."""
+    n = len(sample)
+    return [sample[n * k // (ESTIMATE_PAGES + 1)] for k in range(1, ESTIMATE_PAGES + 1)]
 
 
 def _choose_mode(

@@ -22,7 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo import monitoring
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
@@ -225,3 +228,57 @@ def provisioned_throughput(db: Database[Any], collection: str) -> float | None:
         if value:
             return float(value)
     return None
+
+
+ESTIMATE_PAGES = 3  # pages read by ``plan`` to measure what reading costs
+ESTIMATE_PAGE_KB = 100  # about the size of a paced copy's page
+
+
+@dataclass(frozen=True)
+class ReadCost:
+    """What reading the source costs, measured by ``plan`` on pages shaped like the
+    copy's (a range query sorted by ``_id``)."""
+
+    per_kb: float  # RU per KB read
+    pages: int  # pages measured
+    kb: float  # KB they held
+    provisioned: float | None  # RU/s, as the source tells (None: not told)
+
+    def estimate(self, size_bytes: int) -> float:
+        """RU to read ``size_bytes`` of documents."""
+        return size_bytes / 1024 * self.per_kb
+
+    def to_json(self, size_bytes: int) -> dict[str, Any]:
+        return {
+            "ru_per_kb": round(self.per_kb, 4),
+            "pages_measured": self.pages,
+            "kb_measured": round(self.kb, 1),
+            "provisioned_ru_s": self.provisioned,
+            "estimate_ru": round(self.estimate(size_bytes)),
+        }
+
+
+def measure_read_cost(
+    coll: Collection[Any], starts: list[Any], avg_doc_bytes: float
+) -> ReadCost | None:
+    """Read a page from each of ``starts`` (``_id``s) and what each cost; None when no
+    page held a document. ``coll``'s client must have one connection (charges are
+    reported per connection)."""
+    page_docs = max(1, min(1000, int(ESTIMATE_PAGE_KB * 1024 / max(avg_doc_bytes, 1))))
+    raw = coll.with_options(codec_options=CodecOptions(document_class=RawBSONDocument))
+    ru = kb = 0.0
+    pages = 0
+    for start in starts[:ESTIMATE_PAGES]:
+        docs = list(
+            raw.find({"_id": {"$gte": start}}, sort=[("_id", 1)], limit=page_docs).batch_size(
+                page_docs
+            )
+        )
+        charge = float(coll.database.command(STATS_COMMAND).get("RequestCharge", 0.0))
+        if docs:
+            ru += charge
+            kb += sum(len(d.raw) for d in docs) / 1024
+            pages += 1
+    if not pages or kb <= 0:
+        return None
+    return ReadCost(ru / kb, pages, kb, provisioned_throughput(coll.database, coll.name))

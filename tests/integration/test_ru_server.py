@@ -157,3 +157,36 @@ def test_server_side_retry_timeouts_are_throttling_too(
     assert result.charges is not None
     assert _within(result.charges.ru, stats["charged"], 0.05)
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_plan_estimates_the_copys_request_units_and_time(
+    cosmos: CosmosStandIn,
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db.src.insert_many([{"_id": i, "pad": PAD * (1 + i % 9), "n": i} for i in range(3000)])
+    cosmos.configure(ru=4000)
+    args = ["--source-db", db.name, "--source-collection", "src", "--target-uri"]
+    args += [target_server.uri, "--target-db", db.name, "--target-collection", "dst"]
+    args += ["--manifest-dir", str(tmp_path), "--job", "j", "--partitions", "3"]
+    assert main(["plan", "--source-uri", cosmos.uri, *args]) == 0
+    out, _ = capsys.readouterr()
+    assert "RU/KB measured on 3 pages" in out
+    assert "at 3,800 RU/s (adaptive, at most 95% of the 4,000 RU/s provisioned)" in out
+    cosmos.reset()
+    result = run_in(tmp_path, jobs=2)
+    manifest_ru = result.manifest.stats["ru"]
+    assert manifest_ru["provisioned_ru_s"] == 4000
+    assert result.charges is not None
+    assert _within(manifest_ru["estimate_ru"], result.charges.ru, 0.2), (
+        manifest_ru,
+        result.charges,
+    )
+    # A source that does not meter: no estimate, and nothing else changes.
+    assert main(["plan", "--source-uri", server.uri, *args, "--job", "k"]) == 0
+    out, _ = capsys.readouterr()
+    assert "RU/KB" not in out

@@ -4,7 +4,9 @@ generate summaries, and the settings table. Pure formatting of library results."
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
+from vida_loader.budget import UNBOUNDED, BudgetPlan
 from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunResult
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
@@ -70,9 +72,23 @@ def format_plan(result: PlanResult) -> str:
     else:
         for label, p in (("smallest", smallest), ("largest", largest)):
             lines.append(f"  {label:<11} {p.id} ~{p.est_docs:,} docs ({format_bytes(p.est_bytes)})")
+    if "ru" in m.stats:
+        lines.append(_ru_estimate(m.stats["ru"], result.rate))
     if count == 0:
         lines.append("  the source collection is empty: one partition covers it")
     return "\n".join(lines)
+
+
+def _ru_estimate(ru: dict[str, Any], rate: BudgetPlan | None) -> str:
+    """``RU  ~43,000 to read (1.05 RU/KB on 3 pages); ~0:00:15 at 2,850 RU/s (...)``."""
+    text = (
+        f"  RU          ~{ru['estimate_ru']:,} to read ({ru['ru_per_kb']:.2f} RU/KB measured "
+        f"on {ru['pages_measured']} pages)"
+    )
+    if rate is None or rate.rate == UNBOUNDED:
+        return text + "; the source does not tell its throughput: give --max-rus for a time"
+    seconds = ru["estimate_ru"] / rate.rate
+    return text + f"; ~{format_duration(seconds)} at {rate.rate:,.0f} RU/s ({rate.why})"
 
 
 def format_run(result: RunResult, cfg: RunConfig) -> str:
@@ -109,8 +125,13 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
         lines.insert(
             -1,
             f"  RU          {c.ru:,.0f} request units charged by the source ({c.ru / secs:,.0f}"
-            f" RU/s on average); {c.read:,} of {c.commands:,} commands' charges read, the "
-            "others estimated",
+            f" RU/s on average); "
+            + (
+                "every command's charge read"
+                if c.read == c.commands
+                else f"{c.read:,} of {c.commands:,} commands' charges read, the others estimated"
+            )
+            + _against_plan(c.ru, result),
         )
     if result.budget is not None and result.charges is not None:
         lines.insert(
@@ -127,6 +148,15 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
     for pid, error in result.failed:
         lines.append(f"  FAILED {pid}: {error}")
     return "\n".join(lines)
+
+
+def _against_plan(ru: float, result: RunResult) -> str:
+    """How the plan's estimate compares, when this run read the whole collection."""
+    planned = result.manifest.stats.get("ru", {}).get("estimate_ru")
+    whole = result.skipped == 0 and result.resumed == 0
+    if not planned or not whole:
+        return ""
+    return f"; plan estimated {planned:,} ({ru / planned:.0%} of it spent)"
 
 
 def format_verify(result: VerifyResult) -> str:

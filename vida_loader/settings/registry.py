@@ -386,7 +386,7 @@ SPECS: tuple[Spec, ...] = (
         "choice",
         "Read the request units (RU) a Cosmos DB source charges for each command: auto "
         "when the source reports charges (asked once), on (refused when it does not), off",
-        ("run",),
+        ("plan", "run"),
         default="auto",
         choices=("auto", "on", "off"),
     ),
@@ -395,7 +395,7 @@ SPECS: tuple[Spec, ...] = (
         "float",
         "Request units per second the whole run may spend on the source, all workers "
         "together (wins over --max-rus-percent); unset: adapt to the source's throttling",
-        ("run",),
+        ("plan", "run"),
         low=0,
         low_open=True,
         high=10**9,
@@ -405,7 +405,7 @@ SPECS: tuple[Spec, ...] = (
         "float",
         "Share of the source's provisioned throughput (customAction GetCollection, else "
         "GetDatabase) the run may spend, in percent",
-        ("run",),
+        ("plan", "run"),
         low=0,
         low_open=True,
         high=100,
