@@ -10,7 +10,7 @@ DEMO_JOBS ?= 4
 MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint verify-counts bench bench-faults bench-generate clean
+.PHONY: help install demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ install: $(STAMP) ## create .venv and install the package with test extras (quic
 demo: install ## two local servers, generate 50k service orders, then config check, plan (4 partitions), run -j 4, verify
 	timeout 900 $(BIN)/python -m vida_loader.dev.demo --docs $(DEMO_DOCS) --jobs $(DEMO_JOBS)
 
+demo-cosmos: install ## make demo, reading through a Cosmos DB stand-in at 3,000 RU/s: RU estimate, budget, RU live
+	timeout 900 $(BIN)/python -m vida_loader.dev.demo --docs 20000 --jobs $(DEMO_JOBS) --cosmos 3000
+
 test: install ## run the whole test suite (unit, integration against real local servers, CLI)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -35,12 +38,16 @@ bench: install ## copy speed, CPU and memory against reference and naive copies 
 	timeout 5400 $(BIN)/python benchmarks/bench_copy.py
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
 	timeout 1800 $(BIN)/python benchmarks/bench_generate.py
+	timeout 1800 $(BIN)/python benchmarks/bench_ru.py
 
 bench-faults: install ## what throttling and a 10 s target outage cost a run -> bench/results-faults.json
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
 
 bench-generate: install ## generate speed per core and against the server's ingest -> bench/results-generate.json
 	timeout 1800 $(BIN)/python benchmarks/bench_generate.py
+
+bench-ru: install ## RU used, throttling, --max-rus and w=0/w=1 against a Cosmos DB stand-in -> bench/results-ru.json
+	timeout 1800 $(BIN)/python benchmarks/bench_ru.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check vida_loader tests benchmarks

@@ -86,6 +86,7 @@ class ChargeMeter(monitoring.CommandListener):
         self.on_charge: Callable[[float], None] | None = None
         self.pending: str | None = None  # a command whose charge is to be read
         self._expected = 0.0  # taken from the budget by the command now running
+        self.last: tuple[str, float] = ("", 0.0)  # the last charge read: (command, RU)
         self._pending_expected = 0.0
         self._ended = 0
         self._open = Charges()
@@ -148,6 +149,7 @@ class ChargeMeter(monitoring.CommandListener):
             self._unread[name] += 1  # the connection broke: estimate it
             return
         charge = float(reply.get("RequestCharge", 0.0))
+        self.last = (name, charge)
         if self.budget is not None:
             self.budget.settle(charge - self._pending_expected)
         self._sum[name] += charge

@@ -31,7 +31,7 @@ from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.ordering import usable_boundary
 from vida_loader.pipeline.clients import collection, meter_of
 from vida_loader.pipeline.confirm import RepairResult, describe_duplicates, repair_range
-from vida_loader.pipeline.reader import ResumingReader
+from vida_loader.pipeline.reader import PageSizer, ResumingReader
 from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.pipeline.writer import chunked, writer_for
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
@@ -190,6 +190,10 @@ class _Copy:
         self.dst = retry.target.call(lambda: collection(s.target, "target", s.timeouts))
         self.meter: ChargeMeter | None = meter_of(s.source, "source")
         self.batch_size = read_batch_size(part, s, budget)
+        self.sizer = None
+        if budget is not None:
+            largest = read_batch_size(part, s)
+            self.sizer = PageSizer(lambda: budget.page_ru(s.workers), largest)
         if self.meter is not None:
             report = self.report
             self.meter.on_charge = lambda ru: report(Charged(part.id, ru))
@@ -248,7 +252,9 @@ class _Copy:
         """Read ``reading`` and write it: (documents, bytes, inserted, already there)."""
         s = self.s
         with writer_for(self.dst, s.write_concern, self.retry.target) as w:
-            read = ResumingReader(reading, self.src, self.batch_size, self.retry.source, self.meter)
+            read = ResumingReader(
+                reading, self.src, self.batch_size, self.retry.source, self.meter, self.sizer
+            )
             docs, nbytes = w.write_all(
                 chunked(read, s.batch_size, s.batch_bytes), self.report, self.part.id
             )

@@ -54,3 +54,20 @@ def test_demo_stops_both_servers_when_a_step_fails() -> None:
     assert "step 'config' failed with exit code 2" in proc.stderr  # config check validates all
     ports = _ports(proc.stdout)
     assert len(ports) == 2 and not any(_listening(p) for p in ports)
+
+
+def test_the_cosmos_demo_shows_request_units_and_stops_everything() -> None:
+    proc = _demo("--docs", "2000", "--jobs", "2", "--partitions", "2", "--cosmos", "2000")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "RU/KB measured on 3 pages" in proc.stdout
+    assert "capped at 1,400 RU/s (70% of the 2,000 provisioned" in proc.stdout
+    counted = re.search(r"RU +([\d,]+) request units charged by the source", proc.stdout)
+    charged = re.search(r"stand-in charged ([\d,]+) RU for the run", proc.stdout)
+    assert counted and charged, proc.stdout[-2000:]
+    got, want = (int(m.group(1).replace(",", "")) for m in (counted, charged))
+    assert abs(got - want) <= 0.05 * want
+    assert "RU/s)" in proc.stderr  # the progress line
+    port = re.search(r"source as Cosmos DB: mongodb://127\.0\.0\.1:(\d+)/", proc.stdout)
+    assert port and not _listening(int(port.group(1)))
+    ports = _ports(proc.stdout)
+    assert len(ports) == 2 and not any(_listening(p) for p in ports)

@@ -30,6 +30,7 @@ EXPECTED = {
         "attempts": 5,
         "retry_attempts": 1000,
         "retry_window": 900.0,
+        "max_rus_percent": 70.0,
     },
     "dev": {"write_concern": "1", "batch_size": 100, "batch_bytes": 2**20, "attempts": 1},
 }

@@ -190,3 +190,42 @@ def test_plan_estimates_the_copys_request_units_and_time(
     assert main(["plan", "--source-uri", server.uri, *args, "--job", "k"]) == 0
     out, _ = capsys.readouterr()
     assert "RU/KB" not in out
+
+
+def test_the_data_migration_profile_keeps_30_percent_for_the_applications(
+    cosmos: CosmosStandIn,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _plan(cosmos, target_server, db, tmp_path, 600)
+    cosmos.configure(ru=2000)
+    args = ["--manifest-dir", str(tmp_path), "--job", "j", "--profile", "data-migration"]
+    assert main(["run", *args, "-j", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "capped at 1,400 RU/s (70% of the 2,000 provisioned, --max-rus-percent)" in out
+    # A source that tells no throughput: the profile's share cannot apply; a notice says so.
+    cosmos.configure(hideThroughput=True)
+    assert main(["run", *args, "-j", "2", "--restart", "--drop-target"]) == 0
+    out, err = capsys.readouterr()
+    assert "max_rus_percent 70 (profile) is not applied" in err
+    assert "adaptive to the source's throttling" in out
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_pages_are_resized_when_the_source_charges_more_than_guessed(
+    cosmos: CosmosStandIn, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    _plan(cosmos, target_server, db, tmp_path, 1000)
+    # Four times Cosmos DB's 1 RU per KB: the first page of each range costs four times
+    # its target of 50 RU (a tenth of a second of 1,000 RU/s, shared by two workers).
+    cosmos.configure(readRuPerKb=4)
+    result = run_in(tmp_path, jobs=2, max_rus=1000.0)
+    stats = cosmos.stats()
+    assert stats["largest"]["find"] > 150  # the first pages, at the guessed size
+    assert stats["largest"]["getMore"] <= 100, stats["largest"]  # all later ones: resized
+    assert not result.failed and result.charges is not None
+    assert _within(result.charges.ru, stats["charged"], 0.05)
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)

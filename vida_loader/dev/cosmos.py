@@ -31,8 +31,10 @@ Like Cosmos DB it answers ``getLastRequestStatistics`` (the charge of the connec
 last command) and ``customAction: GetCollection`` / ``GetDatabase`` (the provisioned
 throughput). Its own commands, for tests: ``standInStats`` (what it charged, per command
 and per second, throttled and dropped counts), ``standInReset`` and
-``standInConfigure: {ru, serverSideRetry, hideThroughput}`` (the last: answer
-``customAction`` without a throughput, as a serverless account does).
+``standInConfigure: {ru, serverSideRetry, hideThroughput, latencyMs, readRuPerKb}``
+(hideThroughput: answer ``customAction`` without a throughput, as a serverless account
+does; latencyMs: wait that long before forwarding each command, as a server far away
+would; readRuPerKb: what a KB read costs).
 
     python -m vida_loader.dev.cosmos --port 27100 --upstream 127.0.0.1:27017 --ru 3000
 """
@@ -89,10 +91,12 @@ FREE = frozenset(
 OWN = frozenset({"standInStats", "standInReset", "standInConfigure"})
 
 
-def charge_of(name: str, request_bytes: int, reply_bytes: int, counted: int) -> float:
-    """The RU a command costs under the model above."""
+def charge_of(
+    name: str, request_bytes: int, reply_bytes: int, counted: int, per_kb: float = READ_RU_PER_KB
+) -> float:
+    """The RU a command costs under the model above (``per_kb``: of a read)."""
     if name in READS:
-        return PAGE_RU + READ_RU_PER_KB * reply_bytes / 1024
+        return PAGE_RU + per_kb * reply_bytes / 1024
     if name == "count":
         return COUNT_RU + COUNT_RU_PER_DOC * counted
     if name in WRITES:
@@ -118,10 +122,13 @@ class Meter:
 
     ru: float
     server_side_retry: float = 0.0
+    latency_ms: float = 0.0  # added before each forwarded command: a remote server
+    read_ru_per_kb: float = READ_RU_PER_KB  # what a KB read costs
     origin: float = field(default_factory=time.monotonic)
     per_second: defaultdict[int, float] = field(default_factory=lambda: defaultdict(float))
     by_command: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     commands: Counter[str] = field(default_factory=Counter)
+    largest: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     throttled: Counter[str] = field(default_factory=Counter)
     dropped_writes: int = 0
 
@@ -139,6 +146,7 @@ class Meter:
         self.per_second[self.second()] += ru
         self.by_command[name] += ru
         self.commands[name] += 1
+        self.largest[name] = max(self.largest[name], ru)
 
     def stats(self) -> dict[str, Any]:
         now = self.second()
@@ -148,6 +156,7 @@ class Meter:
             "charged": sum(self.by_command.values()),
             "byCommand": dict(self.by_command),
             "commands": dict(self.commands),
+            "largest": dict(self.largest),  # the most one command of each name cost
             "throttled": dict(self.throttled),
             "droppedWrites": self.dropped_writes,
             # [second since start, RU charged in it]; the running second is left out.
@@ -159,6 +168,7 @@ class Meter:
         self.per_second.clear()
         self.by_command.clear()
         self.commands.clear()
+        self.largest.clear()
         self.throttled.clear()
         self.dropped_writes = 0
 
@@ -259,6 +269,8 @@ class Proxy:
                 return None
             return _message(self._next_id(), request_id, _throttled(wait_ms))
         started = time.monotonic()
+        if meter.latency_ms > 0:
+            await asyncio.sleep(meter.latency_ms / 1000)
         up_w.write(header + body)
         if flags & MORE_TO_COME:
             await up_w.drain()
@@ -275,7 +287,7 @@ class Proxy:
     def _account(
         self, name: str, req: int, rep: int, counted: int, started: float, last: _Last
     ) -> None:
-        ru = charge_of(name, req, rep, counted)
+        ru = charge_of(name, req, rep, counted, self.meter.read_ru_per_kb)
         self.meter.charge(name, ru)
         last.name, last.charge = name, ru
         last.ms = int((time.monotonic() - started) * 1000)
@@ -312,6 +324,8 @@ class Proxy:
         meter.ru = float(conf.get("ru", meter.ru))
         meter.server_side_retry = float(conf.get("serverSideRetry", meter.server_side_retry))
         self.hide_throughput = bool(conf.get("hideThroughput", self.hide_throughput))
+        meter.latency_ms = float(conf.get("latencyMs", meter.latency_ms))
+        meter.read_ru_per_kb = float(conf.get("readRuPerKb", meter.read_ru_per_kb))
         return {"ok": 1}
 
     def _custom_action(self, cmd: dict[str, Any]) -> dict[str, Any]:

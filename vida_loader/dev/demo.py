@@ -5,7 +5,12 @@ and drives the installed ``vida-loader`` command through ``generate`` (service o
 the source), ``plan``, ``run``, ``status`` and ``verify``. Both servers stop and the folder
 goes away even when a step fails.
 
-    python -m vida_loader.dev.demo [--docs 50000] [--jobs 4] [--partitions 8]
+With ``--cosmos RU`` (``make demo-cosmos``) the source is read through the Cosmos DB
+stand-in (``dev.cosmos``) provisioned at that many RU/s: ``plan`` estimates the request
+units and the time, ``run`` keeps 30 % of the throughput free and shows RU on its
+progress line, and the stand-in's own total is printed beside the run's.
+
+    python -m vida_loader.dev.demo [--docs 50000] [--jobs 4] [--partitions 8] [--cosmos RU]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
+from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer, ServerStartError
 from vida_loader.generate.service_orders import ServiceOrders
 
@@ -56,10 +62,11 @@ def _cli(args: list[str], env: dict[str, str]) -> int:
     return subprocess.run(cmd, env=env, timeout=STEP_TIMEOUT, check=False).returncode
 
 
-def run_demo(docs: int, jobs: int, partitions: int) -> int:
+def run_demo(docs: int, jobs: int, partitions: int, cosmos_ru: float | None = None) -> int:
     """The whole demo; returns the exit code of the first failing step, else 0."""
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="vida-demo-"))
+    standin: CosmosStandIn | None = None
     try:
         _step("1/7 starting two local SecantusDB servers")
         with (
@@ -67,9 +74,14 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
             LocalServer(workdir / "target-data") as target,
         ):
             print(f"source {source.uri}\ntarget {target.uri}")
+            read_from = source.uri
+            if cosmos_ru is not None:
+                standin = CosmosStandIn(source.port, ru=cosmos_ru).start()
+                read_from = standin.uri
+                print(f"source as Cosmos DB: {read_from} ({cosmos_ru:,.0f} RU/s provisioned)")
             env = dict(
                 os.environ,
-                VIDA_SOURCE_URI=source.uri,
+                VIDA_SOURCE_URI=read_from,
                 VIDA_SOURCE_DB="demo",
                 VIDA_SOURCE_COLLECTION="orders",
                 VIDA_TARGET_URI=target.uri,
@@ -81,6 +93,11 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
             gen = ["generate", "--total", str(docs), "--seed", str(SEED)]
             gen += ["--target-uri", source.uri, "--target-db", "demo"]
             gen += ["--target-collection", "orders", "--drop-target"]
+            plan = ["plan", "--partitions", str(partitions)]
+            run = ["run", "-j", str(jobs)]
+            if standin is not None:
+                plan += ["--max-rus-percent", "70"]
+                run += ["--max-rus-percent", "70"]
             steps = [
                 (f"2/7 generate: {docs:,} service orders into the source (demo.orders)", gen),
                 (
@@ -90,11 +107,12 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
                 ),
                 (
                     "4/7 plan: split the source into _id ranges",
-                    ["plan", "--partitions", str(partitions)],
+                    plan,
                 ),
                 (
-                    f"5/7 run -j {jobs}: copy raw BSON, confirm every partition",
-                    ["run", "-j", str(jobs)],
+                    f"5/7 run -j {jobs}: copy raw BSON, confirm every partition"
+                    + (", within 70 % of the source's RU/s" if standin else ""),
+                    run,
                 ),
                 ("6/7 status: what the job's files say (works during a run too)", ["status"]),
                 ("7/7 verify: count every range on both sides", ["verify"]),
@@ -105,12 +123,19 @@ def run_demo(docs: int, jobs: int, partitions: int) -> int:
                 if code != 0:
                     print(f"\ndemo: step '{args[0]}' failed with exit code {code}", file=sys.stderr)
                     return code
+                if standin is not None and args[0] == "plan":
+                    standin.reset()  # from here on: what the copy costs
+                if standin is not None and args[0] == "run":
+                    charged = standin.stats()["charged"]
+                    print(f"the Cosmos DB stand-in charged {charged:,.0f} RU for the run")
         print(f"\ndemo: done in {time.monotonic() - started:.1f} s; both servers stopped")
         return 0
     except ServerStartError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 3
     finally:
+        if standin is not None:
+            standin.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -119,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=50_000, help="documents to load")
     parser.add_argument("--jobs", type=int, default=4, help="worker processes for run")
     parser.add_argument("--partitions", type=int, default=4, help="partitions to plan")
+    parser.add_argument(
+        "--cosmos", type=float, metavar="RU", help="read through a Cosmos DB stand-in at RU/s"
+    )
     args = parser.parse_args(argv)
-    return run_demo(args.docs, args.jobs, args.partitions)
+    return run_demo(args.docs, args.jobs, args.partitions, args.cosmos)
 
 
 if __name__ == "__main__":

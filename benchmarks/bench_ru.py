@@ -1,0 +1,292 @@
+"""Request units: how a copy behaves against a source that meters and throttles RU.
+
+The Cosmos DB stand-in (``vida_loader.dev.cosmos``) provisioned at ``R`` RU/s sits in
+front of a local server holding ``N`` service orders; the target is a second local
+server. Measured in one run:
+
+(a) the seed tool's way: one process, decoded documents, two attempts 0.1 s apart on
+    an error, no resume of a broken cursor: does it complete, how many documents lost;
+(b) vida ``-j 4`` without a cap: RU used / provisioned over the seconds it ran, and the
+    share of read commands throttled;
+(c) vida ``-j 4 --max-rus R/2``: mean and peak second / cap;
+(d) the default write concern: vida ``-j 4`` with ``w=1`` and ``w=0`` (i) in the remote
+    regime (every command to either side waits ``LATENCY_MS`` first, nothing metered)
+    and (ii) in the RU regime (the source at ``R``); seconds, interleaved ``ROUNDS`` times,
+    medians;
+(e) what reading the charges costs: vida ``-j 4`` in the remote regime with
+    ``--ru-accounting off`` and ``on`` (one more round trip per source command),
+    interleaved ``ROUNDS`` times, medians.
+
+Every vida run is checked byte for byte (multisets of SHA-256 of the raw documents).
+Results: bench/results-ru.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bson.raw_bson import RawBSONDocument
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from vida_loader.config import PlanConfig, RunConfig
+from vida_loader.coordinator import RunResult, run_job
+from vida_loader.dev.cosmos import CosmosStandIn
+from vida_loader.dev.demo import load_service_orders
+from vida_loader.dev.server import LocalServer
+from vida_loader.mongo import Endpoint
+from vida_loader.planner import plan_job
+
+N = int(os.environ.get("BENCH_RU_N", "20000"))
+R = float(os.environ.get("BENCH_RU_R", "3000"))
+LATENCY_MS = float(os.environ.get("BENCH_RU_LATENCY_MS", "3"))
+ROUNDS = int(os.environ.get("BENCH_RU_ROUNDS", "2"))
+RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench/results-ru.json"))
+DB, SRC = "bench", "orders"
+UNMETERED = 1e9
+
+
+def hashes(client: MongoClient[Any], coll: str) -> Counter[str]:
+    raw = (
+        client[DB]
+        .get_collection(coll)
+        .with_options(
+            codec_options=client.codec_options.with_options(document_class=RawBSONDocument)
+        )
+    )
+    return Counter(hashlib.sha256(d.raw).hexdigest() for d in raw.find({}, batch_size=5000))
+
+
+def busy_seconds(stats: dict[str, Any]) -> list[float]:
+    """RU per whole second from the first that charged to the last (that one cut off)."""
+    seconds = [ru for _s, ru in stats["seconds"]]
+    while seconds and seconds[0] < 0.02 * R:
+        seconds.pop(0)
+    while seconds and seconds[-1] < 0.02 * R:
+        seconds.pop()
+    return seconds[:-1] if len(seconds) > 2 else seconds
+
+
+class Bench:
+    def __init__(self, workdir: Path, src: LocalServer, dst: LocalServer) -> None:
+        self.workdir = workdir
+        self.src, self.dst = src, dst
+        self.source = CosmosStandIn(src.port, ru=UNMETERED).start()
+        self.target = CosmosStandIn(dst.port, ru=UNMETERED).start()  # for latency only
+        self.src_client: MongoClient[Any] = MongoClient(src.uri)
+        self.dst_client: MongoClient[Any] = MongoClient(dst.uri)
+        self.expected: Counter[str] = Counter()
+
+    def close(self) -> None:
+        self.source.stop()
+        self.target.stop()
+
+    def setup(self) -> None:
+        load_service_orders(self.src_client[DB][SRC], N)
+        self.expected = hashes(self.src_client, SRC)
+        plan_job(
+            PlanConfig(
+                source=Endpoint(self.source.uri, DB, SRC),
+                target=Endpoint(self.target.uri, DB, "copy"),
+                job="ru",
+                manifest_dir=self.workdir,
+                partitions=8,
+            )
+        )
+
+    def regime(self, ru: float, latency_ms: float) -> None:
+        self.source.configure(ru=ru, latencyMs=latency_ms)
+        self.target.configure(latencyMs=latency_ms)
+        self.source.reset()
+
+    def seed_way(self) -> dict[str, Any]:
+        """(a): read with one cursor, insert 1,000 decoded documents at a time; an error
+        gets one more attempt 0.1 s later, then the tool gives up (as the seed did)."""
+        self.dst_client[DB].drop_collection("seed")
+        self.regime(R, 0)
+        src: MongoClient[Any] = MongoClient(self.source.uri, maxPoolSize=1)
+        dst = self.dst_client[DB]["seed"]
+        completed, error = True, ""
+        started = time.monotonic()
+        try:
+            batch: list[dict[str, Any]] = []
+            cursor = src[DB][SRC].find({})
+            while True:
+                try:
+                    doc = next(cursor, None)
+                except PyMongoError:
+                    time.sleep(0.1)
+                    doc = next(cursor, None)  # a dead cursor: raises again, or ends
+                if doc is None:
+                    break
+                batch.append(doc)
+                if len(batch) == 1000:
+                    dst.insert_many(batch)
+                    batch = []
+            if batch:
+                dst.insert_many(batch)
+        except PyMongoError as exc:
+            completed, error = False, str(exc)[:120]
+        finally:
+            src.close()
+        copied = dst.count_documents({})
+        return {
+            "completed": completed,
+            "error": error,
+            "seconds": time.monotonic() - started,
+            "documents copied": copied,
+            "documents lost": N - copied,
+        }
+
+    def vida(self, jobs: int = 4, **kw: Any) -> tuple[RunResult, float, int]:
+        """One clean run of the job with ``kw``; (result, seconds, documents lost)."""
+        self.dst_client[DB].drop_collection("copy")
+        started = time.monotonic()
+        cfg = RunConfig(job="ru", manifest_dir=self.workdir, jobs=jobs, restart=True, **kw)
+        result = run_job(cfg)
+        seconds = time.monotonic() - started
+        got = hashes(self.dst_client, "copy")
+        lost = sum((self.expected - got).values()) + sum((got - self.expected).values())
+        if result.failed or lost:
+            raise SystemExit(f"vida run {kw} lost {lost} documents: {result.failed[:2]}")
+        return result, seconds, lost
+
+    def uncapped(self) -> dict[str, Any]:
+        self.regime(R, 0)
+        result, seconds, lost = self.vida()
+        stats = self.source.stats()
+        busy = busy_seconds(stats)
+        reads = sum(stats["commands"].get(c, 0) for c in ("find", "getMore"))
+        throttled = sum(stats["throttled"].values())
+        return {
+            "seconds": seconds,
+            "RU used / provisioned": statistics.mean(busy) / R,
+            "peak second / provisioned": max(busy) / R,
+            "throttled share of reads": throttled / max(1, reads + throttled),
+            "RU counted / charged": (result.charges.ru if result.charges else 0) / stats["charged"],
+            "documents lost": lost,
+            "per second": [round(s) for s in busy],
+        }
+
+    def capped(self) -> dict[str, Any]:
+        cap = R / 2
+        self.regime(R, 0)
+        _result, seconds, lost = self.vida(max_rus=cap)
+        stats = self.source.stats()
+        busy = busy_seconds(stats)
+        return {
+            "seconds": seconds,
+            "mean second / cap": statistics.mean(busy) / cap,
+            "peak second / cap": max(busy) / cap,
+            "throttled": sum(stats["throttled"].values()),
+            "documents lost": lost,
+            "per second": [round(s) for s in busy],
+        }
+
+    def write_concerns(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, ru, latency in (("remote", UNMETERED, LATENCY_MS), ("RU", R, 0.0)):
+            times: dict[str, list[float]] = {"1": [], "0": []}
+            for _ in range(ROUNDS):
+                for w in ("1", "0"):
+                    self.regime(ru, latency)
+                    times[w].append(self.vida(write_concern=w)[1])
+            w1, w0 = statistics.median(times["1"]), statistics.median(times["0"])
+            out[name] = {"w=1 seconds": w1, "w=0 seconds": w0, "w=0 / w=1 seconds": w0 / w1}
+        return out
+
+    def accounting_cost(self) -> dict[str, Any]:
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        commands = 0
+        for _ in range(ROUNDS):
+            for mode in ("off", "on"):
+                self.regime(UNMETERED, LATENCY_MS)
+                result, seconds, _lost = self.vida(ru_accounting=mode)
+                times[mode].append(seconds)
+                if result.charges is not None:
+                    commands = result.charges.commands
+        off, on = statistics.median(times["off"]), statistics.median(times["on"])
+        return {
+            "off seconds": off,
+            "on seconds": on,
+            "on / off seconds": on / off,
+            "source commands": commands,
+            "ms per command read": (on - off) * 1000 / max(1, commands),
+        }
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    workdir = Path(tempfile.mkdtemp(prefix="vida-bench-ru-"))
+    try:
+        with (
+            LocalServer(workdir / "source") as src,
+            LocalServer(workdir / "target") as dst,
+        ):
+            bench = Bench(workdir, src, dst)
+            try:
+                bench.setup()
+                seed = bench.seed_way()
+                print(f"(a) seed tool's way: {seed}", flush=True)
+                uncapped = bench.uncapped()
+                print(f"(b) vida -j 4, no cap: {uncapped}", flush=True)
+                capped = bench.capped()
+                print(f"(c) vida -j 4 --max-rus {R / 2:g}: {capped}", flush=True)
+                concerns = bench.write_concerns()
+                print(f"(d) write concerns: {concerns}", flush=True)
+                accounting = bench.accounting_cost()
+                print(f"(e) reading the charges: {accounting}", flush=True)
+            finally:
+                bench.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    figures = {
+        "documents": N,
+        "provisioned RU/s": R,
+        "(a) seed way completed": seed["completed"],
+        "(a) seed way documents lost": seed["documents lost"],
+        "(b) RU used / provisioned": uncapped["RU used / provisioned"],
+        "(b) throttled share of reads": uncapped["throttled share of reads"],
+        "(b) RU counted / charged": uncapped["RU counted / charged"],
+        "(c) mean second / cap": capped["mean second / cap"],
+        "(c) peak second / cap": capped["peak second / cap"],
+        "(d) remote: w=0 / w=1 seconds": concerns["remote"]["w=0 / w=1 seconds"],
+        "(d) RU: w=0 / w=1 seconds": concerns["RU"]["w=0 / w=1 seconds"],
+        "(e) accounting on / off seconds": accounting["on / off seconds"],
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "figures": figures,
+                "seed": seed,
+                "uncapped": uncapped,
+                "capped": capped,
+                "write_concerns": concerns,
+                "accounting": accounting,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    width = max(map(len, figures))
+    for name, value in figures.items():
+        shown = f"{value:,.3f}" if isinstance(value, float) else f"{value}"
+        print(f"{name:<{width}}  {shown}")
+    print(f"results: {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
