@@ -17,6 +17,7 @@ while none of its name was read).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class Charges:
     commands: int = 0  # commands sent
     read: int = 0  # commands whose charge was read
     paced_s: float = 0.0  # seconds commands waited for the run's RU budget
+    reading_s: float = 0.0  # seconds spent asking for charges (one round trip each)
 
     def add(self, other: Charges) -> None:
         self.ru += other.ru
@@ -68,6 +70,7 @@ class Charges:
         self.commands += other.commands
         self.read += other.read
         self.paced_s += other.paced_s
+        self.reading_s += other.reading_s
 
 
 class ChargeMeter(monitoring.CommandListener):
@@ -143,11 +146,14 @@ class ChargeMeter(monitoring.CommandListener):
         if name is None or self.db is None:
             return
         self.pending = None
+        started = time.perf_counter()
         try:
             reply = self.db.command(STATS_COMMAND)
         except PyMongoError:
             self._unread[name] += 1  # the connection broke: estimate it
             return
+        finally:
+            self._open.reading_s += time.perf_counter() - started
         charge = float(reply.get("RequestCharge", 0.0))
         self.last = (name, charge)
         if self.budget is not None:

@@ -31,10 +31,11 @@ Like Cosmos DB it answers ``getLastRequestStatistics`` (the charge of the connec
 last command) and ``customAction: GetCollection`` / ``GetDatabase`` (the provisioned
 throughput). Its own commands, for tests: ``standInStats`` (what it charged, per command
 and per second, throttled and dropped counts), ``standInReset`` and
-``standInConfigure: {ru, serverSideRetry, hideThroughput, latencyMs, readRuPerKb}``
-(hideThroughput: answer ``customAction`` without a throughput, as a serverless account
-does; latencyMs: wait that long before forwarding each command, as a server far away
-would; readRuPerKb: what a KB read costs).
+``standInConfigure: {ru, serverSideRetry, hideThroughput, latencyMs, readRuPerKb,
+maxPageDocs}`` (hideThroughput: answer ``customAction`` without a throughput, as a
+serverless account does; latencyMs: wait that long before forwarding each command, as a
+server far away would; readRuPerKb: what a KB read costs; maxPageDocs: the most
+documents a reply page holds, as Cosmos DB's 4 MB limit does).
 
     python -m vida_loader.dev.cosmos --port 27100 --upstream 127.0.0.1:27017 --ru 3000
 """
@@ -124,6 +125,9 @@ class Meter:
     server_side_retry: float = 0.0
     latency_ms: float = 0.0  # added before each forwarded command: a remote server
     read_ru_per_kb: float = READ_RU_PER_KB  # what a KB read costs
+    # Most documents per reply page (Cosmos DB answers at most 4 MB): a larger batchSize
+    # asked by find or getMore is lowered to it. 0: as asked.
+    max_page_docs: int = 0
     origin: float = field(default_factory=time.monotonic)
     per_second: defaultdict[int, float] = field(default_factory=lambda: defaultdict(float))
     by_command: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -186,6 +190,20 @@ def _read_name(doc: bytes) -> str:
     """The first key of a BSON document (the command's name), without decoding it."""
     end = doc.index(b"\x00", 5)
     return doc[5:end].decode("utf-8")
+
+
+def _capped(header: bytes, body: bytes, doc_len: int, most: int) -> tuple[bytes, bytes]:
+    """The find/getMore message with its batchSize lowered to ``most`` documents."""
+    cmd = bson.decode(body[5 : 5 + doc_len])
+    asked = cmd.get("batchSize")
+    if cmd.get("find") is not None and asked is None:
+        return header, body  # the server's first batch: 101 documents
+    if asked is not None and asked <= most:
+        return header, body
+    cmd["batchSize"] = most
+    new_body = body[:5] + bson.encode(cmd) + body[5 + doc_len :]
+    _len, request_id, response_to, opcode = struct.unpack("<iiii", header)
+    return struct.pack("<iiii", 16 + len(new_body), request_id, response_to, opcode), new_body
 
 
 def _message(request_id: int, response_to: int, doc: dict[str, Any]) -> bytes:
@@ -268,6 +286,8 @@ class Proxy:
                 meter.dropped_writes += 1
                 return None
             return _message(self._next_id(), request_id, _throttled(wait_ms))
+        if meter.max_page_docs and name in ("find", "getMore"):
+            header, body = _capped(header, body, doc_len, meter.max_page_docs)
         started = time.monotonic()
         if meter.latency_ms > 0:
             await asyncio.sleep(meter.latency_ms / 1000)
@@ -326,6 +346,7 @@ class Proxy:
         self.hide_throughput = bool(conf.get("hideThroughput", self.hide_throughput))
         meter.latency_ms = float(conf.get("latencyMs", meter.latency_ms))
         meter.read_ru_per_kb = float(conf.get("readRuPerKb", meter.read_ru_per_kb))
+        meter.max_page_docs = int(conf.get("maxPageDocs", meter.max_page_docs))
         return {"ok": 1}
 
     def _custom_action(self, cmd: dict[str, Any]) -> dict[str, Any]:
