@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import orjson
 from click.core import ParameterSource
 
 from vida_loader import __version__
@@ -34,6 +35,7 @@ from vida_loader.report.text import (
     format_settings,
     format_status,
     format_verify,
+    plan_json,
 )
 from vida_loader.settings.profile import find_profile, list_profiles
 from vida_loader.settings.registry import COMMANDS, SPEC, SPECS, legacy_names
@@ -161,7 +163,13 @@ def load_settings(command: str, params: dict[str, Any], verbose: bool = True) ->
     envvar="VIDA_REPLAN",
     help="Replace the manifest of an already planned job [VIDA_REPLAN]",
 )
-def plan(replan: bool, **params: Any) -> int:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object on stdout (fields in docs/json.md); the summary goes to stderr",
+)
+def plan(replan: bool, as_json: bool, **params: Any) -> int:
     """Split the source collection into _id ranges and write the job's manifest."""
     s = load_settings("plan", params)
     source = s.endpoint("source")
@@ -180,7 +188,9 @@ def plan(replan: bool, **params: Any) -> int:
         max_rus_percent=s["max_rus_percent"],
     )
     result = plan_job(cfg, progress=lambda msg: click.echo(f"plan: {msg}", err=True))
-    click.echo(format_plan(result))
+    click.echo(format_plan(result), err=as_json)
+    if as_json:
+        click.echo(orjson.dumps(plan_json(result)).decode())
     return 0
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from pymongo.database import Database
 from support import PAD, raw_hashes, run_in
@@ -186,10 +187,17 @@ def test_plan_estimates_the_copys_request_units_and_time(
         manifest_ru,
         result.charges,
     )
+    # --json: the same figures on stdout, the summary on stderr.
+    assert main(["plan", "--source-uri", cosmos.uri, *args, "--job", "m", "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = orjson.loads(out)
+    assert "RU/KB measured" in err and doc["job"] == "m" and doc["documents"] == 3000
+    assert doc["ru"]["provisioned_ru_s"] == 4000 and doc["ru"]["rate_ru_s"] == 3800
+    assert doc["ru"]["estimate_seconds"] == pytest.approx(doc["ru"]["estimate_ru"] / 3800, abs=0.06)
     # A source that does not meter: no estimate, and nothing else changes.
-    assert main(["plan", "--source-uri", server.uri, *args, "--job", "k"]) == 0
-    out, _ = capsys.readouterr()
-    assert "RU/KB" not in out
+    assert main(["plan", "--source-uri", server.uri, *args, "--job", "k", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "RU/KB" not in err and orjson.loads(out)["ru"] is None
 
 
 def test_the_data_migration_profile_keeps_30_percent_for_the_applications(

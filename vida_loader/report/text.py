@@ -79,6 +79,33 @@ def format_plan(result: PlanResult) -> str:
     return "\n".join(lines)
 
 
+def plan_json(result: PlanResult) -> dict[str, Any]:
+    """``plan --json``: the object docs/json.md describes."""
+    m = result.manifest
+    ru: dict[str, Any] | None = None
+    if "ru" in m.stats:
+        ru = dict(m.stats["ru"])
+        rate = result.rate
+        known = rate is not None and rate.rate != UNBOUNDED
+        ru["rate_ru_s"] = rate.rate if rate is not None and known else None
+        ru["rate"] = rate.why if rate is not None else None
+        ru["estimate_seconds"] = (
+            round(ru["estimate_ru"] / rate.rate, 1) if rate is not None and known else None
+        )
+    return {
+        "command": "plan",
+        "job": m.job,
+        "manifest": str(result.path),
+        "seconds": round(result.seconds, 3),
+        "documents": m.stats["count"],
+        "bytes": m.stats["size_bytes"],
+        "avg_doc_bytes": m.stats["avg_doc_bytes"],
+        "partitions": len(m.partitions),
+        "range_mode": m.split["range_mode"],
+        "ru": ru,
+    }
+
+
 def _ru_estimate(ru: dict[str, Any], rate: BudgetPlan | None) -> str:
     """``RU  ~43,000 to read (1.05 RU/KB on 3 pages); ~0:00:15 at 2,850 RU/s (...)``."""
     text = (
