@@ -141,7 +141,9 @@ def test_without_a_cap_the_run_stays_under_the_provisioned_throughput(
     reads = sum(stats["commands"].get(c, 0) for c in ("find", "getMore"))
     throttled = sum(stats["throttled"].values())
     assert not result.failed and result.budget is not None and "adaptive" in result.budget
-    assert throttled <= 0.05 * (reads + throttled), stats  # the bench holds it to 2 %
+    assert throttled <= 0.02 * (reads + throttled), stats
+    # How much of the 1,500 RU/s it uses (>= 0.9) is `make bench-ru`'s to measure: a
+    # three-second copy on a busy test machine has too few whole seconds to judge.
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
 
 
