@@ -17,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from vida_loader.budget import BudgetPlan, plan_budget
 from vida_loader.config import RunConfig
 from vida_loader.errors import RunInterruptedError, UsageError
@@ -56,6 +58,7 @@ from vida_loader.worker import (
 
 SAVE_EVERY = 5.0  # seconds between saves of running partitions' counts
 RU_NOW_WINDOW = 5.0  # seconds over which "RU/s now" is measured
+METRICS_EVERY = 5.0  # seconds between the run's records in metrics.jsonl
 
 
 # --- progress and results ---------------------------------------------------------------
@@ -131,6 +134,49 @@ class RunResult:
 
 
 ProgressSink = Callable[[RunProgress], None]
+
+
+def metrics_record(p: RunProgress, run: int) -> dict[str, Any]:
+    """The run's periodic line of metrics.jsonl (the live view's issue adds to it)."""
+    elapsed = max(p.elapsed, 1e-9)
+    return {
+        "kind": "run",
+        "time": now_iso(),
+        "run": run,
+        "elapsed_s": round(p.elapsed, 3),
+        "docs": p.docs,
+        "bytes": p.bytes,
+        "docs_s": round((p.docs - p.base_docs) / elapsed, 1),
+        "bytes_s": round((p.bytes - p.base_bytes) / elapsed, 1),
+        "partitions_done": p.parts_done,
+        "partitions_running": p.parts_running,
+        "partitions_failed": p.parts_failed,
+        "retries": p.retries,
+        "throttled": p.throttled,
+        "waiting_for": list(p.waiting_for),
+        "ru": round(p.ru, 2) if p.metered else None,
+        "ru_s": round(p.ru_now, 1) if p.metered else None,
+        "rss_bytes": psutil.Process().memory_info().rss,
+    }
+
+
+def task_record(r: PartitionResult, run: int) -> dict[str, Any]:
+    """One finished attempt's line of metrics.jsonl."""
+    return {
+        "kind": "task",
+        "time": now_iso(),
+        "run": run,
+        "task": r.partition_id,
+        "state": str(r.state),
+        "docs": r.docs,
+        "bytes": r.bytes,
+        "seconds": round(r.seconds, 3),
+        "retries": r.retries,
+        "throttled": r.throttled,
+        "repaired": r.repaired,
+        "ru": round(r.charges.ru, 2) if r.charges is not None else None,
+        "ru_paced_s": round(r.charges.paced_s, 3) if r.charges is not None else None,
+    }
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -272,6 +318,7 @@ class _Run:
         self.resume = {pid for pid, r in state.partitions.items() if continuing and not r.done}
         self.resumed = 0
         self.last_save = 0.0
+        self.last_metrics = time.monotonic()
 
     def execute(self, tick: float) -> RunResult:
         # Largest first, so the last partitions to finish are short ones.
@@ -301,8 +348,10 @@ class _Run:
         self._not_started(held_back)
         self.state.finished_at = now_iso()
         save_state(self.state, self.path)
+        progress = self.snapshot()
         if self.on_progress:
-            self.on_progress(self.snapshot())
+            self.on_progress(progress)
+        self._metrics(progress)
         return RunResult(
             self.manifest,
             self.state,
@@ -384,8 +433,16 @@ class _Run:
         return again
 
     def tick(self) -> None:
+        progress = self.snapshot()
         if self.on_progress:
-            self.on_progress(self.snapshot())
+            self.on_progress(progress)
+        if time.monotonic() - self.last_metrics >= METRICS_EVERY:
+            self._metrics(progress)
+
+    def _metrics(self, p: RunProgress) -> None:
+        """One periodic record in the job's metrics.jsonl."""
+        self.last_metrics = time.monotonic()
+        append_jsonl(self.files.metrics, [metrics_record(p, self.state.runs)])
 
     # -------------------------------------------------------------------------------------
 
@@ -398,6 +455,7 @@ class _Run:
         if result.duplicate_records:
             append_jsonl(self.files.duplicates, result.duplicate_records)
         result.apply_to(rec)
+        append_jsonl(self.files.metrics, [task_record(result, self.state.runs)])
         self.read[0] += result.docs
         self.read[1] += result.bytes
         self.live.pop(pid, None)

@@ -134,6 +134,23 @@ def append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
         os.fsync(f.fileno())
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file; a torn last line (a kill mid-append) is skipped,
+    as is a missing file (no records)."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise StateError(f"line {i + 1} of '{path}' is not JSON") from None
+    return records
+
+
 def load_json_file(path: Path, what: str, parse: Callable[[Any], T], fix: str = "") -> T:
     """``parse`` of the JSON in ``path``; an unreadable or corrupt file is one ``StateError``
     naming ``what`` and the file (``fix`` appended), a missing one ``FileNotFoundError``."""

@@ -17,6 +17,7 @@ from vida_loader.cli import main
 from vida_loader.config import PlanConfig
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer
+from vida_loader.jobfiles import JobFiles, read_jsonl
 from vida_loader.mongo import Endpoint
 from vida_loader.runstate import load_state
 
@@ -66,6 +67,12 @@ def test_the_run_adds_up_what_the_source_charged(
     state = load_state(tmp_path / "j" / "state.json")
     assert state is not None
     assert sum(r.ru for r in state.partitions.values()) == pytest.approx(result.charges.ru)
+    metrics = read_jsonl(JobFiles(tmp_path, "j").metrics)
+    tasks = [m for m in metrics if m["kind"] == "task"]
+    assert len(tasks) == 3
+    assert sum(t["ru"] for t in tasks) == pytest.approx(result.charges.ru, abs=0.05)
+    last = [m for m in metrics if m["kind"] == "run"][-1]
+    assert last["ru"] == pytest.approx(result.charges.ru, abs=0.01) and last["docs"] == 3000
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import vida_loader
 from vida_loader.jobfiles import JobFiles, append_jsonl, planned_jobs
 
@@ -59,3 +61,18 @@ def test_appended_lines_are_whole_json_records(tmp_path: Path) -> None:
     append_jsonl(path, [{"a": 1}, {"b": [2]}])
     append_jsonl(path, [{"c": "3"}])
     assert path.read_text().splitlines() == ['{"a":1}', '{"b":[2]}', '{"c":"3"}']
+
+
+def test_a_torn_last_jsonl_line_is_skipped_a_torn_middle_one_refused(tmp_path: Path) -> None:
+    from vida_loader.errors import StateError
+    from vida_loader.jobfiles import append_jsonl, read_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    assert read_jsonl(path) == []
+    append_jsonl(path, [{"a": 1}, {"a": 2}])
+    with path.open("ab") as f:
+        f.write(b'{"a": 3, "b"')  # killed mid-append
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+    path.write_bytes(b'{"a": 1}\n{"a"\n{"a": 3}\n')
+    with pytest.raises(StateError, match="line 2"):
+        read_jsonl(path)
