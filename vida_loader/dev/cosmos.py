@@ -273,19 +273,17 @@ class Proxy:
             return _message(self._next_id(), request_id, self._local(name, cmd, last))
         meter = self.meter
         wait_ms = 0 if name in FREE else meter.over_budget()
-        if wait_ms and meter.server_side_retry > 0:
+        retried = wait_ms > 0 and meter.server_side_retry > 0
+        if retried:
             wait_ms = await self._server_side_retry()
-            if wait_ms:
-                meter.throttled[name] += 1
-                last.name, last.charge, last.ms = name, 0.0, 0
-                return _message(self._next_id(), request_id, _exceeded_time_limit())
         if wait_ms:
             meter.throttled[name] += 1
             last.name, last.charge, last.ms = name, 0.0, 0
             if flags & MORE_TO_COME:
-                meter.dropped_writes += 1
+                meter.dropped_writes += 1  # no reply is expected: it vanishes
                 return None
-            return _message(self._next_id(), request_id, _throttled(wait_ms))
+            refusal = _exceeded_time_limit() if retried else _throttled(wait_ms)
+            return _message(self._next_id(), request_id, refusal)
         if meter.max_page_docs and name in ("find", "getMore"):
             header, body = _capped(header, body, doc_len, meter.max_page_docs)
         started = time.monotonic()
