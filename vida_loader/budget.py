@@ -149,6 +149,15 @@ class BudgetPlan:
     def make(self, ctx: SpawnContext) -> RuBudget:
         return RuBudget(ctx, self.rate, adaptive=self.adaptive, ceiling=self.ceiling)
 
+    @property
+    def known(self) -> bool:
+        """Whether the rate is a number (not unbounded until the source throttles)."""
+        return self.rate != UNBOUNDED
+
+    def seconds_for(self, ru: float) -> float | None:
+        """How long spending ``ru`` takes at this rate; None when the rate is unknown."""
+        return ru / self.rate if self.known else None
+
 
 def plan_budget(
     *,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from vida_loader.budget import UNBOUNDED, BudgetPlan
+from vida_loader.budget import BudgetPlan
 from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunResult
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
@@ -86,12 +86,10 @@ def plan_json(result: PlanResult) -> dict[str, Any]:
     if "ru" in m.stats:
         ru = dict(m.stats["ru"])
         rate = result.rate
-        known = rate is not None and rate.rate != UNBOUNDED
-        ru["rate_ru_s"] = rate.rate if rate is not None and known else None
+        seconds = rate.seconds_for(ru["estimate_ru"]) if rate is not None else None
+        ru["rate_ru_s"] = rate.rate if rate is not None and rate.known else None
         ru["rate"] = rate.why if rate is not None else None
-        ru["estimate_seconds"] = (
-            round(ru["estimate_ru"] / rate.rate, 1) if rate is not None and known else None
-        )
+        ru["estimate_seconds"] = round(seconds, 1) if seconds is not None else None
     return {
         "command": "plan",
         "job": m.job,
@@ -112,9 +110,9 @@ def _ru_estimate(ru: dict[str, Any], rate: BudgetPlan | None) -> str:
         f"  RU          ~{ru['estimate_ru']:,} to read ({ru['ru_per_kb']:.2f} RU/KB measured "
         f"on {ru['pages_measured']} pages)"
     )
-    if rate is None or rate.rate == UNBOUNDED:
+    seconds = rate.seconds_for(ru["estimate_ru"]) if rate is not None else None
+    if rate is None or seconds is None:
         return text + "; the source does not tell its throughput: give --max-rus for a time"
-    seconds = ru["estimate_ru"] / rate.rate
     return text + f"; ~{format_duration(seconds)} at {rate.rate:,.0f} RU/s ({rate.why})"
 
 
