@@ -27,7 +27,6 @@ Results: bench/results-ru.json.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -40,7 +39,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bson.raw_bson import RawBSONDocument
+from bench_faults import hashes  # the raw-bytes multiset, as the faults bench checks it
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -59,17 +58,6 @@ ROUNDS = int(os.environ.get("BENCH_RU_ROUNDS", "2"))
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench/results-ru.json"))
 DB, SRC = "bench", "orders"
 UNMETERED = 1e9
-
-
-def hashes(client: MongoClient[Any], coll: str) -> Counter[str]:
-    raw = (
-        client[DB]
-        .get_collection(coll)
-        .with_options(
-            codec_options=client.codec_options.with_options(document_class=RawBSONDocument)
-        )
-    )
-    return Counter(hashlib.sha256(d.raw).hexdigest() for d in raw.find({}, batch_size=5000))
 
 
 def busy_seconds(stats: dict[str, Any]) -> list[float]:
@@ -100,7 +88,7 @@ class Bench:
 
     def setup(self) -> None:
         load_service_orders(self.src_client[DB][SRC], N)
-        self.expected = hashes(self.src_client, SRC)
+        self.expected = hashes(self.src_client, DB, SRC)
         stats = self.src_client[DB].command("collStats", SRC)
         self.avg_bytes = stats["size"] / max(1, stats["count"])
         plan_job(
@@ -165,7 +153,7 @@ class Bench:
         cfg = RunConfig(job="ru", manifest_dir=self.workdir, jobs=jobs, restart=True, **kw)
         result = run_job(cfg)
         seconds = time.monotonic() - started
-        got = hashes(self.dst_client, "copy")
+        got = hashes(self.dst_client, DB, "copy")
         lost = sum((self.expected - got).values()) + sum((got - self.expected).values())
         if result.failed or lost:
             raise SystemExit(f"vida run {kw} lost {lost} documents: {result.failed[:2]}")
