@@ -186,6 +186,7 @@ def plan(replan: bool, as_json: bool, **params: Any) -> int:
         ru_accounting=s["ru_accounting"],
         max_rus=s["max_rus"],
         max_rus_percent=s["max_rus_percent"],
+        ttl_field=s["ttl_field"],
     )
     result = plan_job(cfg, progress=lambda msg: click.echo(f"plan: {msg}", err=True))
     click.echo(format_plan(result), err=as_json)

@@ -31,6 +31,7 @@ from vida_loader.settings.registry import (
 )
 from vida_loader.settings.resolve import Settings
 
+_FIELD = re.compile(r"^[^.$\x00][^.\x00]*(\.[^.$\x00][^.\x00]*)*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
 
 
@@ -51,8 +52,14 @@ class PlanConfig:
     ru_accounting: str = "auto"  # measure what reading costs when the source reports it
     max_rus: float | None = None  # for the time estimate: the run's budget
     max_rus_percent: float | None = None
+    ttl_field: str | None = None  # where a Cosmos DB TTL on _ts moves to
 
     def __post_init__(self) -> None:
+        if self.ttl_field is not None and not _FIELD.match(self.ttl_field):
+            raise UsageError(
+                f"--ttl-field '{self.ttl_field}' is not a field path: give a name like "
+                "createdAt or meta.closedAt (no $, no empty parts)"
+            )
         if self.partitions is not None and self.partition_size_mb is not None:
             raise UsageError(
                 f"--partitions '{self.partitions}' and --partition-size-mb "
@@ -123,6 +130,7 @@ class RunConfig(JobConfig):
     max_rus: float | None = None  # RU/s the run may spend (wins over max_rus_percent)
     max_rus_percent: float | None = None  # of the source's provisioned RU/s
     max_rus_percent_given: bool = False  # by the user (flag, variable), not a profile
+    indexes: str = "after"  # after, before, skip: when the target gets the indexes
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -165,6 +173,7 @@ class RunConfig(JobConfig):
             max_rus_percent=s["max_rus_percent"],
             max_rus_percent_given=s.origin("max_rus_percent").layer
             not in (Layer.PROFILE, Layer.DEFAULT),
+            indexes=s["indexes"],
             timeouts=s.timeouts(),
             **actions,
         )
@@ -191,6 +200,7 @@ class RunConfig(JobConfig):
             "ru_accounting": self.ru_accounting,
             "max_rus": self.max_rus,
             "max_rus_percent": self.max_rus_percent,
+            "indexes": self.indexes,
         }
 
 

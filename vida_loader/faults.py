@@ -124,7 +124,21 @@ def classify_code(code: int | None, message: str = "", labels: tuple[str, ...] =
 def classify_write_error(error: Mapping[str, Any]) -> Verdict:
     """The verdict on one entry of a bulk write's ``writeErrors`` or ``writeConcernErrors``."""
     code = error.get("code")
-    return classify_code(code if isinstance(code, int) else None, str(error.get("errmsg", "")))
+    message = str(error.get("errmsg", ""))
+    if code in (11000, 11001) and _secondary_unique(error, message):
+        # Not "already there": the document breaks a unique index of the target (built
+        # before the data, or the target's own); sending it again never helps.
+        return Verdict(Fault.FATAL, "unique index violated", code)
+    return classify_code(code if isinstance(code, int) else None, message)
+
+
+def _secondary_unique(error: Mapping[str, Any], message: str) -> bool:
+    """Whether a duplicate key error is about another index than ``_id``'s."""
+    pattern = error.get("keyPattern")
+    if isinstance(pattern, Mapping):
+        return list(pattern) != ["_id"]
+    name = message.split(" index: ", 1)[1].split(" ", 1)[0] if " index: " in message else None
+    return name is not None and name != "_id_"
 
 
 def classify(exc: BaseException) -> Verdict:

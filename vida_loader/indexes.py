@@ -35,7 +35,8 @@ from bson.int64 import Int64
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
-from vida_loader.manifest import from_ejson, to_ejson
+from vida_loader.errors import UsageError
+from vida_loader.jobfiles import from_ejson, to_ejson
 from vida_loader.mongo import ServerKind
 
 ID_INDEX = "_id_"
@@ -312,6 +313,38 @@ def sample_fields(
     keep = {f: 1 for f in (*fields, COSMOS_TS, COSMOS_DOC_TTL)}
     pipeline = [{"$sample": {"size": size}}, {"$project": {"_id": 0, **keep}}]
     return list(coll.aggregate(pipeline))
+
+
+def plan_indexes(
+    coll: Collection[Any],
+    source_kind: ServerKind,
+    target_kind: ServerKind,
+    ttl_field: str | None = None,
+) -> tuple[IndexPlan, ...]:
+    """Read ``coll``'s indexes and decide what the target gets of each (``plan``).
+
+    A TTL judgement counts over a sample of the TTL fields; ``ttl_field`` must name a
+    field the sampled documents have, and there must be a TTL on ``_ts`` to move to it.
+    """
+    specs = read_indexes(coll)
+    fields = ttl_fields(specs)
+    if ttl_field is not None:
+        fields = sorted({*fields, ttl_field})
+    sample = sample_fields(coll, fields) if fields else []
+    plans = translate(specs, IndexContext(source_kind, target_kind, ttl_field, sample))
+    if ttl_field is not None:
+        moved = [p for p in plans if p.source.fields == [COSMOS_TS] and p.adapted]
+        if not moved:
+            raise UsageError(
+                f"--ttl-field '{ttl_field}' has nothing to move: the source has no TTL index "
+                f"on '{COSMOS_TS}' (Cosmos DB's); leave --ttl-field out"
+            )
+        if sample and not any(_get(d, ttl_field) is not None for d in sample):
+            raise UsageError(
+                f"--ttl-field '{ttl_field}' names no field of the source: none of "
+                f"{len(sample):,} sampled documents has it; name a date field they hold"
+            )
+    return tuple(plans)
 
 
 # --- building -----------------------------------------------------------------------------

@@ -91,6 +91,7 @@ def continue_command(
         ("ru_accounting", "--ru-accounting", "auto"),
         ("max_rus", "--max-rus", None),
         ("max_rus_percent", "--max-rus-percent", None),
+        ("indexes", "--indexes", "after"),
     ):
         if key in given and given[key] != default:
             value = given[key]

@@ -8,6 +8,7 @@ kill -9 at any instant leaves each file old or new, never torn.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,10 +16,29 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+from bson import json_util
+from bson.codec_options import DatetimeConversion
+from bson.json_util import CANONICAL_JSON_OPTIONS
 
 from vida_loader.errors import StateError
 
 T = TypeVar("T")
+
+# Canonical Extended JSON keeps Int64, Decimal128, binary subtypes, MinKey/MaxKey and
+# dates outside Python's datetime range exact through a JSON file.
+EJSON_OPTIONS = CANONICAL_JSON_OPTIONS.with_options(
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO
+)
+
+
+def to_ejson(value: Any) -> Any:
+    """A BSON value (or document) as a JSON-ready canonical Extended JSON structure."""
+    return json.loads(json_util.dumps(value, json_options=EJSON_OPTIONS))
+
+
+def from_ejson(obj: Any) -> Any:
+    """Inverse of :func:`to_ejson`."""
+    return json_util.loads(json.dumps(obj), json_options=EJSON_OPTIONS)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ hand-edited file is refused instead of guessed at.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -19,25 +18,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from bson import json_util
-from bson.codec_options import DatetimeConversion
-from bson.json_util import CANONICAL_JSON_OPTIONS
 from pymongo.collection import Collection
 from pymongo.cursor import Cursor
 
 from vida_loader.errors import StateError
-from vida_loader.jobfiles import load_json_file, write_json_atomic
+from vida_loader.indexes import IndexPlan, IndexSpec
+from vida_loader.jobfiles import from_ejson, load_json_file, to_ejson, write_json_atomic
 from vida_loader.ordering import BRACKET_BY_NAME, bracket_of, sort_key
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
 ID_HINT: list[tuple[str, int]] = [("_id", 1)]
-
-# Canonical Extended JSON keeps Int64, Decimal128, binary subtypes, MinKey/MaxKey and
-# dates outside Python's datetime range exact through a JSON file.
-EJSON_OPTIONS = CANONICAL_JSON_OPTIONS.with_options(
-    datetime_conversion=DatetimeConversion.DATETIME_AUTO
-)
 
 
 class RangeMode(StrEnum):
@@ -45,16 +36,6 @@ class RangeMode(StrEnum):
 
     TYPED = "typed"  # $gte/$lt inside one BSON type bracket (works everywhere)
     MINMAX = "minmax"  # find().min().max().hint({_id: 1}): spans type brackets
-
-
-def to_ejson(value: Any) -> Any:
-    """A BSON value (or document) as a JSON-ready canonical Extended JSON structure."""
-    return json.loads(json_util.dumps(value, json_options=EJSON_OPTIONS))
-
-
-def from_ejson(obj: Any) -> Any:
-    """Inverse of :func:`to_ejson`."""
-    return json_util.loads(json.dumps(obj), json_options=EJSON_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -221,19 +202,24 @@ class Manifest:
     stats: dict[str, Any]  # count, size_bytes, avg_doc_bytes, id_brackets
     split: dict[str, Any]  # range_mode, requested mode, partitions, size, sample
     partitions: tuple[Partition, ...]
+    # What the target gets of each source index (None: planned before indexes were read).
+    indexes: tuple[IndexPlan, ...] | None = None
     created_at: str = ""
     tool_version: str = ""
     fingerprint: str = field(default="")
 
     def compute_fingerprint(self) -> str:
-        """SHA-256 over namespaces, statistics, split settings and every range."""
-        basis = {
+        """SHA-256 over namespaces, statistics, split settings, every range and every
+        index decision."""
+        basis: dict[str, Any] = {
             "source": {k: self.source.get(k) for k in ("hosts", "db", "collection")},
             "target": {k: self.target.get(k) for k in ("hosts", "db", "collection")},
             "stats": self.stats,
             "split": self.split,
             "partitions": [_derived_spec(p) | {"id": p.id} for p in self.partitions],
         }
+        if self.indexes is not None:
+            basis["indexes"] = [ix.to_json() for ix in self.indexes]
         digest = hashlib.sha256(orjson.dumps(basis, option=orjson.OPT_SORT_KEYS)).hexdigest()
         return f"sha256:{digest}"
 
@@ -249,7 +235,16 @@ class Manifest:
             "stats": self.stats,
             "split": self.split,
             "partitions": [p.to_json() for p in self.partitions],
+            **(
+                {"indexes": [ix.to_json() for ix in self.indexes]}
+                if self.indexes is not None
+                else {}
+            ),
         }
+
+    def index_builds(self) -> list[IndexSpec]:
+        """The definitions the target gets, in the source's order."""
+        return [ix.build for ix in self.indexes or () if ix.build is not None]
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Manifest:
@@ -263,6 +258,11 @@ class Manifest:
             stats=dict(doc["stats"]),
             split=dict(doc["split"]),
             partitions=tuple(Partition.from_json(p) for p in doc["partitions"]),
+            indexes=(
+                tuple(IndexPlan.from_json(ix) for ix in doc["indexes"])
+                if doc.get("indexes") is not None
+                else None
+            ),
             created_at=str(doc.get("created_at", "")),
             tool_version=str(doc.get("tool_version", "")),
             fingerprint=str(doc["fingerprint"]),

@@ -31,6 +31,7 @@ from vida_loader import __version__
 from vida_loader.budget import BudgetPlan, plan_budget
 from vida_loader.config import PlanConfig
 from vida_loader.errors import ConnectError, JobExistsError, UsageError
+from vida_loader.indexes import plan_indexes
 from vida_loader.manifest import (
     ID_HINT,
     Manifest,
@@ -357,6 +358,10 @@ def _plan(
         progress("measuring the request units a page of the copy costs")
         starts = _spread(sample) if sample else [edges[0]] if edges else []
         cost = measure_read_cost(coll, starts, stats.avg_doc_bytes)
+    progress("reading the source's index definitions")
+    indexes = plan_indexes(
+        coll, server_kind(cfg.source.uri), server_kind(cfg.target.uri), cfg.ttl_field
+    )
     partitions = build_partitions(
         sample,
         mode=mode,
@@ -385,6 +390,7 @@ def _plan(
             "sample_exact": exact,
         },
         partitions=tuple(partitions),
+        indexes=indexes,
         created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         tool_version=__version__,
     )

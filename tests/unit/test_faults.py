@@ -270,3 +270,31 @@ def test_call_retries_then_returns() -> None:
 
     assert r.call(op) == 5
     assert r.counts.retries == 2 and r.counts.reasons == {"throttled": 1, "network": 1}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {
+            "code": 11000,
+            "errmsg": "E11000 ... index: k_1 dup key: { k: 1 }",
+            "keyPattern": {"k": 1},
+        },
+        {"code": 11000, "errmsg": "E11000 duplicate key error collection: t.e index: k_1 dup key"},
+    ],
+)
+def test_a_duplicate_on_another_unique_index_is_fatal_not_already_there(error: dict) -> None:
+    verdict = classify_write_error(error)
+    assert verdict.fault is Fault.FATAL and verdict.reason == "unique index violated"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"code": 11000, "errmsg": "E11000 ... index: _id_ dup key", "keyPattern": {"_id": 1}},
+        {"code": 11000, "errmsg": "E11000 duplicate key error collection: t.e index: _id_ dup"},
+        {"code": 11000, "errmsg": "Failed _id or unique index constraint"},  # Cosmos DB
+    ],
+)
+def test_a_duplicate_id_is_already_there(error: dict) -> None:
+    assert classify_write_error(error).fault is Fault.DUPLICATE

@@ -10,7 +10,9 @@ from vida_loader.budget import BudgetPlan
 from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunResult
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
+from vida_loader.indexes import Action
 from vida_loader.job import job_command
+from vida_loader.manifest import Manifest
 from vida_loader.planner import PlanResult
 from vida_loader.report.progress import format_duration
 from vida_loader.runstate import TaskState
@@ -74,9 +76,33 @@ def format_plan(result: PlanResult) -> str:
             lines.append(f"  {label:<11} {p.id} ~{p.est_docs:,} docs ({format_bytes(p.est_bytes)})")
     if "ru" in m.stats:
         lines.append(_ru_estimate(m.stats["ru"], result.rate))
+    lines += _index_decisions(m)
     if count == 0:
         lines.append("  the source collection is empty: one partition covers it")
     return "\n".join(lines)
+
+
+def _index_decisions(m: Manifest) -> list[str]:
+    """``indexes  4 to build after the data (1 adapted), 1 skipped`` and a line per
+    index that was adapted, skipped or warned about, with the reason."""
+    if m.indexes is None:
+        return []
+    build = [ix for ix in m.indexes if ix.action is Action.BUILD]
+    skipped = [ix for ix in m.indexes if ix.action is Action.SKIP]
+    adapted = sum(1 for ix in build if ix.adapted)
+    head = f"  indexes     {len(build)} to build"
+    head += f" ({adapted} adapted)" if adapted else ""
+    head += f", {len(skipped)} skipped" if skipped else ""
+    lines = [head + (" besides _id" if build or skipped else ": only _id")]
+    for ix in m.indexes:
+        if ix.action is Action.SKIP:
+            lines.append(f"    skipped {ix.source.describe()}")
+        elif ix.build is not None and ix.adapted:
+            lines.append(f"    adapted {ix.source.describe()} -> {ix.build.describe()}")
+        elif ix.notes:
+            lines.append(f"    build   {ix.source.describe()}")
+        lines += [f"      {note}" for note in ix.notes]
+    return lines
 
 
 def plan_json(result: PlanResult) -> dict[str, Any]:
@@ -101,6 +127,7 @@ def plan_json(result: PlanResult) -> dict[str, Any]:
         "partitions": len(m.partitions),
         "range_mode": m.split["range_mode"],
         "ru": ru,
+        "indexes": None if m.indexes is None else [ix.to_json() for ix in m.indexes],
     }
 
 

@@ -316,6 +316,22 @@ SPECS: tuple[Spec, ...] = (
         choices=("auto", "minmax", "typed"),
     ),
     Spec(
+        "ttl_field",
+        "str",
+        "Date field a Cosmos DB TTL on _ts (its hidden modification time) moves to on the "
+        "target; unset: that TTL is skipped, with the reason",
+        ("plan",),
+    ),
+    Spec(
+        "indexes",
+        "choice",
+        "When the target gets the source's indexes: after the data (fastest load), before "
+        "it (the target enforces unique indexes while loading), or skip",
+        ("run",),
+        default="after",
+        choices=("after", "before", "skip"),
+    ),
+    Spec(
         "jobs",
         "jobs",
         "Worker processes",
