@@ -264,6 +264,17 @@ def run(restart: bool, drop_target: bool, append: bool, **params: Any) -> int:
             err=True,
         )
         return EXIT_FAILED
+    index_failures = result.index_failures
+    if index_failures:
+        name, error = index_failures[0]
+        click.echo(
+            f"vida-loader: {len(index_failures)} of {len(result.state.indexes)} indexes failed "
+            f"to build (index '{name}': {error}); the data is copied and confirmed; fix the "
+            "cause, then build what is missing with: "
+            f"{continue_command(cfg, manifest=result.manifest)}",
+            err=True,
+        )
+        return EXIT_FAILED
     if result.duplicates:
         click.echo(
             f"vida-loader: the source holds {result.duplicates:,} documents whose _id another "

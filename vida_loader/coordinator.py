@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 
 from vida_loader.budget import BudgetPlan, plan_budget
+from vida_loader.builder import IndexResult, IndexSettings, build_index
 from vida_loader.config import RunConfig
 from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Started, Waiting
@@ -45,6 +46,7 @@ from vida_loader.ru import Charges, accounting_on, provisioned_throughput
 from vida_loader.runstate import (
     RunState,
     TaskState,
+    index_task,
     load_state,
     now_iso,
     save_state,
@@ -87,6 +89,10 @@ class RunProgress:
     metered: bool = False  # the source's request charges are read
     ru: float = 0.0  # request units this run's commands were charged
     ru_now: float = 0.0  # RU per second over the last few seconds
+    indexes_done: int = 0  # index builds done (all runs)
+    indexes_total: int = 0  # index builds this run makes or made (0: none, or skipped)
+    indexes_failed: int = 0
+    building: tuple[str, ...] = ()  # indexes being built now
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,8 @@ class RunResult:
     outage: str | None = None  # the side that stayed away too long: the run stopped early
     charges: Charges | None = None  # this run's request units, when the source was metered
     budget: str | None = None  # how the run paced itself by RU, in words
+    index_builds: int = 0  # index build attempts by this run
+    index_s: float = 0.0  # seconds this run spent building indexes
 
     @property
     def failed(self) -> list[tuple[str, str]]:
@@ -113,6 +121,15 @@ class RunResult:
             (pid, rec.error or "unknown error")
             for pid, rec in self.state.partitions.items()
             if rec.state is not TaskState.DONE
+        ]
+
+    @property
+    def index_failures(self) -> list[tuple[str, str]]:
+        """(index name, error) of every index build that failed."""
+        return [
+            (rec.name, rec.error or "unknown error")
+            for rec in self.state.indexes.values()
+            if rec.state is TaskState.FAILED
         ]
 
     @property
@@ -251,6 +268,8 @@ def run_job(
         else:
             state.continue_run(cfg.settings())
             continuing = True
+        if cfg.indexes != "skip":
+            state.add_index_tasks([spec.name for spec in manifest.index_builds()])
         settings = CopySettings(
             source=source,
             target=target,
@@ -319,6 +338,7 @@ class _Run:
         self.resumed = 0
         self.last_save = 0.0
         self.last_metrics = time.monotonic()
+        self.builds = _IndexBuilds(self)
 
     def execute(self, tick: float) -> RunResult:
         # Largest first, so the last partitions to finish are short ones.
@@ -328,13 +348,17 @@ class _Run:
             shared = {}
             if self.budget is not None:
                 shared[RU_BUDGET] = self.budget.make(multiprocessing.get_context("spawn"))
-            with Scheduler[str, PartitionResult](
+            with Scheduler[str, Any](
                 self.cfg.jobs,
                 tick=tick,
                 cleanup=close_clients,
                 pool_factory=partial(make_pool, shared=shared),
             ) as scheduler:
+                if self.cfg.indexes == "before":
+                    self.builds.run(scheduler, before_data=True)
                 held_back = scheduler.run(order, self)
+                if self.cfg.indexes != "skip" and self._data_done():
+                    self.builds.run(scheduler, before_data=False)
         except BaseException as exc:
             self._interrupted()
             if not isinstance(exc, KeyboardInterrupt):
@@ -368,6 +392,8 @@ class _Run:
             outage=self.outage,
             charges=self.charges if self.settings.meter_every else None,
             budget=self.budget.why if self.budget is not None else None,
+            index_builds=sum(self.builds.tries.values()),
+            index_s=self.builds.seconds,
         )
 
     def _not_started(self, pids: list[str]) -> None:
@@ -478,8 +504,15 @@ class _Run:
             return True
         return False
 
+    def _data_done(self) -> bool:
+        return self.outage is None and all(r.done for r in self.records.values())
+
+    def save(self) -> None:
+        save_state(self.state, self.path)
+        self.last_save = time.monotonic()
+
     def _interrupted(self) -> None:
-        for rec in self.records.values():
+        for rec in self.state.tasks.values():
             if rec.state is TaskState.RUNNING:
                 rec.state = TaskState.PENDING
                 rec.error = "interrupted"
@@ -508,6 +541,14 @@ class _Run:
             metered=bool(self.settings.meter_every),
             ru=(ru := self.charges.ru + sum(self.ru_live.values())),
             ru_now=self._ru_now(ru),
+            indexes_done=sum(1 for r in self.state.indexes.values() if r.done),
+            indexes_total=len(self.state.indexes) if self.cfg.indexes != "skip" else 0,
+            indexes_failed=sum(
+                1 for r in self.state.indexes.values() if r.state is TaskState.FAILED
+            ),
+            building=tuple(
+                r.name for r in self.state.indexes.values() if r.state is TaskState.RUNNING
+            ),
         )
 
     def _ru_now(self, ru: float) -> float:
@@ -518,3 +559,69 @@ class _Run:
             seen.popleft()
         then, ru_then = seen[0]
         return (ru - ru_then) / (now - then) if now > then else 0.0
+
+
+class _IndexBuilds:
+    """The scheduler's handler for the index builds of a run; writes through ``run``."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run_ = run
+        self.specs = {index_task(s.name): s for s in run.manifest.index_builds()}
+        self.settings = IndexSettings(run.settings.target, run.cfg.timeouts, run.cfg.retry)
+        self.tries: dict[str, int] = {}
+        self.seconds = 0.0  # spent in index phases
+
+    def run(self, scheduler: Scheduler[str, Any], before_data: bool) -> None:
+        """Build what is not done yet. Before the data: all but TTL indexes, which would
+        delete documents while they are copied."""
+        todo = [
+            tid
+            for tid, rec in self.run_.state.indexes.items()
+            if not rec.done
+            and tid in self.specs
+            and not (before_data and self.specs[tid].ttl is not None)
+        ]
+        started = time.monotonic()
+        scheduler.run(todo, self)
+        self.seconds += time.monotonic() - started
+
+    def task(self, tid: str) -> tuple[Callable[..., IndexResult], tuple[Any, ...]]:
+        return build_index, (tid, self.specs[tid], self.settings)
+
+    def admit(self, tid: str) -> bool:
+        return self.run_.outage is None
+
+    def lost(self, tid: str, why: str, died: bool) -> IndexResult:
+        return IndexResult(tid, TaskState.FAILED, error=why, transient=died)
+
+    def events(self, events: list[Event]) -> None:
+        started = False
+        for ev in events:
+            rec = self.run_.state.indexes.get(ev.task)
+            if rec is not None and isinstance(ev, Started) and not rec.done:
+                rec.state = TaskState.RUNNING
+                rec.started_at = now_iso()
+                started = True
+        if started:
+            self.run_.save()
+
+    def finished(self, tid: str, result: IndexResult) -> bool:
+        rec = self.run_.state.indexes[tid]
+        rec.attempts += 1
+        self.tries[tid] = self.tries.get(tid, 0) + 1
+        result.apply_to(rec)
+        self.run_.retried.merge(result.retries, result.throttled, result.wait_s)
+        if result.outage is not None:
+            self.run_.outage = self.run_.outage or result.outage
+        again = (
+            result.state is TaskState.FAILED
+            and result.transient
+            and self.tries[tid] < self.run_.cfg.attempts
+        )
+        if again:
+            rec.state = TaskState.PENDING
+        self.run_.save()
+        return again
+
+    def tick(self) -> None:
+        self.run_.tick()

@@ -23,7 +23,6 @@ The translation table is where Cosmos DB and MongoDB differ:
 from __future__ import annotations
 
 import datetime
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -33,7 +32,7 @@ from bson.datetime_ms import DatetimeMS
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
 from pymongo.collection import Collection
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import PyMongoError
 
 from vida_loader.errors import UsageError
 from vida_loader.jobfiles import from_ejson, to_ejson
@@ -384,46 +383,3 @@ def duplicate_key(exc: PyMongoError) -> str | None:
         return str(dict(value))
     msg = str(details.get("errmsg", exc))
     return msg.split("dup key:", 1)[1].strip() if "dup key:" in msg else msg
-
-
-def create_index(coll: Collection[Any], spec: IndexSpec) -> None:
-    """``createIndexes`` with one definition; OperationFailure as the server said it."""
-    coll.database.command("createIndexes", coll.name, indexes=[spec.document()])
-
-
-def existing(coll: Collection[Any], name: str) -> dict[str, Any] | None:
-    for doc in coll.list_indexes():
-        if doc["name"] == name:
-            return dict(doc)
-    return None
-
-
-def wait_for_index(
-    coll: Collection[Any],
-    spec: IndexSpec,
-    poll_s: float = 2.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> bool:
-    """After a build whose answer never came: poll until the index exists (True) or the
-    server no longer runs a build of it (False)."""
-    while True:
-        if existing(coll, spec.name) is not None:
-            return True
-        if not building(coll, spec.name):
-            return existing(coll, spec.name) is not None
-        sleep(poll_s)
-
-
-def building(coll: Collection[Any], name: str) -> dict[str, Any] | None:
-    """The server's running build of index ``name`` on ``coll`` (its currentOp entry)."""
-    try:
-        ops = coll.database.client.admin.command("currentOp", True).get("inprog", [])
-    except OperationFailure:
-        return None
-    for op in ops:
-        cmd = op.get("command") or {}
-        if cmd.get("createIndexes") != coll.name:
-            continue
-        if any(ix.get("name") == name for ix in cmd.get("indexes", [])):
-            return dict(op)
-    return None

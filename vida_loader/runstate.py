@@ -4,9 +4,9 @@ Written only by the coordinator, always atomically (temp file, fsync, ``os.repla
 kill at any instant leaves a file that loads. It records enough to resume from: the
 manifest's fingerprint and one record per task. Every record has a kind, a state,
 attempts, retry counters, timestamps and the last error; a kind adds its own counters
-(a copy of a partition: documents, bytes, repairs...). Copying partitions is the only
-kind so far; index builds, range hashes, dump files and a change-stream position are
-meant to be kinds too.
+(a copy of a partition: documents, bytes, repairs...; an index build: its name, the
+duplicate key that failed it). Range hashes, dump files and a change-stream position
+are meant to be kinds too.
 
 Schema 2 keeps the records under ``tasks``, each with its ``kind``; a schema-1 file (one
 record per partition under ``partitions``) still loads, as copy records.
@@ -41,6 +41,7 @@ class TaskState(StrEnum):
 
 class TaskKind(StrEnum):
     COPY = "copy"  # copy one partition of the manifest
+    INDEX = "index"  # build one index on the target
 
 
 def now_iso() -> str:
@@ -97,6 +98,21 @@ class PartitionRecord(TaskRecord):
 
 
 @dataclass
+class IndexRecord(TaskRecord):
+    """A build of one index on the target (``seconds``: the builds' time)."""
+
+    kind: ClassVar[TaskKind] = TaskKind.INDEX
+    name: str = ""
+    existed: bool = False  # the target already had this exact definition
+    duplicate_key: str | None = None  # a unique build met this key twice in the data
+
+
+def index_task(name: str) -> str:
+    """The task id of the build of index ``name``."""
+    return f"index:{name}"
+
+
+@dataclass
 class RunState:
     job: str
     fingerprint: str
@@ -116,6 +132,17 @@ class RunState:
     def partitions(self) -> dict[str, PartitionRecord]:
         """The copy tasks, by partition id (the records themselves: changes stick)."""
         return {k: r for k, r in self.tasks.items() if isinstance(r, PartitionRecord)}
+
+    @property
+    def indexes(self) -> dict[str, IndexRecord]:
+        """The index builds, by task id (the records themselves)."""
+        return {k: r for k, r in self.tasks.items() if isinstance(r, IndexRecord)}
+
+    def add_index_tasks(self, names: list[str]) -> None:
+        """Index builds this state does not list yet (a job started with --indexes skip,
+        or planned again) become pending tasks."""
+        for name in names:
+            self.tasks.setdefault(index_task(name), IndexRecord(name=name))
 
     @classmethod
     def fresh(
@@ -231,7 +258,10 @@ class RunState:
         )
 
 
-RECORDS: dict[str, type[TaskRecord]] = {TaskKind.COPY: PartitionRecord}
+RECORDS: dict[str, type[TaskRecord]] = {
+    TaskKind.COPY: PartitionRecord,
+    TaskKind.INDEX: IndexRecord,
+}
 
 
 def plan_summary(manifest: Manifest) -> dict[str, Any]:

@@ -28,8 +28,11 @@ class JobStatus:
 
     @property
     def complete(self) -> bool:
-        return self.state is not None and self.count(TaskState.DONE) == len(
-            self.manifest.partitions
+        """Data and indexes: every partition confirmed, every listed index built."""
+        return (
+            self.state is not None
+            and self.count(TaskState.DONE) == len(self.manifest.partitions)
+            and all(r.done for r in self.state.indexes.values())
         )
 
     @property

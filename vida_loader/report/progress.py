@@ -42,6 +42,11 @@ def format_progress(p: RunProgress) -> str:
     parts.append(state)
     if p.repaired:
         parts.append(f"repaired {p.repaired:,}")
+    if p.indexes_total and (p.building or p.indexes_done or p.indexes_failed):
+        built = f"indexes {p.indexes_done}/{p.indexes_total} built"
+        built += f", {p.indexes_failed} failed" if p.indexes_failed else ""
+        built += f", building {', '.join(p.building)}" if p.building else ""
+        parts.append(built)
     if p.metered:
         parts.append(f"RU {p.ru:,.0f} ({p.ru_now:,.0f} RU/s)")
     parts += _retries(p.retries, p.throttled)

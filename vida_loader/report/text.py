@@ -15,7 +15,7 @@ from vida_loader.job import job_command
 from vida_loader.manifest import Manifest
 from vida_loader.planner import PlanResult
 from vida_loader.report.progress import format_duration
-from vida_loader.runstate import TaskState
+from vida_loader.runstate import RunState, TaskState
 from vida_loader.settings.resolve import Settings
 from vida_loader.status import JobStatus
 from vida_loader.verify import VerifyResult
@@ -149,7 +149,7 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
     total = len(st.partitions)
     secs = max(result.seconds, 1e-9)
     done = total - len(result.failed)
-    if result.skipped == total:
+    if result.skipped == total and not result.index_builds:
         return (
             f"job '{st.job}' is complete: all {total} partitions were confirmed by earlier "
             f"runs, {result.confirmed_docs:,} documents; nothing to copy (give --restart "
@@ -197,9 +197,37 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
             f"  resumed     run {st.runs} of this job: {result.skipped} partitions confirmed "
             f"earlier were skipped, {result.resumed} continued from the target's last _id",
         )
+    index_line = _index_summary(result, cfg)
+    if index_line:
+        lines.insert(-1, index_line)
     for pid, error in result.failed:
         lines.append(f"  FAILED {pid}: {error}")
+    for name, error in result.index_failures:
+        lines.append(f"  FAILED index {name}: {error}")
     return "\n".join(lines)
+
+
+def _index_summary(result: RunResult, cfg: RunConfig) -> str:
+    """``indexes     4/5 built (1 already there) in 0:00:03, 1 failed``."""
+    recs = list(result.state.indexes.values())
+    planned = result.manifest.index_builds()
+    if cfg.indexes == "skip" and planned:
+        return f"  indexes     not built (--indexes skip): {len(planned)} planned"
+    if cfg.indexes == "skip":
+        return ""
+    if not recs:
+        return "  indexes     none besides _id" if result.manifest.indexes is not None else ""
+    done = [r for r in recs if r.done]
+    there = sum(1 for r in done if r.existed)
+    failed = sum(1 for r in recs if r.state is TaskState.FAILED)
+    text = f"  indexes     {len(done)}/{len(recs)} built"
+    text += f" ({there} already there)" if there else ""
+    if result.index_builds:
+        text += f" ({result.index_builds} builds by this run in {format_duration(result.index_s)})"
+    text += f", {failed} failed" if failed else ""
+    if len(done) + failed < len(recs):
+        text += ", the rest after the data"
+    return text
 
 
 def _against_plan(ru: float, result: RunResult) -> str:
@@ -282,14 +310,41 @@ def format_status(st: JobStatus) -> str:
             f"  interrupted {running} partitions were running when the last run "
             "stopped: the next run continues them",
         )
-    for pid, rec in state.partitions.items():
-        if rec.state is TaskState.FAILED:
-            lines.append(f"  FAILED {pid} after {rec.attempts} attempts: {rec.error}")
+    if state.indexes:
+        lines.insert(-1, _index_status(state))
+    lines += _failed_tasks(state)
     if st.complete:
         lines.append(f"  check       {shlex.join(job_command('verify', st.config))}")
     elif st.holder is None:
         lines.append(f"  continue    {st.command}")
     return "\n".join(lines)
+
+
+def _failed_tasks(state: RunState) -> list[str]:
+    """``FAILED p00003 after 3 attempts: ...`` per failed task, partitions first."""
+    lines = [
+        f"  FAILED {pid} after {rec.attempts} attempts: {rec.error}"
+        for pid, rec in state.partitions.items()
+        if rec.state is TaskState.FAILED
+    ]
+    return lines + [
+        f"  FAILED index {rec.name} after {rec.attempts} attempts: {rec.error}"
+        for rec in state.indexes.values()
+        if rec.state is TaskState.FAILED
+    ]
+
+
+def _index_status(state: RunState) -> str:
+    """``indexes     3/5 built (0:00:04 building), 1 failed, 1 pending; building k_1``."""
+    recs = list(state.indexes.values())
+    done = sum(1 for r in recs if r.done)
+    took = format_duration(sum(r.seconds for r in recs))
+    text = f"  indexes     {done}/{len(recs)} built ({took} building)"
+    for word in (TaskState.FAILED, TaskState.PENDING):
+        n = sum(1 for r in recs if r.state is word)
+        text += f", {n} {word.value}" if n else ""
+    building = [r.name for r in recs if r.state is TaskState.RUNNING]
+    return text + (f"; building {', '.join(building)}" if building else "")
 
 
 def format_generated(result: GenerateResult, cfg: GenerateConfig) -> str:

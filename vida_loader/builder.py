@@ -1,0 +1,189 @@
+"""Build one index on the target: the index task of a run.
+
+``build_index`` is a task like ``worker.copy_partition``: a function of (task, settings)
+that reports typed events, returns an ``IndexResult`` and never raises across the process
+boundary, so any executor runs it. A definition the target already holds exactly is
+``done`` at once (a run killed during its builds repeats only what is missing); one held
+under the same name with another definition fails, naming both. A unique build that meets
+a duplicate key fails with that key; the data tasks stay done.
+
+A build can take longer than the socket timeout. When the answer does not come in time,
+the build goes on in the server: the task then watches ``listIndexes`` and ``currentOp``
+until the index is there or no build of it runs any more (then it sends it again, within
+the retry budget).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pymongo.collection import Collection
+from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
+
+from vida_loader.execution.events import Reporter, Started, no_report
+from vida_loader.indexes import IndexSpec, duplicate_key
+from vida_loader.mongo import Endpoint, Timeouts
+from vida_loader.pipeline.clients import collection
+from vida_loader.pipeline.task import task_failure, wait_reporter
+from vida_loader.retry import Retrier, RetryPolicy
+from vida_loader.runstate import IndexRecord, TaskState, now_iso
+
+POLL_S = 2.0  # between looks at a build whose answer did not come in time
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """What an index task needs besides its definition. Holds the full URI: never saved."""
+
+    target: Endpoint
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """What happened to one index build on one attempt."""
+
+    task: str
+    state: TaskState
+    seconds: float = 0.0
+    existed: bool = False  # the target already had this exact definition
+    error: str | None = None
+    duplicate_key: str | None = None  # a unique build met this key twice
+    transient: bool = False  # a later attempt may succeed
+    retries: int = 0
+    throttled: int = 0
+    wait_s: float = 0.0
+    outage: str | None = None  # the target stayed away past the retry budget
+
+    def apply_to(self, rec: IndexRecord) -> None:
+        """Record this attempt in the index's run-state record (the coordinator's)."""
+        rec.state = self.state
+        rec.existed = self.existed
+        rec.duplicate_key = self.duplicate_key
+        rec.retries += self.retries
+        rec.throttled += self.throttled
+        rec.wait_s += self.wait_s
+        rec.seconds += self.seconds
+        rec.finished_at = now_iso()
+        rec.error = self.error
+
+
+def build_index(
+    task: str, spec: IndexSpec, settings: IndexSettings, report: Reporter | None = None
+) -> IndexResult:
+    """Build ``spec`` on the target collection. Never raises an ``Exception``."""
+    started = time.monotonic()
+    report = report or no_report
+    retrier = Retrier(settings.retry, wait_reporter(report, task), role="target")
+    try:
+        report(Started(task))
+        coll = retrier.call(lambda: collection(settings.target, "target", settings.timeouts))
+        result = _build(task, spec, coll, retrier)
+    except OperationFailure as exc:
+        key = duplicate_key(exc)
+        if key is None:
+            failure = task_failure(exc, settings.target.uri)
+            result = IndexResult(task, TaskState.FAILED, error=failure.error)
+        else:
+            result = IndexResult(
+                task,
+                TaskState.FAILED,
+                duplicate_key=key,
+                error=f"the data breaks unique index '{spec.name}': duplicate key {key}",
+            )
+    except Exception as exc:  # the process boundary: return a result, do not raise
+        failure = task_failure(exc, settings.target.uri)
+        result = IndexResult(
+            task,
+            TaskState.FAILED,
+            error=failure.error,
+            transient=failure.transient,
+            outage=failure.outage,
+        )
+    counts = retrier.counts
+    return replace(
+        result,
+        seconds=time.monotonic() - started,
+        retries=counts.retries,
+        throttled=counts.throttled,
+        wait_s=counts.wait_s,
+    )
+
+
+def _build(task: str, spec: IndexSpec, coll: Collection[Any], retrier: Retrier) -> IndexResult:
+    held = retrier.call(lambda: existing(coll, spec.name))
+    if held is not None:
+        there = IndexSpec.from_server(held)
+        if there == spec:
+            return IndexResult(task, TaskState.DONE, existed=True)
+        return IndexResult(
+            task,
+            TaskState.FAILED,
+            error=(
+                f"the target already has an index named '{spec.name}' defined otherwise "
+                f"({there.describe()}; wanted {spec.describe()}): drop or rename it on the "
+                "target, then run again"
+            ),
+        )
+    while True:
+        try:
+            create_index(coll, spec)
+            break
+        except NetworkTimeout as exc:
+            # No answer in time: the server may still be building it.
+            if retrier.call(lambda: wait_for_index(coll, spec)):
+                break
+            retrier.failed(exc)
+        except PyMongoError as exc:
+            # Throttled, network, restart: the same command again is harmless. The
+            # server's word on the definition (duplicate key, bad option) is raised.
+            retrier.failed(exc)
+    retrier.succeeded()
+    return IndexResult(task, TaskState.DONE)
+
+
+def create_index(coll: Collection[Any], spec: IndexSpec) -> None:
+    """``createIndexes`` with one definition; OperationFailure as the server said it."""
+    coll.database.command("createIndexes", coll.name, indexes=[spec.document()])
+
+
+def existing(coll: Collection[Any], name: str) -> dict[str, Any] | None:
+    """The target's ``listIndexes`` entry named ``name``, if any."""
+    for doc in coll.list_indexes():
+        if doc["name"] == name:
+            return dict(doc)
+    return None
+
+
+def wait_for_index(
+    coll: Collection[Any],
+    spec: IndexSpec,
+    poll_s: float = POLL_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """After a build whose answer never came: poll until the index exists (True) or the
+    server no longer runs a build of it (False)."""
+    while existing(coll, spec.name) is None:
+        if building(coll, spec.name) is None:
+            return existing(coll, spec.name) is not None
+        sleep(poll_s)
+    return True
+
+
+def building(coll: Collection[Any], name: str) -> dict[str, Any] | None:
+    """The server's running build of index ``name`` on ``coll`` (its currentOp entry)."""
+    try:
+        ops = coll.database.client.admin.command("currentOp", True).get("inprog", [])
+    except OperationFailure:
+        return None  # not allowed or not supported: nothing to watch
+    for op in ops:
+        cmd = op.get("command") or {}
+        if cmd.get("createIndexes") != coll.name:
+            continue
+        if any(ix.get("name") == name for ix in cmd.get("indexes", [])):
+            return dict(op)
+    return None
