@@ -32,6 +32,7 @@ from bson import (
 )
 from bson.raw_bson import RawBSONDocument
 from pymongo import monitoring
+from pymongo.collation import Collation
 from pymongo.collection import Collection
 
 from vida_loader import planner
@@ -301,3 +302,34 @@ def legacy_generate_target(monkeypatch: Any, server: LocalServer, db: str, coll:
     monkeypatch.setenv("GEN_DB_CONNECTION_STRING", server.uri)
     monkeypatch.setenv("GEN_DB_NAME", db)
     monkeypatch.setenv("GEN_DB_COLLECTION", coll)
+
+
+def indexed_documents(n: int = 600) -> list[dict[str, Any]]:
+    day = datetime.datetime(2026, 1, 1)
+    return [
+        {
+            "_id": i,
+            "a": i,
+            "b": i % 37,
+            "s": ["x", "y", None][i % 3] if i % 5 else None,
+            "at": day + datetime.timedelta(minutes=i),
+            "loc": {"type": "Point", "coordinates": [i % 90, (i * 7) % 45]},
+            "k": i,
+        }
+        for i in range(n)
+    ]
+
+
+def make_indexes(db: Any) -> None:
+    """On ``db.src``: one index per option the test server has (it has no text or hashed
+    ones); the TTL expires nothing while a test runs."""
+    c = db.src
+    c.create_index([("a", 1)], unique=True, name="a_unique")
+    c.create_index([("a", 1), ("b", -1)])
+    c.create_index([("s", 1)], sparse=True)
+    c.create_index([("b", 1)], partialFilterExpression={"b": {"$gt": 5}})
+    c.create_index([("at", 1)], expireAfterSeconds=10**9)
+    c.create_index([("s", -1)], name="s_fr", collation=Collation("fr", strength=2))
+    c.create_index([("b", 1), ("a", 1)], hidden=True)
+    c.create_index([("loc", "2dsphere")])
+    c.create_index([("$**", 1)], wildcardProjection={"a": 1, "b": 1})

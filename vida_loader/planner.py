@@ -338,7 +338,11 @@ def _source_collection(
 def _plan(
     coll: Collection[dict[str, Any]], cfg: PlanConfig, progress: Progress, metered: bool
 ) -> tuple[Manifest, str]:
-    progress(f"reading statistics of {cfg.source.namespace}")
+    # First: a --ttl-field that names nothing is refused before any long step.
+    indexes = plan_indexes(
+        coll, server_kind(cfg.source.uri), server_kind(cfg.target.uri), cfg.ttl_field
+    )
+    progress(f"read {len(indexes)} index definitions; reading statistics of {cfg.source.namespace}")
     stats = read_stats(coll)
     progress(f"source holds {stats.count:,} documents, {stats.size_bytes / MIB:,.1f} MiB")
     if cfg.partitions is not None:
@@ -358,10 +362,6 @@ def _plan(
         progress("measuring the request units a page of the copy costs")
         starts = _spread(sample) if sample else [edges[0]] if edges else []
         cost = measure_read_cost(coll, starts, stats.avg_doc_bytes)
-    progress("reading the source's index definitions")
-    indexes = plan_indexes(
-        coll, server_kind(cfg.source.uri), server_kind(cfg.target.uri), cfg.ttl_field
-    )
     partitions = build_partitions(
         sample,
         mode=mode,

@@ -112,6 +112,9 @@ def test_empty_collection_is_one_partition_and_said(
         (["--target-collection", "a$b"], 2, "--target-collection 'a$b' cannot be a collection"),
         (["--target-collection", "system.x"], 2, "names a system collection"),
         (["--target-collection", "c" * 250], 2, "bytes long: at most 255 are allowed"),
+        (["--ttl-field", "at"], 2, "--ttl-field 'at' has nothing to move: the source has no"),
+        (["--ttl-field", "$at"], 2, "--ttl-field '$at' is not a field path"),
+        (["--ttl-field", "a..b"], 2, "--ttl-field 'a..b' is not a field path"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
@@ -194,3 +197,22 @@ def test_installed_command_runs_as_a_subprocess(env: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "planned job 'sub'" in proc.stdout
     assert "plan: sampling" in proc.stderr  # progress goes to stderr, the summary to stdout
+
+
+def test_a_cosmos_ts_ttl_is_skipped_or_moved_to_the_ttl_field(
+    env: Path, src: Database[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    src.orders.update_many({}, {"$currentDate": {"closed": True}})
+    src.orders.create_index("_ts", expireAfterSeconds=3600)  # no document has _ts
+    code, out, err = _run(capsys, "--job", "skip")
+    assert code == 0, err
+    assert "indexes     0 to build, 1 skipped besides _id" in out
+    assert "skipped _ts_1 {_ts: 1} ttl 3600 s" in out and "give --ttl-field FIELD" in out
+    code, _out, err = _run(capsys, "--job", "none", "--ttl-field", "nosuch")
+    assert code == 2 and err.count("\n") == 1
+    assert "--ttl-field 'nosuch' names no field of the source: none of 1,000 sampled" in err
+    assert not (env / "none").exists()
+    code, out, err = _run(capsys, "--job", "moved", "--ttl-field", "closed")
+    assert code == 0, err
+    assert "adapted _ts_1 {_ts: 1} ttl 3600 s -> closed_1 {closed: 1} ttl 3600 s" in out
+    assert "TTL moved from '_ts'" in out and "have no date" not in out

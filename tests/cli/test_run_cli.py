@@ -64,6 +64,7 @@ def test_run_copies_confirms_and_summarises(
         (["--target-uri", "mongodb://elsewhere.example/"], 3, "planned against 127.0.0.1:"),
         (["--source-uri", "postgres://x"], 2, "--source-uri 'postgres:…' is not a MongoDB URI"),
         (["--ru-accounting", "maybe"], 2, "Invalid value for '--ru-accounting'"),
+        (["--indexes", "later"], 2, "Invalid value for '--indexes'"),
         (
             ["--max-rus", "0"],
             2,
