@@ -18,14 +18,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from pymongo.collection import Collection
 from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 
+from vida_loader.errors import StateError
 from vida_loader.execution.events import Reporter, Started, no_report
-from vida_loader.indexes import IndexSpec, duplicate_key
-from vida_loader.mongo import Endpoint, Timeouts
+from vida_loader.indexes import ID_INDEX, IndexSpec, duplicate_key, load_saved, read_indexes, save
+from vida_loader.mongo import Endpoint, Timeouts, close_client, connect, describe_error
 from vida_loader.pipeline.clients import collection
 from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.retry import Retrier, RetryPolicy
@@ -144,6 +146,32 @@ def _build(task: str, spec: IndexSpec, coll: Collection[Any], retrier: Retrier) 
             retrier.failed(exc)
     retrier.succeeded()
     return IndexResult(task, TaskState.DONE)
+
+
+def disable_target_indexes(target: Endpoint, timeouts: Timeouts, path: Path) -> list[IndexSpec]:
+    """Save the target collection's secondary indexes in ``path`` (beside those an earlier
+    run saved), then drop them; the file is on disk before the first drop. Returns every
+    saved definition: what the run rebuilds after the data."""
+    saved = load_saved(path)
+    client = connect(target.uri, role="target", timeouts=timeouts)
+    try:
+        coll = client[target.db][target.collection]
+        current = [s for s in read_indexes(coll) if s.name != ID_INDEX]
+        known = {s.name for s in saved}
+        merged = saved + [s for s in current if s.name not in known]
+        if merged != saved:
+            save(path, merged, target.namespace)
+        for spec in current:
+            coll.drop_index(spec.name)
+    except PyMongoError as exc:
+        raise StateError(
+            f"cannot drop the indexes of target collection '{target.namespace}' "
+            f"(--disable-indexes): {describe_error(exc, target.uri)}; what was saved is "
+            f"in '{path}' and the next run rebuilds it"
+        ) from None
+    finally:
+        close_client(client)
+    return merged
 
 
 def create_index(coll: Collection[Any], spec: IndexSpec) -> None:

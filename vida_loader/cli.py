@@ -19,7 +19,7 @@ from click.core import ParameterSource
 from vida_loader import __version__
 from vida_loader.config import JobConfig, PlanConfig, RunConfig, VerifyConfig, default_job_name
 from vida_loader.coordinator import run_job
-from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, VidaError
+from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
 from vida_loader.generate import sources
 from vida_loader.generate.runner import GenerateConfig
@@ -222,7 +222,14 @@ def plan(replan: bool, as_json: bool, **params: Any) -> int:
     envvar="VIDA_APPEND",
     help="Start fresh although the target collection holds documents [VIDA_APPEND]",
 )
-def run(restart: bool, drop_target: bool, append: bool, **params: Any) -> int:
+@click.option(
+    "--create-indexes",
+    is_flag=True,
+    help="The old tool's name of --indexes after (the default)",
+)
+def run(
+    restart: bool, drop_target: bool, append: bool, create_indexes: bool, **params: Any
+) -> int:
     """Copy every partition of a planned job and confirm each one on the target.
 
     A job that ran before continues: confirmed partitions are skipped, the others go on
@@ -230,6 +237,11 @@ def run(restart: bool, drop_target: bool, append: bool, **params: Any) -> int:
     holds documents unless --drop-target or --append says what to do with them.
     """
     s = load_settings("run", params)
+    if create_indexes and s["indexes"] != "after":
+        raise UsageError(
+            f"--create-indexes builds the indexes after the data: it cannot go with "
+            f"--indexes '{s['indexes']}'"
+        )
     cfg = RunConfig.from_settings(
         s,
         resolve_job(s["manifest_dir"], s["job"]),

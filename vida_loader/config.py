@@ -131,6 +131,7 @@ class RunConfig(JobConfig):
     max_rus_percent: float | None = None  # of the source's provisioned RU/s
     max_rus_percent_given: bool = False  # by the user (flag, variable), not a profile
     indexes: str = "after"  # after, before, skip: when the target gets the indexes
+    disable_indexes: bool = False  # drop the target's own indexes, rebuild them after
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -144,6 +145,11 @@ class RunConfig(JobConfig):
         if not 0 < self.batch_mb <= MAX_BATCH_MB:
             raise UsageError(
                 f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
+            )
+        if self.disable_indexes and self.indexes != "after":
+            raise UsageError(
+                f"--disable-indexes drops the target's indexes to rebuild them after the "
+                f"data: it cannot go with --indexes '{self.indexes}'"
             )
         if self.attempts < 1:
             raise UsageError(f"--attempts '{self.attempts}' must be at least 1")
@@ -174,6 +180,7 @@ class RunConfig(JobConfig):
             max_rus_percent_given=s.origin("max_rus_percent").layer
             not in (Layer.PROFILE, Layer.DEFAULT),
             indexes=s["indexes"],
+            disable_indexes=s["disable_indexes"],
             timeouts=s.timeouts(),
             **actions,
         )
@@ -201,6 +208,7 @@ class RunConfig(JobConfig):
             "max_rus": self.max_rus,
             "max_rus_percent": self.max_rus_percent,
             "indexes": self.indexes,
+            "disable_indexes": self.disable_indexes,
         }
 
 

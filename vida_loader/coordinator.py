@@ -20,12 +20,18 @@ from typing import Any
 import psutil
 
 from vida_loader.budget import BudgetPlan, plan_budget
-from vida_loader.builder import IndexResult, IndexSettings, build_index
+from vida_loader.builder import (
+    IndexResult,
+    IndexSettings,
+    build_index,
+    disable_target_indexes,
+)
 from vida_loader.config import RunConfig
 from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Started, Waiting
 from vida_loader.execution.pool import make_pool
 from vida_loader.execution.scheduler import Scheduler
+from vida_loader.indexes import IndexSpec, load_saved
 from vida_loader.job import continue_command, open_job
 from vida_loader.jobfiles import JobFiles, append_jsonl
 from vida_loader.lock import hold_lock
@@ -235,6 +241,14 @@ def _preflight(
         )
 
 
+def index_builds(manifest: Manifest, saved: list[IndexSpec]) -> list[IndexSpec]:
+    """What the target gets: the source's indexes as planned, then the target's own that
+    --disable-indexes dropped (a name the source also has is built as the source's)."""
+    planned = manifest.index_builds()
+    names = {s.name for s in planned}
+    return planned + [s for s in saved if s.name not in names]
+
+
 def run_job(
     cfg: RunConfig,
     on_progress: ProgressSink | None = None,
@@ -268,8 +282,6 @@ def run_job(
         else:
             state.continue_run(cfg.settings())
             continuing = True
-        if cfg.indexes != "skip":
-            state.add_index_tasks([spec.name for spec in manifest.index_builds()])
         settings = CopySettings(
             source=source,
             target=target,
@@ -289,8 +301,16 @@ def run_job(
         if not continuing:
             files.duplicates.unlink(missing_ok=True)  # an earlier start's
         if not continuing and cfg.drop_target:
+            files.indexes.unlink(missing_ok=True)  # the target's own: dropped with it
             drop_target(target, cfg.timeouts)
-        run = _Run(manifest, state, settings, cfg, on_progress, continuing, budget)
+        saved = load_saved(files.indexes)
+        if cfg.disable_indexes and not continuing:
+            saved = disable_target_indexes(target, cfg.timeouts, files.indexes)
+        builds = index_builds(manifest, saved)
+        if cfg.indexes != "skip":
+            state.add_index_tasks([spec.name for spec in builds])
+            save_state(state, path)
+        run = _Run(manifest, state, settings, cfg, on_progress, continuing, budget, builds)
         return run.execute(tick)
 
 
@@ -306,8 +326,10 @@ class _Run:
         on_progress: ProgressSink | None,
         continuing: bool,
         budget: BudgetPlan | None = None,
+        index_specs: list[IndexSpec] | None = None,
     ) -> None:
         self.manifest = manifest
+        self.index_specs = index_specs or []
         self.budget = budget
         self.state = state
         self.files = cfg.files
@@ -566,7 +588,7 @@ class _IndexBuilds:
 
     def __init__(self, run: _Run) -> None:
         self.run_ = run
-        self.specs = {index_task(s.name): s for s in run.manifest.index_builds()}
+        self.specs = {index_task(s.name): s for s in run.index_specs}
         self.settings = IndexSettings(run.settings.target, run.cfg.timeouts, run.cfg.retry)
         self.tries: dict[str, int] = {}
         self.seconds = 0.0  # spent in index phases

@@ -26,6 +26,7 @@ import datetime
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from bson.datetime_ms import DatetimeMS
@@ -35,7 +36,7 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from vida_loader.errors import UsageError
-from vida_loader.jobfiles import from_ejson, to_ejson
+from vida_loader.jobfiles import from_ejson, load_json_file, to_ejson, write_json_atomic
 from vida_loader.mongo import ServerKind
 
 ID_INDEX = "_id_"
@@ -296,6 +297,32 @@ def _is_date(value: Any) -> bool:
 def read_indexes(coll: Collection[Any]) -> list[IndexSpec]:
     """Every index of ``coll`` as the server defines it, in the server's order."""
     return [IndexSpec.from_server(doc) for doc in coll.list_indexes()]
+
+
+def load_saved(path: Path) -> list[IndexSpec]:
+    """The target's own indexes a run saved before dropping them (none: no file)."""
+    try:
+        return load_json_file(
+            path,
+            "saved target indexes",
+            lambda doc: [IndexSpec.from_json(ix) for ix in doc["indexes"]],
+            ": it holds what --disable-indexes dropped; restore it from a backup",
+        )
+    except FileNotFoundError:
+        return []
+
+
+def save(path: Path, specs: Sequence[IndexSpec], namespace: str) -> None:
+    """Write the target's own index definitions, atomically, before any is dropped."""
+    write_json_atomic(
+        path,
+        {
+            "what": "the target's secondary indexes, dropped by --disable-indexes and "
+            "rebuilt after the data",
+            "target": namespace,
+            "indexes": [s.to_json() for s in specs],
+        },
+    )
 
 
 def ttl_fields(specs: Iterable[IndexSpec]) -> list[str]:

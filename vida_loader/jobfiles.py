@@ -89,7 +89,8 @@ class JobFiles:
 
     @property
     def indexes(self) -> Path:
-        """The source's index definitions, read before the copy and built after it."""
+        """The target's own secondary indexes, saved before --disable-indexes drops them
+        and rebuilt from here after the data (a crash in between loses none)."""
         return self.folder / "indexes.json"
 
     @property

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pymongo.collation import Collation
 from pymongo.database import Database
 from support import (
     fail_commands,
@@ -123,3 +124,37 @@ def test_a_failed_index_is_in_the_exit_code_the_message_and_status(
     assert "stopped" in out.splitlines()[0]
     assert "indexes     0/1 built" in out and ", 1 failed" in out
     assert "FAILED index k_1 after 1 attempts: the data breaks unique index" in out
+
+
+def test_disable_indexes_killed_before_the_rebuild_recreates_the_saved_definitions(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db.src.insert_many(indexed_documents(900))
+    exists = {"k": {"$exists": True}}
+    tdb.dst.create_index([("k", 1)], name="app_k", unique=True, partialFilterExpression=exists)
+    tdb.dst.create_index([("s", -1), ("b", 1)], name="app_sb", collation=Collation("fr"))
+    before = tdb.dst.index_information()
+    job = plan_by_env(monkeypatch, server, target_server, db, tmp_path, "dis", 3)
+    monkeypatch.setenv("VIDA_DISABLE_INDEXES", "true")
+    proc = start_slow_run(tdb, 300, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: running(job / "state.json"), 60, "a running partition")
+    finally:
+        _kill(proc)
+    tdb.client.admin.command("configureFailPoint", "failCommand", mode="off")
+    assert list(tdb.dst.index_information()) == ["_id_"]  # dropped, not yet rebuilt
+    assert (job / "indexes.json").is_file()
+
+    monkeypatch.delenv("VIDA_DISABLE_INDEXES")  # the file, not the flag, brings them back
+    capsys.readouterr()
+    assert main(["run", "-j", "2"]) == 0
+    out, _err = capsys.readouterr()
+    assert "indexes     2/2 built" in out
+    assert tdb.dst.index_information() == before
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)

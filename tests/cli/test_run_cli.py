@@ -66,6 +66,17 @@ def test_run_copies_confirms_and_summarises(
         (["--ru-accounting", "maybe"], 2, "Invalid value for '--ru-accounting'"),
         (["--indexes", "later"], 2, "Invalid value for '--indexes'"),
         (
+            ["--disable-indexes", "--indexes", "skip"],
+            2,
+            "--disable-indexes drops the target's indexes to rebuild them after the data: it "
+            "cannot go with --indexes 'skip'",
+        ),
+        (
+            ["--create-indexes", "--indexes", "before"],
+            2,
+            "--create-indexes builds the indexes after the data: it cannot go with --indexes",
+        ),
+        (
             ["--max-rus", "0"],
             2,
             "--max-rus '0.0' is not a valid value: accepted is a number above 0",

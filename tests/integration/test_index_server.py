@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from pymongo.database import Database
 from support import indexed_documents, make_indexes, plan_in, raw_hashes, run_in
@@ -127,3 +128,34 @@ def test_indexes_already_on_the_target_are_kept_or_refused_by_definition(
     assert result.state.indexes[index_task("a_1_b_-1")].existed
     ((name, error),) = result.index_failures
     assert name == "s_1" and "defined otherwise" in error and "sparse" in error
+
+
+def test_disable_indexes_drops_the_targets_own_and_recreates_exactly_those(
+    server: LocalServer, target_server: LocalServer, source: DB, tdb: DB, tmp_path: Path
+) -> None:
+    tdb.dst.create_index([("x", 1), ("y", -1)], name="app_xy", sparse=True)
+    tdb.dst.create_index([("a", 1)], unique=True, name="a_unique")  # the source has it too
+    own = tdb.dst.index_information()["app_xy"]
+    plan_in(server, target_server, source, tmp_path)
+    seen: list[set[str]] = []
+
+    def watch(p: Any) -> None:
+        if not seen and p.parts_done < p.parts_total:  # while the data is loaded
+            seen.append(set(tdb.dst.index_information()))
+
+    result = run_in(
+        tmp_path,
+        source_uri=server.uri,
+        target_uri=target_server.uri,
+        disable_indexes=True,
+        on_progress=watch,
+        tick=0.05,
+    )
+    assert result.failed == [] and result.index_failures == []
+    assert seen == [{"_id_"}]
+    saved = orjson.loads((tmp_path / "j" / "indexes.json").read_bytes())
+    assert [ix["name"] for ix in saved["indexes"]] == ["a_unique", "app_xy"]
+    info = tdb.dst.index_information()
+    assert info.pop("app_xy") == own
+    assert info == source.src.index_information()
+    assert raw_hashes(tdb.dst) == raw_hashes(source.src)

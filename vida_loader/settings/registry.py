@@ -332,6 +332,14 @@ SPECS: tuple[Spec, ...] = (
         choices=("after", "before", "skip"),
     ),
     Spec(
+        "disable_indexes",
+        "bool",
+        "Drop the target collection's own secondary indexes before loading (saved first in "
+        "the job folder) and recreate exactly those after the data",
+        ("run",),
+        default=False,
+    ),
+    Spec(
         "jobs",
         "jobs",
         "Worker processes",
