@@ -24,9 +24,23 @@ from typing import Any
 from pymongo.collection import Collection
 from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 
-from vida_loader.errors import StateError
+from vida_loader.config import JobConfig
+from vida_loader.errors import ConnectError, StateError
 from vida_loader.execution.events import Reporter, Started, no_report
-from vida_loader.indexes import ID_INDEX, IndexSpec, duplicate_key, load_saved, read_indexes, save
+from vida_loader.indexes import (
+    ID_INDEX,
+    IndexDiff,
+    IndexSpec,
+    compare,
+    duplicate_key,
+    load_saved,
+    read_indexes,
+    satisfies,
+    save,
+    wanted_indexes,
+)
+from vida_loader.job import open_job
+from vida_loader.manifest import Manifest
 from vida_loader.mongo import Endpoint, Timeouts, close_client, connect, describe_error
 from vida_loader.pipeline.clients import collection
 from vida_loader.pipeline.task import task_failure, wait_reporter
@@ -120,7 +134,7 @@ def _build(task: str, spec: IndexSpec, coll: Collection[Any], retrier: Retrier) 
     held = retrier.call(lambda: existing(coll, spec.name))
     if held is not None:
         there = IndexSpec.from_server(held)
-        if there == spec:
+        if satisfies(there, spec):
             return IndexResult(task, TaskState.DONE, existed=True)
         return IndexResult(
             task,
@@ -172,6 +186,44 @@ def disable_target_indexes(target: Endpoint, timeouts: Timeouts, path: Path) -> 
     finally:
         close_client(client)
     return merged
+
+
+@dataclass(frozen=True)
+class TargetIndexes:
+    """What the target of a job should hold and what it holds (``indexes list|diff``)."""
+
+    manifest: Manifest
+    wanted: list[IndexSpec]  # planned from the source, then the target's own saved ones
+    present: list[IndexSpec]  # listIndexes of the target collection, _id aside
+    saved: int  # of ``wanted``: the target's own, saved by --disable-indexes
+
+    @property
+    def diff(self) -> IndexDiff:
+        return compare(self.wanted, self.present)
+
+
+def target_indexes(cfg: JobConfig) -> TargetIndexes:
+    """Read the job's planned indexes and the target collection's, without writing."""
+    manifest, _source, target = open_job(cfg)
+    if manifest.indexes is None:
+        raise StateError(
+            f"job '{cfg.job}' was planned before vida-loader read indexes: plan it again "
+            "with `vida-loader plan --replan` to copy them"
+        )
+    saved = load_saved(cfg.files.indexes)
+    client = connect(target.uri, role="target", timeouts=cfg.timeouts)
+    try:
+        coll = client[target.db][target.collection]
+        present = [s for s in read_indexes(coll) if s.name != ID_INDEX]
+    except PyMongoError as exc:
+        raise ConnectError(
+            f"cannot list the indexes of target collection '{target.namespace}': "
+            f"{describe_error(exc, target.uri)}"
+        ) from None
+    finally:
+        close_client(client)
+    wanted = wanted_indexes(manifest.index_builds(), saved)
+    return TargetIndexes(manifest, wanted, present, len(wanted) - len(manifest.index_builds()))
 
 
 def create_index(coll: Collection[Any], spec: IndexSpec) -> None:

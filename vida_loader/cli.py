@@ -6,6 +6,7 @@ on stderr with its exit code. Tracebacks only with ``--debug``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import orjson
 from click.core import ParameterSource
 
 from vida_loader import __version__
+from vida_loader.builder import target_indexes
 from vida_loader.config import JobConfig, PlanConfig, RunConfig, VerifyConfig, default_job_name
 from vida_loader.coordinator import run_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
@@ -30,10 +32,12 @@ from vida_loader.preflight import check_copy, check_generate
 from vida_loader.report.progress import ProgressPrinter, format_generate
 from vida_loader.report.text import (
     format_generated,
+    format_index_build,
     format_plan,
     format_run,
     format_settings,
     format_status,
+    format_target_indexes,
     format_verify,
     plan_json,
 )
@@ -227,9 +231,7 @@ def plan(replan: bool, as_json: bool, **params: Any) -> int:
     is_flag=True,
     help="The old tool's name of --indexes after (the default)",
 )
-def run(
-    restart: bool, drop_target: bool, append: bool, create_indexes: bool, **params: Any
-) -> int:
+def run(restart: bool, drop_target: bool, append: bool, create_indexes: bool, **params: Any) -> int:
     """Copy every partition of a planned job and confirm each one on the target.
 
     A job that ran before continues: confirmed partitions are skipped, the others go on
@@ -407,6 +409,74 @@ FOR_COMMAND_OPTION = click.option(
     help="Show the settings of this command (legacy names mean different sides in "
     "generate: GEN_DB_* is its target)",
 )
+
+
+@cli.group()
+def indexes() -> None:
+    """The job's indexes: what the target should hold (planned from the source, and its
+    own saved by --disable-indexes), what it holds, and building what is missing."""
+
+
+INDEX_READ_KEYS = ("job", "manifest_dir", "target_uri", "select_timeout", "socket_timeout")
+
+
+@indexes.command("list")
+@settings_options("verify", *INDEX_READ_KEYS, **JOB_HELPS)
+def indexes_list(**params: Any) -> int:
+    """Every index of the job and where it stands on the target."""
+    click.echo(format_target_indexes(target_indexes(_index_config(params))))
+    return 0
+
+
+@indexes.command("diff")
+@settings_options("verify", *INDEX_READ_KEYS, **JOB_HELPS)
+def indexes_diff(**params: Any) -> int:
+    """What differs between the job's indexes and the target's; exit 1 when anything does."""
+    found = target_indexes(_index_config(params))
+    click.echo(format_target_indexes(found, differences_only=True))
+    return 0 if found.diff.clean else EXIT_FAILED
+
+
+def _index_config(params: dict[str, Any]) -> VerifyConfig:
+    s = load_settings("verify", params)
+    return VerifyConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]))
+
+
+@indexes.command("build")
+@settings_options(
+    "run",
+    *INDEX_READ_KEYS,
+    "jobs",
+    "attempts",
+    "retry_attempts",
+    "retry_window",
+    "progress_interval",
+    **JOB_HELPS,
+    jobs="Index builds at the same time",
+)
+def indexes_build(**params: Any) -> int:
+    """Build the job's indexes the target lacks, recorded in the run state like `run`'s
+    (resumable); copies no data. TTL indexes wait until the data is complete."""
+    s = load_settings("run", params)
+    cfg = RunConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]), only_indexes=True)
+    cfg = dataclasses.replace(cfg, indexes="after", disable_indexes=False)
+    printer = ProgressPrinter(sys.stderr, interval=s["progress_interval"])
+    try:
+        with sigterm_as_interrupt():
+            result = run_job(cfg, on_progress=printer, notify=_notice)
+    finally:
+        printer.finish()
+    click.echo(format_index_build(result, cfg))
+    failures = result.index_failures
+    if failures:
+        name, error = failures[0]
+        click.echo(
+            f"vida-loader: {len(failures)} of {len(result.state.indexes)} indexes failed to "
+            f"build (index '{name}': {error}); fix the cause, then run this again",
+            err=True,
+        )
+        return EXIT_FAILED
+    return 0
 
 
 @cli.group(invoke_without_command=True)

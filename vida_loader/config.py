@@ -132,6 +132,7 @@ class RunConfig(JobConfig):
     max_rus_percent_given: bool = False  # by the user (flag, variable), not a profile
     indexes: str = "after"  # after, before, skip: when the target gets the indexes
     disable_indexes: bool = False  # drop the target's own indexes, rebuild them after
+    only_indexes: bool = False  # `indexes build`: build what is missing, copy nothing
 
     def __post_init__(self) -> None:
         super().__post_init__()

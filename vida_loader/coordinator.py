@@ -31,7 +31,7 @@ from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Started, Waiting
 from vida_loader.execution.pool import make_pool
 from vida_loader.execution.scheduler import Scheduler
-from vida_loader.indexes import IndexSpec, load_saved
+from vida_loader.indexes import IndexSpec, load_saved, wanted_indexes
 from vida_loader.job import continue_command, open_job
 from vida_loader.jobfiles import JobFiles, append_jsonl
 from vida_loader.lock import hold_lock
@@ -241,14 +241,6 @@ def _preflight(
         )
 
 
-def index_builds(manifest: Manifest, saved: list[IndexSpec]) -> list[IndexSpec]:
-    """What the target gets: the source's indexes as planned, then the target's own that
-    --disable-indexes dropped (a name the source also has is built as the source's)."""
-    planned = manifest.index_builds()
-    names = {s.name for s in planned}
-    return planned + [s for s in saved if s.name not in names]
-
-
 def run_job(
     cfg: RunConfig,
     on_progress: ProgressSink | None = None,
@@ -275,7 +267,12 @@ def run_job(
                     f"--drop-target would empty the target of job '{cfg.job}', which has "
                     f"already run: give --restart with it to start the job over"
                 )
-        budget = _preflight(source, target, cfg, state, notify)
+        if cfg.only_indexes and state is None:
+            raise UsageError(
+                f"job '{cfg.job}' has not run yet: `vida-loader run` builds its indexes after "
+                "the data (or before it, with --indexes before)"
+            )
+        budget = None if cfg.only_indexes else _preflight(source, target, cfg, state, notify)
         if state is None:
             state = RunState.fresh(manifest, cfg.settings(), appended=cfg.append)
             continuing = False
@@ -306,7 +303,7 @@ def run_job(
         saved = load_saved(files.indexes)
         if cfg.disable_indexes and not continuing:
             saved = disable_target_indexes(target, cfg.timeouts, files.indexes)
-        builds = index_builds(manifest, saved)
+        builds = wanted_indexes(manifest.index_builds(), saved)
         if cfg.indexes != "skip":
             state.add_index_tasks([spec.name for spec in builds])
             save_state(state, path)
@@ -364,7 +361,11 @@ class _Run:
 
     def execute(self, tick: float) -> RunResult:
         # Largest first, so the last partitions to finish are short ones.
-        todo = [p for p in self.manifest.partitions if not self.records[p.id].done]
+        todo = [
+            p
+            for p in self.manifest.partitions
+            if not self.records[p.id].done and not self.cfg.only_indexes
+        ]
         order = [p.id for p in sorted(todo, key=lambda p: (-p.est_docs, p.id))]
         try:
             shared = {}
@@ -381,6 +382,8 @@ class _Run:
                 held_back = scheduler.run(order, self)
                 if self.cfg.indexes != "skip" and self._data_done():
                     self.builds.run(scheduler, before_data=False)
+                elif self.cfg.only_indexes and self.outage is None:
+                    self.builds.run(scheduler, before_data=True)
         except BaseException as exc:
             self._interrupted()
             if not isinstance(exc, KeyboardInterrupt):
@@ -599,7 +602,7 @@ class _IndexBuilds:
         todo = [
             tid
             for tid, rec in self.run_.state.indexes.items()
-            if not rec.done
+            if (not rec.done or self.run_.cfg.only_indexes)  # `indexes build` checks all
             and tid in self.specs
             and not (before_data and self.specs[tid].ttl is not None)
         ]

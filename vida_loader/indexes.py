@@ -299,6 +299,75 @@ def read_indexes(coll: Collection[Any]) -> list[IndexSpec]:
     return [IndexSpec.from_server(doc) for doc in coll.list_indexes()]
 
 
+# Options a server fills in when it builds an index: absent from a definition, they do
+# not make the built index another one.
+SERVER_FILLED = frozenset(
+    {
+        "2dsphereIndexVersion",
+        "textIndexVersion",
+        "language_override",
+        "default_language",
+        "weights",
+        "background",
+        "bits",
+        "min",
+        "max",
+    }
+)
+
+
+def satisfies(present: IndexSpec, wanted: IndexSpec) -> bool:
+    """Whether the index ``present`` on a server is the definition ``wanted``: same name,
+    key and options, where the server may have filled in defaults (a collation's other
+    fields, a 2dsphere version)."""
+    if present.name != wanted.name or present.key != wanted.key:
+        return False
+    for opt, value in wanted.options.items():
+        have = present.options.get(opt)
+        if opt == "collation" and isinstance(value, Mapping) and isinstance(have, Mapping):
+            if any(have.get(k) != v for k, v in value.items()):
+                return False
+        elif have != value:
+            return False
+    return all(opt in wanted.options or opt in SERVER_FILLED for opt in present.options)
+
+
+@dataclass(frozen=True)
+class IndexDiff:
+    """The target's indexes against what it should hold (``_id`` aside)."""
+
+    same: list[IndexSpec]
+    missing: list[IndexSpec]  # wanted, not on the target
+    differ: list[tuple[IndexSpec, IndexSpec]]  # (wanted, on the target) under one name
+    extra: list[IndexSpec]  # on the target, not wanted
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.differ or self.extra)
+
+
+def compare(wanted: Sequence[IndexSpec], present: Sequence[IndexSpec]) -> IndexDiff:
+    """``present`` (a server's ``listIndexes``) against ``wanted``, by index name."""
+    there = {s.name: s for s in present if s.name != ID_INDEX}
+    same, missing, differ = [], [], []
+    for spec in wanted:
+        have = there.pop(spec.name, None)
+        if have is None:
+            missing.append(spec)
+        elif satisfies(have, spec):
+            same.append(spec)
+        else:
+            differ.append((spec, have))
+    return IndexDiff(same, missing, differ, list(there.values()))
+
+
+def wanted_indexes(planned: Sequence[IndexSpec], saved: Sequence[IndexSpec]) -> list[IndexSpec]:
+    """What the target gets: the source's indexes as planned, then the target's own that
+    --disable-indexes dropped (a name the source also has is built as the source's)."""
+    names = {s.name for s in planned}
+    return [*planned, *(s for s in saved if s.name not in names)]
+
+
 def load_saved(path: Path) -> list[IndexSpec]:
     """The target's own indexes a run saved before dropping them (none: no file)."""
     try:

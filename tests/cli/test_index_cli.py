@@ -158,3 +158,45 @@ def test_disable_indexes_killed_before_the_rebuild_recreates_the_saved_definitio
     assert "indexes     2/2 built" in out
     assert tdb.dst.index_information() == before
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_indexes_list_diff_and_build_against_the_target(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db.src.insert_many(indexed_documents(300))
+    make_indexes(db)
+    plan_by_env(monkeypatch, server, target_server, db, tmp_path, "ls", 2)
+    capsys.readouterr()
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, _out, err = cli("indexes", "build")
+    assert code == 2 and "job 'ls' has not run yet: `vida-loader run` builds" in err
+    assert cli("run", "-j", "1", "--indexes", "skip")[0] == 0
+    code, out, _err = cli("indexes", "diff")
+    assert code == 1 and "9 wanted; 0 as defined, 9 missing" in out
+    code, out, _err = cli("indexes", "build")
+    assert code == 0 and "indexes     9/9 built (9 builds by this run" in out
+    code, out, _err = cli("indexes", "diff")
+    assert code == 0 and f"target {db.name}.dst holds the 9 indexes of job 'ls' as defined" in out
+
+    tdb.dst.drop_index("s_1")
+    tdb.dst.create_index("zz")
+    code, out, _err = cli("indexes", "diff")
+    assert code == 1
+    assert "  missing  s_1 {s: 1} sparse" in out and "  extra    zz_1 {zz: 1}" in out
+    code, out, _err = cli("indexes", "list")
+    assert code == 0 and "  ok       a_unique {a: 1} unique" in out and "missing  s_1" in out
+    code, out, _err = cli("indexes", "build")  # the state says done; the target does not
+    assert code == 0 and "8 already there" in out
+    info = tdb.dst.index_information()
+    assert info.pop("zz_1") and info == db.src.index_information()

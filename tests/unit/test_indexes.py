@@ -15,9 +15,12 @@ from vida_loader.indexes import (
     IndexContext,
     IndexPlan,
     IndexSpec,
+    compare,
     duplicate_key,
     relaxed,
+    satisfies,
     translate,
+    wanted_indexes,
 )
 from vida_loader.mongo import ServerKind
 
@@ -216,3 +219,39 @@ def test_the_duplicate_key_is_read_from_the_server_error() -> None:
     assert duplicate_key(err) == "{'k': 1}"
     bare = DuplicateKeyError("x", 11000, {"code": 11000, "errmsg": "E11000 ... dup key: { k: 2 }"})
     assert duplicate_key(bare) == "{ k: 2 }"
+
+
+def test_a_server_filled_collation_or_version_is_the_same_definition() -> None:
+    wanted = IndexSpec("s", (("s", 1),), {"collation": {"locale": "fr", "strength": 2}})
+    atlas = IndexSpec(
+        "s",
+        (("s", 1),),
+        {"collation": {"locale": "fr", "strength": 2, "caseLevel": False, "version": "57.1"}},
+    )
+    assert satisfies(atlas, wanted)
+    assert not satisfies(atlas, wanted.with_options(collation={"locale": "de"}))
+    geo = IndexSpec("g", (("loc", "2dsphere"),))
+    assert satisfies(geo.with_options(**{"2dsphereIndexVersion": 3}), geo)
+    assert not satisfies(geo.with_options(sparse=True), geo)  # not a server default
+    assert not satisfies(IndexSpec("g", (("loc", 1),)), geo)
+
+
+def test_compare_names_what_is_missing_different_and_extra() -> None:
+    a, b, c = (IndexSpec(n, ((n, 1),)) for n in "abc")
+    present = [
+        IndexSpec("_id_", (("_id", 1),)),
+        a,
+        b.with_options(unique=True),
+        IndexSpec("z", (("z", 1),)),
+    ]
+    diff = compare([a, b, c], present)
+    assert diff.same == [a] and diff.missing == [c]
+    assert diff.differ == [(b, b.with_options(unique=True))]
+    assert [s.name for s in diff.extra] == ["z"] and not diff.clean
+    assert compare([a], [a]).clean
+
+
+def test_the_target_own_saved_indexes_come_after_the_planned_ones() -> None:
+    a, b = IndexSpec("a", (("a", 1),)), IndexSpec("b", (("b", 1),))
+    own_a = a.with_options(unique=True)
+    assert wanted_indexes([a], [own_a, b]) == [a, b]

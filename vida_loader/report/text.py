@@ -7,6 +7,7 @@ import shlex
 from typing import Any
 
 from vida_loader.budget import BudgetPlan
+from vida_loader.builder import TargetIndexes
 from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunResult
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
@@ -103,6 +104,32 @@ def _index_decisions(m: Manifest) -> list[str]:
             lines.append(f"    build   {ix.source.describe()}")
         lines += [f"      {note}" for note in ix.notes]
     return lines
+
+
+def format_target_indexes(t: TargetIndexes, differences_only: bool = False) -> str:
+    """``indexes list`` (every index and where it stands) or ``indexes diff`` (only what
+    differs): the job's planned indexes against the target collection's."""
+    m, diff = t.manifest, t.diff
+    ns = f"{m.target['db']}.{m.target['collection']}"
+    if differences_only and diff.clean:
+        return f"target {ns} holds the {len(t.wanted)} indexes of job '{m.job}' as defined"
+    head = f"indexes of job '{m.job}' on target {ns}: {len(t.wanted)} wanted"
+    head += f" ({t.saved} the target's own, saved by --disable-indexes)" if t.saved else ""
+    lines = [
+        head + f"; {len(diff.same)} as defined, {len(diff.missing)} missing, "
+        f"{len(diff.differ)} defined otherwise, {len(diff.extra)} not wanted"
+    ]
+    if not differences_only:
+        lines += [f"  ok       {s.describe()}" for s in diff.same]
+    lines += [f"  missing  {s.describe()}" for s in diff.missing]
+    for wanted, there in diff.differ:
+        lines.append(f"  differs  {wanted.describe()}; the target has {there.describe()}")
+    lines += [f"  extra    {s.describe()} (on the target only)" for s in diff.extra]
+    if not differences_only:
+        for ix in m.indexes or ():
+            if ix.action is Action.SKIP:
+                lines.append(f"  skipped  {ix.source.describe()}: {'; '.join(ix.notes)}")
+    return "\n".join(lines)
 
 
 def plan_json(result: PlanResult) -> dict[str, Any]:
@@ -207,8 +234,26 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
     return "\n".join(lines)
 
 
+def format_index_build(result: RunResult, cfg: RunConfig) -> str:
+    """The end of ``indexes build``: what is built, what failed, what waits for the data."""
+    st = result.state
+    lines = [
+        f"index builds of job '{st.job}' finished in {format_duration(result.seconds)}",
+        _index_summary(result, cfg),
+    ]
+    waiting = [r.name for r in st.indexes.values() if r.state is TaskState.PENDING]
+    if waiting:
+        lines.append(
+            f"  waiting     {', '.join(waiting)}: TTL, built once the data is complete "
+            f"(`{shlex.join(job_command('run', cfg))}`)"
+        )
+    lines += [f"  FAILED index {name}: {error}" for name, error in result.index_failures]
+    lines.append(f"  state       {result.state_path}")
+    return "\n".join(lines)
+
+
 def _index_summary(result: RunResult, cfg: RunConfig) -> str:
-    """``indexes     4/5 built (1 already there) in 0:00:03, 1 failed``."""
+    """``indexes     4/5 built (5 builds by this run in 0:00:03, 1 already there), 1 failed``."""
     recs = list(result.state.indexes.values())
     planned = result.manifest.index_builds()
     if cfg.indexes == "skip" and planned:
@@ -221,9 +266,9 @@ def _index_summary(result: RunResult, cfg: RunConfig) -> str:
     there = sum(1 for r in done if r.existed)
     failed = sum(1 for r in recs if r.state is TaskState.FAILED)
     text = f"  indexes     {len(done)}/{len(recs)} built"
-    text += f" ({there} already there)" if there else ""
     if result.index_builds:
-        text += f" ({result.index_builds} builds by this run in {format_duration(result.index_s)})"
+        text += f" ({result.index_builds} builds by this run in {format_duration(result.index_s)}"
+        text += f", {there} already there)" if there else ")"
     text += f", {failed} failed" if failed else ""
     if len(done) + failed < len(recs):
         text += ", the rest after the data"
