@@ -16,11 +16,12 @@ the retry budget).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 
@@ -256,14 +257,38 @@ def wait_for_index(
 
 def building(coll: Collection[Any], name: str) -> dict[str, Any] | None:
     """The server's running build of index ``name`` on ``coll`` (its currentOp entry)."""
+    for op, names in index_builds_running(coll.database.client, coll.name):
+        if name in names:
+            return op
+    return None
+
+
+def build_progress(client: MongoClient[Any], collection: str) -> dict[str, tuple[int, int]]:
+    """(done, total) of every index build on ``collection`` that the server reports
+    progress of (MongoDB: ``currentOp`` ``progress``); servers that report none: {}."""
+    out: dict[str, tuple[int, int]] = {}
+    for op, names in index_builds_running(client, collection):
+        prog = op.get("progress")
+        if isinstance(prog, Mapping) and prog.get("total"):
+            for name in names:
+                out[name] = (int(prog.get("done", 0)), int(prog["total"]))
+    return out
+
+
+def index_builds_running(
+    client: MongoClient[Any], collection: str
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """``currentOp`` entries building indexes on ``collection``, each with the index names."""
     try:
-        ops = coll.database.client.admin.command("currentOp", True).get("inprog", [])
+        ops = client.admin.command("currentOp", True).get("inprog", [])
     except OperationFailure:
-        return None  # not allowed or not supported: nothing to watch
+        return []  # not allowed or not supported: nothing to watch
+    found = []
     for op in ops:
         cmd = op.get("command") or {}
-        if cmd.get("createIndexes") != coll.name:
-            continue
-        if any(ix.get("name") == name for ix in cmd.get("indexes", [])):
-            return dict(op)
-    return None
+        if cmd.get("createIndexes") == collection:
+            names = [
+                str(ix.get("name")) for ix in cmd.get("indexes", []) if isinstance(ix, Mapping)
+            ]
+            found.append((dict(op), names))
+    return found

@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from vida_loader.budget import BudgetPlan, plan_budget
 from vida_loader.builder import (
     IndexResult,
     IndexSettings,
     build_index,
+    build_progress,
     disable_target_indexes,
 )
 from vida_loader.config import RunConfig
-from vida_loader.errors import RunInterruptedError, UsageError
+from vida_loader.errors import RunInterruptedError, UsageError, VidaError
 from vida_loader.execution.events import Charged, Event, Moved, Started, Waiting
 from vida_loader.execution.pool import make_pool
 from vida_loader.execution.scheduler import Scheduler
@@ -38,6 +41,8 @@ from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import (
     Endpoint,
+    Timeouts,
+    close_client,
     connect,
 )
 from vida_loader.pipeline.clients import close_clients
@@ -67,9 +72,21 @@ from vida_loader.worker import (
 SAVE_EVERY = 5.0  # seconds between saves of running partitions' counts
 RU_NOW_WINDOW = 5.0  # seconds over which "RU/s now" is measured
 METRICS_EVERY = 5.0  # seconds between the run's records in metrics.jsonl
+PROGRESS_POLL_S = 5.0  # seconds between reads of the server's index build progress
+PROGRESS_TIMEOUTS = Timeouts(select_ms=2000, connect_ms=5000, socket_ms=5000)
 
 
 # --- progress and results ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """An index being built: for how long, and how far where the server says."""
+
+    name: str
+    seconds: float
+    done: int = 0  # of ``total`` (0/0: the server reports no progress)
+    total: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,7 +115,7 @@ class RunProgress:
     indexes_done: int = 0  # index builds done (all runs)
     indexes_total: int = 0  # index builds this run makes or made (0: none, or skipped)
     indexes_failed: int = 0
-    building: tuple[str, ...] = ()  # indexes being built now
+    building: tuple[IndexProgress, ...] = ()  # indexes being built now
 
 
 @dataclass(frozen=True)
@@ -571,9 +588,7 @@ class _Run:
             indexes_failed=sum(
                 1 for r in self.state.indexes.values() if r.state is TaskState.FAILED
             ),
-            building=tuple(
-                r.name for r in self.state.indexes.values() if r.state is TaskState.RUNNING
-            ),
+            building=self.builds.building(),
         )
 
     def _ru_now(self, ru: float) -> float:
@@ -595,6 +610,10 @@ class _IndexBuilds:
         self.settings = IndexSettings(run.settings.target, run.cfg.timeouts, run.cfg.retry)
         self.tries: dict[str, int] = {}
         self.seconds = 0.0  # spent in index phases
+        self.since: dict[str, float] = {}  # task -> when its running attempt started
+        self.progress: dict[str, tuple[int, int]] = {}  # name -> (done, total), by the server
+        self.last_poll = 0.0
+        self.client: MongoClient[Any] | None = None  # to read the server's progress
 
     def run(self, scheduler: Scheduler[str, Any], before_data: bool) -> None:
         """Build what is not done yet. Before the data: all but TTL indexes, which would
@@ -607,8 +626,13 @@ class _IndexBuilds:
             and not (before_data and self.specs[tid].ttl is not None)
         ]
         started = time.monotonic()
-        scheduler.run(todo, self)
-        self.seconds += time.monotonic() - started
+        try:
+            scheduler.run(todo, self)
+        finally:
+            self.seconds += time.monotonic() - started
+            if self.client is not None:
+                close_client(self.client)
+                self.client = None
 
     def task(self, tid: str) -> tuple[Callable[..., IndexResult], tuple[Any, ...]]:
         return build_index, (tid, self.specs[tid], self.settings)
@@ -626,11 +650,13 @@ class _IndexBuilds:
             if rec is not None and isinstance(ev, Started) and not rec.done:
                 rec.state = TaskState.RUNNING
                 rec.started_at = now_iso()
+                self.since[ev.task] = time.monotonic()
                 started = True
         if started:
             self.run_.save()
 
     def finished(self, tid: str, result: IndexResult) -> bool:
+        self.since.pop(tid, None)
         rec = self.run_.state.indexes[tid]
         rec.attempts += 1
         self.tries[tid] = self.tries.get(tid, 0) + 1
@@ -649,4 +675,27 @@ class _IndexBuilds:
         return again
 
     def tick(self) -> None:
+        if self.since and time.monotonic() - self.last_poll >= PROGRESS_POLL_S:
+            self._poll()
         self.run_.tick()
+
+    def _poll(self) -> None:
+        """Read the server's progress of the running builds (best effort: none on error)."""
+        self.last_poll = time.monotonic()
+        target = self.settings.target
+        try:
+            if self.client is None:
+                self.client = connect(target.uri, role="target", timeouts=PROGRESS_TIMEOUTS)
+            self.progress = build_progress(self.client, target.collection)
+        except (PyMongoError, VidaError):
+            self.progress = {}
+
+    def building(self) -> tuple[IndexProgress, ...]:
+        now = time.monotonic()
+        return tuple(
+            IndexProgress(
+                rec.name, now - self.since.get(tid, now), *self.progress.get(rec.name, (0, 0))
+            )
+            for tid, rec in self.run_.state.indexes.items()
+            if rec.state is TaskState.RUNNING
+        )

@@ -10,6 +10,8 @@ from bson.int64 import Int64
 from bson.son import SON
 from pymongo.errors import DuplicateKeyError
 
+from vida_loader.builder import build_progress
+from vida_loader.coordinator import IndexProgress, RunProgress
 from vida_loader.indexes import (
     Action,
     IndexContext,
@@ -23,6 +25,7 @@ from vida_loader.indexes import (
     wanted_indexes,
 )
 from vida_loader.mongo import ServerKind
+from vida_loader.report.progress import format_progress
 
 NS = "shop.orders"
 # As Cosmos DB for MongoDB (server 4.2) lists them: v 1, ns, the TTL on _ts.
@@ -255,3 +258,44 @@ def test_the_target_own_saved_indexes_come_after_the_planned_ones() -> None:
     a, b = IndexSpec("a", (("a", 1),)), IndexSpec("b", (("b", 1),))
     own_a = a.with_options(unique=True)
     assert wanted_indexes([a], [own_a, b]) == [a, b]
+
+
+class FakeAdmin:
+    def __init__(self, inprog: list[dict]) -> None:
+        self.inprog = inprog
+
+    def command(self, *_args: object) -> dict:
+        return {"inprog": self.inprog}
+
+
+def test_build_progress_is_read_from_current_op_where_the_server_reports_it() -> None:
+    mongodb_op = {
+        "command": {"createIndexes": "orders", "indexes": [{"key": {"k": 1}, "name": "k_1"}]},
+        "progress": {"done": 450, "total": 1000},
+        "msg": "Index Build: scanning collection",
+    }
+    other_coll = {**mongodb_op, "command": {"createIndexes": "other", "indexes": [{"name": "x"}]}}
+    secantus_op = {"op": "createIndexes", "command": {"createIndexes": 1}}  # says nothing more
+    client = type("C", (), {"admin": FakeAdmin([mongodb_op, other_coll, secantus_op])})()
+    assert build_progress(client, "orders") == {"k_1": (450, 1000)}
+    shown = format_progress(
+        RunProgress(
+            docs=10,
+            bytes=1,
+            base_docs=0,
+            base_bytes=0,
+            est_docs=10,
+            est_bytes=1,
+            elapsed=1,
+            parts_done=1,
+            parts_failed=0,
+            parts_running=0,
+            parts_total=1,
+            repaired=0,
+            retries=0,
+            indexes_done=2,
+            indexes_total=4,
+            building=(IndexProgress("k_1", 70.0, 450, 1000), IndexProgress("s_1", 3.0)),
+        )
+    )
+    assert "indexes 2/4 built, building k_1 45% 0:01:10, s_1 0:00:03" in shown

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from vida_loader.coordinator import RunProgress
+from vida_loader.coordinator import IndexProgress, RunProgress
 from vida_loader.generate.runner import GenerateProgress
 from vida_loader.settings.registry import DEFAULT_PROGRESS_INTERVAL as DEFAULT_INTERVAL
 
@@ -23,6 +23,12 @@ def _retries(retries: int, throttled: int) -> list[str]:
     if not retries:
         return []
     return [f"retries {retries:,}" + (f" ({throttled:,} throttled)" if throttled else "")]
+
+
+def _building(b: IndexProgress) -> str:
+    """``k_1 45% 0:01:10``: the server's progress where it reports one, and the time."""
+    share = f" {b.done / b.total:.0%}" if b.total else ""
+    return f"{b.name}{share} {format_duration(b.seconds)}"
 
 
 def format_progress(p: RunProgress) -> str:
@@ -45,7 +51,8 @@ def format_progress(p: RunProgress) -> str:
     if p.indexes_total and (p.building or p.indexes_done or p.indexes_failed):
         built = f"indexes {p.indexes_done}/{p.indexes_total} built"
         built += f", {p.indexes_failed} failed" if p.indexes_failed else ""
-        built += f", building {', '.join(p.building)}" if p.building else ""
+        if p.building:
+            built += ", building " + ", ".join(map(_building, p.building))
         parts.append(built)
     if p.metered:
         parts.append(f"RU {p.ru:,.0f} ({p.ru_now:,.0f} RU/s)")
