@@ -43,6 +43,10 @@ def test_demo_steps_run_end_to_end_and_stop_the_servers() -> None:
     assert "3/3 partitions confirmed on the target" in proc.stdout
     assert "job 'demo': 3/3 partitions confirmed, complete" in proc.stdout
     assert "all 3 partitions match" in proc.stdout
+    assert "created index order_id_1 {'unique': True}" in proc.stdout
+    assert "indexes     4 to build besides _id" in proc.stdout
+    assert "indexes     4/4 built (4 builds by this run" in proc.stdout
+    assert "target demo.orders holds the 4 indexes of job 'demo' as defined" in proc.stdout
     assert "both servers stopped" in proc.stdout
     ports = _ports(proc.stdout)
     assert len(ports) == 2 and not any(_listening(p) for p in ports)

@@ -2,7 +2,8 @@
 
 Starts two SecantusDB servers (``dev.server``, a subprocess each) in a temporary folder,
 and drives the installed ``vida-loader`` command through ``generate`` (service orders into
-the source), ``plan``, ``run``, ``status`` and ``verify``. Both servers stop and the folder
+the source, which then gets an application's indexes), ``plan``, ``run`` (data, then
+indexes), ``status``, ``verify`` and ``indexes diff``. Both servers stop and the folder
 goes away even when a step fails.
 
 With ``--cosmos RU`` (``make demo-cosmos``) the source is read through the Cosmos DB
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bson.raw_bson import RawBSONDocument
+from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from vida_loader.dev.cosmos import CosmosStandIn
@@ -44,6 +46,24 @@ def load_service_orders(coll: Collection[dict[str, Any]], n: int) -> None:
         docs = [RawBSONDocument(d) for d in source.encode_range(i, min(n, i + 10_000))]
         for j in range(0, len(docs), 1000):
             coll.insert_many(docs[j : j + 1000], ordered=False)
+
+
+APP_INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
+    ([("order_id", 1)], {"unique": True}),
+    ([("service_center_id", 1), ("order_date", -1)], {}),
+    ([("customer.customer_id", 1)], {}),
+    ([("completion_date", 1)], {"partialFilterExpression": {"status": "completed"}}),
+]
+
+
+def create_app_indexes(uri: str) -> None:
+    """The indexes an application of service orders would have on demo.orders."""
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(uri, serverSelectionTimeoutMS=10_000, socketTimeoutMS=600_000) as client:
+        coll: Collection[dict[str, Any]] = client.demo.orders
+        for keys, options in APP_INDEXES:
+            name = coll.create_index(keys, **options)
+            print(f"created index {name} {options or ''}".rstrip(), flush=True)
 
 
 def _command() -> list[str]:
@@ -68,7 +88,7 @@ def run_demo(docs: int, jobs: int, partitions: int, cosmos_ru: float | None = No
     workdir = Path(tempfile.mkdtemp(prefix="vida-demo-"))
     standin: CosmosStandIn | None = None
     try:
-        _step("1/7 starting two local SecantusDB servers")
+        _step("1/9 starting two local SecantusDB servers")
         with (
             LocalServer(workdir / "source-data") as source,
             LocalServer(workdir / "target-data") as target,
@@ -98,27 +118,35 @@ def run_demo(docs: int, jobs: int, partitions: int, cosmos_ru: float | None = No
             if standin is not None:
                 plan += ["--max-rus-percent", "70"]
                 run += ["--max-rus-percent", "70"]
-            steps = [
-                (f"2/7 generate: {docs:,} service orders into the source (demo.orders)", gen),
+            steps: list[tuple[str, list[str]]] = [
+                (f"2/9 generate: {docs:,} service orders into the source (demo.orders)", gen),
+                ("3/9 the application's indexes on the source", []),
                 (
-                    "3/7 config check: servers, driver, source collection, rights to read "
+                    "4/9 config check: servers, driver, source collection, rights to read "
                     "and write",
                     ["config", "check"],
                 ),
                 (
-                    "4/7 plan: split the source into _id ranges",
+                    "5/9 plan: split the source into _id ranges, read its indexes",
                     plan,
                 ),
                 (
-                    f"5/7 run -j {jobs}: copy raw BSON, confirm every partition"
-                    + (", within 70 % of the source's RU/s" if standin else ""),
+                    f"6/9 run -j {jobs}: copy raw BSON, confirm every partition, then build "
+                    "the indexes" + (", within 70 % of the source's RU/s" if standin else ""),
                     run,
                 ),
-                ("6/7 status: what the job's files say (works during a run too)", ["status"]),
-                ("7/7 verify: count every range on both sides", ["verify"]),
+                ("7/9 status: what the job's files say (works during a run too)", ["status"]),
+                ("8/9 verify: count every range on both sides", ["verify"]),
+                (
+                    "9/9 indexes diff: the target's indexes against the source's",
+                    ["indexes", "diff"],
+                ),
             ]
             for title, args in steps:
                 _step(title)
+                if not args:
+                    create_app_indexes(source.uri)
+                    continue
                 code = _cli(args, env)
                 if code != 0:
                     print(f"\ndemo: step '{args[0]}' failed with exit code {code}", file=sys.stderr)
