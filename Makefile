@@ -10,7 +10,7 @@ DEMO_JOBS ?= 4
 MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru clean
+.PHONY: help install demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,7 @@ bench: install ## copy speed, CPU and memory against reference and naive copies 
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
 	timeout 1800 $(BIN)/python benchmarks/bench_generate.py
 	timeout 1800 $(BIN)/python benchmarks/bench_ru.py
+	timeout 5400 $(BIN)/python benchmarks/bench_indexes.py
 
 bench-faults: install ## what throttling and a 10 s target outage cost a run -> bench/results-faults.json
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
@@ -48,6 +49,9 @@ bench-generate: install ## generate speed per core and against the server's inge
 
 bench-ru: install ## RU used, throttling, --max-rus and w=0/w=1 against a Cosmos DB stand-in -> bench/results-ru.json
 	timeout 1800 $(BIN)/python benchmarks/bench_ru.py
+
+bench-indexes: install ## 1M orders with 3 indexes: builds after the data vs indexes during the load -> bench/results-indexes.json
+	timeout 5400 $(BIN)/python benchmarks/bench_indexes.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check vida_loader tests benchmarks
