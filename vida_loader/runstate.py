@@ -105,6 +105,9 @@ class IndexRecord(TaskRecord):
     name: str = ""
     existed: bool = False  # the target already had this exact definition
     duplicate_key: str | None = None  # a unique build met this key twice in the data
+    # The collMod change (``indexes.relaxed``) still to apply at switch-over when the index
+    # was built relaxed for change-stream follow; None: built as defined.
+    finalize: dict[str, Any] | None = None
 
 
 def index_task(name: str) -> str:
@@ -272,6 +275,7 @@ def plan_summary(manifest: Manifest) -> dict[str, Any]:
         "source_count": manifest.stats.get("count"),
         "partitions": len(manifest.partitions),
         "range_mode": manifest.split.get("range_mode"),
+        "indexes": [spec.describe() for spec in manifest.index_builds()],
     }
 
 

@@ -13,6 +13,7 @@ from pymongo.database import Database
 from support import indexed_documents, make_indexes, plan_in, raw_hashes, run_in
 
 from vida_loader.dev.server import LocalServer
+from vida_loader.errors import StateError
 from vida_loader.indexes import Action
 from vida_loader.runstate import TaskState, index_task
 
@@ -159,3 +160,17 @@ def test_disable_indexes_drops_the_targets_own_and_recreates_exactly_those(
     assert info.pop("app_xy") == own
     assert info == source.src.index_information()
     assert raw_hashes(tdb.dst) == raw_hashes(source.src)
+
+
+def test_an_index_added_on_the_source_changes_the_plan_and_is_named(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many([{"_id": i, "k": i} for i in range(100)])
+    plan_in(server, target_server, db, tmp_path)
+    uris = {"source_uri": server.uri, "target_uri": target_server.uri}
+    assert run_in(tmp_path, **uris).failed == []
+    db.src.create_index([("k", -1)], sparse=True)
+    plan_in(server, target_server, db, tmp_path, replan=True)
+    with pytest.raises(StateError) as info:
+        run_in(tmp_path, **uris)
+    assert "changed: indexes [] -> ['k_-1 {k: -1} sparse']" in info.value.message

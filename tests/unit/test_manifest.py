@@ -11,6 +11,7 @@ from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Tim
 from bson.datetime_ms import DatetimeMS
 
 from vida_loader.errors import StateError
+from vida_loader.indexes import Action, IndexPlan, IndexSpec
 from vida_loader.manifest import (
     Manifest,
     Partition,
@@ -53,6 +54,9 @@ def test_values_round_trip_exactly_through_canonical_ejson(value: Any) -> None:
     assert bson.encode(back) == bson.encode({"_id": value})
 
 
+UNIQUE = IndexSpec("sku_1", (("sku", 1),), {"unique": True})
+
+
 def _manifest(parts: tuple[Partition, ...]) -> Manifest:
     m = Manifest(
         job="shop.orders",
@@ -73,6 +77,10 @@ def _manifest(parts: tuple[Partition, ...]) -> Manifest:
         stats={"count": 10, "size_bytes": 1000, "avg_doc_bytes": 100.0, "id_brackets": []},
         split={"range_mode": "typed", "partitions": 3},
         partitions=parts,
+        indexes=(
+            IndexPlan(IndexSpec("_id_", (("_id", 1),)), Action.EXISTS),
+            IndexPlan(UNIQUE, Action.BUILD, UNIQUE),
+        ),
     )
     return dataclasses.replace(m, fingerprint=m.compute_fingerprint())
 
@@ -142,6 +150,8 @@ def test_interrupted_save_leaves_the_old_file_loadable(
         (lambda d: d["stats"].update(count=11), "fingerprint does not match"),
         (lambda d: d.pop("partitions"), "missing field 'partitions'"),
         (lambda d: d["partitions"][0].update(mode="sideways"), "sideways"),
+        (lambda d: d["indexes"][1]["build"].pop("unique"), "fingerprint does not match"),
+        (lambda d: d["indexes"][1].update(build=None), "action and definition disagree"),
     ],
 )
 def test_edited_or_torn_manifest_is_refused_naming_the_file(
@@ -155,6 +165,16 @@ def test_edited_or_torn_manifest_is_refused_naming_the_file(
     with pytest.raises(StateError) as err:
         load_manifest(path)
     assert str(path) in str(err.value) and words in str(err.value)
+
+
+def test_a_manifest_planned_before_indexes_were_read_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    old = dataclasses.replace(_manifest(PARTS), indexes=None, fingerprint="")
+    save_manifest(dataclasses.replace(old, fingerprint=old.compute_fingerprint()), path)
+    assert "indexes" not in orjson.loads(path.read_bytes())
+    back = load_manifest(path)
+    assert back.indexes is None and back.index_builds() == []
+    assert _manifest(PARTS).index_builds() == [UNIQUE]
 
 
 def test_truncated_manifest_is_refused(tmp_path: Path) -> None:
