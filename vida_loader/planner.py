@@ -42,6 +42,7 @@ from vida_loader.manifest import (
 from vida_loader.mongo import (
     CODEC_OPTIONS,
     Endpoint,
+    ServerKind,
     check_uri,
     close_client,
     connect,
@@ -338,10 +339,11 @@ def _source_collection(
 def _plan(
     coll: Collection[dict[str, Any]], cfg: PlanConfig, progress: Progress, metered: bool
 ) -> tuple[Manifest, str]:
-    # First: a --ttl-field that names nothing is refused before any long step.
-    indexes = plan_indexes(
-        coll, server_kind(cfg.source.uri), server_kind(cfg.target.uri), cfg.ttl_field
-    )
+    # First: a --ttl-field that names nothing is refused before any long step. A source
+    # that reports request charges is Cosmos DB, whatever its host name (a private
+    # endpoint, a proxy): its indexes follow Cosmos DB's rules.
+    kind = ServerKind.COSMOS if metered else server_kind(cfg.source.uri)
+    indexes = plan_indexes(coll, kind, server_kind(cfg.target.uri), cfg.ttl_field)
     progress(f"read {len(indexes)} index definitions; reading statistics of {cfg.source.namespace}")
     stats = read_stats(coll)
     progress(f"source holds {stats.count:,} documents, {stats.size_bytes / MIB:,.1f} MiB")

@@ -4,6 +4,8 @@ alone, --indexes before/skip, and a target that already holds indexes."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,13 @@ import pytest
 from pymongo.database import Database
 from support import indexed_documents, make_indexes, plan_in, raw_hashes, run_in
 
+from vida_loader import planner
+from vida_loader.config import PlanConfig
+from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer
 from vida_loader.errors import StateError
 from vida_loader.indexes import Action
+from vida_loader.mongo import Endpoint
 from vida_loader.runstate import TaskState, index_task
 
 pytestmark = pytest.mark.integration
@@ -174,3 +180,32 @@ def test_an_index_added_on_the_source_changes_the_plan_and_is_named(
     with pytest.raises(StateError) as info:
         run_in(tmp_path, **uris)
     assert "changed: indexes [] -> ['k_-1 {k: -1} sparse']" in info.value.message
+
+
+def test_through_the_cosmos_stand_in_the_cosmos_rules_apply(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    """A source that reports request charges is Cosmos DB: its _ts TTL is skipped (the
+    documents have no _ts), and its unique index is built with the warning."""
+    db.src.insert_many(
+        [{"_id": i, "k": i, "at": datetime.datetime(2026, 1, 1)} for i in range(200)]
+    )
+    db.src.create_index("_ts", expireAfterSeconds=3600)
+    db.src.create_index("k", unique=True)
+    with CosmosStandIn(server.port, ru=10_000_000) as cosmos:
+        cfg = PlanConfig(
+            source=Endpoint(cosmos.uri, db.name, "src"),
+            target=Endpoint(target_server.uri, db.name, "dst"),
+            job="j",
+            manifest_dir=tmp_path,
+        )
+        indexes = {ix.source.name: ix for ix in planner.plan_job(cfg).manifest.indexes or ()}
+        assert indexes["_ts_1"].action is Action.SKIP
+        assert "inside arrays" in indexes["k_1"].notes[0]
+        moved = planner.plan_job(dataclasses.replace(cfg, replan=True, ttl_field="at"))
+        result = run_in(tmp_path, source_uri=cosmos.uri, target_uri=target_server.uri)
+    assert result.failed == [] and result.index_failures == []
+    info = tdb.dst.index_information()
+    assert info["at_1"]["expireAfterSeconds"] == 3600 and info["k_1"]["unique"] is True
+    assert "_ts_1" not in info and len(moved.manifest.index_builds()) == 2
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
