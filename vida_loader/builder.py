@@ -258,7 +258,7 @@ def wait_for_index(
 def building(coll: Collection[Any], name: str) -> dict[str, Any] | None:
     """The server's running build of index ``name`` on ``coll`` (its currentOp entry)."""
     for op, names in index_builds_running(coll.database.client, coll.name):
-        if name in names:
+        if name in names or not names:  # no names: the server does not say which
             return op
     return None
 
@@ -278,15 +278,18 @@ def build_progress(client: MongoClient[Any], collection: str) -> dict[str, tuple
 def index_builds_running(
     client: MongoClient[Any], collection: str
 ) -> list[tuple[dict[str, Any], list[str]]]:
-    """``currentOp`` entries building indexes on ``collection``, each with the index names."""
+    """``currentOp`` entries building indexes on ``collection``, each with the index names
+    (none where the server does not say which collection or index, as SecantusDB)."""
     try:
         ops = client.admin.command("currentOp", True).get("inprog", [])
     except OperationFailure:
         return []  # not allowed or not supported: nothing to watch
-    found = []
+    found: list[tuple[dict[str, Any], list[str]]] = []
     for op in ops:
         cmd = op.get("command") or {}
-        if cmd.get("createIndexes") == collection:
+        if "createIndexes" in cmd and not isinstance(cmd["createIndexes"], str):
+            found.append((dict(op), []))
+        elif cmd.get("createIndexes") == collection:
             names = [
                 str(ix.get("name")) for ix in cmd.get("indexes", []) if isinstance(ix, Mapping)
             ]

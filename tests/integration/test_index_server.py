@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from pymongo.database import Database
-from support import indexed_documents, make_indexes, plan_in, raw_hashes, run_in
+from support import fail_commands, indexed_documents, make_indexes, plan_in, raw_hashes, run_in
 
 from vida_loader import planner
 from vida_loader.config import PlanConfig
@@ -20,7 +20,7 @@ from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer
 from vida_loader.errors import StateError
 from vida_loader.indexes import Action
-from vida_loader.mongo import Endpoint
+from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.runstate import TaskState, index_task
 
 pytestmark = pytest.mark.integration
@@ -209,3 +209,25 @@ def test_through_the_cosmos_stand_in_the_cosmos_rules_apply(
     assert info["at_1"]["expireAfterSeconds"] == 3600 and info["k_1"]["unique"] is True
     assert "_ts_1" not in info and len(moved.manifest.index_builds()) == 2
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_a_build_outliving_the_socket_timeout_is_waited_for_not_failed(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many([{"_id": i, "k": i} for i in range(100)])
+    db.src.create_index("k")
+    plan_in(server, target_server, db, tmp_path)
+    # The build's answer comes after 2.5 s; the client waits 1 s for any answer.
+    fail_commands(tdb, ["createIndexes"], {"times": 1}, blockConnection=True, blockTimeMS=2500)
+    result = run_in(
+        tmp_path,
+        source_uri=server.uri,
+        target_uri=target_server.uri,
+        jobs=1,
+        timeouts=Timeouts(socket_ms=1000),
+    )
+    assert result.failed == [] and result.index_failures == []
+    rec = result.state.indexes[index_task("k_1")]
+    assert rec.done and rec.attempts == 1 and rec.seconds >= 2.0
+    assert rec.retries == 0  # waited for, not sent again
+    assert tdb.dst.index_information()["k_1"]["key"] == [("k", 1)]
