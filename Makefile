@@ -50,7 +50,7 @@ bench-generate: install ## generate speed per core and against the server's inge
 bench-ru: install ## RU used, throttling, --max-rus and w=0/w=1 against a Cosmos DB stand-in -> bench/results-ru.json
 	timeout 1800 $(BIN)/python benchmarks/bench_ru.py
 
-bench-indexes: install ## 1M orders with 3 indexes: builds after the data vs indexes during the load -> bench/results-indexes.json
+bench-indexes: install ## 200k orders with 3 indexes: builds after the data vs indexes during the load -> bench/results-indexes.json
 	timeout 5400 $(BIN)/python benchmarks/bench_indexes.py
 
 lint: install ## ruff and mypy

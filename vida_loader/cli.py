@@ -453,6 +453,7 @@ def _index_config(params: dict[str, Any]) -> VerifyConfig:
     "progress_interval",
     **JOB_HELPS,
     jobs="Index builds at the same time",
+    attempts="Tries per index build when it fails for a passing reason",
 )
 def indexes_build(**params: Any) -> int:
     """Build the job's indexes the target lacks, recorded in the run state like `run`'s
