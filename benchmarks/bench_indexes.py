@@ -2,7 +2,8 @@
 
 ``N`` (200k: see ``N``) service orders with three secondary indexes (a unique
 ``order_id``, a compound ``service_center_id`` + ``order_date`` descending, the nested
-``customer.customer_id``) on one local server, copied to a second with ``run -j 4`` (4 partitions), in one process:
+``customer.customer_id``) on one local server, copied to a second with ``run -j 4``
+(4 partitions), in one process:
 
 (a) ``--indexes skip``: the copy alone, the reference;
 (b) ``--indexes after`` (the default): the copy, then the three builds;
