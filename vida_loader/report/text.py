@@ -380,11 +380,11 @@ def _failed_tasks(state: RunState) -> list[str]:
 
 
 def _index_status(state: RunState) -> str:
-    """``indexes     3/5 built (0:00:04 building), 1 failed, 1 pending; building k_1``."""
+    """``indexes     3/5 built (0:00:04 of build time, all runs), 1 failed; building k_1``."""
     recs = list(state.indexes.values())
     done = sum(1 for r in recs if r.done)
     took = format_duration(sum(r.seconds for r in recs))
-    text = f"  indexes     {done}/{len(recs)} built ({took} building)"
+    text = f"  indexes     {done}/{len(recs)} built ({took} of build time, all runs)"
     for word in (TaskState.FAILED, TaskState.PENDING):
         n = sum(1 for r in recs if r.state is word)
         text += f", {n} {word.value}" if n else ""
