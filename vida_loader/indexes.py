@@ -165,9 +165,9 @@ class IndexContext:
     ttl_field: str | None = None  # where a Cosmos DB _ts TTL moves to (--ttl-field)
     sample: Sequence[Mapping[str, Any]] = ()  # documents, projected on the TTL fields
 
-    def share(self, test: Callable[[Mapping[str, Any]], bool]) -> str:
-        """``"12 of 1,000 sampled documents"`` for the sampled documents passing ``test``."""
-        return f"{self.count(test):,} of {len(self.sample):,} sampled documents"
+    def share(self, hits: int) -> str:
+        """``"12 of 1,000 sampled documents"``: ``hits`` (a ``count``) over the sample."""
+        return f"{hits:,} of {len(self.sample):,} sampled documents"
 
     def count(self, test: Callable[[Mapping[str, Any]], bool]) -> int:
         return sum(1 for d in self.sample if test(d))
@@ -194,13 +194,14 @@ def _translate(spec: IndexSpec, ctx: IndexContext) -> IndexPlan:
             numbers = ctx.count(lambda d: _is_number(_get(d, spec.fields[0])))
             if numbers:
                 notes.append(
-                    f"{ctx.share(lambda d: _is_number(_get(d, spec.fields[0])))} hold a number "
+                    f"{ctx.share(numbers)} hold a number "
                     f"in '{spec.fields[0]}', which Cosmos DB reads as Unix milliseconds and "
                     "MongoDB's TTL ignores: they will never expire on the target"
                 )
-        if from_cosmos and ctx.count(lambda d: COSMOS_DOC_TTL in d):
+        per_doc = ctx.count(lambda d: COSMOS_DOC_TTL in d)
+        if from_cosmos and per_doc:
             notes.append(
-                f"{ctx.share(lambda d: COSMOS_DOC_TTL in d)} carry a per-document "
+                f"{ctx.share(per_doc)} carry a per-document "
                 f"'{COSMOS_DOC_TTL}', which Cosmos DB honours and MongoDB ignores"
             )
     if build is not None and from_cosmos and spec.unique:
@@ -230,13 +231,11 @@ def _moved_ttl(spec: IndexSpec, ctx: IndexContext, notes: list[str]) -> IndexSpe
         f"TTL moved from '{COSMOS_TS}' (Cosmos DB's hidden modification time) to '{f}': "
         f"documents expire {spec.ttl} s after their '{f}', not after their last change"
     )
-    if ctx.sample:
-        undated = ctx.count(lambda d: not _is_date(_get(d, f)))
-        if undated:
-            notes.append(
-                f"{ctx.share(lambda d: not _is_date(_get(d, f)))} have no date in '{f}': "
-                "MongoDB's TTL never expires them"
-            )
+    undated = ctx.count(lambda d: not _is_date(_get(d, f)))
+    if undated:
+        notes.append(
+            f"{ctx.share(undated)} have no date in '{f}': MongoDB's TTL never expires them"
+        )
     return IndexSpec(f"{f}_1", ((f, 1),), {"expireAfterSeconds": spec.ttl})
 
 
