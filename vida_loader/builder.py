@@ -29,7 +29,6 @@ from vida_loader.config import JobConfig
 from vida_loader.errors import ConnectError, StateError
 from vida_loader.execution.events import Reporter, Started, no_report
 from vida_loader.indexes import (
-    ID_INDEX,
     IndexDiff,
     IndexSpec,
     compare,
@@ -38,6 +37,7 @@ from vida_loader.indexes import (
     read_indexes,
     satisfies,
     save,
+    secondary_indexes,
     wanted_indexes,
 )
 from vida_loader.job import open_job
@@ -132,9 +132,8 @@ def build_index(
 
 
 def _build(task: str, spec: IndexSpec, coll: Collection[Any], retrier: Retrier) -> IndexResult:
-    held = retrier.call(lambda: existing(coll, spec.name))
-    if held is not None:
-        there = IndexSpec.from_server(held)
+    there = retrier.call(lambda: existing(coll, spec.name))
+    if there is not None:
         if satisfies(there, spec):
             return IndexResult(task, TaskState.DONE, existed=True)
         return IndexResult(
@@ -171,7 +170,7 @@ def disable_target_indexes(target: Endpoint, timeouts: Timeouts, path: Path) -> 
     client = connect(target.uri, role="target", timeouts=timeouts)
     try:
         coll = client[target.db][target.collection]
-        current = [s for s in read_indexes(coll) if s.name != ID_INDEX]
+        current = secondary_indexes(coll)
         known = {s.name for s in saved}
         merged = saved + [s for s in current if s.name not in known]
         if merged != saved:
@@ -215,7 +214,7 @@ def target_indexes(cfg: JobConfig) -> TargetIndexes:
     client = connect(target.uri, role="target", timeouts=cfg.timeouts)
     try:
         coll = client[target.db][target.collection]
-        present = [s for s in read_indexes(coll) if s.name != ID_INDEX]
+        present = secondary_indexes(coll)
     except PyMongoError as exc:
         raise ConnectError(
             f"cannot list the indexes of target collection '{target.namespace}': "
@@ -232,12 +231,9 @@ def create_index(coll: Collection[Any], spec: IndexSpec) -> None:
     coll.database.command("createIndexes", coll.name, indexes=[spec.document()])
 
 
-def existing(coll: Collection[Any], name: str) -> dict[str, Any] | None:
-    """The target's ``listIndexes`` entry named ``name``, if any."""
-    for doc in coll.list_indexes():
-        if doc["name"] == name:
-            return dict(doc)
-    return None
+def existing(coll: Collection[Any], name: str) -> IndexSpec | None:
+    """The target's index named ``name``, if any."""
+    return next((s for s in read_indexes(coll) if s.name == name), None)
 
 
 def wait_for_index(

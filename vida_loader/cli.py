@@ -20,7 +20,7 @@ from click.core import ParameterSource
 from vida_loader import __version__
 from vida_loader.builder import target_indexes
 from vida_loader.config import JobConfig, PlanConfig, RunConfig, VerifyConfig, default_job_name
-from vida_loader.coordinator import run_job
+from vida_loader.coordinator import RunResult, run_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
 from vida_loader.generate import sources
@@ -251,12 +251,7 @@ def run(restart: bool, drop_target: bool, append: bool, create_indexes: bool, **
         drop_target=drop_target,
         append=append,
     )
-    printer = ProgressPrinter(sys.stderr, interval=s["progress_interval"])
-    try:
-        with sigterm_as_interrupt():
-            result = run_job(cfg, on_progress=printer, notify=_notice)
-    finally:
-        printer.finish()
+    result = _run_with_progress(cfg, s["progress_interval"])
     click.echo(format_run(result, cfg))
     failed = result.failed
     if failed and result.outage:
@@ -299,6 +294,16 @@ def run(restart: bool, drop_target: bool, append: bool, create_indexes: bool, **
         )
         return EXIT_FAILED
     return 0
+
+
+def _run_with_progress(cfg: RunConfig, interval: float) -> RunResult:
+    """``run_job`` with progress lines on stderr; SIGTERM stops it as Ctrl-C does."""
+    printer = ProgressPrinter(sys.stderr, interval=interval)
+    try:
+        with sigterm_as_interrupt():
+            return run_job(cfg, on_progress=printer, notify=_notice)
+    finally:
+        printer.finish()
 
 
 def _notice(message: str) -> None:
@@ -461,12 +466,7 @@ def indexes_build(**params: Any) -> int:
     s = load_settings("run", params)
     cfg = RunConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]), only_indexes=True)
     cfg = dataclasses.replace(cfg, indexes="after", disable_indexes=False)
-    printer = ProgressPrinter(sys.stderr, interval=s["progress_interval"])
-    try:
-        with sigterm_as_interrupt():
-            result = run_job(cfg, on_progress=printer, notify=_notice)
-    finally:
-        printer.finish()
+    result = _run_with_progress(cfg, s["progress_interval"])
     click.echo(format_index_build(result, cfg))
     failures = result.index_failures
     if failures:

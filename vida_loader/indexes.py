@@ -298,6 +298,11 @@ def read_indexes(coll: Collection[Any]) -> list[IndexSpec]:
     return [IndexSpec.from_server(doc) for doc in coll.list_indexes()]
 
 
+def secondary_indexes(coll: Collection[Any]) -> list[IndexSpec]:
+    """The indexes of ``coll`` besides the ``_id`` one every collection has."""
+    return [s for s in read_indexes(coll) if s.name != ID_INDEX]
+
+
 # Options a server fills in when it builds an index: absent from a definition, they do
 # not make the built index another one.
 SERVER_FILLED = frozenset(
