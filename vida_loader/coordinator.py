@@ -56,6 +56,7 @@ from vida_loader.retry import RetryCounts
 from vida_loader.ru import Charges, accounting_on, provisioned_throughput
 from vida_loader.runstate import (
     RunState,
+    TaskKind,
     TaskState,
     index_task,
     load_state,
@@ -490,14 +491,12 @@ class _Run:
                 self.waiting[ev.task] = ev.side
         now = time.monotonic()
         if news == "started" or (news and now - self.last_save >= SAVE_EVERY):
-            save_state(self.state, self.path)
-            self.last_save = now
+            self.save()
 
     def finished(self, pid: str, result: PartitionResult) -> bool:
         """Take in a result and save the state; True when the partition runs again."""
         again = self._record(result)
-        save_state(self.state, self.path)
-        self.last_save = time.monotonic()
+        self.save()
         return again
 
     def tick(self) -> None:
@@ -550,6 +549,7 @@ class _Run:
         return self.outage is None and all(r.done for r in self.records.values())
 
     def save(self) -> None:
+        """Save the state (the copy and index handlers' one way to)."""
         save_state(self.state, self.path)
         self.last_save = time.monotonic()
 
@@ -583,11 +583,9 @@ class _Run:
             metered=bool(self.settings.meter_every),
             ru=(ru := self.charges.ru + sum(self.ru_live.values())),
             ru_now=self._ru_now(ru),
-            indexes_done=sum(1 for r in self.state.indexes.values() if r.done),
+            indexes_done=self.state.count(TaskState.DONE, TaskKind.INDEX),
             indexes_total=len(self.state.indexes) if self.cfg.indexes != "skip" else 0,
-            indexes_failed=sum(
-                1 for r in self.state.indexes.values() if r.state is TaskState.FAILED
-            ),
+            indexes_failed=self.state.count(TaskState.FAILED, TaskKind.INDEX),
             building=self.builds.building(),
         )
 

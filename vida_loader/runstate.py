@@ -207,9 +207,9 @@ class RunState:
     def confirmed_bytes(self) -> int:
         return sum(r.bytes for r in self.partitions.values() if r.done)
 
-    def count(self, state: TaskState) -> int:
-        """Copy tasks in ``state``."""
-        return sum(1 for r in self.partitions.values() if r.state is state)
+    def count(self, state: TaskState, kind: TaskKind = TaskKind.COPY) -> int:
+        """Tasks of ``kind`` (copy tasks unless told) in ``state``."""
+        return sum(1 for r in self.tasks.values() if r.kind is kind and r.state is state)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -16,7 +16,7 @@ from vida_loader.job import job_command
 from vida_loader.manifest import Manifest
 from vida_loader.planner import PlanResult
 from vida_loader.report.progress import format_duration
-from vida_loader.runstate import RunState, TaskState
+from vida_loader.runstate import RunState, TaskKind, TaskState
 from vida_loader.settings.resolve import Settings
 from vida_loader.status import JobStatus
 from vida_loader.verify import VerifyResult
@@ -264,7 +264,7 @@ def _index_summary(result: RunResult, cfg: RunConfig) -> str:
         return "  indexes     none besides _id" if result.manifest.indexes is not None else ""
     done = [r for r in recs if r.done]
     there = sum(1 for r in done if r.existed)
-    failed = sum(1 for r in recs if r.state is TaskState.FAILED)
+    failed = result.state.count(TaskState.FAILED, TaskKind.INDEX)
     text = f"  indexes     {len(done)}/{len(recs)} built"
     if result.index_builds:
         text += f" ({result.index_builds} builds by this run in {format_duration(result.index_s)}"
@@ -382,11 +382,11 @@ def _failed_tasks(state: RunState) -> list[str]:
 def _index_status(state: RunState) -> str:
     """``indexes     3/5 built (0:00:04 of build time, all runs), 1 failed; building k_1``."""
     recs = list(state.indexes.values())
-    done = sum(1 for r in recs if r.done)
+    done = state.count(TaskState.DONE, TaskKind.INDEX)
     took = format_duration(sum(r.seconds for r in recs))
     text = f"  indexes     {done}/{len(recs)} built ({took} of build time, all runs)"
     for word in (TaskState.FAILED, TaskState.PENDING):
-        n = sum(1 for r in recs if r.state is word)
+        n = state.count(word, TaskKind.INDEX)
         text += f", {n} {word.value}" if n else ""
     building = [r.name for r in recs if r.state is TaskState.RUNNING]
     return text + (f"; building {', '.join(building)}" if building else "")
