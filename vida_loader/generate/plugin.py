@@ -19,11 +19,8 @@ one that grows with ``i``; ``_id`` is always put first.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import inspect
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +28,9 @@ import bson
 
 from vida_loader.errors import PluginError
 from vida_loader.generate import BlockSource, growing_id
+from vida_loader.pyfile import load_module, split_spec
 
 DEFAULT_CLASS = "Generator"
-
-
-def split_spec(spec: str) -> tuple[Path, str]:
-    """``file.py`` or ``file.py:ClassName`` -> (path, class name)."""
-    path, _colon, name = spec.partition(".py:")
-    if _colon:
-        return Path(path + ".py"), name
-    return Path(spec), DEFAULT_CLASS
 
 
 class Plugin(BlockSource):
@@ -48,7 +38,7 @@ class Plugin(BlockSource):
 
     def __init__(self, spec: str, seed: int) -> None:
         super().__init__(seed)
-        self.path, self.class_name = split_spec(spec)
+        self.path, self.class_name = split_spec(spec, DEFAULT_CLASS)
         cls = _load_class(self.path, self.class_name)
         where = f"{self.path}: {self.class_name}"
         if not callable(getattr(cls, "generate", None)):
@@ -97,26 +87,7 @@ class Plugin(BlockSource):
 
 
 def _load_class(path: Path, name: str) -> type:
-    if not path.is_file():
-        raise PluginError(f"--source '{path}': no such plugin file")
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    module_name = f"vida_plugin_{digest}"
-    module = sys.modules.get(module_name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise PluginError(f"--source '{path}' cannot be loaded as Python")
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except SyntaxError as exc:
-            raise PluginError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
-        except Exception as exc:
-            line = _line_in(exc, path)
-            raise PluginError(
-                f"{path}:{line}: loading failed: {type(exc).__name__}: {exc}"
-            ) from None
-        sys.modules[module_name] = module
+    module = load_module(path, "--source")
     cls = getattr(module, name, None)
     if not isinstance(cls, type):
         raise PluginError(
@@ -124,15 +95,3 @@ def _load_class(path: Path, name: str) -> type:
             "name another with --source FILE.py:ClassName)"
         )
     return cls
-
-
-def _line_in(exc: BaseException, path: Path) -> int | str:
-    """The line of ``path`` where ``exc`` was raised, if the traceback passes there."""
-    tb = exc.__traceback__
-    line: int | str = "?"
-    target = str(path.resolve())
-    while tb is not None:
-        if str(Path(tb.tb_frame.f_code.co_filename).resolve()) == target:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line

@@ -16,8 +16,9 @@ import orjson
 
 from vida_loader.errors import UsageError
 from vida_loader.generate import BlockSource, service_orders
-from vida_loader.generate.plugin import Plugin, split_spec
+from vida_loader.generate.plugin import DEFAULT_CLASS, Plugin
 from vida_loader.generate.template import Template
+from vida_loader.pyfile import split_spec
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def resolve_source(spec: str) -> str:
             )
         return str(path.resolve())
     if spec.endswith(".py") or ".py:" in spec:
-        path, name = split_spec(spec)
+        path, name = split_spec(spec, DEFAULT_CLASS)
         if not path.is_file():
             raise UsageError(f"--source '{spec}': no such plugin file")
         return f"{path.resolve()}:{name}"

@@ -1,0 +1,303 @@
+"""Transform plugins: a user's class that filters, reshapes, drops and rejects documents
+on their way to the target (``run --transform FILE.py[:Class]``; docs/transforms.md).
+
+The interface, every part optional::
+
+    class Transform:
+        filter = {"service_type": {"$in": ["repair", "install"]}}  # added to every range query
+        projection = {"internal_notes": 0}                        # fields read from the source
+
+        def transform(self, doc: dict) -> dict | None:  # None drops the document
+            ...
+        def validate(self, doc: dict) -> str | None:    # a reason rejects the document
+            ...
+
+``filter`` and ``projection`` may also be methods without arguments returning the
+document. ``validate`` sees the document ``transform`` returned (what the target would
+get). Documents are decoded only when ``transform`` or ``validate`` exists: a filter or a
+projection alone keeps the copy on raw BSON.
+
+The job records the file's SHA-256 and the class name (``TransformSpec``): a run with a
+changed transform is refused unless ``--restart``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bson
+from bson.raw_bson import RawBSONDocument
+
+from vida_loader.errors import PluginError
+from vida_loader.mongo import CODEC_OPTIONS
+from vida_loader.pipeline.confirm import id_key
+from vida_loader.pyfile import file_sha256, load_module, split_spec
+
+FLAG = "--transform"
+PARTS = ("filter", "projection", "transform", "validate")
+METHODS = ("transform", "validate")  # called per document: they need the decoded form
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """What a job records of its transform: the file, the class, the file's content."""
+
+    path: str  # absolute
+    class_name: str
+    sha256: str
+
+    def describe(self) -> str:
+        return f"{Path(self.path).name}:{self.class_name} (sha256 {self.sha256[:12]})"
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "class": self.class_name, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> TransformSpec:
+        return cls(str(doc["path"]), str(doc["class"]), str(doc["sha256"]))
+
+
+def transform_change(old: TransformSpec | None, new: TransformSpec | None) -> str | None:
+    """What differs between the job's transform and this run's, in words; None: the same.
+
+    The file's place does not count: the same class in the same content is the same."""
+    if old is None and new is None:
+        return None
+    if old is None or new is None:
+        return f"transform {_said(old)} -> {_said(new)}"
+    if (old.class_name, old.sha256) == (new.class_name, new.sha256):
+        return None
+    if old.class_name != new.class_name:
+        return f"transform class {old.class_name} -> {new.class_name}"
+    name = Path(new.path).name
+    return f"transform file {name} changed (sha256 {old.sha256[:12]} -> {new.sha256[:12]})"
+
+
+def _said(spec: TransformSpec | None) -> str:
+    return "none" if spec is None else spec.describe()
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+class Transform:
+    """A loaded transform: its parts, and ``apply`` for one document."""
+
+    def __init__(self, spec: TransformSpec, impl: Any, where: str) -> None:
+        self.spec = spec
+        self.impl = impl
+        self.filter = _document_part(impl, "filter", where)
+        self.projection = _document_part(impl, "projection", where)
+        if self.projection is not None and _excludes_id(self.projection):
+            raise PluginError(
+                f"{where}: projection {self.projection!r} leaves out _id, which resume and "
+                "verification match documents by: keep _id"
+            )
+        self.transform: Callable[[dict[str, Any]], Any] | None = _method(impl, "transform", where)
+        self.validate: Callable[[dict[str, Any]], Any] | None = _method(impl, "validate", where)
+
+    @property
+    def decodes(self) -> bool:
+        """Whether documents must be decoded (else they stay raw BSON)."""
+        return self.transform is not None or self.validate is not None
+
+    def apply(self, raw: RawBSONDocument) -> RawBSONDocument | str | None:
+        """The document for the target; ``None`` when ``transform`` dropped it; a reason
+        (str) when it is rejected. Raises ``IdChangedError`` when ``transform`` changed
+        the ``_id``."""
+        if not self.decodes:
+            return raw
+        out = self._transformed(bson.decode(raw.raw, CODEC_OPTIONS))
+        if not isinstance(out, Mapping):
+            return out
+        if self.validate is not None:
+            try:
+                reason = self.validate(out)  # type: ignore[arg-type]
+            except Exception as exc:
+                return f"validate raised {type(exc).__name__}: {exc}"
+            if reason is not None:
+                if isinstance(reason, str):
+                    return reason or "validate rejected it"
+                return f"validate returned {type(reason).__name__}, not a reason (str) or None"
+        try:
+            return RawBSONDocument(bson.encode(out, codec_options=CODEC_OPTIONS))
+        except Exception as exc:
+            return f"the transformed document cannot be stored as BSON: {type(exc).__name__}: {exc}"
+
+    def _transformed(self, doc: dict[str, Any]) -> Mapping[str, Any] | str | None:
+        """``transform(doc)`` with its ``_id`` checked: a document, None, or a reason."""
+        if self.transform is None:
+            return doc
+        source_id = doc["_id"]
+        try:
+            out = self.transform(doc)
+        except Exception as exc:
+            return f"transform raised {type(exc).__name__}: {exc}"
+        if out is None:
+            return None
+        if not isinstance(out, Mapping):
+            return f"transform returned {type(out).__name__}, not a dict or None"
+        if "_id" not in out:
+            return {"_id": source_id, **out}
+        if out["_id"] is not source_id and not _same_id(out["_id"], source_id):
+            raise IdChangedError(self.spec, source_id, out["_id"])
+        return out
+
+
+class IdChangedError(Exception):
+    """A transform changed a document's ``_id``: resume and verification would break."""
+
+    def __init__(self, spec: TransformSpec, before: Any, after: Any) -> None:
+        super().__init__(
+            f"transform {spec.describe()} changed _id {before!r} to {after!r}: a transform "
+            "must keep each document's _id (resume and verification match documents by it)"
+        )
+
+
+def _same_id(a: Any, b: Any) -> bool:
+    """Equal as BSON (1 and 1.0 are different _ids; Python calls them equal)."""
+    return bson.encode({"_id": a}) == bson.encode({"_id": b})
+
+
+def _excludes_id(projection: Mapping[str, Any]) -> bool:
+    value = projection.get("_id", 1)
+    return value in (0, False)
+
+
+def load_transform(text: str) -> Transform:
+    """``FILE.py`` or ``FILE.py:Class``, loaded and checked; every problem a ``PluginError``
+    naming the file and line."""
+    path, name = split_spec(text)
+    module = load_module(path, FLAG)
+    if name:
+        cls = getattr(module, name, None)
+        if not isinstance(cls, type):
+            raise PluginError(
+                f"{path} defines no class '{name}' (a class with any of "
+                f"{', '.join(PARTS)}; see docs/transforms.md)"
+            )
+    else:
+        cls = _the_one_class(module, path)
+    where = f"{path}:{_line_of(cls)}: {cls.__name__}"
+    try:
+        impl = cls()
+    except Exception as exc:
+        raise PluginError(f"{where}() failed: {type(exc).__name__}: {exc}") from None
+    spec = TransformSpec(str(path.resolve()), cls.__name__, file_sha256(path))
+    return Transform(spec, impl, where)
+
+
+def _the_one_class(module: Any, path: Path) -> type:
+    found = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and obj.__module__ == module.__name__
+        and any(hasattr(obj, part) for part in PARTS)
+    ]
+    if not found:
+        raise PluginError(
+            f"{path} defines no transform class (a class with any of {', '.join(PARTS)}; "
+            "see docs/transforms.md)"
+        )
+    if len(found) > 1:
+        names = " and ".join(f"{c.__name__} (line {_line_of(c)})" for c in found)
+        raise PluginError(f"{path} defines {names}: name one with {FLAG} {path}:ClassName")
+    return found[0]
+
+
+def _line_of(obj: Any) -> int | str:
+    try:
+        return inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        return "?"
+
+
+def _document_part(impl: Any, name: str, where: str) -> dict[str, Any] | None:
+    value = getattr(impl, name, None)
+    if value is None:
+        return None
+    if callable(value):
+        try:
+            value = value()
+        except Exception as exc:
+            line = _line_of(getattr(type(impl), name))
+            raise PluginError(
+                f"{where}.{name}() at line {line} failed: {type(exc).__name__}: {exc}"
+            ) from None
+    if not isinstance(value, Mapping):
+        raise PluginError(f"{where}.{name} is {type(value).__name__}, not a document (dict)")
+    try:
+        bson.encode(value)
+    except Exception as exc:
+        raise PluginError(f"{where}.{name} cannot be sent as BSON: {exc}") from None
+    return dict(value)
+
+
+def _method(impl: Any, name: str, where: str) -> Callable[[dict[str, Any]], Any] | None:
+    method = getattr(impl, name, None)
+    if method is None:
+        return None
+    line = _line_of(getattr(type(impl), name, method))
+    if not callable(method):
+        raise PluginError(f"{where}.{name} at line {line} is not a method: def {name}(self, doc)")
+    try:
+        inspect.signature(method).bind({})
+    except TypeError:
+        raise PluginError(
+            f"{where}.{name}{inspect.signature(method)} at line {line} must take one "
+            f"document: def {name}(self, doc)"
+        ) from None
+    except ValueError:
+        pass  # no signature to read (a builtin): called as it is
+    return method  # type: ignore[no-any-return]
+
+
+# --- one partition's documents through the transform --------------------------------------
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A source document refused (by ``validate``, or a ``transform`` that raised)."""
+
+    raw: bytes  # the source document, as read
+    reason: str
+
+
+@dataclass
+class Outcomes:
+    """What a transform did to one attempt's documents.
+
+    ``refused`` holds the raw ``{_id: ...}`` of every document dropped or rejected, so a
+    repair after a resume does not count them twice.
+    """
+
+    keep_rejects: int  # rejects kept for the rejects file (the run stops past its limit)
+    read: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    refused: set[bytes] = field(default_factory=set)
+
+    def stream(self, docs: Iterable[RawBSONDocument], t: Transform) -> Iterator[RawBSONDocument]:
+        """``docs`` as the target gets them; the others counted (and kept when rejected)."""
+        for raw in docs:
+            self.read += 1
+            out = t.apply(raw)
+            if isinstance(out, RawBSONDocument):
+                yield out
+            else:
+                self.refuse(raw, out)
+
+    def refuse(self, raw: RawBSONDocument, reason: str | None) -> None:
+        self.refused.add(id_key(raw))
+        if reason is None:
+            self.dropped += 1
+            return
+        self.rejected += 1
+        if len(self.rejects) < self.keep_rejects:
+            self.rejects.append(Reject(bytes(raw.raw), reason))
