@@ -127,7 +127,7 @@ def test_outcomes_count_and_keep_rejects_up_to_the_limit(tmp_path: Path) -> None
         ("class T:\n    pass\n", "", "{path} defines no transform class"),
         ("class T:\n    pass\n", ":Other", "{path} defines no class 'Other'"),
         (
-            "class A:\n    filter = {}\n\n\nclass B:\n    def validate(self, d):\n        return None\n",
+            "class A:\n    filter = {}\n\n\nclass B:\n    def validate(self, d):\n        pass\n",
             "",
             "{path} defines A (line 1) and B (line 5): name one with --transform {path}:ClassName",
         ),
