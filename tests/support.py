@@ -248,18 +248,18 @@ class ShardedTwin:
             if coll.name == "src" and doc["_id"] == 450:
                 yield self.TWIN
 
-    def _read_raw(self, part: Any, src: Any, batch_size: int) -> Any:
-        return self._with_twin(self.read(part, src, batch_size), src)
+    def _read_raw(self, part: Any, src: Any, batch_size: int, *shape: Any) -> Any:
+        return self._with_twin(self.read(part, src, batch_size, *shape), src)
 
-    def _raw_ids(self, part: Any, coll: Any) -> dict[bytes, int]:
-        ids = self.ids(part, coll)
+    def _raw_ids(self, part: Any, coll: Any, *where: Any) -> dict[bytes, int]:
+        ids = self.ids(part, coll, *where)
         key = bson.encode({"_id": 450})
         if coll.name == "src" and key in ids:
             ids[key] += 1
         return ids
 
-    def _find_raw_by_ids(self, coll: Any, raw_ids: list[bytes], batch_size: int) -> Any:
-        return self._with_twin(self.by_ids(coll, raw_ids, batch_size), coll)
+    def _find_raw_by_ids(self, coll: Any, raw_ids: list[bytes], batch_size: int, *p: Any) -> Any:
+        return self._with_twin(self.by_ids(coll, raw_ids, batch_size, *p), coll)
 
 
 class Commands(monitoring.CommandListener):

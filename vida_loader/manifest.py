@@ -55,8 +55,15 @@ class Partition:
     est_docs: int = 0
     est_bytes: int = 0
 
-    def query(self) -> dict[str, Any]:
-        """The find filter a worker runs (typed mode); ``{}`` in minmax mode."""
+    def query(self, where: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The find filter a worker runs: the range (typed mode; none in minmax mode), and
+        ``where`` when given."""
+        own = self._range_query()
+        if not where:
+            return own
+        return {"$and": [own, where]} if own else dict(where)
+
+    def _range_query(self) -> dict[str, Any]:
         if self.mode is RangeMode.MINMAX or self.bracket is None:
             return {}
         type_spec = BRACKET_BY_NAME[self.bracket].type_spec
@@ -93,17 +100,20 @@ class Partition:
         projection: Any = None,
         *,
         direction: int = 1,
+        where: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Cursor[Any]:
         """The cursor over exactly this range, in ``_id`` order, as a worker runs it.
 
-        ``direction`` -1: highest ``_id`` first. Documents come in ``coll``'s codec
-        (a worker reads them as ``RawBSONDocument``, undecoded).
+        ``direction`` -1: highest ``_id`` first. ``where``: a filter the documents must
+        match too (a transform's). Documents come in ``coll``'s codec (a worker reads
+        them as ``RawBSONDocument``, undecoded).
         """
         # The hint keeps the planner on the _id index (min/max require it named): an
         # index walk in _id order, never a collection scan billed in RUs.
         sort = [("_id", direction)]
-        cursor = coll.find(self.query(), projection, sort=sort, **kwargs).hint(ID_HINT)
+        query = self.query(where)
+        cursor = coll.find(query, projection, sort=sort, **kwargs).hint(ID_HINT)
         if self.mode is RangeMode.MINMAX:
             mn, mx = self.min_spec(), self.max_spec()
             if mn is not None:
@@ -112,12 +122,13 @@ class Partition:
                 cursor = cursor.max(mx)
         return cursor
 
-    def count_in(self, coll: Collection[Any]) -> int:
-        """Documents of ``coll`` inside this range, counted by the server where it can."""
+    def count_in(self, coll: Collection[Any], where: dict[str, Any] | None = None) -> int:
+        """Documents of ``coll`` inside this range (matching ``where`` too, if given),
+        counted by the server where it can."""
         if self.mode is RangeMode.TYPED:
-            return coll.count_documents(self.query())
+            return coll.count_documents(self.query(where))
         # `count` ignores min/max on some servers: count the _ids the cursor returns.
-        return sum(1 for _ in self.find(coll, {"_id": 1}, batch_size=10_000))
+        return sum(1 for _ in self.find(coll, {"_id": 1}, where=where, batch_size=10_000))
 
     def last_id(self, coll: Collection[Any]) -> tuple[bool, Any]:
         """``(True, highest _id)`` of ``coll`` inside this range, ``(False, None)`` if none.

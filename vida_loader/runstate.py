@@ -95,6 +95,8 @@ class PartitionRecord(TaskRecord):
     repaired: int = 0
     already_there: int = 0
     duplicates: int = 0  # source documents whose _id another one had: not on the target
+    dropped: int = 0  # a transform dropped them (returned None): in source_docs only
+    rejected: int = 0  # a transform refused them (rejects.bson): in source_docs only
 
 
 @dataclass

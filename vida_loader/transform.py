@@ -32,7 +32,7 @@ from typing import Any
 import bson
 from bson.raw_bson import RawBSONDocument
 
-from vida_loader.errors import PluginError
+from vida_loader.errors import PluginError, VidaError
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.confirm import id_key
 from vida_loader.pyfile import file_sha256, load_module, split_spec
@@ -148,13 +148,15 @@ class Transform:
         return out
 
 
-class IdChangedError(Exception):
+class IdChangedError(VidaError):
     """A transform changed a document's ``_id``: resume and verification would break."""
 
     def __init__(self, spec: TransformSpec, before: Any, after: Any) -> None:
         super().__init__(
-            f"transform {spec.describe()} changed _id {before!r} to {after!r}: a transform "
-            "must keep each document's _id (resume and verification match documents by it)"
+            f"transform {spec.describe()} changed _id {before!r} to {after!r}",
+            value=before,
+            fix="a transform must keep each document's _id (resume and verification "
+            "match documents by it)",
         )
 
 
@@ -189,6 +191,25 @@ def load_transform(text: str) -> Transform:
         raise PluginError(f"{where}() failed: {type(exc).__name__}: {exc}") from None
     spec = TransformSpec(str(path.resolve()), cls.__name__, file_sha256(path))
     return Transform(spec, impl, where)
+
+
+_LOADED: dict[TransformSpec, Transform] = {}
+
+
+def transform_for(spec: TransformSpec) -> Transform:
+    """The job's transform in this process (a worker loads it once): the file must still
+    hold what the run started with."""
+    loaded = _LOADED.get(spec)
+    if loaded is None:
+        loaded = load_transform(f"{spec.path}:{spec.class_name}")
+        if loaded.spec.sha256 != spec.sha256:
+            raise PluginError(
+                f"transform file '{spec.path}' changed while the run was going "
+                f"(sha256 {spec.sha256[:12]} -> {loaded.spec.sha256[:12]})",
+                fix="put the file back, or start the run again (with --restart)",
+            )
+        _LOADED[spec] = loaded
+    return loaded
 
 
 def _the_one_class(module: Any, path: Path) -> type:

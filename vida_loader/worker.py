@@ -19,9 +19,12 @@ meaning "already there", as mongorestore does), then a recount.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, TypeVar
+
+from bson.raw_bson import RawBSONDocument
 
 from vida_loader.budget import UNBOUNDED, RuBudget
 from vida_loader.execution.events import Charged, Reporter, Started, no_report
@@ -30,7 +33,13 @@ from vida_loader.manifest import Partition
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.ordering import usable_boundary
 from vida_loader.pipeline.clients import collection, meter_of
-from vida_loader.pipeline.confirm import RepairResult, describe_duplicates, repair_range
+from vida_loader.pipeline.confirm import (
+    AS_READ,
+    Reading,
+    RepairResult,
+    describe_duplicates,
+    repair_range,
+)
 from vida_loader.pipeline.reader import PageSizer, ResumingReader
 from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.pipeline.writer import chunked, writer_for
@@ -45,6 +54,7 @@ from vida_loader.settings.registry import (
     DEFAULT_WRITE_CONCERN,
     MIB,
 )
+from vida_loader.transform import Outcomes, Reject, TransformSpec, transform_for
 
 T = TypeVar("T")
 RU_BUDGET = "ru_budget"  # the pool's shared object: the run's RU budget
@@ -68,6 +78,8 @@ class CopySettings:
     retry: RetryPolicy = RetryPolicy()
     meter_every: int = 0  # > 0: read the source's request charge of every k-th command
     workers: int = 1  # of the run: they share its RU budget (the pool's "ru_budget")
+    transform: TransformSpec | None = None  # the job's: loaded by each worker process
+    keep_rejects: int = 0  # rejected documents an attempt hands back, at most
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,11 @@ class PartitionResult:
     duplicates: int = 0
     duplicate_records: tuple[dict[str, Any], ...] = ()
     charges: Charges | None = None  # the source's request units, when metered
+    # A transform's: documents it dropped, documents refused (validate, or transform
+    # raised) in the whole range, and the refused documents to keep (a bounded number).
+    dropped: int = 0
+    rejected: int = 0
+    rejects: tuple[Reject, ...] = ()
 
     def apply_to(self, rec: PartitionRecord) -> None:
         """Record this attempt in the partition's run-state record (the coordinator's)."""
@@ -113,6 +130,8 @@ class PartitionResult:
         rec.wait_s += self.wait_s
         rec.ru += self.charges.ru if self.charges else 0.0
         rec.duplicates = self.duplicates
+        rec.dropped = self.dropped
+        rec.rejected = self.rejected
         rec.seconds += self.seconds
         rec.finished_at = now_iso()
         rec.error = self.error
@@ -198,10 +217,12 @@ class _Copy:
             report = self.report
             self.meter.on_charge = lambda ru: report(Charged(part.id, ru))
             self.meter.guess = expected_page_ru(part, self.batch_size)
+        self._shape(s.transform)
         self.report(Started(part.id))
         self.resumed = False
         reading = self._resume_point() if resume else part
         docs, nbytes, inserted, already = self._write(reading)
+        read = self.outcomes.read if self.outcomes is not None else docs
         proven = (
             s.write_concern != "0"
             and reading is part
@@ -215,22 +236,61 @@ class _Copy:
             # A duplicate key here would mean the source returned an _id twice: counted
             # below. Not after the target went away: a crash can lose acknowledged writes
             # that had not reached its journal yet, so then the range is counted.
-            return PartitionResult(
-                part.id, TaskState.DONE, docs, nbytes, source_docs=docs, target_docs=docs
+            return self._refusals(
+                PartitionResult(
+                    part.id, TaskState.DONE, read, nbytes, source_docs=read, target_docs=docs
+                )
             )
-        # What the range holds: all of it was read, unless this attempt skipped what the
-        # target already had (which may itself lack documents lost by unacknowledged writes).
-        if reading is part:
-            expected = docs
-        else:
-            expected = self._on_source(lambda: part.count_in(self.src))
+        # What the target must hold: all that was written, unless this attempt skipped
+        # what the target already had (which may itself lack documents lost by
+        # unacknowledged writes): then the source's count, or with a transform, what the
+        # repair's comparison of _ids finds (the skipped part's refusals are unknown).
+        expected: int | None = docs
+        if reading is not part:
+            where = self.reading.where
+            expected = (
+                None
+                if self.outcomes is not None
+                else self._on_source(lambda: part.count_in(self.src, where))
+            )
         result = self._confirm(expected)
+        return self._refusals(
+            replace(
+                result,
+                docs=read,
+                bytes=nbytes,
+                resumed=self.resumed,
+                already_there=result.already_there + already,
+            )
+        )
+
+    def _shape(self, spec: TransformSpec | None) -> None:
+        """How this job reads and reshapes documents: ``self.reading``, ``self.outcomes``."""
+        self.outcomes: Outcomes | None = None
+        self.reading = AS_READ
+        if spec is None:
+            return
+        t = transform_for(spec)
+        shape = None
+        if t.decodes:
+            seen = self.outcomes = Outcomes(self.s.keep_rejects)
+            shape = partial(seen.stream, t=t)
+        refused = self.outcomes.refused if self.outcomes is not None else frozenset()
+        self.reading = Reading(t.filter, t.projection, shape, refused)
+
+    def _refusals(self, result: PartitionResult) -> PartitionResult:
+        """``result`` with what the transform dropped and rejected in the range."""
+        seen = self.outcomes
+        if seen is None:
+            return result
         return replace(
             result,
-            docs=docs,
-            bytes=nbytes,
-            resumed=self.resumed,
-            already_there=result.already_there + already,
+            source_docs=result.source_docs
+            if result.state is not TaskState.DONE
+            else result.target_docs + seen.dropped + seen.rejected,
+            dropped=seen.dropped,
+            rejected=seen.rejected,
+            rejects=tuple(seen.rejects),
         )
 
     def _on_source(self, op: Callable[[], T]) -> T:
@@ -252,36 +312,56 @@ class _Copy:
         """Read ``reading`` and write it: (documents, bytes, inserted, already there)."""
         s = self.s
         with writer_for(self.dst, s.write_concern, self.retry.target) as w:
-            read = ResumingReader(
-                reading, self.src, self.batch_size, self.retry.source, self.meter, self.sizer
+            how = self.reading
+            read: Iterable[RawBSONDocument] = ResumingReader(
+                reading,
+                self.src,
+                self.batch_size,
+                self.retry.source,
+                self.meter,
+                self.sizer,
+                how.where,
+                how.projection,
             )
+            if how.shape is not None:
+                read = how.shape(read)
             docs, nbytes = w.write_all(
                 chunked(read, s.batch_size, s.batch_bytes), self.report, self.part.id
             )
         w.report_written(self.report, self.part.id)
         return docs, nbytes, w.inserted, w.already
 
-    def _confirm(self, expected: int) -> PartitionResult:
-        """Count the range on the target; repair it while it is short; judge the outcome."""
+    def _confirm(self, expected: int | None) -> PartitionResult:
+        """Count the range on the target; repair it while it is short; judge the outcome.
+
+        ``expected`` None: unknown until a repair round compared the _ids of both sides
+        (a transformed range resumed: what the transform refused before is found then).
+        """
         part, s, retry, src, dst = self.part, self.s, self.retry, self.src, self.dst
         on_target = retry.target.call(lambda: part.count_in(dst))
         repaired = already = rounds = 0
         repair = None
-        while on_target < expected and rounds < s.repair_rounds:
+        how = self.reading
+        while (expected is None and rounds == 0) or (
+            expected is not None and on_target < expected and rounds < s.repair_rounds
+        ):
             rounds += 1
             # Idempotent (it sends what the target lacks): retried whole on a fault.
             repair = retry.target.call(
                 lambda: repair_range(
-                    part, src, dst, s.write_concern, s.batch_size, s.batch_bytes, retry.target
+                    part, src, dst, s.write_concern, s.batch_size, s.batch_bytes, retry.target, how
                 )
             )
             if self.meter is not None:
                 self.meter.settle()  # repair read the source last
+            if expected is None and self.outcomes is not None:
+                expected = repair.source_ids - self.outcomes.dropped - self.outcomes.rejected
             repaired += repair.inserted
             already += repair.already_there
             on_target = retry.target.call(lambda: part.count_in(dst))
             if repair.missing == 0:
                 break  # nothing left to send: another round cannot change the count
+        assert expected is not None  # set by the first round
         records: tuple[dict[str, Any], ...] = ()
         if repair is not None and repair.duplicate_ids:
             dup_ids = repair.duplicate_ids

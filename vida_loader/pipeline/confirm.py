@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,24 +20,47 @@ from vida_loader.pipeline.writer import resend
 from vida_loader.retry import Retrier, RetryPolicy
 
 
-def _raw_ids(part: Partition, coll: Collection[Any]) -> dict[bytes, int]:
-    """The range's ``{_id: ...}`` documents as raw bytes, in ``_id`` order, each with
-    how often it came (more than once: a sharded source holds that ``_id`` twice)."""
+def _raw_ids(
+    part: Partition, coll: Collection[Any], where: dict[str, Any] | None = None
+) -> dict[bytes, int]:
+    """The range's ``{_id: ...}`` documents (of those matching ``where``) as raw bytes, in
+    ``_id`` order, each with how often it came (more than once: a sharded source holds
+    that ``_id`` twice)."""
     raw = coll.with_options(codec_options=RAW_OPTIONS)
     ids: dict[bytes, int] = {}
-    for doc in part.find(raw, {"_id": 1}, batch_size=10_000):
+    for doc in part.find(raw, {"_id": 1}, where=where, batch_size=10_000):
         key = bytes(doc.raw)
         ids[key] = ids.get(key, 0) + 1
     return ids
 
 
 def _find_raw_by_ids(
-    coll: Collection[Any], raw_ids: list[bytes], batch_size: int
+    coll: Collection[Any],
+    raw_ids: list[bytes],
+    batch_size: int,
+    projection: dict[str, Any] | None = None,
 ) -> Iterator[RawBSONDocument]:
     """Every document of ``coll`` whose ``_id`` is one of ``raw_ids``, undecoded."""
     ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in raw_ids]
     raw = coll.with_options(codec_options=RAW_OPTIONS)
-    yield from raw.find({"_id": {"$in": ids}}, batch_size=batch_size)
+    yield from raw.find({"_id": {"$in": ids}}, projection, batch_size=batch_size)
+
+
+Shape = Callable[[Iterable[RawBSONDocument]], Iterable[RawBSONDocument]]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a job reads its source: a transform's filter and projection, and what it does
+    to each document read (``shape``: the documents the target gets; None: as read)."""
+
+    where: dict[str, Any] | None = None
+    projection: dict[str, Any] | None = None
+    shape: Shape | None = None
+    refused: Set[bytes] = frozenset()  # raw _ids not meant for the target
+
+
+AS_READ = Reading()
 
 
 @dataclass(frozen=True)
@@ -58,17 +81,24 @@ def repair_range(
     batch_size: int,
     batch_bytes: int,
     retrier: Retrier | None = None,
+    reading: Reading = AS_READ,
 ) -> RepairResult:
-    """Send again every source document whose ``_id`` the target lacks, acknowledged."""
-    src_ids = _raw_ids(part, src)
+    """Send again every source document whose ``_id`` the target lacks, acknowledged
+    (shaped as ``reading`` says; those it refused are not missing)."""
+    src_ids = _raw_ids(part, src, reading.where)
     dst_ids = _raw_ids(part, dst)
-    missing = [r for r in src_ids if r not in dst_ids]
+    refused = reading.refused
+    missing = [r for r in src_ids if r not in dst_ids and r not in refused]
     extra = sum(1 for r in dst_ids if r not in src_ids)
     duplicate_ids = [r for r, n in src_ids.items() if n > 1]
     retrier = retrier or Retrier(RetryPolicy(attempts=0), role="target")
     inserted = already = 0
     for i in range(0, len(missing), batch_size):
-        found = _find_raw_by_ids(src, missing[i : i + batch_size], batch_size)
+        found: Iterable[RawBSONDocument] = _find_raw_by_ids(
+            src, missing[i : i + batch_size], batch_size, reading.projection
+        )
+        if reading.shape is not None:
+            found = reading.shape(found)
         ins, dup = resend(dst, found, level, batch_size, batch_bytes, retrier)
         inserted += ins
         already += dup

@@ -46,8 +46,12 @@ class ResumingReader:
         retrier: Retrier,
         meter: ChargeMeter | None = None,
         sizer: PageSizer | None = None,
+        where: dict[str, Any] | None = None,
+        projection: dict[str, Any] | None = None,
     ) -> None:
         self.part = part
+        self.where = where  # a transform's filter and projection
+        self.projection = projection
         self.src = src
         self.batch_size = batch_size
         self.retrier = retrier
@@ -60,7 +64,7 @@ class ResumingReader:
         skip: set[bytes] = set()
         meter, sizer = self.meter, self.sizer
         while True:
-            cursor = read_raw(part, self.src, self.batch_size)
+            cursor = read_raw(part, self.src, self.batch_size, self.where, self.projection)
             resized = False
             try:
                 for doc in cursor:
@@ -141,12 +145,19 @@ def _close_cursor(cursor: Iterable[Any]) -> None:
             pass  # the connection is gone: so is the cursor
 
 
-def read_raw(part: Partition, src: Collection[Any], batch_size: int) -> Cursor[RawBSONDocument]:
-    """The range's documents, undecoded.
+def read_raw(
+    part: Partition,
+    src: Collection[Any],
+    batch_size: int,
+    where: dict[str, Any] | None = None,
+    projection: dict[str, Any] | None = None,
+) -> Cursor[RawBSONDocument]:
+    """The range's documents (those matching ``where``, with ``projection``), undecoded.
 
     A plain cursor with the ``RawBSONDocument`` class, not ``find_raw_batches``: pymongo
     builds a ``RawBSONDocument`` per document of each raw batch reply, throws them away
     and joins the bytes again, and splitting that batch builds them once more (figures
     in docs/design-notes.md).
     """
-    return part.find(src.with_options(codec_options=RAW_OPTIONS), batch_size=batch_size)
+    raw = src.with_options(codec_options=RAW_OPTIONS)
+    return part.find(raw, projection, where=where, batch_size=batch_size)

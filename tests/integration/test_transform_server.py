@@ -1,0 +1,232 @@
+"""A transform on the copy path, against real servers: the target holds exactly the
+transform applied to the source, document by document, through resumes, unacknowledged
+writes and broken cursors; a filter alone keeps the documents raw."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+import bson
+import pytest
+from bson.raw_bson import RawBSONDocument
+from pymongo.database import Database
+from support import fail_commands, raw_hashes
+
+from vida_loader.dev.server import LocalServer
+from vida_loader.manifest import Partition, RangeMode
+from vida_loader.mongo import Endpoint
+from vida_loader.retry import RetryPolicy
+from vida_loader.runstate import TaskState
+from vida_loader.transform import load_transform
+from vida_loader.worker import CopySettings, copy_partition
+
+pytestmark = pytest.mark.integration
+DB = Database[dict[str, Any]]
+FAST = RetryPolicy(attempts=5, window_s=30, base_ms=1, cap_ms=20)
+WHOLE = Partition("p00000", RangeMode.TYPED, "number")
+N = 600
+WHEN = datetime.datetime(2026, 11, 30, 12, 0)
+
+RENAME = """
+import datetime
+
+
+class Migrate:
+    def transform(self, doc):
+        if doc["i"] % 7 == 0:
+            return None  # test data: dropped
+        doc["customer"] = doc.pop("name")
+        del doc["pad"]
+        doc["migrated_at"] = datetime.datetime(2026, 11, 30, 12, 0)
+        return doc
+
+    def validate(self, doc):
+        if doc["i"] % 11 == 0:
+            return f"i {doc['i']} is a multiple of 11"
+        return None
+"""
+
+KEEP_SOME = """
+class KeepSome:
+    filter = {"kind": {"$in": ["repair", "install"]}}
+    projection = {"pad": 0}
+"""
+
+
+def source_docs(n: int = N) -> list[dict[str, Any]]:
+    kinds = ["repair", "install", "inspection"]
+    return [
+        {"_id": i, "i": i, "name": f"c{i}", "kind": kinds[i % 3], "pad": "x" * 50} for i in range(n)
+    ]
+
+
+def migrated(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """What RENAME makes of ``doc`` (None: dropped or rejected), written independently."""
+    if doc["i"] % 7 == 0 or doc["i"] % 11 == 0:
+        return None
+    return {
+        "_id": doc["_id"],
+        "i": doc["i"],
+        "kind": doc["kind"],
+        "customer": doc["name"],
+        "migrated_at": WHEN,
+    }
+
+
+def expected_raw(docs: list[dict[str, Any]]) -> dict[Any, bytes]:
+    out = {}
+    for doc in docs:
+        new = migrated(doc)
+        if new is not None:
+            out[doc["_id"]] = bson.encode(new)
+    return out
+
+
+def target_raw(tdb: DB) -> dict[Any, bytes]:
+    raw = tdb.dst.with_options(
+        codec_options=tdb.dst.codec_options.with_options(document_class=RawBSONDocument)
+    )
+    return {bson.decode(d.raw)["_id"]: bytes(d.raw) for d in raw.find({})}
+
+
+def settings(
+    db: DB, tdb: DB, server: LocalServer, target: LocalServer, path: Path, **kw: Any
+) -> CopySettings:
+    return CopySettings(
+        Endpoint(server.uri, db.name, "src"),
+        Endpoint(target.uri, tdb.name, "dst"),
+        batch_size=50,
+        read_batch_size=100,
+        retry=FAST,
+        transform=load_transform(str(path)).spec,
+        keep_rejects=1000,
+        **kw,
+    )
+
+
+def transform_file(tmp_path: Path, text: str = RENAME) -> Path:
+    path = tmp_path / "migrate.py"
+    path.write_text(text)
+    return path
+
+
+REFUSED = {i for i in range(N) if i % 7 == 0 or i % 11 == 0}
+DROPPED = sum(1 for i in range(N) if i % 7 == 0)
+
+
+@pytest.mark.parametrize("write_concern", ["1", "0"])
+def test_the_target_holds_the_transform_of_the_source(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    write_concern: str,
+) -> None:
+    docs = source_docs()
+    db.src.insert_many(docs)
+    s = settings(
+        db, tdb, server, target_server, transform_file(tmp_path), write_concern=write_concern
+    )
+    result = copy_partition(WHOLE, s)
+    assert result.state is TaskState.DONE, result.error
+    assert target_raw(tdb) == expected_raw(docs)
+    rejected = len(REFUSED) - DROPPED
+    assert (result.docs, result.source_docs) == (N, N)
+    assert (result.dropped, result.rejected) == (DROPPED, rejected)
+    assert result.target_docs == N - len(REFUSED)
+    assert [bson.decode(r.raw)["_id"] for r in result.rejects] == [
+        i for i in range(N) if i % 11 == 0 and i % 7 != 0
+    ]
+    assert result.rejects[0].reason == "i 11 is a multiple of 11"
+    assert bson.decode(result.rejects[0].raw) == docs[11]  # the source document, as read
+
+
+def test_a_resumed_transformed_range_finds_what_was_refused_before(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    """A killed attempt left the first part written: the resumed attempt writes the rest
+    once and accounts for the whole range (the skipped part's refusals too)."""
+    docs = source_docs()
+    db.src.insert_many(docs)
+    want = expected_raw(docs)
+    written_before = [RawBSONDocument(want[i]) for i in range(250) if i in want]
+    tdb.dst.insert_many(written_before[:-5] + written_before[-3:])  # a gap: a lost write
+    s = settings(db, tdb, server, target_server, transform_file(tmp_path))
+    result = copy_partition(WHOLE, s, resume=True)
+    assert result.state is TaskState.DONE, result.error
+    assert result.resumed and result.repaired == 2
+    assert target_raw(tdb) == want
+    assert (result.source_docs, result.dropped, result.target_docs) == (N, DROPPED, len(want))
+    assert result.rejected == len(REFUSED) - DROPPED == len(result.rejects)
+    assert len({r.raw for r in result.rejects}) == len(result.rejects)  # each once
+
+
+def test_a_broken_cursor_transforms_no_document_twice(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    docs = source_docs()
+    db.src.insert_many(docs)
+    fail_commands(db, ["getMore"], {"skip": 2, "times": 2}, closeConnection=True)
+    s = settings(db, tdb, server, target_server, transform_file(tmp_path))
+    result = copy_partition(WHOLE, s)
+    assert result.state is TaskState.DONE, result.error
+    assert result.retries >= 1
+    assert target_raw(tdb) == expected_raw(docs)
+    assert (result.docs, result.dropped) == (N, DROPPED)
+
+
+def test_a_filter_alone_keeps_documents_raw(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = source_docs()
+    db.src.insert_many(docs)
+    decoded = []
+    real = bson.decode
+    monkeypatch.setattr(bson, "decode", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    s = settings(db, tdb, server, target_server, transform_file(tmp_path, KEEP_SOME))
+    result = copy_partition(WHOLE, s)
+    assert result.state is TaskState.DONE, result.error
+    assert decoded == []
+    kept = [d for d in docs if d["kind"] != "inspection"]
+    assert (result.docs, result.dropped, result.rejected) == (len(kept), 0, 0)
+    assert target_raw(tdb) == {
+        d["_id"]: bson.encode({k: v for k, v in d.items() if k != "pad"}) for d in kept
+    }
+
+
+def test_a_filtered_range_resumed_counts_only_what_matches(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    docs = source_docs()
+    db.src.insert_many(docs)
+    s = settings(db, tdb, server, target_server, transform_file(tmp_path, KEEP_SOME))
+    first = [
+        {k: v for k, v in d.items() if k != "pad"} for d in docs[:100] if d["kind"] != "inspection"
+    ]
+    tdb.dst.insert_many(first[:10] + first[12:])
+    result = copy_partition(WHOLE, s, resume=True)
+    assert result.state is TaskState.DONE, result.error
+    assert result.repaired == 2
+    assert result.target_docs == result.source_docs == 400
+    assert tdb.dst.count_documents({"kind": "inspection"}) == 0
+
+
+def test_a_changed_id_fails_the_partition_naming_it(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many(source_docs(50))
+    text = "class T:\n    def transform(self, doc):\n        return {**doc, '_id': str(doc['_id'])}\n"
+    s = settings(db, tdb, server, target_server, transform_file(tmp_path, text))
+    result = copy_partition(WHOLE, s)
+    assert result.state is TaskState.FAILED and not result.transient
+    assert result.error is not None and "changed _id 0 to '0'" in result.error
+    assert tdb.dst.count_documents({}) == 0
+    assert raw_hashes(db.src)  # the source is untouched
