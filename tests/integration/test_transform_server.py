@@ -223,7 +223,7 @@ def test_a_changed_id_fails_the_partition_naming_it(
     server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
 ) -> None:
     db.src.insert_many(source_docs(50))
-    text = "class T:\n    def transform(self, doc):\n        return {**doc, '_id': str(doc['_id'])}\n"
+    text = "class T:\n    def transform(self, d):\n        return {**d, '_id': str(d['_id'])}\n"
     s = settings(db, tdb, server, target_server, transform_file(tmp_path, text))
     result = copy_partition(WHOLE, s)
     assert result.state is TaskState.FAILED and not result.transient
