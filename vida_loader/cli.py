@@ -231,13 +231,32 @@ def plan(replan: bool, as_json: bool, **params: Any) -> int:
     is_flag=True,
     help="The old tool's name of --indexes after (the default)",
 )
-def run(restart: bool, drop_target: bool, append: bool, create_indexes: bool, **params: Any) -> int:
+@click.option(
+    "--strategy",
+    metavar="FILE.py[:Class]",
+    help="The old tool's name of --transform",
+)
+def run(
+    restart: bool,
+    drop_target: bool,
+    append: bool,
+    create_indexes: bool,
+    strategy: str | None,
+    **params: Any,
+) -> int:
     """Copy every partition of a planned job and confirm each one on the target.
 
     A job that ran before continues: confirmed partitions are skipped, the others go on
     from what the target already holds. A fresh start refuses a target collection that
     holds documents unless --drop-target or --append says what to do with them.
     """
+    if strategy is not None:
+        if params.get("transform") not in (None, strategy):
+            raise UsageError(
+                f"--strategy '{strategy}' and --transform '{params['transform']}' name two "
+                "transforms: give one (--strategy is the old name of --transform)"
+            )
+        params["transform"] = strategy
     s = load_settings("run", params)
     if create_indexes and s["indexes"] != "after":
         raise UsageError(
@@ -254,6 +273,18 @@ def run(restart: bool, drop_target: bool, append: bool, create_indexes: bool, **
     result = _run_with_progress(cfg, s["progress_interval"])
     click.echo(format_run(result, cfg))
     failed = result.failed
+    if result.too_many_rejects:
+        done = len(result.state.partitions) - len(failed)
+        click.echo(
+            f"vida-loader: the transform rejected {result.rejected:,} documents, more than "
+            f"--max-rejects {cfg.max_rejects:,}: the run stopped starting partitions "
+            f"({done} of {len(result.state.partitions)} confirmed); each document and its "
+            f"reason is in '{result.rejects_path}' (and rejects.bson beside it); fix the "
+            "transform and start over with --restart, or raise --max-rejects and continue "
+            f"with: {continue_command(cfg, manifest=result.manifest)}",
+            err=True,
+        )
+        return EXIT_FAILED
     if failed and result.outage:
         done = len(result.state.partitions) - len(failed)
         click.echo(

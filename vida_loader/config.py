@@ -23,6 +23,7 @@ from vida_loader.settings.registry import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
     DEFAULT_MANIFEST_DIR,
+    DEFAULT_MAX_REJECTS,
     DEFAULT_PARTITION_SIZE_MB,
     DEFAULT_WRITE_CONCERN,
     MAX_BATCH_MB,
@@ -133,6 +134,8 @@ class RunConfig(JobConfig):
     indexes: str = "after"  # after, before, skip: when the target gets the indexes
     disable_indexes: bool = False  # drop the target's own indexes, rebuild them after
     only_indexes: bool = False  # `indexes build`: build what is missing, copy nothing
+    transform: str | None = None  # FILE.py[:Class]: loaded by run_job before anything
+    max_rejects: int = DEFAULT_MAX_REJECTS  # the job's rejected documents, at most
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -182,6 +185,8 @@ class RunConfig(JobConfig):
             not in (Layer.PROFILE, Layer.DEFAULT),
             indexes=s["indexes"],
             disable_indexes=s["disable_indexes"],
+            transform=s["transform"],
+            max_rejects=s["max_rejects"],
             timeouts=s.timeouts(),
             **actions,
         )
@@ -210,6 +215,8 @@ class RunConfig(JobConfig):
             "max_rus_percent": self.max_rus_percent,
             "indexes": self.indexes,
             "disable_indexes": self.disable_indexes,
+            "transform": self.transform,
+            "max_rejects": self.max_rejects,
         }
 
 

@@ -52,6 +52,7 @@ from vida_loader.pipeline.target import (
     drop_target,
     require_source,
 )
+from vida_loader.rejects import RejectsLog
 from vida_loader.retry import RetryCounts
 from vida_loader.ru import Charges, accounting_on, provisioned_throughput
 from vida_loader.runstate import (
@@ -62,6 +63,14 @@ from vida_loader.runstate import (
     load_state,
     now_iso,
     save_state,
+)
+from vida_loader.settings.registry import DEFAULT_MAX_REJECTS
+from vida_loader.transform import (
+    Transform,
+    TransformSpec,
+    check_transform,
+    check_transform_query,
+    load_transform,
 )
 from vida_loader.worker import (
     RU_BUDGET,
@@ -138,6 +147,26 @@ class RunResult:
     budget: str | None = None  # how the run paced itself by RU, in words
     index_builds: int = 0  # index build attempts by this run
     index_s: float = 0.0  # seconds this run spent building indexes
+    transform: str | None = None  # the job's transform, described
+    max_rejects: int = DEFAULT_MAX_REJECTS
+
+    @property
+    def dropped(self) -> int:
+        """Documents the transform dropped, all partitions (their last attempts)."""
+        return self.state.refused()[0]
+
+    @property
+    def rejected(self) -> int:
+        """Documents the transform rejected (in rejects.bson), all partitions."""
+        return self.state.refused()[1]
+
+    @property
+    def too_many_rejects(self) -> bool:
+        return self.rejected > self.max_rejects
+
+    @property
+    def rejects_path(self) -> Path:
+        return JobFiles.of_folder(self.state_path.parent).rejects
 
     @property
     def failed(self) -> list[tuple[str, str]]:
@@ -229,6 +258,7 @@ def _preflight(
     cfg: RunConfig,
     state: RunState | None,
     notify: Callable[[str], None] | None = None,
+    transform: Transform | None = None,
 ) -> BudgetPlan | None:
     """Fail before any work when either side is unreachable or the source is gone.
     Then the request-unit side: the run's budget when the source's charges are to be
@@ -243,6 +273,8 @@ def _preflight(
         connect(target.uri, role="target", timeouts=cfg.timeouts) as dst,
     ):
         require_source(src, source)
+        if transform is not None:
+            check_transform_query(src[source.db][source.collection], transform)
         if state is None and not cfg.drop_target:
             check_target_empty(dst, target, append=cfg.append)
         elif state is not None:
@@ -268,6 +300,9 @@ def run_job(
     """Copy every partition of ``cfg.job`` not yet confirmed; returns when each is done
     or failed for good. Continues the job's saved run state unless ``cfg.restart``."""
     manifest, source, target = open_job(cfg)
+    # Before anything is written: a transform that does not load stops the run here.
+    transform = load_transform(cfg.transform) if cfg.transform and not cfg.only_indexes else None
+    spec = transform.recorded() if transform is not None else None
     files = cfg.files
     path = files.state
     since = now_iso()
@@ -280,6 +315,8 @@ def run_job(
         state = None if cfg.restart else load_state(path)
         if state is not None:
             state.check_plan(manifest, path)
+            if not cfg.only_indexes:
+                check_transform(state, spec, path)
             if cfg.drop_target:
                 raise UsageError(
                     f"--drop-target would empty the target of job '{cfg.job}', which has "
@@ -290,9 +327,11 @@ def run_job(
                 f"job '{cfg.job}' has not run yet: `vida-loader run` builds its indexes after "
                 "the data (or before it, with --indexes before)"
             )
-        budget = None if cfg.only_indexes else _preflight(source, target, cfg, state, notify)
+        budget = (
+            None if cfg.only_indexes else _preflight(source, target, cfg, state, notify, transform)
+        )
         if state is None:
-            state = RunState.fresh(manifest, cfg.settings(), appended=cfg.append)
+            state = RunState.fresh(manifest, cfg.settings(), appended=cfg.append, transform=spec)
             continuing = False
         else:
             state.continue_run(cfg.settings())
@@ -309,6 +348,8 @@ def run_job(
             retry=cfg.retry,
             meter_every=1 if budget is not None else 0,
             workers=cfg.jobs,
+            transform=transform.spec if transform is not None else None,
+            keep_rejects=cfg.max_rejects + 1,  # more stops the run: no need to keep them
         )
         # The fresh state goes to disk before the target is emptied: a kill in between
         # must not leave an old state that calls the emptied partitions done.
@@ -376,6 +417,7 @@ class _Run:
         self.last_save = 0.0
         self.last_metrics = time.monotonic()
         self.builds = _IndexBuilds(self)
+        self.rejects = RejectsLog(self.files, fresh=not continuing)
 
     def execute(self, tick: float) -> RunResult:
         # Largest first, so the last partitions to finish are short ones.
@@ -437,15 +479,27 @@ class _Run:
             budget=self.budget.why if self.budget is not None else None,
             index_builds=sum(self.builds.tries.values()),
             index_s=self.builds.seconds,
+            transform=(
+                TransformSpec.from_json(self.state.transform).describe()
+                if self.state.transform
+                else None
+            ),
+            max_rejects=self.cfg.max_rejects,
         )
 
     def _not_started(self, pids: list[str]) -> None:
-        """A server stayed away past the retry window: nothing more was started (each
-        partition would wait the window out in turn); the running ones ended by themselves."""
+        """A server stayed away past the retry window (each partition would wait the
+        window out in turn), or the transform rejected more than allowed: nothing more was
+        started; the running ones ended by themselves."""
+        why = (
+            f"the {self.outage} stayed away past the retry window"
+            if self.outage is not None
+            else f"more than --max-rejects {self.cfg.max_rejects:,} documents were rejected"
+        )
         for pid in pids:
             rec = self.records[pid]
             rec.state = TaskState.PENDING
-            rec.error = f"not started: the {self.outage} stayed away past the retry window"
+            rec.error = f"not started: {why}"
 
     # --- the scheduler's handler --------------------------------------------------------
 
@@ -453,7 +507,7 @@ class _Run:
         return copy_partition, (self.parts[pid], self.settings, pid in self.resume)
 
     def admit(self, pid: str) -> bool:
-        return self.outage is None
+        return self.outage is None and self.state.refused()[1] <= self.cfg.max_rejects
 
     def lost(self, pid: str, why: str, died: bool) -> PartitionResult:
         return PartitionResult(pid, TaskState.FAILED, error=why, transient=died)
@@ -521,6 +575,8 @@ class _Run:
         self.tries[pid] = self.tries.get(pid, 0) + 1
         if result.duplicate_records:
             append_jsonl(self.files.duplicates, result.duplicate_records)
+        if result.rejects:
+            self.rejects.add(pid, result.rejects, self.state.runs)
         result.apply_to(rec)
         append_jsonl(self.files.metrics, [task_record(result, self.state.runs)])
         self.read[0] += result.docs

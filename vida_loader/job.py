@@ -19,6 +19,7 @@ from vida_loader.settings.registry import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_JOBS,
     DEFAULT_MANIFEST_DIR,
+    DEFAULT_MAX_REJECTS,
     DEFAULT_WRITE_CONCERN,
     MIB,
 )
@@ -92,6 +93,8 @@ def continue_command(
         ("max_rus", "--max-rus", None),
         ("max_rus_percent", "--max-rus-percent", None),
         ("indexes", "--indexes", "after"),
+        ("transform", "--transform", None),
+        ("max_rejects", "--max-rejects", DEFAULT_MAX_REJECTS),
     ):
         if key in given and given[key] != default:
             value = given[key]

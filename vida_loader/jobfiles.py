@@ -84,8 +84,15 @@ class JobFiles:
 
     @property
     def rejects(self) -> Path:
-        """Documents a transform refused, one JSON line each, with the reason."""
+        """Documents a transform refused, one JSON line each: partition, _id, reason, and
+        where the document is in ``rejects_bson``."""
         return self.folder / "rejects.jsonl"
+
+    @property
+    def rejects_bson(self) -> Path:
+        """The refused source documents, as read (mongodump layout: BSON documents end to
+        end, readable with ``bson.decode_file_iter``)."""
+        return self.folder / "rejects.bson"
 
     @property
     def indexes(self) -> Path:
@@ -107,6 +114,7 @@ class JobFiles:
             "duplicates",
             "metrics",
             "rejects",
+            "rejects_bson",
             "indexes",
             "verify",
         )

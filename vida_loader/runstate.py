@@ -131,6 +131,9 @@ class RunState:
     # Started with --append on a non-empty target: write results cannot tell whether the
     # target holds documents the source lacks, so every partition is confirmed by a count.
     appended: bool = False
+    # The job's transform (``TransformSpec.to_json``: file, class, sha256), None without:
+    # a run with another one is refused unless --restart.
+    transform: dict[str, Any] | None = None
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
 
     @property
@@ -151,7 +154,11 @@ class RunState:
 
     @classmethod
     def fresh(
-        cls, manifest: Manifest, settings: dict[str, Any], appended: bool = False
+        cls,
+        manifest: Manifest,
+        settings: dict[str, Any],
+        appended: bool = False,
+        transform: dict[str, Any] | None = None,
     ) -> RunState:
         return cls(
             job=manifest.job,
@@ -161,6 +168,7 @@ class RunState:
             coordinator=coordinator_info(),
             settings=settings,
             appended=appended,
+            transform=transform,
             tasks={p.id: PartitionRecord() for p in manifest.partitions},
         )
 
@@ -206,6 +214,11 @@ class RunState:
         """Source documents left off the target because another had their _id."""
         return sum(r.duplicates for r in self.partitions.values() if r.done)
 
+    def refused(self) -> tuple[int, int]:
+        """(dropped, rejected) by the transform, in every partition's last attempt."""
+        recs = self.partitions.values()
+        return sum(r.dropped for r in recs), sum(r.rejected for r in recs)
+
     def confirmed_bytes(self) -> int:
         return sum(r.bytes for r in self.partitions.values() if r.done)
 
@@ -226,6 +239,7 @@ class RunState:
             "settings": self.settings,
             "runs": self.runs,
             "appended": self.appended,
+            "transform": self.transform,
             "tasks": {tid: r.to_json() for tid, r in self.tasks.items()},
         }
 
@@ -259,6 +273,7 @@ class RunState:
             settings=settings,
             runs=int(doc.get("runs", 1)),
             appended=bool(doc.get("appended", False)),
+            transform=doc.get("transform"),
             tasks=tasks,
         )
 

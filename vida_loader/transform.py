@@ -31,8 +31,11 @@ from typing import Any
 
 import bson
 from bson.raw_bson import RawBSONDocument
+from pymongo.collection import Collection
+from pymongo.errors import OperationFailure
 
-from vida_loader.errors import PluginError, VidaError
+from vida_loader.errors import PluginError, StateError, UsageError, VidaError
+from vida_loader.jobfiles import to_ejson
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.confirm import id_key
 from vida_loader.pyfile import file_sha256, load_module, split_spec
@@ -81,6 +84,36 @@ def _said(spec: TransformSpec | None) -> str:
     return "none" if spec is None else spec.describe()
 
 
+def check_transform(state: Any, spec: dict[str, Any] | None, path: Path) -> None:
+    """Refuse to continue a job (its run ``state``) with another transform than it began
+    with (``spec``: this run's, as recorded)."""
+    old = TransformSpec.from_json(state.transform) if state.transform else None
+    new = TransformSpec.from_json(spec) if spec else None
+    change = transform_change(old, new)
+    if change is None:
+        return
+    again = f"give --transform {old.path}:{old.class_name} again, or " if old and not new else ""
+    raise StateError(
+        f"job '{state.job}' was started with another transform ({change}; run state '{path}')",
+        fix=f"{again}pass --restart to start the job over with this one",
+    )
+
+
+def check_transform_query(coll: Collection[Any], t: Transform) -> None:
+    """Ask the source once for a document through the transform's filter and projection:
+    a query it refuses stops the run before anything is written."""
+    if t.filter is None and t.projection is None:
+        return
+    try:
+        next(iter(coll.find(t.filter or {}, t.projection, limit=1)), None)
+    except OperationFailure as exc:
+        raise UsageError(
+            f"the source refuses the filter/projection of transform {t.spec.describe()}: "
+            f"{exc.details.get('errmsg') if exc.details else exc}",
+            fix="fix the transform's filter or projection",
+        ) from None
+
+
 # --- loading ------------------------------------------------------------------------------
 
 
@@ -99,6 +132,10 @@ class Transform:
             )
         self.transform: Callable[[dict[str, Any]], Any] | None = _method(impl, "transform", where)
         self.validate: Callable[[dict[str, Any]], Any] | None = _method(impl, "validate", where)
+
+    def recorded(self) -> dict[str, Any]:
+        """What the run state keeps: the spec, and the filter ``verify`` counts through."""
+        return {**self.spec.to_json(), "filter": to_ejson(self.filter) if self.filter else None}
 
     @property
     def decodes(self) -> bool:

@@ -1,11 +1,17 @@
-"""Compare source and target partition by partition: each range counted on both sides."""
+"""Compare source and target partition by partition: each range counted on both sides.
+
+A transformed job (its run state names a transform) cannot expect the target to hold what
+the source does: each range's source count (through the transform's filter) must equal
+what the run read, and the target's count what the run confirmed, read − dropped −
+rejected, as recorded in the run state.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pymongo.collection import Collection
@@ -13,9 +19,26 @@ from pymongo.errors import PyMongoError
 
 from vida_loader.config import VerifyConfig
 from vida_loader.job import open_job
+from vida_loader.jobfiles import from_ejson
 from vida_loader.manifest import Manifest, Partition
 from vida_loader.mongo import connect, describe_error
 from vida_loader.pipeline.target import require_source
+from vida_loader.runstate import PartitionRecord, load_state
+from vida_loader.transform import TransformSpec
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the run recorded of a transformed partition."""
+
+    read: int  # source documents in the range (through the filter)
+    dropped: int
+    rejected: int
+
+    @property
+    def expected(self) -> int:
+        """What the target must hold."""
+        return self.read - self.dropped - self.rejected
 
 
 @dataclass(frozen=True)
@@ -24,10 +47,15 @@ class PartitionCount:
     source: int | None
     target: int | None
     error: str | None = None
+    recorded: Recorded | None = None  # a transformed job's figures
 
     @property
     def matches(self) -> bool:
-        return self.error is None and self.source == self.target
+        if self.error is not None:
+            return False
+        if self.recorded is None:
+            return self.source == self.target
+        return self.source == self.recorded.read and self.target == self.recorded.expected
 
 
 @dataclass(frozen=True)
@@ -35,6 +63,7 @@ class VerifyResult:
     manifest: Manifest
     counts: tuple[PartitionCount, ...]  # in partition order
     seconds: float
+    transform: str | None = None  # a transformed job's transform, described
 
     @property
     def mismatches(self) -> list[PartitionCount]:
@@ -56,6 +85,9 @@ def verify_job(cfg: VerifyConfig, on_progress: VerifyProgress | None = None) -> 
     """Count every partition's range on both sides, ``cfg.jobs`` partitions at a time."""
     started = time.monotonic()
     manifest, source, target = open_job(cfg)
+    state = load_state(cfg.files.state)
+    transform = state.transform if state is not None else None
+    where = from_ejson(transform["filter"]) if transform and transform.get("filter") else None
     uris = (source.uri, target.uri)
     counts: dict[str, PartitionCount] = {}
     with (
@@ -67,15 +99,25 @@ def verify_job(cfg: VerifyConfig, on_progress: VerifyProgress | None = None) -> 
         src_coll = src[source.db][source.collection]
         dst_coll = dst[target.db][target.collection]
         futures = [
-            pool.submit(count_both, p, src_coll, dst_coll, uris) for p in manifest.partitions
+            pool.submit(count_both, p, src_coll, dst_coll, uris, where) for p in manifest.partitions
         ]
         for fut in as_completed(futures):
             c = fut.result()
+            if transform is not None and state is not None:
+                c = _with_record(c, state.partitions.get(c.partition_id))
             counts[c.partition_id] = c
             if on_progress:
                 on_progress(len(counts), len(futures))
     ordered = tuple(counts[p.id] for p in manifest.partitions)
-    return VerifyResult(manifest, ordered, time.monotonic() - started)
+    described = TransformSpec.from_json(transform).describe() if transform else None
+    return VerifyResult(manifest, ordered, time.monotonic() - started, described)
+
+
+def _with_record(c: PartitionCount, rec: PartitionRecord | None) -> PartitionCount:
+    """A transformed partition's counts beside what the run recorded of it."""
+    if rec is None or not rec.done:
+        return replace(c, error=c.error or "not confirmed by a run: nothing recorded to compare")
+    return replace(c, recorded=Recorded(rec.source_docs, rec.dropped, rec.rejected))
 
 
 def count_both(
@@ -83,11 +125,13 @@ def count_both(
     src: Collection[Any],
     dst: Collection[Any],
     uris: tuple[str, ...],
+    where: dict[str, Any] | None = None,
 ) -> PartitionCount:
-    """Both sides' counts of one range; a failure becomes the partition's error."""
+    """Both sides' counts of one range (the source's through ``where``); a failure
+    becomes the partition's error."""
     side = "source"
     try:
-        n_src = part.count_in(src)
+        n_src = part.count_in(src, where)
         side = "target"
         n_dst = part.count_in(dst)
     except PyMongoError as exc:

@@ -19,6 +19,7 @@ from vida_loader.report.progress import format_duration
 from vida_loader.runstate import RunState, TaskKind, TaskState
 from vida_loader.settings.resolve import Settings
 from vida_loader.status import JobStatus
+from vida_loader.transform import TransformSpec
 from vida_loader.verify import VerifyResult
 
 
@@ -170,6 +171,17 @@ def _ru_estimate(ru: dict[str, Any], rate: BudgetPlan | None) -> str:
     return text + f"; ~{format_duration(seconds)} at {rate.rate:,.0f} RU/s ({rate.why})"
 
 
+def _transform_summary(result: RunResult) -> str:
+    """The summary's line on the transform: what it kept out of the target, and where."""
+    line = (
+        f"  transform   {result.transform}: {result.dropped:,} documents dropped, "
+        f"{result.rejected:,} rejected (at most {result.max_rejects:,})"
+    )
+    if result.rejected:
+        line += f"; rejects in {result.rejects_path} and rejects.bson"
+    return line
+
+
 def format_run(result: RunResult, cfg: RunConfig) -> str:
     """The end-of-run summary: counts, rates, repairs, failures, where the state is."""
     st = result.state
@@ -227,6 +239,8 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
     index_line = _index_summary(result, cfg)
     if index_line:
         lines.insert(-1, index_line)
+    if result.transform is not None:
+        lines.insert(-1, _transform_summary(result))
     for pid, error in result.failed:
         lines.append(f"  FAILED {pid}: {error}")
     for name, error in result.index_failures:
@@ -291,11 +305,24 @@ def format_verify(result: VerifyResult) -> str:
         f"{len(result.counts)} partitions, {result.source_total:,} documents in the source, "
         f"{result.target_total:,} in the target",
     ]
+    if result.transform is not None:
+        lines.append(
+            f"  transformed by {result.transform}: each range is compared with what the run "
+            "recorded (source read; target = read - dropped - rejected)"
+        )
     for c in result.mismatches:
         if c.error:
             lines.append(f"  ERROR    {c.partition_id}: {c.error}")
             continue
         assert c.source is not None and c.target is not None
+        if c.recorded is not None:
+            r = c.recorded
+            lines.append(
+                f"  MISMATCH {c.partition_id}: source {c.source:,} (the run read {r.read:,}), "
+                f"target {c.target:,} (expected {r.expected:,} = {r.read:,} read - "
+                f"{r.dropped:,} dropped - {r.rejected:,} rejected)"
+            )
+            continue
         diff = c.source - c.target
         what = f"{diff:,} missing" if diff > 0 else f"{-diff:,} extra"
         lines.append(
@@ -357,6 +384,14 @@ def format_status(st: JobStatus) -> str:
         )
     if state.indexes:
         lines.insert(-1, _index_status(state))
+    if state.transform:
+        dropped, rejected = state.refused()
+        spec = TransformSpec.from_json(state.transform)
+        lines.insert(
+            -1,
+            f"  transform   {spec.describe()}: {dropped:,} documents dropped, {rejected:,} "
+            "rejected" + (f" (in {st.state_path.parent / 'rejects.jsonl'})" if rejected else ""),
+        )
     lines += _failed_tasks(state)
     if st.complete:
         lines.append(f"  check       {shlex.join(job_command('verify', st.config))}")

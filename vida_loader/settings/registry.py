@@ -32,6 +32,9 @@ DEFAULT_WRITE_CONCERN = "1"  # confirmed by the write results, no count
 DEFAULT_ATTEMPTS = 3
 DEFAULT_PROGRESS_INTERVAL = 5.0  # seconds between plain lines when stderr is not a terminal
 MAX_BATCH_MB = 16.0
+# Enough to absorb a few bad documents; few enough that a validate rejecting wholesale
+# stops a run within minutes instead of leaving a target with a fraction of the data.
+DEFAULT_MAX_REJECTS = 1000
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,6 +341,22 @@ SPECS: tuple[Spec, ...] = (
         "the job folder) and recreate exactly those after the data",
         ("run",),
         default=False,
+    ),
+    Spec(
+        "transform",
+        "str",
+        "Python file (FILE.py or FILE.py:Class) whose class filters, reshapes, drops or "
+        "rejects documents on their way (docs/transforms.md); the job records its content",
+        ("run",),
+    ),
+    Spec(
+        "max_rejects",
+        "int",
+        "Documents a transform may reject (rejects.bson) before the run stops starting "
+        "partitions and exits 1",
+        ("run",),
+        default=DEFAULT_MAX_REJECTS,
+        low=0,
     ),
     Spec(
         "jobs",
