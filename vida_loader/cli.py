@@ -135,14 +135,18 @@ def settings_options(command: str, *keys: str, **helps: str) -> Callable[[F], F]
     return add
 
 
-def load_settings(command: str, params: dict[str, Any], verbose: bool = True) -> Settings:
-    """The command's settings: flags given on this command line, then config.resolve."""
+def load_settings(
+    command: str, params: dict[str, Any], verbose: bool = True, **aliased: Any
+) -> Settings:
+    """The command's settings: flags given on this command line (``aliased``: settings
+    given by another flag name, such as --strategy), then config.resolve."""
     ctx = click.get_current_context()
     given = {
         k: v
         for k, v in params.items()
         if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE
     }
+    given.update({k: v for k, v in aliased.items() if v is not None})
     s = resolve(command, given)
     for warning in s.warnings:
         click.echo(f"vida-loader: warning: {warning}", err=True)
@@ -250,14 +254,12 @@ def run(
     from what the target already holds. A fresh start refuses a target collection that
     holds documents unless --drop-target or --append says what to do with them.
     """
-    if strategy is not None:
-        if params.get("transform") not in (None, strategy):
-            raise UsageError(
-                f"--strategy '{strategy}' and --transform '{params['transform']}' name two "
-                "transforms: give one (--strategy is the old name of --transform)"
-            )
-        params["transform"] = strategy
-    s = load_settings("run", params)
+    if strategy is not None and params.get("transform") not in (None, strategy):
+        raise UsageError(
+            f"--strategy '{strategy}' and --transform '{params['transform']}' name two "
+            "transforms: give one (--strategy is the old name of --transform)"
+        )
+    s = load_settings("run", params, transform=strategy)
     if create_indexes and s["indexes"] != "after":
         raise UsageError(
             f"--create-indexes builds the indexes after the data: it cannot go with "
