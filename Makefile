@@ -54,8 +54,8 @@ bench-indexes: install ## 200k orders with 3 indexes: builds after the data vs i
 	timeout 5400 $(BIN)/python benchmarks/bench_indexes.py
 
 lint: install ## ruff and mypy
-	$(BIN)/ruff check vida_loader tests benchmarks
-	$(BIN)/ruff format --check vida_loader tests benchmarks
+	$(BIN)/ruff check vida_loader tests benchmarks examples
+	$(BIN)/ruff format --check vida_loader tests benchmarks examples
 	$(BIN)/mypy
 
 verify-counts: install ## count every partition on both sides: make verify-counts JOB=x [MANIFEST_DIR=dir]

@@ -17,9 +17,9 @@ def _ruff() -> str:
     return found
 
 
-def test_ruff_finds_nothing_in_the_library_tests_and_benchmarks() -> None:
+def test_ruff_finds_nothing_in_the_library_tests_benchmarks_and_examples() -> None:
     proc = subprocess.run(
-        [_ruff(), "check", "--no-cache", "vida_loader", "tests", "benchmarks"],
+        [_ruff(), "check", "--no-cache", "vida_loader", "tests", "benchmarks", "examples"],
         cwd=ROOT,
         capture_output=True,
         text=True,
