@@ -5,6 +5,8 @@ writes and broken cursors; a filter alone keeps the documents raw."""
 from __future__ import annotations
 
 import datetime
+import hashlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from pymongo.database import Database
 from support import fail_commands, raw_hashes
 
 from vida_loader.dev.server import LocalServer
+from vida_loader.generate.service_orders import ServiceOrders
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Endpoint
 from vida_loader.retry import RetryPolicy
@@ -230,3 +233,62 @@ def test_a_changed_id_fails_the_partition_naming_it(
     assert result.error is not None and "changed _id 0 to '0'" in result.error
     assert tdb.dst.count_documents({}) == 0
     assert raw_hashes(db.src)  # the source is untouched
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "transforms"
+
+
+def service_orders(n: int) -> list[RawBSONDocument]:
+    return [RawBSONDocument(d) for d in ServiceOrders(42).encode_range(0, n)]
+
+
+def test_the_rename_example_reshapes_drops_and_rejects_service_orders(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB
+) -> None:
+    orders = [bson.decode(d.raw) for d in service_orders(300)]
+    orders[3]["order_id"] = "TEST-1"
+    orders[5]["vehicle"]["vin"] = "SHORT"
+    db.src.insert_many(orders)
+    s = settings(db, tdb, server, target_server, EXAMPLES / "rename_fields.py")
+    result = copy_partition(Partition("p00000", RangeMode.MINMAX, None), s)
+    assert result.state is TaskState.DONE, result.error
+    assert (result.dropped, result.rejected) == (1, 1)
+    assert result.rejects[0].reason == "vehicle.vin 'SHORT' is not 17 characters"
+    got = {d["_id"]: d for d in tdb.dst.find({})}
+    assert len(got) == 298
+    for order in orders:
+        if order["_id"] not in got:
+            continue
+        new = dict(got[order["_id"]])
+        assert new.pop("workshop_id") == order["service_center_id"]
+        assert new.pop("technician") == order["technician_id"]
+        assert isinstance(new.pop("migrated_at"), datetime.datetime)
+        old = {
+            k: v
+            for k, v in order.items()
+            if k not in ("service_center_id", "technician_id", "notes")
+        }
+        assert new == old
+
+
+def test_the_service_type_example_reads_only_those_orders_raw(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    orders = service_orders(400)
+    db.src.insert_many(orders)
+    decoded = []
+    real = bson.decode
+    monkeypatch.setattr(bson, "decode", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    s = settings(db, tdb, server, target_server, EXAMPLES / "service_types.py")
+    result = copy_partition(Partition("p00000", RangeMode.MINMAX, None), s)
+    assert result.state is TaskState.DONE, result.error
+    assert decoded == []
+    monkeypatch.undo()
+    wanted = {"annual_service", "brake_service", "recall_campaign", "warranty_repair"}
+    kept = [d for d in orders if bson.decode(d.raw)["service_type"] in wanted]
+    assert 0 < len(kept) < len(orders) and result.docs == len(kept)
+    assert raw_hashes(tdb.dst) == Counter(hashlib.sha256(d.raw).hexdigest() for d in kept)
