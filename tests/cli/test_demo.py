@@ -47,6 +47,11 @@ def test_demo_steps_run_end_to_end_and_stop_the_servers() -> None:
     assert "indexes     4 to build besides _id" in proc.stdout
     assert "indexes     4/4 built (4 builds by this run" in proc.stdout
     assert "target demo.orders holds the 4 indexes of job 'demo' as defined" in proc.stdout
+    # The second job, through examples/transforms/rename_fields.py.
+    assert "3 documents dropped, 2 rejected (at most 1,000)" in proc.stdout
+    assert "2,000 documents in the source, 1,995 in the target" in proc.stdout
+    assert "transformed by rename_fields.py:RenameFields" in proc.stdout
+    assert proc.stdout.count("all 3 partitions match") == 2
     assert "both servers stopped" in proc.stdout
     ports = _ports(proc.stdout)
     assert len(ports) == 2 and not any(_listening(p) for p in ports)

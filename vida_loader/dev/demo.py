@@ -3,8 +3,9 @@
 Starts two SecantusDB servers (``dev.server``, a subprocess each) in a temporary folder,
 and drives the installed ``vida-loader`` command through ``generate`` (service orders into
 the source, which then gets an application's indexes), ``plan``, ``run`` (data, then
-indexes), ``status``, ``verify`` and ``indexes diff``. Both servers stop and the folder
-goes away even when a step fails.
+indexes), ``status``, ``verify`` and ``indexes diff``; then a second job of the same
+orders through ``examples/transforms/rename_fields.py`` (plan, run --transform, verify).
+Both servers stop and the folder goes away even when a step fails.
 
 With ``--cosmos RU`` (``make demo-cosmos``) the source is read through the Cosmos DB
 stand-in (``dev.cosmos``) provisioned at that many RU/s: ``plan`` estimates the request
@@ -66,6 +67,44 @@ def create_app_indexes(uri: str) -> None:
             print(f"created index {name} {options or ''}".rstrip(), flush=True)
 
 
+EXAMPLE_TRANSFORM = Path(__file__).resolve().parents[2] / "examples/transforms/rename_fields.py"
+MIGRATED = ["--job", "demo-migrated"]
+FLAW = "flaw"  # a step done here, not by the CLI
+
+
+def flaw_orders(uri: str) -> None:
+    """Make three orders test orders and give two a bad VIN: what the example transform
+    drops and rejects."""
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(uri, serverSelectionTimeoutMS=10_000, socketTimeoutMS=60_000) as client:
+        coll: Collection[dict[str, Any]] = client.demo.orders
+        ids = [d["_id"] for d in coll.find({}, {"_id": 1}).sort("_id", 1).limit(500)][::100]
+        for n, _id in enumerate(ids):
+            if n < 3:
+                coll.update_one({"_id": _id}, {"$set": {"order_id": f"TEST-{n}"}})
+            else:
+                coll.update_one({"_id": _id}, {"$set": {"vehicle.vin": "UNKNOWN"}})
+    print("3 orders became test orders (order_id TEST-...), 2 got the VIN 'UNKNOWN'")
+
+
+def _transform_steps(plan: list[str], run: list[str]) -> list[tuple[str, list[str]]]:
+    """A second job: the same orders reshaped on their way (docs/transforms.md)."""
+    example = os.path.relpath(EXAMPLE_TRANSFORM)  # as a user in the repository types it
+    return [
+        ("the source gets 3 test orders and 2 orders with a bad VIN", [FLAW]),
+        (
+            "plan a second job: the same orders into demo.orders_migrated",
+            [*plan, *MIGRATED, "--target-collection", "orders_migrated"],
+        ),
+        (
+            "run it with --transform: drop test orders, rename fields, leave out notes, "
+            "reject bad VINs (indexes skipped: they name the old fields)",
+            [*run, *MIGRATED, "--transform", example, "--indexes", "skip"],
+        ),
+        ("verify it against what the run recorded", ["verify", *MIGRATED]),
+    ]
+
+
 def _command() -> list[str]:
     """The installed ``vida-loader`` beside this Python, else ``python -m vida_loader``."""
     script = Path(sys.executable).with_name("vida-loader")
@@ -88,7 +127,9 @@ def run_demo(docs: int, jobs: int, partitions: int, cosmos_ru: float | None = No
     workdir = Path(tempfile.mkdtemp(prefix="vida-demo-"))
     standin: CosmosStandIn | None = None
     try:
-        _step("1/9 starting two local SecantusDB servers")
+        with_transform = EXAMPLE_TRANSFORM.is_file()  # not in an installed package
+        total = 13 if with_transform else 9
+        _step(f"1/{total} starting two local SecantusDB servers")
         with (
             LocalServer(workdir / "source-data") as source,
             LocalServer(workdir / "target-data") as target,
@@ -119,33 +160,31 @@ def run_demo(docs: int, jobs: int, partitions: int, cosmos_ru: float | None = No
                 plan += ["--max-rus-percent", "70"]
                 run += ["--max-rus-percent", "70"]
             steps: list[tuple[str, list[str]]] = [
-                (f"2/9 generate: {docs:,} service orders into the source (demo.orders)", gen),
-                ("3/9 the application's indexes on the source", []),
+                (f"generate: {docs:,} service orders into the source (demo.orders)", gen),
+                ("the application's indexes on the source", []),
                 (
-                    "4/9 config check: servers, driver, source collection, rights to read "
-                    "and write",
+                    "config check: servers, driver, source collection, rights to read and write",
                     ["config", "check"],
                 ),
+                ("plan: split the source into _id ranges, read its indexes", plan),
                 (
-                    "5/9 plan: split the source into _id ranges, read its indexes",
-                    plan,
-                ),
-                (
-                    f"6/9 run -j {jobs}: copy raw BSON, confirm every partition, then build "
+                    f"run -j {jobs}: copy raw BSON, confirm every partition, then build "
                     "the indexes" + (", within 70 % of the source's RU/s" if standin else ""),
                     run,
                 ),
-                ("7/9 status: what the job's files say (works during a run too)", ["status"]),
-                ("8/9 verify: count every range on both sides", ["verify"]),
-                (
-                    "9/9 indexes diff: the target's indexes against the source's",
-                    ["indexes", "diff"],
-                ),
+                ("status: what the job's files say (works during a run too)", ["status"]),
+                ("verify: count every range on both sides", ["verify"]),
+                ("indexes diff: the target's indexes against the source's", ["indexes", "diff"]),
             ]
-            for title, args in steps:
-                _step(title)
+            if with_transform:
+                steps += _transform_steps(plan, run)
+            for n, (title, args) in enumerate(steps, start=2):
+                _step(f"{n}/{total} {title}")
                 if not args:
                     create_app_indexes(source.uri)
+                    continue
+                if args == [FLAW]:
+                    flaw_orders(source.uri)
                     continue
                 code = _cli(args, env)
                 if code != 0:
