@@ -281,7 +281,8 @@ def run(
             f"vida-loader: the transform rejected {result.rejected:,} documents, more than "
             f"--max-rejects {cfg.max_rejects:,}: the run stopped starting partitions "
             f"({done} of {len(result.state.partitions)} confirmed); each document and its "
-            f"reason is in '{result.rejects_path}' (and rejects.bson beside it); fix the "
+            f"reason is in '{result.rejects_path}' (the documents in "
+            f"'{result.rejects_bson_path}'); fix the "
             "transform and start over with --restart, or raise --max-rejects and continue "
             f"with: {continue_command(cfg, manifest=result.manifest)}",
             err=True,

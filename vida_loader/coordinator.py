@@ -18,22 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
 
 from vida_loader.budget import BudgetPlan, plan_budget
 from vida_loader.builder import (
-    IndexResult,
-    IndexSettings,
-    build_index,
-    build_progress,
     disable_target_indexes,
 )
 from vida_loader.config import RunConfig
-from vida_loader.errors import RunInterruptedError, UsageError, VidaError
+from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Started, Waiting
 from vida_loader.execution.pool import make_pool
 from vida_loader.execution.scheduler import Scheduler
+from vida_loader.index_phase import IndexBuilds, IndexProgress
 from vida_loader.indexes import IndexSpec, load_saved, wanted_indexes
 from vida_loader.job import continue_command, open_job
 from vida_loader.jobfiles import JobFiles, append_jsonl
@@ -41,8 +36,6 @@ from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import (
     Endpoint,
-    Timeouts,
-    close_client,
     connect,
 )
 from vida_loader.pipeline.clients import close_clients
@@ -59,7 +52,6 @@ from vida_loader.runstate import (
     RunState,
     TaskKind,
     TaskState,
-    index_task,
     load_state,
     now_iso,
     save_state,
@@ -82,21 +74,9 @@ from vida_loader.worker import (
 SAVE_EVERY = 5.0  # seconds between saves of running partitions' counts
 RU_NOW_WINDOW = 5.0  # seconds over which "RU/s now" is measured
 METRICS_EVERY = 5.0  # seconds between the run's records in metrics.jsonl
-PROGRESS_POLL_S = 5.0  # seconds between reads of the server's index build progress
-PROGRESS_TIMEOUTS = Timeouts(select_ms=2000, connect_ms=5000, socket_ms=5000)
 
 
 # --- progress and results ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IndexProgress:
-    """An index being built: for how long, and how far where the server says."""
-
-    name: str
-    seconds: float
-    done: int = 0  # of ``total`` (0/0: the server reports no progress)
-    total: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,6 +147,10 @@ class RunResult:
     @property
     def rejects_path(self) -> Path:
         return JobFiles.of_folder(self.state_path.parent).rejects
+
+    @property
+    def rejects_bson_path(self) -> Path:
+        return JobFiles.of_folder(self.state_path.parent).rejects_bson
 
     @property
     def failed(self) -> list[tuple[str, str]]:
@@ -244,6 +228,8 @@ def task_record(r: PartitionResult, run: int) -> dict[str, Any]:
         "retries": r.retries,
         "throttled": r.throttled,
         "repaired": r.repaired,
+        "dropped": r.dropped,
+        "rejected": r.rejected,
         "ru": round(r.charges.ru, 2) if r.charges is not None else None,
         "ru_paced_s": round(r.charges.paced_s, 3) if r.charges is not None else None,
     }
@@ -416,7 +402,7 @@ class _Run:
         self.resumed = 0
         self.last_save = 0.0
         self.last_metrics = time.monotonic()
-        self.builds = _IndexBuilds(self)
+        self.builds = IndexBuilds(self)
         self.rejects = RejectsLog(self.files, fresh=not continuing)
 
     def execute(self, tick: float) -> RunResult:
@@ -653,103 +639,3 @@ class _Run:
             seen.popleft()
         then, ru_then = seen[0]
         return (ru - ru_then) / (now - then) if now > then else 0.0
-
-
-class _IndexBuilds:
-    """The scheduler's handler for the index builds of a run; writes through ``run``."""
-
-    def __init__(self, run: _Run) -> None:
-        self.run_ = run
-        self.specs = {index_task(s.name): s for s in run.index_specs}
-        self.settings = IndexSettings(run.settings.target, run.cfg.timeouts, run.cfg.retry)
-        self.tries: dict[str, int] = {}
-        self.seconds = 0.0  # spent in index phases
-        self.since: dict[str, float] = {}  # task -> when its running attempt started
-        self.progress: dict[str, tuple[int, int]] = {}  # name -> (done, total), by the server
-        self.last_poll = 0.0
-        self.client: MongoClient[Any] | None = None  # to read the server's progress
-
-    def run(self, scheduler: Scheduler[str, Any], before_data: bool) -> None:
-        """Build what is not done yet. Before the data: all but TTL indexes, which would
-        delete documents while they are copied."""
-        todo = [
-            tid
-            for tid, rec in self.run_.state.indexes.items()
-            if (not rec.done or self.run_.cfg.only_indexes)  # `indexes build` checks all
-            and tid in self.specs
-            and not (before_data and self.specs[tid].ttl is not None)
-        ]
-        started = time.monotonic()
-        try:
-            scheduler.run(todo, self)
-        finally:
-            self.seconds += time.monotonic() - started
-            if self.client is not None:
-                close_client(self.client)
-                self.client = None
-
-    def task(self, tid: str) -> tuple[Callable[..., IndexResult], tuple[Any, ...]]:
-        return build_index, (tid, self.specs[tid], self.settings)
-
-    def admit(self, tid: str) -> bool:
-        return self.run_.outage is None
-
-    def lost(self, tid: str, why: str, died: bool) -> IndexResult:
-        return IndexResult(tid, TaskState.FAILED, error=why, transient=died)
-
-    def events(self, events: list[Event]) -> None:
-        started = False
-        for ev in events:
-            rec = self.run_.state.indexes.get(ev.task)
-            if rec is not None and isinstance(ev, Started) and not rec.done:
-                rec.state = TaskState.RUNNING
-                rec.started_at = now_iso()
-                self.since[ev.task] = time.monotonic()
-                started = True
-        if started:
-            self.run_.save()
-
-    def finished(self, tid: str, result: IndexResult) -> bool:
-        self.since.pop(tid, None)
-        rec = self.run_.state.indexes[tid]
-        rec.attempts += 1
-        self.tries[tid] = self.tries.get(tid, 0) + 1
-        result.apply_to(rec)
-        self.run_.retried.merge(result.retries, result.throttled, result.wait_s)
-        if result.outage is not None:
-            self.run_.outage = self.run_.outage or result.outage
-        again = (
-            result.state is TaskState.FAILED
-            and result.transient
-            and self.tries[tid] < self.run_.cfg.attempts
-        )
-        if again:
-            rec.state = TaskState.PENDING
-        self.run_.save()
-        return again
-
-    def tick(self) -> None:
-        if self.since and time.monotonic() - self.last_poll >= PROGRESS_POLL_S:
-            self._poll()
-        self.run_.tick()
-
-    def _poll(self) -> None:
-        """Read the server's progress of the running builds (best effort: none on error)."""
-        self.last_poll = time.monotonic()
-        target = self.settings.target
-        try:
-            if self.client is None:
-                self.client = connect(target.uri, role="target", timeouts=PROGRESS_TIMEOUTS)
-            self.progress = build_progress(self.client, target.collection)
-        except (PyMongoError, VidaError):
-            self.progress = {}
-
-    def building(self) -> tuple[IndexProgress, ...]:
-        now = time.monotonic()
-        return tuple(
-            IndexProgress(
-                rec.name, now - self.since.get(tid, now), *self.progress.get(rec.name, (0, 0))
-            )
-            for tid, rec in self.run_.state.indexes.items()
-            if rec.state is TaskState.RUNNING
-        )

@@ -11,7 +11,8 @@ from bson.son import SON
 from pymongo.errors import DuplicateKeyError
 
 from vida_loader.builder import build_progress
-from vida_loader.coordinator import IndexProgress, RunProgress
+from vida_loader.coordinator import RunProgress
+from vida_loader.index_phase import IndexProgress
 from vida_loader.indexes import (
     Action,
     IndexContext,

@@ -13,6 +13,7 @@ from vida_loader.coordinator import RunResult
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
 from vida_loader.indexes import Action
 from vida_loader.job import job_command
+from vida_loader.jobfiles import JobFiles
 from vida_loader.manifest import Manifest
 from vida_loader.planner import PlanResult
 from vida_loader.report.progress import format_duration
@@ -178,7 +179,7 @@ def _transform_summary(result: RunResult) -> str:
         f"{result.rejected:,} rejected (at most {result.max_rejects:,})"
     )
     if result.rejected:
-        line += f"; rejects in {result.rejects_path} and rejects.bson"
+        line += f"; listed in {result.rejects_path}"
     return line
 
 
@@ -387,10 +388,11 @@ def format_status(st: JobStatus) -> str:
     if state.transform:
         dropped, rejected = state.refused()
         spec = TransformSpec.from_json(state.transform)
+        listed = JobFiles.of_folder(st.state_path.parent).rejects
         lines.insert(
             -1,
             f"  transform   {spec.describe()}: {dropped:,} documents dropped, {rejected:,} "
-            "rejected" + (f" (in {st.state_path.parent / 'rejects.jsonl'})" if rejected else ""),
+            "rejected" + (f" (listed in {listed})" if rejected else ""),
         )
     lines += _failed_tasks(state)
     if st.complete:

@@ -352,7 +352,7 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "max_rejects",
         "int",
-        "Documents a transform may reject (rejects.bson) before the run stops starting "
+        "Documents a transform may reject (kept in the job folder) before the run stops starting "
         "partitions and exits 1",
         ("run",),
         default=DEFAULT_MAX_REJECTS,
