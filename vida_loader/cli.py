@@ -95,7 +95,7 @@ def _setting_option(key: str, command: str, help: str | None = None) -> click.Op
     elif spec.kind == "path":
         kw["type"] = click.Path(path_type=Path)
     else:
-        kw["metavar"] = {"uri": "URI", "jobs": "N|auto"}.get(spec.kind, "TEXT")
+        kw["metavar"] = spec.metavar or {"uri": "URI", "jobs": "N|auto"}.get(spec.kind, "TEXT")
     default = spec.default_for(command)
     text = help or spec.help
     if default == "auto":

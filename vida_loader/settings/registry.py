@@ -121,6 +121,7 @@ class Spec:
     flag: str = ""
     env: str = ""
     in_profile: bool = True
+    metavar: str = ""  # the value's name in --help, when its kind's is too vague
 
     @property
     def option(self) -> str:
@@ -348,6 +349,7 @@ SPECS: tuple[Spec, ...] = (
         "Python file (FILE.py or FILE.py:Class) whose class filters, reshapes, drops or "
         "rejects documents on their way (docs/transforms.md); the job records its content",
         ("run",),
+        metavar="FILE.py[:Class]",
     ),
     Spec(
         "max_rejects",
