@@ -29,6 +29,14 @@ from vida_loader.generate.runner import generate as run_generate
 from vida_loader.job import continue_command, resolve_job
 from vida_loader.planner import plan_job
 from vida_loader.preflight import check_copy, check_generate
+from vida_loader.report.machine import (
+    error_json,
+    generate_json,
+    plan_json,
+    run_json,
+    status_json,
+    verify_json,
+)
 from vida_loader.report.progress import ProgressPrinter, format_generate
 from vida_loader.report.text import (
     format_generated,
@@ -39,7 +47,6 @@ from vida_loader.report.text import (
     format_status,
     format_target_indexes,
     format_verify,
-    plan_json,
 )
 from vida_loader.settings.profile import find_profile, list_profiles
 from vida_loader.settings.registry import COMMANDS, SPEC, SPECS, legacy_names
@@ -135,6 +142,21 @@ def settings_options(command: str, *keys: str, **helps: str) -> Callable[[F], F]
     return add
 
 
+def json_option(f: F) -> F:
+    """``--json``: one JSON object on stdout at the end (docs/json.md); text to stderr."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print one JSON object on stdout at the end (fields in docs/json.md); the "
+        "summary and every other line go to stderr",
+    )(f)
+
+
+def _print_json(obj: dict[str, Any]) -> None:
+    click.echo(orjson.dumps(obj).decode())
+
+
 def load_settings(
     command: str, params: dict[str, Any], verbose: bool = True, **aliased: Any
 ) -> Settings:
@@ -171,12 +193,7 @@ def load_settings(
     envvar="VIDA_REPLAN",
     help="Replace the manifest of an already planned job [VIDA_REPLAN]",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print one JSON object on stdout (fields in docs/json.md); the summary goes to stderr",
-)
+@json_option
 def plan(replan: bool, as_json: bool, **params: Any) -> int:
     """Split the source collection into _id ranges and write the job's manifest."""
     s = load_settings("plan", params)
@@ -199,7 +216,7 @@ def plan(replan: bool, as_json: bool, **params: Any) -> int:
     result = plan_job(cfg, progress=lambda msg: click.echo(f"plan: {msg}", err=True))
     click.echo(format_plan(result), err=as_json)
     if as_json:
-        click.echo(orjson.dumps(plan_json(result)).decode())
+        _print_json(plan_json(result))
     return 0
 
 
@@ -240,12 +257,14 @@ def plan(replan: bool, as_json: bool, **params: Any) -> int:
     metavar="FILE.py[:Class]",
     help="The old tool's name of --transform",
 )
+@json_option
 def run(
     restart: bool,
     drop_target: bool,
     append: bool,
     create_indexes: bool,
     strategy: str | None,
+    as_json: bool,
     **params: Any,
 ) -> int:
     """Copy every partition of a planned job and confirm each one on the target.
@@ -273,61 +292,68 @@ def run(
         append=append,
     )
     result = _run_with_progress(cfg, s["progress_interval"])
-    click.echo(format_run(result, cfg))
+    click.echo(format_run(result, cfg), err=as_json)
+    code, reason, message = run_outcome(result, cfg)
+    if message:
+        click.echo(f"vida-loader: {message}", err=True)
+    if as_json:
+        _print_json(run_json(result, code, reason, message))
+    return code
+
+
+def run_outcome(result: RunResult, cfg: RunConfig) -> tuple[int, str, str | None]:
+    """How a run ended: (exit code, reason, the line that says what to do, or None)."""
     failed = result.failed
+    total = len(result.state.partitions)
+    done = total - len(failed)
+    again = continue_command(cfg, manifest=result.manifest)
     if result.too_many_rejects:
-        done = len(result.state.partitions) - len(failed)
-        click.echo(
-            f"vida-loader: the transform rejected {result.rejected:,} documents, more than "
+        return (
+            EXIT_FAILED,
+            "too_many_rejects",
+            f"the transform rejected {result.rejected:,} documents, more than "
             f"--max-rejects {cfg.max_rejects:,}: the run stopped starting partitions "
-            f"({done} of {len(result.state.partitions)} confirmed); each document and its "
-            f"reason is in '{result.rejects_path}' (the documents in "
-            f"'{result.rejects_bson_path}'); fix the "
-            "transform and start over with --restart, or raise --max-rejects and continue "
-            f"with: {continue_command(cfg, manifest=result.manifest)}",
-            err=True,
+            f"({done} of {total} confirmed); each document and its reason is in "
+            f"'{result.rejects_path}' (the documents in '{result.rejects_bson_path}'); fix "
+            "the transform and start over with --restart, or raise --max-rejects and "
+            f"continue with: {again}",
         )
-        return EXIT_FAILED
     if failed and result.outage:
-        done = len(result.state.partitions) - len(failed)
-        click.echo(
-            f"vida-loader: the {result.outage} stayed unreachable for longer than "
-            f"--retry-window ({cfg.retry_window:g} s): run stopped with {done} of "
-            f"{len(result.state.partitions)} partitions confirmed; once it is back, "
-            f"continue with: {continue_command(cfg, manifest=result.manifest)}",
-            err=True,
+        return (
+            EXIT_FAILED,
+            "outage",
+            f"the {result.outage} stayed unreachable for longer than --retry-window "
+            f"({cfg.retry_window:g} s): run stopped with {done} of {total} partitions "
+            f"confirmed; once it is back, continue with: {again}",
         )
-        return EXIT_FAILED
     if failed:
         first_pid, first_error = failed[0]
-        click.echo(
-            f"vida-loader: {len(failed)} of {len(result.state.partitions)} partitions failed "
-            f"({first_pid}: {first_error}); fix the cause, then continue with: "
-            f"{continue_command(cfg, manifest=result.manifest)}",
-            err=True,
+        return (
+            EXIT_FAILED,
+            "partitions_failed",
+            f"{len(failed)} of {total} partitions failed ({first_pid}: {first_error}); fix the "
+            f"cause, then continue with: {again}",
         )
-        return EXIT_FAILED
     index_failures = result.index_failures
     if index_failures:
         name, error = index_failures[0]
-        click.echo(
-            f"vida-loader: {len(index_failures)} of {len(result.state.indexes)} indexes failed "
-            f"to build (index '{name}': {error}); the data is copied and confirmed; fix the "
-            "cause, then build what is missing with: "
-            f"{continue_command(cfg, manifest=result.manifest)}",
-            err=True,
+        return (
+            EXIT_FAILED,
+            "indexes_failed",
+            f"{len(index_failures)} of {len(result.state.indexes)} indexes failed to build "
+            f"(index '{name}': {error}); the data is copied and confirmed; fix the cause, "
+            f"then build what is missing with: {again}",
         )
-        return EXIT_FAILED
     if result.duplicates:
-        click.echo(
-            f"vida-loader: the source holds {result.duplicates:,} documents whose _id another "
-            "document also has (a sharded Cosmos DB collection keeps _id unique per shard key "
-            "only); the target holds one document per _id; every copy is listed in "
+        return (
+            EXIT_FAILED,
+            "source_duplicates",
+            f"the source holds {result.duplicates:,} documents whose _id another document "
+            "also has (a sharded Cosmos DB collection keeps _id unique per shard key only); "
+            "the target holds one document per _id; every copy is listed in "
             f"'{result.duplicates_path}'",
-            err=True,
         )
-        return EXIT_FAILED
-    return 0
+    return 0, "done", None
 
 
 def _run_with_progress(cfg: RunConfig, interval: float) -> RunResult:
@@ -350,7 +376,8 @@ def _notice(message: str) -> None:
     **JOB_HELPS,
     jobs="Partitions counted at the same time",
 )
-def verify(**params: Any) -> int:
+@json_option
+def verify(as_json: bool, **params: Any) -> int:
     """Count every partition's range on source and target; exit 0 only when all match."""
     s = load_settings("verify", params)
     cfg = VerifyConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]))
@@ -361,26 +388,32 @@ def verify(**params: Any) -> int:
         result = verify_job(cfg, on_progress=lambda done, total: printer((done, total)))
     finally:
         printer.finish()
-    click.echo(format_verify(result))
+    click.echo(format_verify(result), err=as_json)
     bad = result.mismatches
+    code = EXIT_FAILED if bad else 0
     if bad:
         click.echo(
             f"vida-loader: {len(bad)} of {len(result.counts)} partitions do not match: "
             f"{', '.join(c.partition_id for c in bad[:10])}{' ...' if len(bad) > 10 else ''}",
             err=True,
         )
-        return EXIT_FAILED
-    return 0
+    if as_json:
+        _print_json(verify_json(result, code))
+    return code
 
 
 @cli.command()
 @settings_options("status", **JOB_HELPS)
-def status(**params: Any) -> int:
+@json_option
+def status(as_json: bool, **params: Any) -> int:
     """Show a job's progress from its files: partitions per state, documents, repairs,
     failures, whether a run holds it now, and the command that continues it."""
     s = load_settings("status", params)
     cfg = JobConfig(job=resolve_job(s["manifest_dir"], s["job"]), manifest_dir=s["manifest_dir"])
-    click.echo(format_status(job_status(cfg)))
+    st = job_status(cfg)
+    click.echo(format_status(st), err=as_json)
+    if as_json:
+        _print_json(status_json(st))
     return 0
 
 
@@ -406,7 +439,10 @@ def status(**params: Any) -> int:
 @click.option(
     "--list-templates", is_flag=True, help="List the templates shipped with vida-loader and exit."
 )
-def generate(drop_target: bool, list_generators: bool, list_templates: bool, **params: Any) -> int:
+@json_option
+def generate(
+    drop_target: bool, list_generators: bool, list_templates: bool, as_json: bool, **params: Any
+) -> int:
     """Generate realistic documents (service orders) at full speed into a collection or a
     .bson file. Document i depends only on --seed and i, so -j never changes the data."""
     if list_generators or list_templates:
@@ -417,6 +453,8 @@ def generate(drop_target: bool, list_generators: bool, list_templates: bool, **p
     s = load_settings("generate", params)
     cfg = GenerateConfig.from_settings(s, drop_target=drop_target)
     out = cfg.out
+    if as_json and out == "-":
+        raise UsageError("--json and --out - both want stdout: write the documents to a file")
     printer = ProgressPrinter(
         sys.stderr, interval=s["progress_interval"], prefix="generate: ", formatter=format_generate
     )
@@ -426,7 +464,8 @@ def generate(drop_target: bool, list_generators: bool, list_templates: bool, **p
     finally:
         printer.finish()
     # With --out - the documents own stdout: the summary goes to stderr.
-    click.echo(format_generated(result, cfg), err=out == "-")
+    click.echo(format_generated(result, cfg), err=out == "-" or as_json)
+    code = EXIT_FAILED if result.failed else 0
     if result.failed:
         first, error = result.failed[0]
         click.echo(
@@ -435,8 +474,9 @@ def generate(drop_target: bool, list_generators: bool, list_templates: bool, **p
             f"again with --seed {result.seed}: documents already there count as such",
             err=True,
         )
-        return EXIT_FAILED
-    return 0
+    if as_json:
+        _print_json(generate_json(result, code))
+    return code
 
 
 FOR_COMMAND_OPTION = click.option(
@@ -630,6 +670,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         click.echo(f"vida-loader: error: {exc.line()}", err=True)
+        if "--json" in args:
+            command = next((a for a in args if not a.startswith("-")), None)
+            _print_json(error_json(command, exc))
         return exc.exit_code
     return rv if isinstance(rv, int) else 0
 

@@ -134,32 +134,6 @@ def format_target_indexes(t: TargetIndexes, differences_only: bool = False) -> s
     return "\n".join(lines)
 
 
-def plan_json(result: PlanResult) -> dict[str, Any]:
-    """``plan --json``: the object docs/json.md describes."""
-    m = result.manifest
-    ru: dict[str, Any] | None = None
-    if "ru" in m.stats:
-        ru = dict(m.stats["ru"])
-        rate = result.rate
-        seconds = rate.seconds_for(ru["estimate_ru"]) if rate is not None else None
-        ru["rate_ru_s"] = rate.rate if rate is not None and rate.known else None
-        ru["rate"] = rate.why if rate is not None else None
-        ru["estimate_seconds"] = round(seconds, 1) if seconds is not None else None
-    return {
-        "command": "plan",
-        "job": m.job,
-        "manifest": str(result.path),
-        "seconds": round(result.seconds, 3),
-        "documents": m.stats["count"],
-        "bytes": m.stats["size_bytes"],
-        "avg_doc_bytes": m.stats["avg_doc_bytes"],
-        "partitions": len(m.partitions),
-        "range_mode": m.split["range_mode"],
-        "ru": ru,
-        "indexes": None if m.indexes is None else [ix.to_json() for ix in m.indexes],
-    }
-
-
 def _ru_estimate(ru: dict[str, Any], rate: BudgetPlan | None) -> str:
     """``RU  ~43,000 to read (1.05 RU/KB on 3 pages); ~0:00:15 at 2,850 RU/s (...)``."""
     text = (
