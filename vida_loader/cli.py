@@ -29,6 +29,7 @@ from vida_loader.generate.runner import generate as run_generate
 from vida_loader.job import continue_command, resolve_job
 from vida_loader.planner import plan_job
 from vida_loader.preflight import check_copy, check_generate
+from vida_loader.report.live import LiveView
 from vida_loader.report.machine import (
     error_json,
     generate_json,
@@ -89,6 +90,8 @@ def _setting_option(key: str, command: str, help: str | None = None) -> click.Op
         names.insert(0, "-j")
     if key == "verbose":
         names.insert(0, "-v")
+    if key == "quiet":
+        names.insert(0, "-q")
     kw: dict[str, Any] = {}
     if spec.kind == "bool":
         kw["is_flag"] = True
@@ -213,7 +216,7 @@ def plan(replan: bool, as_json: bool, **params: Any) -> int:
         max_rus_percent=s["max_rus_percent"],
         ttl_field=s["ttl_field"],
     )
-    result = plan_job(cfg, progress=lambda msg: click.echo(f"plan: {msg}", err=True))
+    result = plan_job(cfg, progress=_no_progress if s["quiet"] else _plan_progress)
     click.echo(format_plan(result), err=as_json)
     if as_json:
         _print_json(plan_json(result))
@@ -291,7 +294,7 @@ def run(
         drop_target=drop_target,
         append=append,
     )
-    result = _run_with_progress(cfg, s["progress_interval"])
+    result = _run_with_progress(cfg, s["progress_interval"], s["quiet"])
     click.echo(format_run(result, cfg), err=as_json)
     code, reason, message = run_outcome(result, cfg)
     if message:
@@ -356,14 +359,30 @@ def run_outcome(result: RunResult, cfg: RunConfig) -> tuple[int, str, str | None
     return 0, "done", None
 
 
-def _run_with_progress(cfg: RunConfig, interval: float) -> RunResult:
-    """``run_job`` with progress lines on stderr; SIGTERM stops it as Ctrl-C does."""
-    printer = ProgressPrinter(sys.stderr, interval=interval)
+def _run_with_progress(cfg: RunConfig, interval: float, quiet: bool = False) -> RunResult:
+    """``run_job`` with its progress on stderr: the live view on a terminal, plain lines
+    otherwise, nothing with --quiet. SIGTERM stops it as Ctrl-C does."""
+    view: LiveView | ProgressPrinter | None = None
+    if not quiet:
+        view = (
+            LiveView(sys.stderr)
+            if sys.stderr.isatty()
+            else ProgressPrinter(sys.stderr, interval=interval)
+        )
     try:
         with sigterm_as_interrupt():
-            return run_job(cfg, on_progress=printer, notify=_notice)
+            return run_job(cfg, on_progress=view, notify=None if quiet else _notice)
     finally:
-        printer.finish()
+        if view is not None:
+            view.finish()
+
+
+def _no_progress(_message: str) -> None:
+    return None
+
+
+def _plan_progress(message: str) -> None:
+    click.echo(f"plan: {message}", err=True)
 
 
 def _notice(message: str) -> None:
@@ -382,7 +401,10 @@ def verify(as_json: bool, **params: Any) -> int:
     s = load_settings("verify", params)
     cfg = VerifyConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]))
     printer = ProgressPrinter(
-        sys.stderr, prefix="verify: ", formatter=lambda d: f"{d[0]}/{d[1]} partitions counted"
+        sys.stderr,
+        prefix="verify: ",
+        formatter=lambda d: f"{d[0]}/{d[1]} partitions counted",
+        silent=s["quiet"],
     )
     try:
         result = verify_job(cfg, on_progress=lambda done, total: printer((done, total)))
@@ -456,7 +478,11 @@ def generate(
     if as_json and out == "-":
         raise UsageError("--json and --out - both want stdout: write the documents to a file")
     printer = ProgressPrinter(
-        sys.stderr, interval=s["progress_interval"], prefix="generate: ", formatter=format_generate
+        sys.stderr,
+        interval=s["progress_interval"],
+        prefix="generate: ",
+        formatter=format_generate,
+        silent=s["quiet"],
     )
     try:
         with sigterm_as_interrupt():
@@ -530,6 +556,7 @@ def _index_config(params: dict[str, Any]) -> VerifyConfig:
     "retry_attempts",
     "retry_window",
     "progress_interval",
+    "quiet",
     **JOB_HELPS,
     jobs="Index builds at the same time",
     attempts="Tries per index build when it fails for a passing reason",
@@ -540,7 +567,7 @@ def indexes_build(**params: Any) -> int:
     s = load_settings("run", params)
     cfg = RunConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]), only_indexes=True)
     cfg = dataclasses.replace(cfg, indexes="after", disable_indexes=False)
-    result = _run_with_progress(cfg, s["progress_interval"])
+    result = _run_with_progress(cfg, s["progress_interval"], s["quiet"])
     click.echo(format_index_build(result, cfg))
     failures = result.index_failures
     if failures:

@@ -25,7 +25,7 @@ from vida_loader.builder import (
 )
 from vida_loader.config import RunConfig
 from vida_loader.errors import RunInterruptedError, UsageError
-from vida_loader.execution.events import Charged, Event, Moved, Started, Waiting
+from vida_loader.execution.events import Charged, Event, Moved, Phase, Started, Waiting
 from vida_loader.execution.pool import make_pool
 from vida_loader.execution.scheduler import Scheduler
 from vida_loader.index_phase import IndexBuilds, IndexProgress
@@ -80,6 +80,17 @@ METRICS_EVERY = 5.0  # seconds between the run's records in metrics.jsonl
 
 
 @dataclass(frozen=True)
+class WorkerProgress:
+    """One running copy task, as the live view shows it."""
+
+    task: str  # the partition
+    docs: int  # written by its current attempt
+    bytes: int
+    seconds: float  # since its attempt started
+    doing: str  # copying, confirming, repairing, waiting for the target, backing off...
+
+
+@dataclass(frozen=True)
 class RunProgress:
     """A snapshot for progress output."""
 
@@ -106,6 +117,9 @@ class RunProgress:
     indexes_total: int = 0  # index builds this run makes or made (0: none, or skipped)
     indexes_failed: int = 0
     building: tuple[IndexProgress, ...] = ()  # indexes being built now
+    workers: tuple[WorkerProgress, ...] = ()  # the running copy tasks
+    throttling: bool = False  # some task is backing off because the server throttled
+    ru_budget: float | None = None  # the RU/s the run paces itself to, when known
 
 
 @dataclass(frozen=True)
@@ -387,6 +401,9 @@ class _Run:
         self.retried = RetryCounts()
         self.live: dict[str, RetryCounts] = {}  # pid -> counted from its wait events
         self.waiting: dict[str, str] = {}  # pid -> side it waits for
+        self.throttled_now: set[str] = set()  # of those, the ones backing off a throttle
+        self.doing: dict[str, str] = {}  # pid -> the step its attempt is at
+        self.began: dict[str, float] = {}  # pid -> when its attempt started (monotonic)
         self.outage: str | None = None  # a side stayed away past the retry window
         self.started = time.monotonic()
         self.tries: dict[str, int] = {}  # attempts in this run
@@ -509,6 +526,8 @@ class _Run:
             if isinstance(ev, Started):
                 rec.state = TaskState.RUNNING
                 rec.started_at = now_iso()
+                self.doing[ev.task] = "copying"
+                self.began[ev.task] = time.monotonic()
                 if ev.task in self.resume and not self.tries.get(ev.task):
                     # Continuing a killed run: the worker skips about what the last
                     # save said it had read; count that as done, not as this run's pace.
@@ -521,7 +540,12 @@ class _Run:
                 rec.docs += ev.docs
                 rec.bytes += ev.bytes
                 self.waiting.pop(ev.task, None)
+                self.throttled_now.discard(ev.task)
                 news = news or "moved"
+            elif isinstance(ev, Phase):
+                self.doing[ev.task] = ev.phase
+                self.waiting.pop(ev.task, None)
+                self.throttled_now.discard(ev.task)
             elif isinstance(ev, Charged):
                 self.ru_live[ev.task] = self.ru_live.get(ev.task, 0.0) + ev.ru
             elif isinstance(ev, Waiting):
@@ -529,6 +553,10 @@ class _Run:
                     1, int(ev.throttled), ev.delay_ms / 1000
                 )
                 self.waiting[ev.task] = ev.side
+                if ev.throttled:
+                    self.throttled_now.add(ev.task)
+                else:
+                    self.throttled_now.discard(ev.task)
         now = time.monotonic()
         if news == "started" or (news and now - self.last_save >= SAVE_EVERY):
             self.save()
@@ -569,6 +597,9 @@ class _Run:
         self.read[1] += result.bytes
         self.live.pop(pid, None)
         self.waiting.pop(pid, None)
+        self.throttled_now.discard(pid)
+        self.doing.pop(pid, None)
+        self.began.pop(pid, None)
         self.ru_live.pop(pid, None)
         if result.charges is not None:
             self.charges.add(result.charges)
@@ -629,7 +660,25 @@ class _Run:
             indexes_total=len(self.state.indexes) if self.cfg.indexes != "skip" else 0,
             indexes_failed=self.state.count(TaskState.FAILED, TaskKind.INDEX),
             building=self.builds.building(),
+            workers=self._workers(),
+            throttling=bool(self.throttled_now),
+            ru_budget=self.budget.rate if self.budget is not None and self.budget.known else None,
         )
+
+    def _workers(self) -> tuple[WorkerProgress, ...]:
+        now = time.monotonic()
+        rows = []
+        for pid, rec in self.records.items():
+            if rec.state is not TaskState.RUNNING:
+                continue
+            doing = self.doing.get(pid, "copying")
+            if pid in self.throttled_now:
+                doing = f"backing off: the {self.waiting.get(pid, 'source')} throttles"
+            elif pid in self.waiting:
+                doing = f"waiting for the {self.waiting[pid]}"
+            since = self.began.get(pid, now)
+            rows.append(WorkerProgress(pid, rec.docs, rec.bytes, now - since, doing))
+        return tuple(rows)
 
     def _ru_now(self, ru: float) -> float:
         """RU per second over the last ``RU_NOW_WINDOW`` seconds of snapshots."""

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from bson.raw_bson import RawBSONDocument
 
 from vida_loader.budget import UNBOUNDED, RuBudget
-from vida_loader.execution.events import Charged, Reporter, Started, no_report
+from vida_loader.execution.events import Charged, Phase, Reporter, Started, no_report
 from vida_loader.execution.pool import shared_object
 from vida_loader.manifest import Partition
 from vida_loader.mongo import Endpoint, Timeouts
@@ -253,6 +253,7 @@ class _Copy:
                 if self.outcomes is not None
                 else self._on_source(lambda: part.count_in(self.src, where))
             )
+        self.report(Phase(part.id, "confirming"))
         result = self._confirm(expected)
         return self._refusals(
             replace(
@@ -346,6 +347,7 @@ class _Copy:
             expected is not None and on_target < expected and rounds < s.repair_rounds
         ):
             rounds += 1
+            self.report(Phase(part.id, "repairing"))
             # Idempotent (it sends what the target lacks): retried whole on a fault.
             repair = retry.target.call(
                 lambda: repair_range(

@@ -45,7 +45,15 @@ class Charged:
     ru: float
 
 
-Event = Started | Moved | Waiting | Charged
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """The task went on to another step of its work ("confirming", "repairing")."""
+
+    task: str
+    phase: str
+
+
+Event = Started | Moved | Waiting | Charged | Phase
 Reporter = Callable[[Event], None]
 
 

@@ -110,7 +110,9 @@ class ProgressPrinter:
         interval: float = DEFAULT_INTERVAL,
         prefix: str = "run: ",
         formatter: Callable[[Any], str] = format_progress,
+        silent: bool = False,
     ) -> None:
+        self.silent = silent  # --quiet: show nothing
         self.formatter = formatter
         self.stream = stream
         self.tty = stream.isatty() if tty is None else tty
@@ -121,6 +123,8 @@ class ProgressPrinter:
         self._shown = False
 
     def __call__(self, progress: Any) -> None:
+        if self.silent:
+            return
         now = time.monotonic()
         if self.tty:
             self.stream.write(f"\r{self.prefix}{self.formatter(progress)}\x1b[K")

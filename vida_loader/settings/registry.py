@@ -491,6 +491,13 @@ SPECS: tuple[Spec, ...] = (
         ("plan", "run", "verify", "generate"),
         default=False,
     ),
+    Spec(
+        "quiet",
+        "bool",
+        "Print only the summary and errors: no progress, no notices",
+        ("plan", "run", "verify", "generate"),
+        default=False,
+    ),
     Spec("total", "int", "Documents to generate", ("generate",), low=1, high=10**12),
     Spec(
         "generate_source",
