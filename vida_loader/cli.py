@@ -29,7 +29,7 @@ from vida_loader.generate.runner import generate as run_generate
 from vida_loader.job import continue_command, resolve_job
 from vida_loader.planner import plan_job
 from vida_loader.preflight import check_copy, check_generate
-from vida_loader.report.live import LiveView
+from vida_loader.report.live import LiveBar, LiveView
 from vida_loader.report.machine import (
     error_json,
     generate_json,
@@ -50,7 +50,13 @@ from vida_loader.report.text import (
     format_verify,
 )
 from vida_loader.settings.profile import find_profile, list_profiles
-from vida_loader.settings.registry import COMMANDS, SPEC, SPECS, legacy_names
+from vida_loader.settings.registry import (
+    COMMANDS,
+    DEFAULT_PROGRESS_INTERVAL,
+    SPEC,
+    SPECS,
+    legacy_names,
+)
 from vida_loader.settings.resolve import Settings, resolve
 from vida_loader.status import job_status
 from vida_loader.verify import verify_job
@@ -359,6 +365,19 @@ def run_outcome(result: RunResult, cfg: RunConfig) -> tuple[int, str, str | None
     return 0, "done", None
 
 
+def progress_sink(
+    s: Settings, prefix: str, text: Callable[[Any], str], share: Callable[[Any], float]
+) -> LiveBar | ProgressPrinter:
+    """A long command's progress on stderr: a bar on a terminal, plain lines every
+    --progress-interval seconds otherwise, nothing with --quiet."""
+    if sys.stderr.isatty() and not s["quiet"]:
+        return LiveBar(sys.stderr, share, text, prefix)
+    interval = s.get("progress_interval") or DEFAULT_PROGRESS_INTERVAL
+    return ProgressPrinter(
+        sys.stderr, interval=interval, prefix=prefix, formatter=text, silent=s["quiet"]
+    )
+
+
 def _run_with_progress(cfg: RunConfig, interval: float, quiet: bool = False) -> RunResult:
     """``run_job`` with its progress on stderr: the live view on a terminal, plain lines
     otherwise, nothing with --quiet. SIGTERM stops it as Ctrl-C does."""
@@ -400,11 +419,11 @@ def verify(as_json: bool, **params: Any) -> int:
     """Count every partition's range on source and target; exit 0 only when all match."""
     s = load_settings("verify", params)
     cfg = VerifyConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]))
-    printer = ProgressPrinter(
-        sys.stderr,
-        prefix="verify: ",
-        formatter=lambda d: f"{d[0]}/{d[1]} partitions counted",
-        silent=s["quiet"],
+    printer = progress_sink(
+        s,
+        "verify: ",
+        text=lambda d: f"{d[0]}/{d[1]} partitions counted",
+        share=lambda d: d[0] / max(d[1], 1),
     )
     try:
         result = verify_job(cfg, on_progress=lambda done, total: printer((done, total)))
@@ -477,12 +496,8 @@ def generate(
     out = cfg.out
     if as_json and out == "-":
         raise UsageError("--json and --out - both want stdout: write the documents to a file")
-    printer = ProgressPrinter(
-        sys.stderr,
-        interval=s["progress_interval"],
-        prefix="generate: ",
-        formatter=format_generate,
-        silent=s["quiet"],
+    printer = progress_sink(
+        s, "generate: ", text=format_generate, share=lambda p: p.docs / max(p.total, 1)
     )
     try:
         with sigterm_as_interrupt():

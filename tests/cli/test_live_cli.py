@@ -107,3 +107,16 @@ def test_quiet_prints_only_the_summary(planned: Path) -> None:
     )
     assert proc.returncode == 0 and proc.stderr == ""
     assert proc.stdout.startswith("run of job 'j' finished")
+
+
+def test_generate_and_verify_draw_a_bar_under_a_terminal(planned: Path, tmp_path: Path) -> None:
+    out_file = tmp_path / "g.bson"
+    code, out = run_in_pty(["generate", "--total", "3000", "--out", str(out_file), "-j", "1"], 60)
+    assert code == 0, out[-2000:]
+    plain = ANSI.sub("", out)
+    assert "\x1b[" in out and "━" in plain and "3,000/3,000 docs (100%)" in plain
+    assert run_in_pty(["run", "-j", "1", "-q"], 60)[0] == 0
+    code, out = run_in_pty(["verify"], 60)
+    plain = ANSI.sub("", out)
+    assert code == 0 and "━" in plain and "3/3 partitions counted" in plain
+    assert "all 3 partitions match" in plain

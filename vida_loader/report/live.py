@@ -10,7 +10,8 @@ escape code.
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 import psutil
 from rich.console import Console, Group, RenderableType
@@ -86,27 +87,25 @@ class ProcessTree:
         return cpu, rss
 
 
-class LiveView:
-    """Receives run snapshots and redraws the view; ``finish`` leaves the last one."""
+class Frames:
+    """Draws what ``render`` makes of each snapshot on a terminal, at most ``MAX_FPS``
+    times a second; ``finish`` draws the last snapshot and leaves it on screen."""
 
     def __init__(self, stream: TextIO, console: Console | None = None) -> None:
         self.console = console or Console(file=stream, highlight=False)
         self.live = Live(console=self.console, auto_refresh=False, transient=False)
-        self.rates = Rates()
-        self.tree = ProcessTree()
         self._drawn = float("-inf")
-        self._pending: RunProgress | None = None
+        self._pending: Any = None
         self._started = False
 
-    def __call__(self, p: RunProgress) -> None:
-        self.rates.update(p.elapsed, p.docs - p.base_docs, p.bytes - p.base_bytes)
+    def __call__(self, p: Any) -> None:
         now = time.monotonic()
         if now - self._drawn < 1 / MAX_FPS:
             self._pending = p
             return
         self._draw(p, now)
 
-    def _draw(self, p: RunProgress, now: float) -> None:
+    def _draw(self, p: Any, now: float) -> None:
         if not self._started:
             self.live.start()
             self._started = True
@@ -119,6 +118,46 @@ class LiveView:
             self._draw(self._pending, time.monotonic())
         if self._started:
             self.live.stop()
+
+    def render(self, p: Any) -> RenderableType:
+        raise NotImplementedError
+
+
+class LiveBar(Frames):
+    """One bar and one line of text: ``generate`` and ``verify`` on a terminal."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        share: Callable[[Any], float],
+        text: Callable[[Any], str],
+        prefix: str = "",
+        console: Console | None = None,
+    ) -> None:
+        super().__init__(stream, console)
+        self.share, self.text, self.prefix = share, text, prefix
+
+    def render(self, p: Any) -> RenderableType:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_row(
+            Text(self.prefix.strip()),
+            ProgressBar(total=1.0, completed=min(self.share(p), 1.0), width=30),
+            Text(self.text(p)),
+        )
+        return grid
+
+
+class LiveView(Frames):
+    """The run's view: receives run snapshots, keeps smoothed rates between frames."""
+
+    def __init__(self, stream: TextIO, console: Console | None = None) -> None:
+        super().__init__(stream, console)
+        self.rates = Rates()
+        self.tree = ProcessTree()
+
+    def __call__(self, p: RunProgress) -> None:
+        self.rates.update(p.elapsed, p.docs - p.base_docs, p.bytes - p.base_bytes)
+        super().__call__(p)
 
     # --- drawing -------------------------------------------------------------------------
 
