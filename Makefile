@@ -10,7 +10,7 @@ DEMO_JOBS ?= 4
 MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes bench-transform clean
+.PHONY: help install demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes bench-transform bench-live clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -34,13 +34,14 @@ demo-cosmos: install ## make demo, reading through a Cosmos DB stand-in at 3,000
 test: install ## run the whole test suite (unit, integration against real local servers, CLI)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install ## every benchmark: copy speed, faults, generate, RU, indexes, transforms -> bench/results*.json
+bench: install ## every benchmark: copy speed, faults, generate, RU, indexes, transforms, live view -> bench/results*.json
 	timeout 5400 $(BIN)/python benchmarks/bench_copy.py
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
 	timeout 1800 $(BIN)/python benchmarks/bench_generate.py
 	timeout 1800 $(BIN)/python benchmarks/bench_ru.py
 	timeout 5400 $(BIN)/python benchmarks/bench_indexes.py
 	timeout 1200 $(BIN)/python benchmarks/bench_transform.py
+	timeout 1200 $(BIN)/python benchmarks/bench_live.py
 
 bench-faults: install ## what throttling and a 10 s target outage cost a run -> bench/results-faults.json
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
@@ -56,6 +57,9 @@ bench-indexes: install ## 200k orders with 3 indexes: builds after the data vs i
 
 bench-transform: install ## client CPU per document: raw copy vs filter, identity and rename transforms -> bench/results-transform.json
 	timeout 1200 $(BIN)/python benchmarks/bench_transform.py
+
+bench-live: install ## what the live view costs a run: throughput with the view, plain lines, nothing -> bench/results-live.json
+	timeout 1200 $(BIN)/python benchmarks/bench_live.py
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check vida_loader tests benchmarks examples
