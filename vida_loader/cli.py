@@ -38,6 +38,7 @@ from vida_loader.report.machine import (
     status_json,
     verify_json,
 )
+from vida_loader.report.page import write_report
 from vida_loader.report.progress import ProgressPrinter, format_generate
 from vida_loader.report.text import (
     format_generated,
@@ -441,6 +442,22 @@ def verify(as_json: bool, **params: Any) -> int:
     if as_json:
         _print_json(verify_json(result, code))
     return code
+
+
+@cli.command()
+@settings_options("report", **JOB_HELPS)
+def report(**params: Any) -> int:
+    """Write a self-contained report.html with PNG plots of a job (running, finished or
+    failed): throughput, workers, throttling, RU/s against the budget, partition
+    durations; its summary agrees with `status` and the last `verify`."""
+    s = load_settings("report", params)
+    cfg = JobConfig(job=resolve_job(s["manifest_dir"], s["job"]), manifest_dir=s["manifest_dir"])
+    result = write_report(cfg, s["report_dir"])
+    click.echo(
+        f"report of job '{cfg.job}' in {result.seconds:.1f} s: {result.page} "
+        f"({len(result.plots)} plots: {', '.join(p.path.name for p in result.plots) or 'none'})"
+    )
+    return 0
 
 
 @cli.command()

@@ -224,6 +224,7 @@ def metrics_record(p: RunProgress, run: int) -> dict[str, Any]:
         "waiting_for": list(p.waiting_for),
         "ru": round(p.ru, 2) if p.metered else None,
         "ru_s": round(p.ru_now, 1) if p.metered else None,
+        "ru_budget": p.ru_budget,
         "rss_bytes": psutil.Process().memory_info().rss,
     }
 

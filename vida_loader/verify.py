@@ -19,11 +19,11 @@ from pymongo.errors import PyMongoError
 
 from vida_loader.config import VerifyConfig
 from vida_loader.job import open_job
-from vida_loader.jobfiles import from_ejson
+from vida_loader.jobfiles import from_ejson, write_json_atomic
 from vida_loader.manifest import Manifest, Partition
 from vida_loader.mongo import connect, describe_error
 from vida_loader.pipeline.target import require_source
-from vida_loader.runstate import PartitionRecord, load_state
+from vida_loader.runstate import PartitionRecord, load_state, now_iso
 from vida_loader.transform import TransformSpec
 
 
@@ -69,6 +69,27 @@ class VerifyResult:
     def mismatches(self) -> list[PartitionCount]:
         return [c for c in self.counts if not c.matches]
 
+    def record(self) -> dict[str, Any]:
+        """What ``verify.json`` keeps of this verification (the report shows it)."""
+        return {
+            "time": now_iso(),
+            "seconds": round(self.seconds, 3),
+            "partitions": len(self.counts),
+            "source_docs": self.source_total,
+            "target_docs": self.target_total,
+            "matches": not self.mismatches,
+            "transform": self.transform,
+            "mismatches": [
+                {
+                    "partition": c.partition_id,
+                    "source": c.source,
+                    "target": c.target,
+                    "error": c.error,
+                }
+                for c in self.mismatches
+            ],
+        }
+
     @property
     def source_total(self) -> int:
         return sum(c.source or 0 for c in self.counts)
@@ -110,7 +131,9 @@ def verify_job(cfg: VerifyConfig, on_progress: VerifyProgress | None = None) -> 
                 on_progress(len(counts), len(futures))
     ordered = tuple(counts[p.id] for p in manifest.partitions)
     described = TransformSpec.from_json(transform).describe() if transform else None
-    return VerifyResult(manifest, ordered, time.monotonic() - started, described)
+    result = VerifyResult(manifest, ordered, time.monotonic() - started, described)
+    write_json_atomic(cfg.files.verify, result.record())
+    return result
 
 
 def _with_record(c: PartitionCount, rec: PartitionRecord | None) -> PartitionCount:

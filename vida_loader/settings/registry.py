@@ -42,7 +42,7 @@ DEFAULT_MAX_REJECTS = 1000
 # flag > VIDA_* environment > legacy environment > .env_local > .env > profile > default.
 # ---------------------------------------------------------------------------------------
 
-COPY_COMMANDS = ("plan", "run", "verify", "status")
+COPY_COMMANDS = ("plan", "run", "verify", "status", "report")
 COMMANDS = (*COPY_COMMANDS, "generate")
 SERVER_COMMANDS = ("plan", "run", "verify", "generate")
 ENV_FILES = (".env_local", ".env")  # in the current folder, the first wins
@@ -490,6 +490,14 @@ SPECS: tuple[Spec, ...] = (
         "Print every setting and its source before starting",
         ("plan", "run", "verify", "generate"),
         default=False,
+    ),
+    Spec(
+        "report_dir",
+        "path",
+        "Folder for report.html and its PNG plots [default: partitions/<job>/report]",
+        ("report",),
+        flag="--out",
+        env="VIDA_REPORT_DIR",
     ),
     Spec(
         "quiet",

@@ -1,0 +1,105 @@
+"""``vida-loader report`` on a real run: a self-contained page whose plots are PNGs with
+their titles, and whose summary agrees with ``status --json`` and the last verify."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from pymongo.database import Database
+from support import fail_inserts
+
+from vida_loader.cli import main
+
+pytestmark = pytest.mark.integration
+DB = Database[dict[str, Any]]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class Page(HTMLParser):
+    """The headings, images and summary rows of the report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h2: list[str] = []
+        self.images: list[dict[str, str]] = []
+        self.rows: dict[str, str] = {}
+        self.scripts = 0
+        self._in: str | None = None
+        self._th = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append({k: v or "" for k, v in attrs})
+        if tag == "script" or (tag == "link" and dict(attrs).get("href", "").startswith("http")):
+            self.scripts += 1
+        self._in = tag
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "h2":
+            self.h2.append(data)
+        elif self._in == "th":
+            self._th = data
+        elif self._in == "td":
+            self.rows[self._th] = data
+
+
+@pytest.mark.timeout(180)
+def test_the_report_of_a_run_shows_its_plots_and_agrees_with_status(
+    planned: Path, tdb: DB, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Inserts held 300 ms: a run of several seconds, so metrics.jsonl has several records.
+    fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vida_loader", "run", "-j", "1", "--batch-size", "100", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    tdb.client.admin.command("configureFailPoint", "failCommand", mode="off")
+    assert proc.returncode == 0, proc.stderr
+    assert main(["verify"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "rep"
+    assert main(["report", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"{out / 'report.html'}" in said and "throughput.png" in said
+
+    page = Page()
+    page.feed((out / "report.html").read_text())
+    assert page.scripts == 0
+    assert "Throughput over time" in page.h2
+    assert "Partition durations (stragglers and skew)" in page.h2
+    assert "Request units per second against the budget" not in page.h2  # nothing metered
+    assert len(page.images) == len(page.h2) >= 4
+    for img in page.images:
+        data = base64.b64decode(img["src"].removeprefix("data:image/png;base64,"))
+        assert data.startswith(PNG) and len(data) > 5000, img["alt"]
+        assert img["alt"] in page.h2
+        assert (out / Path(img["alt"]).name).parent == out
+    assert (out / "throughput.png").read_bytes().startswith(PNG)
+
+    assert main(["status", "--json"]) == 0
+    status = orjson.loads(capsys.readouterr().out)
+    assert page.rows["state"] == status["state"] == "complete"
+    assert page.rows["documents"].startswith(f"{status['documents']['confirmed']:,} confirmed")
+    assert page.rows["partitions"].startswith("3/3 confirmed")
+    assert re.search(
+        r": all partitions match \(source 3,000, target 3,000", page.rows["last verify"]
+    )
+
+
+def test_a_job_that_never_ran_has_nothing_to_report(
+    planned: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report"]) == 2
+    assert "job 'j' has not run yet: nothing to report" in capsys.readouterr().err
+    assert not (planned / "report").exists()
