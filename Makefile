@@ -10,7 +10,7 @@ DEMO_JOBS ?= 4
 MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes bench-transform bench-live clean
+.PHONY: help install browser demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes bench-transform bench-live clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,7 +31,16 @@ demo: install ## two local servers, 50k service orders with 4 indexes, then conf
 demo-cosmos: install ## make demo, reading through a Cosmos DB stand-in at 3,000 RU/s: RU estimate, budget, RU live
 	timeout 900 $(BIN)/python -m vida_loader.dev.demo --docs 20000 --jobs $(DEMO_JOBS) --cosmos 3000
 
-test: install ## run the whole test suite (unit, integration against real local servers, CLI)
+browser: ## Debian's chromium, for the test that opens the report as a user sees it (installed when missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium (the report's browser test)" >&2; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+		export DEBIAN_FRONTEND=noninteractive; \
+		timeout 600 $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || { \
+			timeout 300 $$SUDO apt-get update -q >/dev/null 2>&1; \
+			timeout 600 $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
+
+test: install browser ## run the whole test suite (unit, integration against real local servers, CLI)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install ## every benchmark: copy speed, faults, generate, RU, indexes, transforms, live view -> bench/results*.json

@@ -446,11 +446,20 @@ def verify(as_json: bool, **params: Any) -> int:
 
 @cli.command()
 @settings_options("report", **JOB_HELPS)
-def report(**params: Any) -> int:
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder for report.html and its PNG plots (the same as --report-dir)",
+)
+def report(out: Path | None, **params: Any) -> int:
     """Write a self-contained report.html with PNG plots of a job (running, finished or
     failed): throughput, workers, throttling, RU/s against the budget, partition
     durations; its summary agrees with `status` and the last `verify`."""
-    s = load_settings("report", params)
+    if out is not None and params.get("report_dir") not in (None, out):
+        raise UsageError(
+            f"--out '{out}' and --report-dir '{params['report_dir']}' differ: give one"
+        )
+    s = load_settings("report", params, report_dir=out)
     cfg = JobConfig(job=resolve_job(s["manifest_dir"], s["job"]), manifest_dir=s["manifest_dir"])
     result = write_report(cfg, s["report_dir"])
     click.echo(

@@ -310,7 +310,8 @@ def test_the_shipped_env_example_lists_every_setting_and_parses() -> None:
     assert "VIDA_BATCH_SIZE" in read_env_file(Path(".env_local"))
     for command in COMMANDS:  # empty values count as not set
         s = resolve(command, environ={})
-        assert s.origin("target_uri" if command != "status" else "job").layer in (
+        key = "job" if command in ("status", "report") else "target_uri"
+        assert s.origin(key).layer in (
             Layer.ENV_FILE,
             Layer.DEFAULT,
         )

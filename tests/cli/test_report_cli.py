@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -51,6 +52,57 @@ class Page(HTMLParser):
             self.rows[self._th] = data
 
 
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def in_chromium(page: Path, tmp_path: Path) -> tuple[str, Path]:
+    """The DOM as headless Chromium built it from ``page``, and a screenshot of it."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is missing: `make test` installs it"
+    shot = tmp_path / "shot.png"
+    common = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"]
+    dom = subprocess.run(
+        [*common, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    ).stdout
+    subprocess.run(
+        [*common, f"--screenshot={shot}", "--window-size=1100,3200", page.as_uri()],
+        capture_output=True,
+        timeout=90,
+        check=True,
+    )
+    return dom, shot
+
+
+def assert_plots_drawn(shot: Path, plots: int) -> None:
+    """The screenshot shows ``plots`` figures: rows of the page where matplotlib's blue
+    (the lines, bars and points of every plot) is drawn, in that many separate bands."""
+    import matplotlib.image
+
+    img = matplotlib.image.imread(shot)[:, :, :3]
+    blue = (
+        (abs(img[:, :, 0] - 0.12) < 0.08)
+        & (abs(img[:, :, 1] - 0.47) < 0.08)
+        & (abs(img[:, :, 2] - 0.71) < 0.08)
+    )
+    rows = blue.sum(axis=1) > 0
+    bands = int(rows[0]) + int(((~rows[:-1]) & rows[1:]).sum())
+    assert blue.sum() > 500, "no plot drawn"
+    assert bands >= plots, (bands, plots)
+
+
 @pytest.mark.timeout(180)
 def test_the_report_of_a_run_shows_its_plots_and_agrees_with_status(
     planned: Path, tdb: DB, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -86,6 +138,11 @@ def test_the_report_of_a_run_shows_its_plots_and_agrees_with_status(
         assert img["alt"] in page.h2
         assert (out / Path(img["alt"]).name).parent == out
     assert (out / "throughput.png").read_bytes().startswith(PNG)
+
+    seen_dom, shot = in_chromium(out / "report.html", tmp_path)
+    for title in page.h2:
+        assert f"<h2>{title}</h2>" in seen_dom  # as the browser built the page
+    assert_plots_drawn(shot, len(page.images))
 
     assert main(["status", "--json"]) == 0
     status = orjson.loads(capsys.readouterr().out)

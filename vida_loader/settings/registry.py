@@ -496,8 +496,6 @@ SPECS: tuple[Spec, ...] = (
         "path",
         "Folder for report.html and its PNG plots [default: partitions/<job>/report]",
         ("report",),
-        flag="--out",
-        env="VIDA_REPORT_DIR",
     ),
     Spec(
         "quiet",
