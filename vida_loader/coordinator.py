@@ -31,7 +31,7 @@ from vida_loader.execution.scheduler import Scheduler
 from vida_loader.index_phase import IndexBuilds, IndexProgress
 from vida_loader.indexes import IndexSpec, load_saved, wanted_indexes
 from vida_loader.job import continue_command, open_job
-from vida_loader.jobfiles import JobFiles, append_jsonl
+from vida_loader.jobfiles import JobFiles, append_jsonl, cut_torn_line
 from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import (
@@ -355,6 +355,8 @@ def run_job(
         # The fresh state goes to disk before the target is emptied: a kill in between
         # must not leave an old state that calls the emptied partitions done.
         save_state(state, path)
+        for appended in (files.metrics, files.duplicates):
+            cut_torn_line(appended)  # a line a killed run left half-written
         if not continuing:
             files.duplicates.unlink(missing_ok=True)  # an earlier start's
         if not continuing and cfg.drop_target:

@@ -163,6 +163,20 @@ def append_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
         os.fsync(f.fileno())
 
 
+def cut_torn_line(path: Path) -> None:
+    """Cut a JSON-lines file after its last complete line: a line torn by a kill
+    mid-append would otherwise join the next record appended to it."""
+    try:
+        with path.open("r+b") as f:
+            data = f.read()
+            if not data or data.endswith(b"\n"):
+                return
+            f.truncate(data.rfind(b"\n") + 1)
+            os.fsync(f.fileno())
+    except FileNotFoundError:
+        return
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """The records of a JSON-lines file; a torn last line (a kill mid-append) is skipped,
     as is a missing file (no records)."""

@@ -21,7 +21,7 @@ from typing import Any
 import bson
 import orjson
 
-from vida_loader.jobfiles import JobFiles, read_jsonl, to_ejson, write_atomic
+from vida_loader.jobfiles import JobFiles, cut_torn_line, read_jsonl, to_ejson
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.runstate import now_iso
 from vida_loader.transform import Reject
@@ -42,10 +42,8 @@ class RejectsLog:
 
     def _load(self) -> None:
         """Read what earlier runs recorded; make the two files agree (see above)."""
+        cut_torn_line(self.jsonl_path)
         lines = read_jsonl(self.jsonl_path)
-        if self.jsonl_path.exists() and not self.jsonl_path.read_bytes().endswith(b"\n"):
-            body = b"".join(orjson.dumps(r) + b"\n" for r in lines)  # drop a torn line
-            write_atomic(self.jsonl_path, body)
         for rec in lines:
             self.seen.add((str(rec["partition"]), _key(rec["_id"])))
             self.size = max(self.size, int(rec["offset"]) + int(rec["length"]))

@@ -4,8 +4,10 @@ their titles, and whose summary agrees with ``status --json`` and the last verif
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -15,9 +17,10 @@ from typing import Any
 import orjson
 import pytest
 from pymongo.database import Database
-from support import fail_inserts
+from support import fail_inserts, start_slow_run, wait_for
 
 from vida_loader.cli import main
+from vida_loader.jobfiles import read_jsonl
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
@@ -160,3 +163,46 @@ def test_a_job_that_never_ran_has_nothing_to_report(
     assert main(["report"]) == 2
     assert "job 'j' has not run yet: nothing to report" in capsys.readouterr().err
     assert not (planned / "report").exists()
+
+
+@pytest.mark.timeout(180)
+def test_metrics_survive_kill_9_and_the_report_works_during_and_after_a_run(
+    planned: Path, tdb: DB, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metrics = planned / "metrics.jsonl"
+
+    def run_records() -> list[dict[str, Any]]:
+        return [r for r in read_jsonl(metrics) if r["kind"] == "run"]
+
+    proc = start_slow_run(tdb, 300, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(run_records()) >= 1, 60, "a metrics record")
+        assert main(["report", "--out", str(tmp_path / "during")]) == 0  # while it runs
+        during = Page()
+        during.feed((tmp_path / "during" / "report.html").read_text())
+        assert during.rows["state"] == "running"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        tdb.client.admin.command("configureFailPoint", "failCommand", mode="off")
+    with metrics.open("ab") as f:
+        f.write(b'{"kind": "run", "time": "2026-')  # as if killed mid-append
+    records = run_records()
+    assert records and {
+        "docs",
+        "bytes",
+        "docs_s",
+        "partitions_running",
+        "retries",
+        "throttled",
+        "rss_bytes",
+    } <= set(records[-1])
+    capsys.readouterr()
+    assert main(["report", "--out", str(tmp_path / "after")]) == 0
+    after = Page()
+    after.feed((tmp_path / "after" / "report.html").read_text())
+    assert after.rows["state"] == "stopped"
+    # The next run cuts the torn line before appending: every line reads.
+    assert main(["run", "-j", "2"]) == 0
+    assert all(line.endswith(b"}") for line in metrics.read_bytes().splitlines())
+    assert len(run_records()) > len(records)
