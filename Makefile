@@ -25,7 +25,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP) ## create .venv and install the package with test extras (quick when done)
 
-demo: install ## two local servers, 50k service orders with 4 indexes, then config check, plan (4 partitions), run -j 4, status, verify, indexes diff, a second job with a transform
+demo: install ## two local servers, 50k service orders with 4 indexes, then config check, plan (4 partitions), run -j 4, status, verify, report, indexes diff, a second job with a transform
 	timeout 900 $(BIN)/python -m vida_loader.dev.demo --docs $(DEMO_DOCS) --jobs $(DEMO_JOBS)
 
 demo-cosmos: install ## make demo, reading through a Cosmos DB stand-in at 3,000 RU/s: RU estimate, budget, RU live

@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,8 +36,9 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_demo_steps_run_end_to_end_and_stop_the_servers() -> None:
-    proc = _demo("--docs", "2000", "--jobs", "2", "--partitions", "3")
+def test_demo_steps_run_end_to_end_and_stop_the_servers(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    proc = _demo("--docs", "2000", "--jobs", "2", "--partitions", "3", "--report-dir", str(report))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "generated 2,000 of 2,000 service-orders documents into demo.orders" in proc.stdout
     assert "a copy can start" in proc.stdout
@@ -47,6 +49,7 @@ def test_demo_steps_run_end_to_end_and_stop_the_servers() -> None:
     assert "indexes     4 to build besides _id" in proc.stdout
     assert "indexes     4/4 built (4 builds by this run" in proc.stdout
     assert "target demo.orders holds the 4 indexes of job 'demo' as defined" in proc.stdout
+    assert "report of job 'demo'" in proc.stdout and (report / "report.html").is_file()
     # The second job, through examples/transforms/rename_fields.py.
     assert "3 documents dropped, 2 rejected (at most 1,000)" in proc.stdout
     assert "2,000 documents in the source, 1,995 in the target" in proc.stdout
@@ -57,16 +60,36 @@ def test_demo_steps_run_end_to_end_and_stop_the_servers() -> None:
     assert len(ports) == 2 and not any(_listening(p) for p in ports)
 
 
-def test_demo_stops_both_servers_when_a_step_fails() -> None:
-    proc = _demo("--docs", "200", "--partitions", "2", VIDA_RANGE_MODE="bogus")
+def test_demo_stops_both_servers_when_a_step_fails(tmp_path: Path) -> None:
+    proc = _demo(
+        "--docs",
+        "200",
+        "--partitions",
+        "2",
+        "--report-dir",
+        str(tmp_path / "r"),
+        VIDA_RANGE_MODE="bogus",
+    )
     assert proc.returncode == 2
     assert "step 'config' failed with exit code 2" in proc.stderr  # config check validates all
     ports = _ports(proc.stdout)
     assert len(ports) == 2 and not any(_listening(p) for p in ports)
 
 
-def test_the_cosmos_demo_shows_request_units_and_stops_everything() -> None:
-    proc = _demo("--docs", "2000", "--jobs", "2", "--partitions", "2", "--cosmos", "2000")
+def test_the_cosmos_demo_shows_request_units_and_stops_everything(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    proc = _demo(
+        "--docs",
+        "2000",
+        "--jobs",
+        "2",
+        "--partitions",
+        "2",
+        "--cosmos",
+        "2000",
+        "--report-dir",
+        str(report),
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "RU/KB measured on 3 pages" in proc.stdout
     assert "capped at 1,400 RU/s (70% of the 2,000 provisioned" in proc.stdout

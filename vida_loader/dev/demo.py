@@ -121,14 +121,20 @@ def _cli(args: list[str], env: dict[str, str]) -> int:
     return subprocess.run(cmd, env=env, timeout=STEP_TIMEOUT, check=False).returncode
 
 
-def run_demo(docs: int, jobs: int, partitions: int, cosmos_ru: float | None = None) -> int:
+def run_demo(
+    docs: int,
+    jobs: int,
+    partitions: int,
+    cosmos_ru: float | None = None,
+    report_dir: Path = Path("demo-report"),
+) -> int:
     """The whole demo; returns the exit code of the first failing step, else 0."""
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="vida-demo-"))
     standin: CosmosStandIn | None = None
     try:
         with_transform = EXAMPLE_TRANSFORM.is_file()  # not in an installed package
-        total = 13 if with_transform else 9
+        total = 14 if with_transform else 10
         _step(f"1/{total} starting two local SecantusDB servers")
         with (
             LocalServer(workdir / "source-data") as source,
@@ -174,6 +180,10 @@ def run_demo(docs: int, jobs: int, partitions: int, cosmos_ru: float | None = No
                 ),
                 ("status: what the job's files say (works during a run too)", ["status"]),
                 ("verify: count every range on both sides", ["verify"]),
+                (
+                    f"report: report.html with plots of the run, kept in {report_dir}",
+                    ["report", "--out", str(report_dir)],
+                ),
                 ("indexes diff: the target's indexes against the source's", ["indexes", "diff"]),
             ]
             if with_transform:
@@ -214,8 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cosmos", type=float, metavar="RU", help="read through a Cosmos DB stand-in at RU/s"
     )
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path("demo-report"),
+        help="where the run's report.html stays after the demo",
+    )
     args = parser.parse_args(argv)
-    return run_demo(args.docs, args.jobs, args.partitions, args.cosmos)
+    return run_demo(args.docs, args.jobs, args.partitions, args.cosmos, args.report_dir)
 
 
 if __name__ == "__main__":
