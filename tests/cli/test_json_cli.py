@@ -17,6 +17,7 @@ from support import start_slow_run, wait_for
 
 from vida_loader.cli import main
 from vida_loader.dev.server import LocalServer
+from vida_loader.jobfiles import read_jsonl
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
@@ -136,6 +137,10 @@ def test_every_command_prints_its_documented_object(
     )
     assert code == 0 and obj["documents"] == 300 and obj["seed"] == 1
     check(obj, "generate")
+    # generate keeps metrics too, under the manifest folder, named after its target.
+    records = read_jsonl(planned.parent / f"generate-{db.name}.gen" / "metrics.jsonl")
+    assert records[-1]["kind"] == "generate" and records[-1]["docs"] == 300
+    assert sum(r["docs"] for r in records if r["kind"] == "slice") == 300
 
     code, obj, err = json_of(capsys, "run", "--batch-size", "0")
     assert code == 2 and obj["exit_reason"] == "error" and "--batch-size '0'" in err

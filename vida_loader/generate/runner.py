@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import bson
+import psutil
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
-from vida_loader.config import check_namespace
+from vida_loader.config import check_namespace, default_job_name
 from vida_loader.errors import GenerateInterruptedError, UsageError, VidaError
 from vida_loader.execution.events import Event, Moved, Reporter
 from vida_loader.execution.scheduler import Scheduler
 from vida_loader.generate import BLOCK
 from vida_loader.generate.sources import BUILT_INS, DEFAULT_SOURCE, load_source, resolve_source
+from vida_loader.jobfiles import JobFiles, append_jsonl, cut_torn_line
 from vida_loader.mongo import (
     CODEC_OPTIONS,
     Endpoint,
@@ -48,6 +50,7 @@ from vida_loader.pipeline.target import prepare_target
 from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.pipeline.writer import chunked, resend, writer_for
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
+from vida_loader.runstate import now_iso
 from vida_loader.settings.registry import (
     DEFAULT_ATTEMPTS,
     DEFAULT_BATCH_MB,
@@ -85,6 +88,7 @@ class GenerateConfig:
     attempts: int = DEFAULT_ATTEMPTS
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
+    metrics: Path | None = None  # metrics.jsonl to append to (None: none kept)
 
     def __post_init__(self) -> None:
         if self.total < 1:
@@ -132,7 +136,14 @@ class GenerateConfig:
         out_wins = s["out"] is not None and all(s.origin(k).layer is not Layer.FLAG for k in keys)
         if not out_wins and any(s[k] for k in keys):
             target = s.endpoint("target")
+        out = s["out"] if target is None else None
+        folder = "generate-" + (
+            default_job_name(target.db, target.collection)
+            if target is not None
+            else ("stdout" if out == "-" else Path(str(out)).stem)
+        )
         return cls(
+            metrics=JobFiles(s["manifest_dir"], folder).metrics,
             total=s["total"],
             jobs=s["jobs"],
             source=s["generate_source"],
@@ -435,6 +446,45 @@ def _open_out(out: str, stdout: BinaryIO | None) -> BinaryIO:
         raise UsageError(f"--out '{out}' cannot be written: {exc.strerror}") from None
 
 
+METRICS_EVERY = 5.0  # seconds between records of a generation in its metrics.jsonl
+
+
+def generate_record(p: GenerateProgress) -> dict[str, Any]:
+    """The periodic line of a generation's metrics.jsonl."""
+    elapsed = max(p.elapsed, 1e-9)
+    return {
+        "kind": "generate",
+        "time": now_iso(),
+        "elapsed_s": round(p.elapsed, 3),
+        "docs": p.docs,
+        "bytes": p.bytes,
+        "docs_s": round(p.docs / elapsed, 1),
+        "bytes_s": round(p.bytes / elapsed, 1),
+        "confirmed": p.confirmed,
+        "retries": p.retries,
+        "throttled": p.throttled,
+        "failed_slices": p.failed_slices,
+        "phase": p.phase,
+        "rss_bytes": psutil.Process().memory_info().rss,
+    }
+
+
+def slice_record(res: SliceResult) -> dict[str, Any]:
+    """One finished slice attempt's line of a generation's metrics.jsonl."""
+    return {
+        "kind": "slice",
+        "time": now_iso(),
+        "slice": res.index,
+        "ok": res.ok,
+        "docs": res.docs,
+        "bytes": res.nbytes,
+        "retries": res.retries,
+        "throttled": res.throttled,
+        "repaired": res.repaired,
+        "error": res.error,
+    }
+
+
 class _Generation:
     def __init__(
         self,
@@ -459,6 +509,8 @@ class _Generation:
         self.phase = "writing"
         self.slots = 2 * cfg.jobs  # one slice generating per worker, one on its way back
         self.slice_settings = settings
+        self.last_metrics = time.monotonic()
+        self.metrics_open = False
 
     def execute(self) -> GenerateResult:
         cfg = self.cfg
@@ -487,8 +539,10 @@ class _Generation:
                 f"interrupted: {self.result.docs:,} of {cfg.total:,} documents {where}"
             ) from None
         self._finish()
+        progress = self.snapshot()
         if self.on_progress:
-            self.on_progress(self.snapshot())
+            self.on_progress(progress)
+        self._metrics([generate_record(progress)])
         return self.result
 
     # --- the scheduler's handler --------------------------------------------------------
@@ -514,8 +568,23 @@ class _Generation:
         return self._record(index, res)
 
     def tick(self) -> None:
+        progress = self.snapshot()
         if self.on_progress:
-            self.on_progress(self.snapshot())
+            self.on_progress(progress)
+        if time.monotonic() - self.last_metrics >= METRICS_EVERY:
+            self._metrics([generate_record(progress)])
+
+    def _metrics(self, records: list[dict[str, Any]]) -> None:
+        """Append to the generation's metrics.jsonl (its folder made on the first)."""
+        self.last_metrics = time.monotonic()
+        path = self.cfg.metrics
+        if path is None:
+            return
+        if not self.metrics_open:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cut_torn_line(path)
+            self.metrics_open = True
+        append_jsonl(path, records)
 
     # -------------------------------------------------------------------------------------
 
@@ -562,6 +631,7 @@ class _Generation:
     def _record(self, index: int, res: SliceResult) -> bool:
         """Apply a finished slice; True to try it again."""
         self.counts.merge(res.retries, res.throttled, res.wait_s)
+        self._metrics([slice_record(res)])
         r = self.result
         if not res.ok:
             tries = self.tries[index] = self.tries.get(index, 0) + 1

@@ -301,8 +301,9 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "manifest_dir",
         "path",
-        "Folder holding one sub-folder per job",
-        COPY_COMMANDS,
+        "Folder holding one sub-folder per job (generate keeps its metrics in "
+        "generate-<db>.<collection> there)",
+        (*COPY_COMMANDS, "generate"),
         default=DEFAULT_MANIFEST_DIR,
     ),
     Spec(
