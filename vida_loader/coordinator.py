@@ -120,6 +120,7 @@ class RunProgress:
     workers: tuple[WorkerProgress, ...] = ()  # the running copy tasks
     throttling: bool = False  # some task is backing off because the server throttled
     ru_budget: float | None = None  # the RU/s the run paces itself to, when known
+    wait_s: float = 0.0  # seconds tasks of this run spent waiting to retry
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,7 @@ def metrics_record(p: RunProgress, run: int) -> dict[str, Any]:
         "retries": p.retries,
         "throttled": p.throttled,
         "waiting_for": list(p.waiting_for),
+        "wait_s": round(p.wait_s, 3),
         "ru": round(p.ru, 2) if p.metered else None,
         "ru_s": round(p.ru_now, 1) if p.metered else None,
         "ru_budget": p.ru_budget,
@@ -665,6 +667,7 @@ class _Run:
             building=self.builds.building(),
             workers=self._workers(),
             throttling=bool(self.throttled_now),
+            wait_s=self.retried.wait_s + sum(v.wait_s for v in self.live.values()),
             ru_budget=self.budget.rate if self.budget is not None and self.budget.known else None,
         )
 

@@ -195,6 +195,7 @@ def test_metrics_survive_kill_9_and_the_report_works_during_and_after_a_run(
         "partitions_running",
         "retries",
         "throttled",
+        "wait_s",
         "rss_bytes",
     } <= set(records[-1])
     capsys.readouterr()
