@@ -1,0 +1,173 @@
+"""Compare two streams of raw documents sorted by ``_id``, byte for byte, in one merge pass
+(the core of ``verify --deep``).
+
+Both sides come from the same range query in ``_id`` order (the server's BSON order,
+``ordering.sort_key``). The merge holds one document of each side at a time, so memory
+stays bounded by the cursors' batches whatever the range's size. Only each document's
+``_id`` is decoded, from its first element, without inflating the document.
+
+Kinds of difference:
+
+- ``missing``: the source has the ``_id``, the target does not;
+- ``extra``: the target has an ``_id`` the source does not;
+- ``altered``: both have it, with different bytes (a changed value, a field added,
+  removed or moved: BSON documents that differ only in field order differ here too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import bson
+
+from vida_loader.jobfiles import to_ejson
+from vida_loader.mongo import CODEC_OPTIONS
+from vida_loader.ordering import sort_key
+
+# Value sizes of the BSON types with a fixed length (type byte -> bytes).
+FIXED = {
+    0x01: 8,  # double
+    0x06: 0,  # undefined
+    0x07: 12,  # ObjectId
+    0x08: 1,  # boolean
+    0x09: 8,  # UTC datetime
+    0x0A: 0,  # null
+    0x10: 4,  # int32
+    0x11: 8,  # timestamp
+    0x12: 8,  # int64
+    0x13: 16,  # decimal128
+    0xFF: 0,  # MinKey
+    0x7F: 0,  # MaxKey
+}
+LENGTH_PREFIXED = {0x02: 4, 0x0D: 4, 0x0E: 4}  # string, code, symbol: int32 + bytes
+SELF_SIZED = {0x03, 0x04, 0x0F}  # document, array, code with scope: int32 total size
+INT32 = struct.Struct("<i")
+
+
+def raw_id(raw: bytes) -> bytes:
+    """The ``{_id: value}`` document of a raw BSON document, as ``bson.encode`` makes it.
+
+    Read from the first element when it is ``_id`` (drivers and servers put it first);
+    otherwise the document is decoded.
+    """
+    if raw[5:9] == b"_id\x00":
+        size = _value_size(raw, 9, raw[4])
+        if size is not None:
+            element = raw[4 : 9 + size]
+            return INT32.pack(len(element) + 5) + element + b"\x00"
+    return bson.encode({"_id": bson.decode(raw, CODEC_OPTIONS)["_id"]})
+
+
+def _value_size(raw: bytes, at: int, kind: int) -> int | None:
+    """The size of the value at ``at`` of BSON type ``kind`` (None: not read here)."""
+    if kind in FIXED:
+        return FIXED[kind]
+    if kind in LENGTH_PREFIXED:
+        return 4 + int(INT32.unpack_from(raw, at)[0])
+    if kind in SELF_SIZED:
+        return int(INT32.unpack_from(raw, at)[0])
+    if kind == 0x05:  # binary: int32 length, subtype, bytes
+        return 5 + int(INT32.unpack_from(raw, at)[0])
+    if kind == 0x0B:  # regex: two C strings
+        end = raw.index(b"\x00", raw.index(b"\x00", at) + 1)
+        return end + 1 - at
+    return None  # DBPointer and anything else: decoded the slow way
+
+
+def id_sort_key(id_doc: bytes) -> tuple[Any, ...]:
+    """The server's sort position of the ``_id`` of an ``{_id: value}`` document."""
+    return sort_key(bson.decode(id_doc, CODEC_OPTIONS)["_id"])
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One document that is not the same on both sides."""
+
+    kind: str  # missing, extra, altered
+    id_doc: bytes  # the raw {_id: value}
+    source_sha256: str | None  # None: not on that side
+    target_sha256: str | None
+
+    def record(self, partition: str) -> dict[str, Any]:
+        """Its line of mismatches.jsonl: ``_id`` in canonical Extended JSON."""
+        return {
+            "partition": partition,
+            "_id": to_ejson(bson.decode(self.id_doc, CODEC_OPTIONS)["_id"]),
+            "kind": self.kind,
+            "source_sha256": self.source_sha256,
+            "target_sha256": self.target_sha256,
+        }
+
+
+@dataclass
+class Tally:
+    """What one merge pass saw."""
+
+    source_docs: int = 0
+    target_docs: int = 0
+    matched: int = 0
+    missing: int = 0
+    extra: int = 0
+    altered: int = 0
+
+    @property
+    def matches(self) -> bool:
+        return self.missing == self.extra == self.altered == 0
+
+
+def _sha(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+class _Side:
+    """One sorted stream, one document ahead: its raw bytes, ``_id`` and sort key."""
+
+    def __init__(self, docs: Iterable[Any]) -> None:
+        self.docs = iter(docs)
+        self.raw: bytes | None = None
+        self.id_doc = b""
+        self.key: tuple[Any, ...] = ()
+        self.count = 0
+        self.advance()
+
+    def advance(self) -> None:
+        doc = next(self.docs, None)
+        if doc is None:
+            self.raw = None
+            return
+        self.raw = bytes(getattr(doc, "raw", doc))
+        self.id_doc = raw_id(self.raw)
+        self.key = id_sort_key(self.id_doc)
+        self.count += 1
+
+
+def compare_sorted(
+    source: Iterable[Any], target: Iterable[Any], tally: Tally | None = None
+) -> Iterator[Difference]:
+    """Every difference between two ``_id``-sorted streams of raw documents (bytes or
+    ``RawBSONDocument``), in ``_id`` order; ``tally`` counts what was seen."""
+    t = tally if tally is not None else Tally()
+    src, dst = _Side(source), _Side(target)
+    while src.raw is not None or dst.raw is not None:
+        if dst.raw is None or (src.raw is not None and src.key < dst.key):
+            assert src.raw is not None
+            t.missing += 1
+            yield Difference("missing", src.id_doc, _sha(src.raw), None)
+            src.advance()
+        elif src.raw is None or dst.key < src.key:
+            t.extra += 1
+            yield Difference("extra", dst.id_doc, None, _sha(dst.raw))
+            dst.advance()
+        else:
+            if src.raw == dst.raw:
+                t.matched += 1
+            else:
+                t.altered += 1
+                yield Difference("altered", src.id_doc, _sha(src.raw), _sha(dst.raw))
+            src.advance()
+            dst.advance()
+    t.source_docs, t.target_docs = src.count, dst.count
