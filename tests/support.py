@@ -333,3 +333,61 @@ def make_indexes(db: Any) -> None:
     c.create_index([("b", 1), ("a", 1)], hidden=True)
     c.create_index([("loc", "2dsphere")])
     c.create_index([("$**", 1)], wildcardProjection={"a": 1, "b": 1})
+
+
+# --- a transform and its oracle, shared by the transform tests ---------------------------
+
+MIGRATED_AT = datetime.datetime(2026, 11, 30, 12, 0)
+MIGRATE = """
+import datetime
+
+
+class Migrate:
+    def transform(self, doc):
+        if doc["i"] % 7 == 0:
+            return None  # test data: dropped
+        doc["customer"] = doc.pop("name")
+        del doc["pad"]
+        doc["migrated_at"] = datetime.datetime(2026, 11, 30, 12, 0)
+        return doc
+
+    def validate(self, doc):
+        if doc["i"] % 11 == 0:
+            return f"i {doc['i']} is a multiple of 11"
+        return None
+"""
+
+
+def transform_source(n: int, pad: int) -> list[dict[str, Any]]:
+    """``n`` documents for MIGRATE: ``_id`` and ``i`` 0..n-1, a name, a kind, padding."""
+    kinds = ["repair", "install", "inspection"]
+    return [
+        {"_id": i, "i": i, "name": f"c{i}", "kind": kinds[i % 3], "pad": "x" * pad}
+        for i in range(n)
+    ]
+
+
+def migrated_raw(docs: list[dict[str, Any]]) -> dict[Any, bytes]:
+    """What MIGRATE makes of ``docs``, by _id (dropped and rejected left out), written
+    independently of it."""
+    return {
+        d["_id"]: bson.encode(
+            {
+                "_id": d["_id"],
+                "i": d["i"],
+                "kind": d["kind"],
+                "customer": d["name"],
+                "migrated_at": MIGRATED_AT,
+            }
+        )
+        for d in docs
+        if d["i"] % 7 and d["i"] % 11
+    }
+
+
+def raw_by_id(coll: Collection[Any]) -> dict[Any, bytes]:
+    """Every document of ``coll`` as raw bytes, by _id."""
+    raw = coll.with_options(
+        codec_options=coll.codec_options.with_options(document_class=RawBSONDocument)
+    )
+    return {bson.decode(d.raw)["_id"]: bytes(d.raw) for d in raw.find({})}

@@ -3,7 +3,6 @@ transform guarded, verify on a transformed copy, --max-rejects, loading errors."
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import signal
@@ -14,9 +13,16 @@ from typing import Any
 import bson
 import orjson
 import pytest
-from bson.raw_bson import RawBSONDocument
 from pymongo.database import Database
-from support import plan_by_env, start_slow_run, wait_for
+from support import (
+    MIGRATE,
+    migrated_raw,
+    plan_by_env,
+    raw_by_id,
+    start_slow_run,
+    transform_source,
+    wait_for,
+)
 
 from vida_loader.cli import main
 from vida_loader.dev.server import LocalServer
@@ -24,60 +30,14 @@ from vida_loader.dev.server import LocalServer
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
 N = 1500
-WHEN = datetime.datetime(2026, 11, 30, 12, 0)
-
-MIGRATE = """
-import datetime
-
-
-class Migrate:
-    def transform(self, doc):
-        if doc["i"] % 7 == 0:
-            return None
-        doc["customer"] = doc.pop("name")
-        del doc["pad"]
-        doc["migrated_at"] = datetime.datetime(2026, 11, 30, 12, 0)
-        return doc
-
-    def validate(self, doc):
-        return f"i {doc['i']} is a multiple of 11" if doc["i"] % 11 == 0 else None
-"""
 
 
 def source_docs(n: int = N) -> list[dict[str, Any]]:
-    kinds = ["repair", "install", "inspection"]
-    return [
-        {"_id": i, "i": i, "name": f"c{i}", "kind": kinds[i % 3], "pad": "x" * 200}
-        for i in range(n)
-    ]
-
-
-def migrated(docs: list[dict[str, Any]]) -> dict[Any, bytes]:
-    """MIGRATE applied to ``docs``, written independently of it."""
-    return {
-        d["_id"]: bson.encode(
-            {
-                "_id": d["_id"],
-                "i": d["i"],
-                "kind": d["kind"],
-                "customer": d["name"],
-                "migrated_at": WHEN,
-            }
-        )
-        for d in docs
-        if d["i"] % 7 and d["i"] % 11
-    }
+    return transform_source(n, pad=200)
 
 
 def rejected_ids(n: int = N) -> list[int]:
     return [i for i in range(n) if i % 11 == 0 and i % 7]
-
-
-def target_raw(tdb: DB) -> dict[Any, bytes]:
-    raw = tdb.dst.with_options(
-        codec_options=tdb.dst.codec_options.with_options(document_class=RawBSONDocument)
-    )
-    return {bson.decode(d.raw)["_id"]: bytes(d.raw) for d in raw.find({})}
 
 
 @pytest.fixture
@@ -121,13 +81,13 @@ def test_kill_9_mid_run_then_resume_gives_each_document_once(
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     tdb.client.admin.command("configureFailPoint", "failCommand", mode="off")
-    assert 0 < tdb.dst.count_documents({}) < len(migrated(source_docs()))
+    assert 0 < tdb.dst.count_documents({}) < len(migrated_raw(source_docs()))
 
     code, out, err = cli(capsys, "run", "-j", "2")
     assert code == 0, err
     resumed = re.search(r"skipped, (\d+) continued from the target's last _id", out)
     assert resumed is not None and int(resumed[1]) >= 1
-    assert target_raw(tdb) == migrated(source_docs())
+    assert raw_by_id(tdb.dst) == migrated_raw(source_docs())
     dropped = sum(1 for i in range(N) if i % 7 == 0)
     assert f"{dropped:,} documents dropped, {len(rejected_ids()):,} rejected" in out
     lines = [orjson.loads(x) for x in (job / "rejects.jsonl").read_bytes().splitlines()]

@@ -14,7 +14,14 @@ import bson
 import pytest
 from bson.raw_bson import RawBSONDocument
 from pymongo.database import Database
-from support import fail_commands, raw_hashes
+from support import (
+    MIGRATE,
+    fail_commands,
+    migrated_raw,
+    raw_by_id,
+    raw_hashes,
+    transform_source,
+)
 
 from vida_loader.dev.server import LocalServer
 from vida_loader.generate.service_orders import ServiceOrders
@@ -30,26 +37,6 @@ DB = Database[dict[str, Any]]
 FAST = RetryPolicy(attempts=5, window_s=30, base_ms=1, cap_ms=20)
 WHOLE = Partition("p00000", RangeMode.TYPED, "number")
 N = 600
-WHEN = datetime.datetime(2026, 11, 30, 12, 0)
-
-RENAME = """
-import datetime
-
-
-class Migrate:
-    def transform(self, doc):
-        if doc["i"] % 7 == 0:
-            return None  # test data: dropped
-        doc["customer"] = doc.pop("name")
-        del doc["pad"]
-        doc["migrated_at"] = datetime.datetime(2026, 11, 30, 12, 0)
-        return doc
-
-    def validate(self, doc):
-        if doc["i"] % 11 == 0:
-            return f"i {doc['i']} is a multiple of 11"
-        return None
-"""
 
 KEEP_SOME = """
 class KeepSome:
@@ -59,39 +46,7 @@ class KeepSome:
 
 
 def source_docs(n: int = N) -> list[dict[str, Any]]:
-    kinds = ["repair", "install", "inspection"]
-    return [
-        {"_id": i, "i": i, "name": f"c{i}", "kind": kinds[i % 3], "pad": "x" * 50} for i in range(n)
-    ]
-
-
-def migrated(doc: dict[str, Any]) -> dict[str, Any] | None:
-    """What RENAME makes of ``doc`` (None: dropped or rejected), written independently."""
-    if doc["i"] % 7 == 0 or doc["i"] % 11 == 0:
-        return None
-    return {
-        "_id": doc["_id"],
-        "i": doc["i"],
-        "kind": doc["kind"],
-        "customer": doc["name"],
-        "migrated_at": WHEN,
-    }
-
-
-def expected_raw(docs: list[dict[str, Any]]) -> dict[Any, bytes]:
-    out = {}
-    for doc in docs:
-        new = migrated(doc)
-        if new is not None:
-            out[doc["_id"]] = bson.encode(new)
-    return out
-
-
-def target_raw(tdb: DB) -> dict[Any, bytes]:
-    raw = tdb.dst.with_options(
-        codec_options=tdb.dst.codec_options.with_options(document_class=RawBSONDocument)
-    )
-    return {bson.decode(d.raw)["_id"]: bytes(d.raw) for d in raw.find({})}
+    return transform_source(n, pad=50)
 
 
 def settings(
@@ -109,7 +64,7 @@ def settings(
     )
 
 
-def transform_file(tmp_path: Path, text: str = RENAME) -> Path:
+def transform_file(tmp_path: Path, text: str = MIGRATE) -> Path:
     path = tmp_path / "migrate.py"
     path.write_text(text)
     return path
@@ -135,7 +90,7 @@ def test_the_target_holds_the_transform_of_the_source(
     )
     result = copy_partition(WHOLE, s)
     assert result.state is TaskState.DONE, result.error
-    assert target_raw(tdb) == expected_raw(docs)
+    assert raw_by_id(tdb.dst) == migrated_raw(docs)
     rejected = len(REFUSED) - DROPPED
     assert (result.docs, result.source_docs) == (N, N)
     assert (result.dropped, result.rejected) == (DROPPED, rejected)
@@ -154,14 +109,14 @@ def test_a_resumed_transformed_range_finds_what_was_refused_before(
     once and accounts for the whole range (the skipped part's refusals too)."""
     docs = source_docs()
     db.src.insert_many(docs)
-    want = expected_raw(docs)
+    want = migrated_raw(docs)
     written_before = [RawBSONDocument(want[i]) for i in range(250) if i in want]
     tdb.dst.insert_many(written_before[:-5] + written_before[-3:])  # a gap: a lost write
     s = settings(db, tdb, server, target_server, transform_file(tmp_path))
     result = copy_partition(WHOLE, s, resume=True)
     assert result.state is TaskState.DONE, result.error
     assert result.resumed and result.repaired == 2
-    assert target_raw(tdb) == want
+    assert raw_by_id(tdb.dst) == want
     assert (result.source_docs, result.dropped, result.target_docs) == (N, DROPPED, len(want))
     assert result.rejected == len(REFUSED) - DROPPED == len(result.rejects)
     assert len({r.raw for r in result.rejects}) == len(result.rejects)  # each once
@@ -177,7 +132,7 @@ def test_a_broken_cursor_transforms_no_document_twice(
     result = copy_partition(WHOLE, s)
     assert result.state is TaskState.DONE, result.error
     assert result.retries >= 1
-    assert target_raw(tdb) == expected_raw(docs)
+    assert raw_by_id(tdb.dst) == migrated_raw(docs)
     assert (result.docs, result.dropped) == (N, DROPPED)
 
 
@@ -200,7 +155,7 @@ def test_a_filter_alone_keeps_documents_raw(
     assert decoded == []
     kept = [d for d in docs if d["kind"] != "inspection"]
     assert (result.docs, result.dropped, result.rejected) == (len(kept), 0, 0)
-    assert target_raw(tdb) == {
+    assert raw_by_id(tdb.dst) == {
         d["_id"]: bson.encode({k: v for k, v in d.items() if k != "pad"}) for d in kept
     }
 
