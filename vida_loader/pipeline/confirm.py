@@ -13,6 +13,7 @@ from bson import json_util
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
+from vida_loader.compare import raw_id
 from vida_loader.manifest import Partition
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.clients import RAW_OPTIONS
@@ -141,5 +142,7 @@ def _ejson(doc: dict[str, Any]) -> Any:
 
 
 def id_key(doc: RawBSONDocument) -> bytes:
-    """The raw ``{_id: ...}`` document of ``doc`` (what ``_raw_ids`` yields)."""
-    return bson.encode({"_id": bson.decode(doc.raw, CODEC_OPTIONS)["_id"]})
+    """The raw ``{_id: ...}`` document of ``doc`` (what ``_raw_ids`` yields), read from its
+    first element without decoding the document (``compare.raw_id``)."""
+    raw = doc.raw
+    return raw_id(raw if isinstance(raw, bytes) else bytes(raw))
