@@ -60,7 +60,7 @@ from vida_loader.settings.registry import (
 )
 from vida_loader.settings.resolve import Settings, resolve
 from vida_loader.status import job_status
-from vida_loader.verify import verify_job
+from vida_loader.verify.counts import verify_job
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import every_type_documents
-from vida_loader.compare import Tally, compare_sorted, raw_id
 from vida_loader.ordering import sort_key
+from vida_loader.verify.compare import Tally, compare_sorted, raw_id
 
 IDS: list[Any] = [
     1,

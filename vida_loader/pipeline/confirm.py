@@ -13,12 +13,12 @@ from bson import json_util
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
-from vida_loader.compare import raw_id
 from vida_loader.manifest import Partition
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.pipeline.writer import resend
 from vida_loader.retry import Retrier, RetryPolicy
+from vida_loader.verify.compare import raw_id
 
 
 def _raw_ids(

@@ -16,7 +16,7 @@ from vida_loader.planner import PlanResult
 from vida_loader.runstate import RunState, TaskKind, TaskState
 from vida_loader.status import JobStatus
 from vida_loader.transform import TransformSpec
-from vida_loader.verify import VerifyResult
+from vida_loader.verify.counts import VerifyResult
 
 
 def plan_json(result: PlanResult) -> dict[str, Any]:

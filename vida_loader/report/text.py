@@ -21,7 +21,7 @@ from vida_loader.runstate import RunState, TaskKind, TaskState
 from vida_loader.settings.resolve import Settings
 from vida_loader.status import JobStatus
 from vida_loader.transform import TransformSpec
-from vida_loader.verify import VerifyResult
+from vida_loader.verify.counts import VerifyResult
 
 
 def format_settings(s: Settings) -> str:
