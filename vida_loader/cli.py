@@ -31,6 +31,7 @@ from vida_loader.planner import plan_job
 from vida_loader.preflight import check_copy, check_generate
 from vida_loader.report.live import LiveBar, LiveView
 from vida_loader.report.machine import (
+    deep_verify_json,
     error_json,
     generate_json,
     plan_json,
@@ -41,6 +42,7 @@ from vida_loader.report.machine import (
 from vida_loader.report.page import write_report
 from vida_loader.report.progress import ProgressPrinter, format_generate
 from vida_loader.report.text import (
+    format_deep_verify,
     format_generated,
     format_index_build,
     format_plan,
@@ -61,6 +63,7 @@ from vida_loader.settings.registry import (
 from vida_loader.settings.resolve import Settings, resolve
 from vida_loader.status import job_status
 from vida_loader.verify.counts import verify_job
+from vida_loader.verify.deep_job import deep_verify_job
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -413,13 +416,29 @@ def _notice(message: str) -> None:
 @settings_options(
     "verify",
     **JOB_HELPS,
-    jobs="Partitions counted at the same time",
+    jobs="Partitions counted (--deep: compared) at the same time",
+    attempts="Tries per partition of a deep verify when it fails for a passing reason",
+)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="With --deep: start a new deep verify instead of continuing an interrupted one",
 )
 @json_option
-def verify(as_json: bool, **params: Any) -> int:
-    """Count every partition's range on source and target; exit 0 only when all match."""
+def verify(restart: bool, as_json: bool, **params: Any) -> int:
+    """Count every partition's range on source and target; exit 0 only when all match.
+
+    --deep compares every document byte for byte instead (both sides read at once, in
+    _id order): missing, extra and altered documents go to the job's mismatches.jsonl,
+    which `vida-loader repair` fixes. An interrupted deep verify continues where it
+    stopped.
+    """
     s = load_settings("verify", params)
-    cfg = VerifyConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]))
+    cfg = VerifyConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]), restart)
+    if cfg.deep:
+        return _deep_verify(cfg, s, as_json)
+    if restart:
+        raise UsageError("--restart applies to a deep verify only", fix="add --deep")
     printer = progress_sink(
         s,
         "verify: ",
@@ -441,6 +460,38 @@ def verify(as_json: bool, **params: Any) -> int:
         )
     if as_json:
         _print_json(verify_json(result, code))
+    return code
+
+
+def _deep_verify(cfg: VerifyConfig, s: Settings, as_json: bool) -> int:
+    printer = progress_sink(
+        s,
+        "verify --deep: ",
+        text=lambda p: (
+            f"{p.done}/{p.total} partitions compared, {p.docs:,} documents, "
+            f"{p.differences:,} differences"
+        ),
+        share=lambda p: p.done / max(p.total, 1),
+    )
+    try:
+        with sigterm_as_interrupt():
+            result = deep_verify_job(
+                cfg, on_progress=printer, notify=None if s["quiet"] else _notice
+            )
+    finally:
+        printer.finish()
+    click.echo(format_deep_verify(result), err=as_json)
+    code = 0 if result.matches else EXIT_FAILED
+    if not result.matches:
+        bad = result.differing + result.failed
+        click.echo(
+            f"vida-loader: {len(bad)} of {len(result.records)} partitions differ or failed: "
+            f"{', '.join(bad[:10])}{' ...' if len(bad) > 10 else ''}; the documents are in "
+            f"'{result.mismatches_path}'",
+            err=True,
+        )
+    if as_json:
+        _print_json(deep_verify_json(result, code))
     return code
 
 

@@ -224,8 +224,33 @@ class RunConfig(JobConfig):
 class VerifyConfig(JobConfig):
     """Everything ``verify`` needs besides the manifest."""
 
+    deep: bool = False  # compare documents byte for byte, not only counts
+    sample: float | None = None  # percent of the partitions a deep verify compares
+    seed: int | None = None  # of the sample's pick
+    recheck: float = 0.0  # seconds before reading the differing documents again
+    restart: bool = False  # a deep verify starts over instead of continuing
+    attempts: int = DEFAULT_ATTEMPTS
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
+    retry_window: float = DEFAULT_RETRY_WINDOW_S
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.deep:
+            given = [
+                flag
+                for flag, value in (("--sample", self.sample), ("--recheck", self.recheck or None))
+                if value is not None
+            ]
+            if given:
+                raise UsageError(
+                    f"{' and '.join(given)} apply to a deep verify only",
+                    value=" ".join(given),
+                    setting=given[0],
+                    fix="add --deep",
+                )
+
     @classmethod
-    def from_settings(cls, s: Settings, job: str) -> VerifyConfig:
+    def from_settings(cls, s: Settings, job: str, restart: bool = False) -> VerifyConfig:
         return cls(
             job=job,
             manifest_dir=s["manifest_dir"],
@@ -233,7 +258,45 @@ class VerifyConfig(JobConfig):
             target_uri=s["target_uri"],
             jobs=s["jobs"],
             timeouts=s.timeouts(),
+            deep=s["deep"],
+            sample=s["sample"],
+            seed=s["seed"],
+            recheck=s["recheck"],
+            restart=restart,
+            attempts=s["attempts"],
+            retry_attempts=s["retry_attempts"],
+            retry_window=s["retry_window"],
         )
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.retry_attempts, window_s=self.retry_window)
+
+
+@dataclass(frozen=True)
+class RepairConfig(JobConfig):
+    """Everything ``repair`` needs besides the manifest and the last deep verify."""
+
+    delete_extra: bool = False
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
+    retry_window: float = DEFAULT_RETRY_WINDOW_S
+
+    @classmethod
+    def from_settings(cls, s: Settings, job: str) -> RepairConfig:
+        return cls(
+            job=job,
+            manifest_dir=s["manifest_dir"],
+            source_uri=s["source_uri"],
+            target_uri=s["target_uri"],
+            timeouts=s.timeouts(),
+            delete_extra=s["delete_extra"],
+            retry_attempts=s["retry_attempts"],
+            retry_window=s["retry_window"],
+        )
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.retry_attempts, window_s=self.retry_window)
 
 
 def check_job_name(job: str) -> None:

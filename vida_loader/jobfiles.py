@@ -105,6 +105,12 @@ class JobFiles:
         """The last verification: per-range counts and hashes on both sides."""
         return self.folder / "verify.json"
 
+    @property
+    def mismatches(self) -> Path:
+        """The documents the last deep verify found different, one JSON line each:
+        partition, _id (canonical Extended JSON), kind, both sides' SHA-256."""
+        return self.folder / "mismatches.jsonl"
+
     def all(self) -> dict[str, Path]:
         """Every declared file, by name."""
         names = (
@@ -117,6 +123,7 @@ class JobFiles:
             "rejects_bson",
             "indexes",
             "verify",
+            "mismatches",
         )
         return {n: getattr(self, n) for n in names}
 

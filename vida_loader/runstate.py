@@ -42,6 +42,7 @@ class TaskState(StrEnum):
 class TaskKind(StrEnum):
     COPY = "copy"  # copy one partition of the manifest
     INDEX = "index"  # build one index on the target
+    VERIFY = "verify"  # compare one partition byte for byte (verify --deep)
 
 
 def now_iso() -> str:
@@ -112,6 +113,30 @@ class IndexRecord(TaskRecord):
     finalize: dict[str, Any] | None = None
 
 
+@dataclass
+class VerifyRecord(TaskRecord):
+    """A deep verification of one partition; counts are from its last attempt."""
+
+    kind: ClassVar[TaskKind] = TaskKind.VERIFY
+    source_docs: int = 0  # compared on the source (as the copy wrote them: transformed)
+    target_docs: int = 0
+    matched: int = 0  # the same bytes on both sides
+    missing: int = 0  # on the source, not on the target
+    extra: int = 0  # on the target, not on the source
+    altered: int = 0  # on both, with different bytes
+    listed: int = 0  # differences written to mismatches.jsonl (the first ones)
+    cleared: int = 0  # differences gone when read again (--recheck)
+
+    @property
+    def differences(self) -> int:
+        return self.missing + self.extra + self.altered
+
+
+def verify_task(partition: str) -> str:
+    """The task id of the deep verification of ``partition``."""
+    return f"verify:{partition}"
+
+
 def index_task(name: str) -> str:
     """The task id of the build of index ``name``."""
     return f"index:{name}"
@@ -134,12 +159,19 @@ class RunState:
     # The job's transform (``TransformSpec.to_json``: file, class, sha256), None without:
     # a run with another one is refused unless --restart.
     transform: dict[str, Any] | None = None
+    # The deep verification under way or last done (``DeepRound.to_json``), None: never.
+    verify: dict[str, Any] | None = None
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
 
     @property
     def partitions(self) -> dict[str, PartitionRecord]:
         """The copy tasks, by partition id (the records themselves: changes stick)."""
         return {k: r for k, r in self.tasks.items() if isinstance(r, PartitionRecord)}
+
+    @property
+    def verifies(self) -> dict[str, VerifyRecord]:
+        """The deep verifications, by task id (the records themselves)."""
+        return {k: r for k, r in self.tasks.items() if isinstance(r, VerifyRecord)}
 
     @property
     def indexes(self) -> dict[str, IndexRecord]:
@@ -240,6 +272,7 @@ class RunState:
             "runs": self.runs,
             "appended": self.appended,
             "transform": self.transform,
+            "verify": self.verify,
             "tasks": {tid: r.to_json() for tid, r in self.tasks.items()},
         }
 
@@ -274,6 +307,7 @@ class RunState:
             runs=int(doc.get("runs", 1)),
             appended=bool(doc.get("appended", False)),
             transform=doc.get("transform"),
+            verify=doc.get("verify"),
             tasks=tasks,
         )
 
@@ -281,6 +315,7 @@ class RunState:
 RECORDS: dict[str, type[TaskRecord]] = {
     TaskKind.COPY: PartitionRecord,
     TaskKind.INDEX: IndexRecord,
+    TaskKind.VERIFY: VerifyRecord,
 }
 
 

@@ -99,6 +99,20 @@ def check_transform(state: Any, spec: dict[str, Any] | None, path: Path) -> None
     )
 
 
+def check_transform_file(spec: TransformSpec) -> Transform:
+    """The job's transform loaded again (to compare with what a run wrote): its file must
+    still hold what the run used."""
+    loaded = load_transform(f"{spec.path}:{spec.class_name}")
+    if loaded.spec.sha256 != spec.sha256:
+        raise StateError(
+            f"transform file '{spec.path}' changed since the job ran (sha256 "
+            f"{spec.sha256[:12]} -> {loaded.spec.sha256[:12]}): the target holds what the "
+            "old one wrote",
+            fix="put the file back as it was, or run the job again with --restart",
+        )
+    return loaded
+
+
 def check_transform_query(coll: Collection[Any], t: Transform) -> None:
     """Ask the source once for a document through the transform's filter and projection:
     a query it refuses stops the run before anything is written."""

@@ -17,6 +17,7 @@ from vida_loader.runstate import RunState, TaskKind, TaskState
 from vida_loader.status import JobStatus
 from vida_loader.transform import TransformSpec
 from vida_loader.verify.counts import VerifyResult
+from vida_loader.verify.deep_job import DeepVerifyResult
 
 
 def plan_json(result: PlanResult) -> dict[str, Any]:
@@ -123,6 +124,18 @@ def verify_json(result: VerifyResult, exit_code: int) -> dict[str, Any]:
             }
             for c in result.mismatches
         ],
+    }
+
+
+def deep_verify_json(result: DeepVerifyResult, exit_code: int) -> dict[str, Any]:
+    """``verify --deep --json``: ``verify.json``'s record with the command's outcome."""
+    return {
+        "command": "verify",
+        "job": result.manifest.job,
+        "exit_code": exit_code,
+        "exit_reason": "match" if exit_code == 0 else "mismatch",
+        **{k: v for k, v in result.record().items() if k != "time"},
+        "mismatches_file": str(result.mismatches_path),
     }
 
 

@@ -22,6 +22,7 @@ from vida_loader.settings.resolve import Settings
 from vida_loader.status import JobStatus
 from vida_loader.transform import TransformSpec
 from vida_loader.verify.counts import VerifyResult
+from vida_loader.verify.deep_job import DeepVerifyResult
 
 
 def format_settings(s: Settings) -> str:
@@ -305,6 +306,50 @@ def format_verify(result: VerifyResult) -> str:
         )
     if not result.mismatches:
         lines.append(f"  all {len(result.counts)} partitions match")
+    return "\n".join(lines)
+
+
+def format_deep_verify(result: DeepVerifyResult) -> str:
+    rnd = result.round
+    t = result.total
+    scope = f"{len(result.records)} partitions"
+    if rnd.sample is not None:
+        scope = (
+            f"{len(result.records)} of {rnd.of} partitions "
+            f"({rnd.sample:g}% sample, seed {rnd.seed})"
+        )
+    lines = [
+        f"deep verify of job '{result.manifest.job}' in {format_duration(result.seconds)}: "
+        f"{scope}, {t('source_docs'):,} source documents compared with "
+        f"{t('target_docs'):,} target documents byte for byte",
+    ]
+    if result.continued:
+        lines.append(
+            f"  continued round {rnd.number}: {result.continued} partitions compared before"
+        )
+    if result.transform is not None:
+        lines.append(f"  the source went through transform {result.transform} first")
+    for pid, r in result.records.items():
+        if not r.done:
+            lines.append(f"  ERROR    {pid}: {r.error}")
+        elif r.differences:
+            lines.append(
+                f"  DIFFERS  {pid}: {r.missing:,} missing, {r.extra:,} extra, "
+                f"{r.altered:,} altered"
+                + (f" (first {r.listed:,} listed)" if r.listed < r.differences else "")
+            )
+    if rnd.recheck_s and t("cleared"):
+        lines.append(
+            f"  {t('cleared'):,} differences were gone when read again after "
+            f"{rnd.recheck_s:g} s (not counted)"
+        )
+    if result.matches:
+        lines.append(f"  all {t('matched'):,} documents are the same on both sides")
+    else:
+        lines.append(
+            f"  {t('missing'):,} missing, {t('extra'):,} extra, {t('altered'):,} altered: "
+            f"listed in '{result.mismatches_path}'; `vida-loader repair` fixes them from the source"
+        )
     return "\n".join(lines)
 
 

@@ -42,9 +42,9 @@ DEFAULT_MAX_REJECTS = 1000
 # flag > VIDA_* environment > legacy environment > .env_local > .env > profile > default.
 # ---------------------------------------------------------------------------------------
 
-COPY_COMMANDS = ("plan", "run", "verify", "status", "report")
+COPY_COMMANDS = ("plan", "run", "verify", "repair", "status", "report")
 COMMANDS = (*COPY_COMMANDS, "generate")
-SERVER_COMMANDS = ("plan", "run", "verify", "generate")
+SERVER_COMMANDS = ("plan", "run", "verify", "repair", "generate")
 ENV_FILES = (".env_local", ".env")  # in the current folder, the first wins
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")
@@ -290,11 +290,19 @@ def available_cores() -> int:
 _COPY = ("plan", "run", "verify")
 SPECS: tuple[Spec, ...] = (
     Spec(
-        "source_uri", "uri", "MongoDB URI of the source (Cosmos DB side)", ("plan", "run", "verify")
+        "source_uri",
+        "uri",
+        "MongoDB URI of the source (Cosmos DB side)",
+        ("plan", "run", "verify", "repair"),
     ),
     Spec("source_db", "str", "Source database", ("plan",)),
     Spec("source_collection", "str", "Source collection", ("plan",)),
-    Spec("target_uri", "uri", "MongoDB URI of the target", ("plan", "run", "verify", "generate")),
+    Spec(
+        "target_uri",
+        "uri",
+        "MongoDB URI of the target",
+        ("plan", "run", "verify", "repair", "generate"),
+    ),
     Spec("target_db", "str", "Target database", ("plan", "generate")),
     Spec("target_collection", "str", "Target collection", ("plan", "generate")),
     Spec("job", "str", "Job name", COPY_COMMANDS, in_profile=False),
@@ -362,6 +370,43 @@ SPECS: tuple[Spec, ...] = (
         low=0,
     ),
     Spec(
+        "deep",
+        "bool",
+        "Compare every document byte for byte (both sides read at once, by _id), not only "
+        "the counts; differences go to the job folder (for repair)",
+        ("verify",),
+        default=False,
+    ),
+    Spec(
+        "sample",
+        "float",
+        "With --deep: compare only this percent of the partitions, picked at random (the "
+        "seed is printed; --seed repeats a pick)",
+        ("verify",),
+        low=0,
+        low_open=True,
+        high=100,
+        metavar="PERCENT",
+    ),
+    Spec(
+        "recheck",
+        "float",
+        "With --deep: read the documents that differ again after this many seconds and "
+        "count only those that still differ (a source still being written)",
+        ("verify",),
+        default=0.0,
+        low=0,
+        high=86400,
+        metavar="SECONDS",
+    ),
+    Spec(
+        "delete_extra",
+        "bool",
+        "Delete target documents whose _id the source lacks (without it they are left and named)",
+        ("repair",),
+        default=False,
+    ),
+    Spec(
         "jobs",
         "jobs",
         "Worker processes",
@@ -402,7 +447,7 @@ SPECS: tuple[Spec, ...] = (
         "attempts",
         "int",
         "Tries per partition",
-        ("run",),
+        ("run", "verify"),
         default=DEFAULT_ATTEMPTS,
         low=1,
         high=1000,
@@ -412,7 +457,7 @@ SPECS: tuple[Spec, ...] = (
         "int",
         "Failures in a row (throttled, network, restart) one read or write may meet before "
         "its partition (generate: slice) fails; progress resets the count",
-        ("run", "generate"),
+        ("run", "verify", "repair", "generate"),
         default=DEFAULT_RETRY_ATTEMPTS,
         low=0,
         high=1_000_000,
@@ -422,7 +467,7 @@ SPECS: tuple[Spec, ...] = (
         "float",
         "How long a server may keep failing (restart, failover, throttling) before a "
         "partition (generate: slice) fails and the run ends with the resume command",
-        ("run", "generate"),
+        ("run", "verify", "repair", "generate"),
         default=DEFAULT_RETRY_WINDOW_S,
         low=0,
         high=7 * 86400,
@@ -489,7 +534,7 @@ SPECS: tuple[Spec, ...] = (
         "verbose",
         "bool",
         "Print every setting and its source before starting",
-        ("plan", "run", "verify", "generate"),
+        ("plan", "run", "verify", "repair", "generate"),
         default=False,
     ),
     Spec(
@@ -502,7 +547,7 @@ SPECS: tuple[Spec, ...] = (
         "quiet",
         "bool",
         "Print only the summary and errors: no progress, no notices",
-        ("plan", "run", "verify", "generate"),
+        ("plan", "run", "verify", "repair", "generate"),
         default=False,
     ),
     Spec("total", "int", "Documents to generate", ("generate",), low=1, high=10**12),
@@ -517,8 +562,8 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "seed",
         "int",
-        "Seed of the generated documents",
-        ("generate",),
+        "Seed of the generated documents (generate), of the partitions --sample picks (verify)",
+        ("generate", "verify"),
         low=0,
         high=2**63 - 1,
         in_profile=False,

@@ -119,7 +119,7 @@ class Tally:
         return self.missing == self.extra == self.altered == 0
 
 
-def _sha(raw: bytes) -> str:
+def sha256_hex(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
@@ -156,18 +156,18 @@ def compare_sorted(
         if dst.raw is None or (src.raw is not None and src.key < dst.key):
             assert src.raw is not None
             t.missing += 1
-            yield Difference("missing", src.id_doc, _sha(src.raw), None)
+            yield Difference("missing", src.id_doc, sha256_hex(src.raw), None)
             src.advance()
         elif src.raw is None or dst.key < src.key:
             t.extra += 1
-            yield Difference("extra", dst.id_doc, None, _sha(dst.raw))
+            yield Difference("extra", dst.id_doc, None, sha256_hex(dst.raw))
             dst.advance()
         else:
             if src.raw == dst.raw:
                 t.matched += 1
             else:
                 t.altered += 1
-                yield Difference("altered", src.id_doc, _sha(src.raw), _sha(dst.raw))
+                yield Difference("altered", src.id_doc, sha256_hex(src.raw), sha256_hex(dst.raw))
             src.advance()
             dst.advance()
     t.source_docs, t.target_docs = src.count, dst.count

@@ -1,0 +1,163 @@
+"""``verify --deep`` against real servers: every way a target document can differ is named
+with its kind, counts-only verify cannot see them, and an interrupted deep verify
+continues where it stopped."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import bson
+import orjson
+import pytest
+from pymongo.database import Database
+from support import plan_in, run_in
+
+from vida_loader.cli import main
+from vida_loader.config import VerifyConfig
+from vida_loader.dev.server import LocalServer
+from vida_loader.jobfiles import JobFiles, from_ejson
+from vida_loader.runstate import TaskState, load_state, save_state, verify_task
+from vida_loader.verify.deep_job import deep_verify_job, pick
+from vida_loader.verify.mismatches import read
+
+pytestmark = pytest.mark.integration
+DB = Database[dict[str, Any]]
+N = 400
+
+
+def copied(server: LocalServer, target: LocalServer, db: DB, tmp_path: Path) -> None:
+    """Job "j" of ``N`` documents in 4 partitions, copied."""
+    db.src.insert_many({"_id": i, "n": i, "name": f"n{i}", "tags": ["a", i]} for i in range(N))
+    plan_in(server, target, db, tmp_path, partitions=4)
+    assert run_in(tmp_path, jobs=1).state.count(TaskState.DONE) == 4
+
+
+def alter(tdb: DB) -> dict[Any, str]:
+    """Change the target in every way counts cannot see; the expected kind by _id."""
+    tdb.dst.update_one({"_id": 10}, {"$set": {"name": "changed"}})
+    tdb.dst.delete_one({"_id": 120})
+    tdb.dst.insert_one({"_id": 120.5, "n": "extra"})  # same partition: counts stay equal
+    tdb.dst.delete_one({"_id": 250})
+    tdb.dst.insert_one({"_id": 250, "stub": True})  # deleted and re-inserted differently
+    tdb.dst.delete_one({"_id": 330})  # the same fields in another order
+    tdb.dst.insert_one(
+        OrderedDict([("_id", 330), ("name", "n330"), ("n", 330), ("tags", ["a", 330])])
+    )
+    return {10: "altered", 120: "missing", 120.5: "extra", 250: "altered", 330: "altered"}
+
+
+def found(files: JobFiles) -> dict[Any, str]:
+    return {from_ejson(r["_id"]): r["kind"] for r in read(files.mismatches)}
+
+
+def test_deep_verify_names_every_difference_counts_cannot_see(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    copied(server, target_server, db, tmp_path)
+    want = alter(tdb)
+    args = ["verify", "--job", "j", "--manifest-dir", str(tmp_path), "-q"]
+    assert main(args) == 0  # every range holds as many documents on both sides
+    assert main([*args, "--deep", "-j", "2"]) == 1
+    err = capsys.readouterr().err
+    files = JobFiles(tmp_path, "j")
+    assert found(files) == want
+    lines = read(files.mismatches)
+    by_id = {from_ejson(r["_id"]): r for r in lines}
+    assert by_id[120]["target_sha256"] is None and by_id[120.5]["source_sha256"] is None
+    src_10 = bson.encode(db.src.find_one({"_id": 10}))
+
+    assert by_id[10]["source_sha256"] == hashlib.sha256(src_10).hexdigest()
+    assert "4 of 4 partitions differ or failed: p00000, p00001, p00002, p00003" in err
+    assert "mismatches.jsonl" in err
+    state = load_state(files.state)
+    assert state is not None and state.verify is not None
+    assert state.verify["finished_at"] is not None
+    recs = state.verifies
+    assert sum(r.altered for r in recs.values()) == 3
+    assert sum(r.missing for r in recs.values()) == sum(r.extra for r in recs.values()) == 1
+    assert sum(r.matched for r in recs.values()) == N - 4
+    last = orjson.loads(files.verify.read_bytes())
+    assert last["deep"] is True and last["matches"] is False and last["altered"] == 3
+
+
+def test_an_identical_target_passes_deep_verify(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    copied(server, target_server, db, tmp_path)
+    result = deep_verify_job(VerifyConfig(job="j", manifest_dir=tmp_path, deep=True, jobs=1))
+    assert result.matches
+    assert result.total("matched") == N == result.total("source_docs")
+    assert read(JobFiles(tmp_path, "j").mismatches) == []
+
+
+def test_sample_compares_a_seeded_share_of_partitions(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    copied(server, target_server, db, tmp_path)
+    cfg = VerifyConfig(job="j", manifest_dir=tmp_path, deep=True, sample=50, seed=7, jobs=1)
+    result = deep_verify_job(cfg)
+    assert tuple(result.records) == pick(["p00000", "p00001", "p00002", "p00003"], 50, 7)
+    assert len(result.records) == 2 and result.round.seed == 7
+
+
+def test_an_interrupted_deep_verify_continues_where_it_stopped(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    """The state says two partitions were compared when the verify was killed: the next
+    one compares only the other two (their records keep their finish times)."""
+    copied(server, target_server, db, tmp_path)
+    tdb.dst.update_one({"_id": 10}, {"$set": {"name": "changed"}})
+    cfg = VerifyConfig(job="j", manifest_dir=tmp_path, deep=True, jobs=1)
+    deep_verify_job(cfg)
+    files = JobFiles(tmp_path, "j")
+    state = load_state(files.state)
+    assert state is not None and state.verify is not None
+    # As a kill -9 after two partitions leaves it: round unfinished, two records done.
+    state.verify["finished_at"] = None
+    first = {}
+    for pid in ("p00002", "p00003"):
+        state.verifies[verify_task(pid)].state = TaskState.RUNNING
+    for pid in ("p00000", "p00001"):
+        first[pid] = state.verifies[verify_task(pid)].finished_at
+    save_state(state, files.state)
+    with files.mismatches.open("ab") as f:
+        f.write(b'{"partition": "p00003", "_id": 1, "kind": "missing"}\n{"parti')  # torn
+    result = deep_verify_job(cfg)
+    assert result.continued == 2
+    after = load_state(files.state)
+    assert after is not None
+    for pid, when in first.items():
+        assert after.verifies[verify_task(pid)].finished_at == when  # not compared again
+    assert all(after.verifies[verify_task(p)].done for p in ("p00002", "p00003"))
+    assert found(files) == {10: "altered"}  # the stale line of p00003 is gone
+    again = deep_verify_job(VerifyConfig(job="j", manifest_dir=tmp_path, deep=True, restart=True))
+    assert again.continued == 0 and again.round.number == 2
+
+
+def test_deep_verify_of_a_job_that_never_ran_says_so(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db.src.insert_many({"_id": i} for i in range(10))
+    plan_in(server, target_server, db, tmp_path, partitions=2)
+    code = main(["verify", "--job", "j", "--manifest-dir", str(tmp_path), "--deep"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.count("\n") == 1 and "has not run" in err and "vida-loader run" in err
+
+
+def test_sample_without_deep_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["verify", "--job", "j", "--manifest-dir", str(tmp_path), "--sample", "10"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--deep" in err

@@ -1,0 +1,340 @@
+"""Compare one partition byte for byte: the task of ``verify --deep``.
+
+``verify_partition`` is a task like ``copy_partition``: a function of (partition,
+settings) that reads both servers, returns a ``DeepResult`` and never raises. The source
+is read on a thread of its own, feeding a bounded queue, while this thread reads the
+target and merges both (``compare.compare_sorted``): both servers work at once, memory
+holds a few pages. Both reads resume after a broken cursor, as the copy's do.
+
+With a transform, the source is read through its filter and projection and each document
+goes through it (dropped and rejected ones are not expected on the target), so the
+target is compared with what the copy wrote.
+
+``recheck_s`` > 0: the documents that differed are read again on both sides after that
+many seconds; those equal by then (the source was still being written) are not
+differences. Only the first ``max_listed`` differences of a range are listed (and
+rechecked); all are counted.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import bson
+from bson.raw_bson import RawBSONDocument
+from pymongo.collection import Collection
+
+from vida_loader.execution.events import Moved, Reporter, Started, no_report
+from vida_loader.manifest import Partition
+from vida_loader.mongo import CODEC_OPTIONS, Endpoint, Timeouts
+from vida_loader.pipeline.clients import RAW_OPTIONS, collection, meter_of
+from vida_loader.pipeline.reader import ResumingReader
+from vida_loader.pipeline.task import task_failure, wait_reporter
+from vida_loader.retry import Retrier, RetryPolicy
+from vida_loader.ru import Charges
+from vida_loader.runstate import TaskState, VerifyRecord, now_iso
+from vida_loader.settings.registry import DEFAULT_READ_BATCH_SIZE
+from vida_loader.transform import Outcomes, TransformSpec, transform_for
+from vida_loader.verify.compare import (
+    Difference,
+    Tally,
+    compare_sorted,
+    id_sort_key,
+    raw_id,
+    sha256_hex,
+)
+
+DEFAULT_MAX_LISTED = 10_000  # differences a range lists (the rest are counted)
+CHUNK = 256  # documents per hand-over from the source thread
+AHEAD = 64  # chunks the source thread may read ahead of the merge
+LOOKUP = 1000  # _ids per $in query of a recheck
+
+
+@dataclass(frozen=True)
+class DeepSettings:
+    """What a deep-verify task needs besides its partition. Holds full URIs."""
+
+    source: Endpoint
+    target: Endpoint
+    read_batch_size: int = DEFAULT_READ_BATCH_SIZE
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+    transform: TransformSpec | None = None  # the job's: the source goes through it
+    recheck_s: float = 0.0
+    max_listed: int = DEFAULT_MAX_LISTED
+    meter_every: int = 0  # > 0: read the source's request charge of every k-th command
+
+
+@dataclass(frozen=True)
+class DeepResult:
+    """One partition compared (``DONE`` whatever it found) or not (``FAILED``)."""
+
+    partition_id: str
+    state: TaskState
+    tally: Tally = field(default_factory=Tally)
+    differences: tuple[Difference, ...] = ()  # the first ``max_listed``
+    cleared: int = 0  # differences gone when read again (--recheck)
+    seconds: float = 0.0
+    error: str | None = None
+    transient: bool = False
+    outage: str | None = None
+    retries: int = 0
+    throttled: int = 0
+    wait_s: float = 0.0
+    charges: Charges | None = None
+
+    def apply_to(self, rec: VerifyRecord) -> None:
+        """Record this attempt in the partition's verify record (the coordinator's)."""
+        t = self.tally
+        rec.state = self.state
+        rec.source_docs, rec.target_docs, rec.matched = t.source_docs, t.target_docs, t.matched
+        rec.missing, rec.extra, rec.altered = t.missing, t.extra, t.altered
+        rec.listed = len(self.differences)
+        rec.cleared = self.cleared
+        rec.retries += self.retries
+        rec.throttled += self.throttled
+        rec.wait_s += self.wait_s
+        rec.ru += self.charges.ru if self.charges else 0.0
+        rec.seconds += self.seconds
+        rec.finished_at = now_iso()
+        rec.error = self.error
+
+
+def verify_partition(
+    part: Partition, settings: DeepSettings, report: Reporter | None = None
+) -> DeepResult:
+    """Compare ``part`` on both sides. Never raises an ``Exception``."""
+    started = time.monotonic()
+    report = report or no_report
+    on_wait = wait_reporter(report, part.id)
+    src_retry = Retrier(settings.retry, on_wait, role="source")
+    dst_retry = Retrier(settings.retry, on_wait, role="target")
+    try:
+        result = _Compare(part, settings, report, src_retry, dst_retry).run()
+    except Exception as exc:  # the process boundary: return a result, do not raise
+        failure = task_failure(exc, settings.source.uri, settings.target.uri)
+        result = DeepResult(
+            part.id,
+            TaskState.FAILED,
+            error=failure.error,
+            transient=failure.transient,
+            outage=failure.outage,
+        )
+    meter = meter_of(settings.source, "source")
+    retries = throttled = 0
+    wait_s = 0.0
+    for r in (src_retry, dst_retry):
+        retries += r.counts.retries
+        throttled += r.counts.throttled
+        wait_s += r.counts.wait_s
+    return replace(
+        result,
+        seconds=time.monotonic() - started,
+        retries=retries,
+        throttled=throttled,
+        wait_s=wait_s,
+        charges=meter.take() if meter is not None else None,
+    )
+
+
+class _Compare:
+    """One attempt at one partition: read both sides, merge, recheck."""
+
+    def __init__(
+        self,
+        part: Partition,
+        s: DeepSettings,
+        report: Reporter,
+        src_retry: Retrier,
+        dst_retry: Retrier,
+    ) -> None:
+        self.part, self.s, self.report = part, s, report
+        self.src_retry, self.dst_retry = src_retry, dst_retry
+
+    def run(self) -> DeepResult:
+        part, s = self.part, self.s
+        self.src = self.src_retry.call(
+            lambda: collection(s.source, "source", s.timeouts, s.meter_every)
+        )
+        self.dst = self.dst_retry.call(lambda: collection(s.target, "target", s.timeouts))
+        self.where: dict[str, Any] | None = None
+        self.projection: dict[str, Any] | None = None
+        self.outcomes: Outcomes | None = None
+        t = transform_for(s.transform) if s.transform is not None else None
+        if t is not None:
+            self.where, self.projection = t.filter, t.projection
+            if t.decodes:
+                self.outcomes = Outcomes(0)
+        self.report(Started(part.id))
+        source = ResumingReader(
+            part,
+            self.src,
+            s.read_batch_size,
+            self.src_retry,
+            where=self.where,
+            projection=self.projection,
+        )
+        target = ResumingReader(part, self.dst, s.read_batch_size, self.dst_retry)
+        tally = Tally()
+        listed: list[Difference] = []
+        with _Ahead(self._shaped(source)) as ahead:
+            for diff in compare_sorted(ahead, self._counted(target), tally):
+                if len(listed) < s.max_listed:
+                    listed.append(diff)
+        cleared = 0
+        if listed and s.recheck_s > 0:
+            time.sleep(s.recheck_s)  # the wait the user asked for: writes settle meanwhile
+            listed, cleared = self._recheck(listed, tally)
+        return DeepResult(part.id, TaskState.DONE, tally, tuple(listed), cleared)
+
+    def _shaped(self, docs: Iterable[RawBSONDocument]) -> Iterable[RawBSONDocument]:
+        """The source's documents as the copy wrote them."""
+        if self.outcomes is None or self.s.transform is None:
+            return docs
+        return self.outcomes.stream(docs, transform_for(self.s.transform))
+
+    def _counted(self, docs: Iterable[RawBSONDocument]) -> Iterator[RawBSONDocument]:
+        """``docs``, reporting each page compared (the progress of the range)."""
+        n = nbytes = 0
+        for doc in docs:
+            n += 1
+            nbytes += len(doc.raw)
+            if n == CHUNK:
+                self.report(Moved(self.part.id, n, nbytes))
+                n = nbytes = 0
+            yield doc
+        if n:
+            self.report(Moved(self.part.id, n, nbytes))
+
+    def _recheck(self, listed: list[Difference], tally: Tally) -> tuple[list[Difference], int]:
+        """Read the differing documents again on both sides: (still differing, cleared)."""
+        ids = [d.id_doc for d in listed]
+        src = self.src_retry.call(lambda: self._lookup(self.src, ids, True))
+        dst = self.dst_retry.call(lambda: self._lookup(self.dst, ids, False))
+        left: list[Difference] = []
+        for old in listed:
+            key = id_sort_key(old.id_doc)
+            new = differ(old.id_doc, src.get(key), dst.get(key))
+            setattr(tally, old.kind, getattr(tally, old.kind) - 1)
+            if new is None:
+                tally.matched += 1
+            else:
+                setattr(tally, new.kind, getattr(tally, new.kind) + 1)
+                left.append(new)
+        return left, len(listed) - len(left)
+
+    def _lookup(
+        self, coll: Collection[Any], ids: list[bytes], source: bool
+    ) -> dict[tuple[Any, ...], bytes]:
+        """The documents of ``coll`` with these ``_id``s (the source's as the copy wrote
+        them), by the sort key of their ``_id``."""
+        found: dict[tuple[Any, ...], bytes] = {}
+        for at in range(0, len(ids), LOOKUP):
+            docs: Iterable[RawBSONDocument] = find_by_ids(
+                coll,
+                ids[at : at + LOOKUP],
+                self.where if source else None,
+                self.projection if source else None,
+            )
+            if source:
+                docs = self._shaped(docs)
+            for doc in docs:
+                raw = bytes(doc.raw)
+                found[id_sort_key(raw_id(raw))] = raw
+        return found
+
+
+def differ(id_doc: bytes, source: bytes | None, target: bytes | None) -> Difference | None:
+    """The difference between one ``_id``'s documents on both sides (None: the same)."""
+    if source == target:
+        return None
+    if target is None:
+        assert source is not None
+        return Difference("missing", id_doc, sha256_hex(source), None)
+    if source is None:
+        return Difference("extra", id_doc, None, sha256_hex(target))
+    return Difference("altered", id_doc, sha256_hex(source), sha256_hex(target))
+
+
+def find_by_ids(
+    coll: Collection[Any],
+    id_docs: list[bytes],
+    where: dict[str, Any] | None = None,
+    projection: dict[str, Any] | None = None,
+) -> Iterator[RawBSONDocument]:
+    """The documents of ``coll`` (matching ``where``) whose ``_id`` is one of ``id_docs``
+    (raw ``{_id: ...}``), undecoded."""
+    ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in id_docs]
+    query: dict[str, Any] = {"_id": {"$in": ids}}
+    if where:
+        query = {"$and": [where, query]}
+    raw = coll.with_options(codec_options=RAW_OPTIONS)
+    yield from raw.find(query, projection, batch_size=len(ids) + 1)
+
+
+_END = object()
+
+
+class _Ahead:
+    """Iterate ``docs`` on a thread of its own, up to ``AHEAD`` chunks ahead of the reader.
+
+    An exception there is raised here, in order. Leaving the block early stops the thread
+    at its next hand-over (bounded: it waits on the queue with a timeout).
+    """
+
+    def __init__(self, docs: Iterable[Any]) -> None:
+        self.docs = docs
+        self.q: queue.Queue[Any] = queue.Queue(AHEAD)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._produce, name="vida-verify-source", daemon=True)
+
+    def __enter__(self) -> Iterator[Any]:
+        self.thread.start()
+        return self._consume()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        while self.thread.is_alive():
+            try:
+                self.q.get(timeout=0.1)  # unblock a full queue
+            except queue.Empty:
+                pass
+            self.thread.join(timeout=0.1)
+
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            chunk: list[Any] = []
+            for doc in self.docs:
+                chunk.append(doc)
+                if len(chunk) == CHUNK:
+                    if not self._put(chunk):
+                        return
+                    chunk = []
+            if chunk and not self._put(chunk):
+                return
+            self._put(_END)
+        except BaseException as exc:  # handed to the merge, raised there
+            self._put(exc)
+
+    def _consume(self) -> Iterator[Any]:
+        while True:
+            item = self.q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
