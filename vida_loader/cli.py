@@ -19,7 +19,14 @@ from click.core import ParameterSource
 
 from vida_loader import __version__
 from vida_loader.builder import target_indexes
-from vida_loader.config import JobConfig, PlanConfig, RunConfig, VerifyConfig, default_job_name
+from vida_loader.config import (
+    JobConfig,
+    PlanConfig,
+    RepairConfig,
+    RunConfig,
+    VerifyConfig,
+    default_job_name,
+)
 from vida_loader.coordinator import RunResult, run_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
@@ -35,6 +42,7 @@ from vida_loader.report.machine import (
     error_json,
     generate_json,
     plan_json,
+    repair_json,
     run_json,
     status_json,
     verify_json,
@@ -46,6 +54,7 @@ from vida_loader.report.text import (
     format_generated,
     format_index_build,
     format_plan,
+    format_repair,
     format_run,
     format_settings,
     format_status,
@@ -64,6 +73,7 @@ from vida_loader.settings.resolve import Settings, resolve
 from vida_loader.status import job_status
 from vida_loader.verify.counts import verify_job
 from vida_loader.verify.deep_job import deep_verify_job
+from vida_loader.verify.repair import repair_job
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -492,6 +502,40 @@ def _deep_verify(cfg: VerifyConfig, s: Settings, as_json: bool) -> int:
         )
     if as_json:
         _print_json(deep_verify_json(result, code))
+    return code
+
+
+@cli.command()
+@settings_options("repair", **JOB_HELPS)
+@json_option
+def repair(as_json: bool, **params: Any) -> int:
+    """Fix from the source what the last `verify --deep` found: insert the missing,
+    replace the altered (acknowledged, journaled), delete the extra only with
+    --delete-extra; then check those documents again and keep in mismatches.jsonl only
+    the ones still different. Exit 0 when none is left. Running it again is harmless."""
+    s = load_settings("repair", params)
+    cfg = RepairConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]))
+    printer = progress_sink(
+        s,
+        "repair: ",
+        text=lambda d: f"{d[0]:,}/{d[1]:,} documents repaired",
+        share=lambda d: d[0] / max(d[1], 1),
+    )
+    try:
+        with sigterm_as_interrupt():
+            result = repair_job(cfg, on_progress=printer, notify=None if s["quiet"] else _notice)
+    finally:
+        printer.finish()
+    click.echo(format_repair(result), err=as_json)
+    code = EXIT_FAILED if result.left else 0
+    if result.left:
+        click.echo(
+            f"vida-loader: {len(result.left):,} documents still differ after the repair; "
+            f"they stay in '{result.mismatches_path}'",
+            err=True,
+        )
+    if as_json:
+        _print_json(repair_json(result, code))
     return code
 
 

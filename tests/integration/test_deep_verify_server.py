@@ -13,7 +13,7 @@ import bson
 import orjson
 import pytest
 from pymongo.database import Database
-from support import plan_in, run_in
+from support import plan_in, raw_hashes, run_in
 
 from vida_loader.cli import main
 from vida_loader.config import VerifyConfig
@@ -161,3 +161,51 @@ def test_sample_without_deep_is_refused(tmp_path: Path, capsys: pytest.CaptureFi
     code = main(["verify", "--job", "j", "--manifest-dir", str(tmp_path), "--sample", "10"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--deep" in err
+
+
+def test_repair_makes_the_target_byte_identical_and_a_second_repair_changes_nothing(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    copied(server, target_server, db, tmp_path)
+    alter(tdb)
+    tdb.dst.update_one({"_id": 11}, {"$set": {"name": "changed too"}})
+    base = ["--job", "j", "--manifest-dir", str(tmp_path), "-q"]
+    assert main(["verify", *base, "--deep"]) == 1
+    # Fixed by hand in between: repair finds it already the same, and says so.
+    tdb.dst.replace_one({"_id": 11}, db.src.find_one({"_id": 11}))
+    capsys.readouterr()
+    assert main(["repair", *base, "--json"]) == 1  # the extra stays without --delete-extra
+    out = orjson.loads(capsys.readouterr().out)
+    assert (out["inserted"], out["replaced"], out["deleted"]) == (1, 3, 0)
+    assert (out["extra_left"], out["already_right"], out["left"]) == (1, 1, 1)
+    files = JobFiles(tmp_path, "j")
+    assert found(files) == {120.5: "extra"}
+    assert main(["repair", *base, "--delete-extra"]) == 0
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+    assert read(files.mismatches) == []
+    before = raw_hashes(tdb.dst)
+    capsys.readouterr()
+    assert main(["repair", *base, "--json"]) == 0
+    out = orjson.loads(capsys.readouterr().out)
+    assert out["listed"] == 0 and raw_hashes(tdb.dst) == before
+    assert main(["verify", *base, "--deep"]) == 0
+
+
+def test_repair_needs_a_finished_deep_verify(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    copied(server, target_server, db, tmp_path)
+    base = ["--job", "j", "--manifest-dir", str(tmp_path)]
+    assert main(["repair", *base]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "verify --job j" in err and "--deep" in err

@@ -18,6 +18,7 @@ from vida_loader.status import JobStatus
 from vida_loader.transform import TransformSpec
 from vida_loader.verify.counts import VerifyResult
 from vida_loader.verify.deep_job import DeepVerifyResult
+from vida_loader.verify.repair import RepairOutcome
 
 
 def plan_json(result: PlanResult) -> dict[str, Any]:
@@ -136,6 +137,20 @@ def deep_verify_json(result: DeepVerifyResult, exit_code: int) -> dict[str, Any]
         "exit_reason": "match" if exit_code == 0 else "mismatch",
         **{k: v for k, v in result.record().items() if k != "time"},
         "mismatches_file": str(result.mismatches_path),
+    }
+
+
+def repair_json(r: RepairOutcome, exit_code: int) -> dict[str, Any]:
+    """``repair --json``."""
+    return {
+        "command": "repair",
+        "job": r.job,
+        "exit_code": exit_code,
+        "exit_reason": "repaired" if exit_code == 0 else "differences left",
+        "seconds": round(r.seconds, 3),
+        **{k: v for k, v in r.record().items() if k != "time"},
+        "transform": r.transform,
+        "mismatches_file": str(r.mismatches_path),
     }
 
 

@@ -23,6 +23,7 @@ from vida_loader.status import JobStatus
 from vida_loader.transform import TransformSpec
 from vida_loader.verify.counts import VerifyResult
 from vida_loader.verify.deep_job import DeepVerifyResult
+from vida_loader.verify.repair import RepairOutcome
 
 
 def format_settings(s: Settings) -> str:
@@ -350,6 +351,27 @@ def format_deep_verify(result: DeepVerifyResult) -> str:
             f"  {t('missing'):,} missing, {t('extra'):,} extra, {t('altered'):,} altered: "
             f"listed in '{result.mismatches_path}'; `vida-loader repair` fixes them from the source"
         )
+    return "\n".join(lines)
+
+
+def format_repair(r: RepairOutcome) -> str:
+    lines = [
+        f"repair of job '{r.job}' in {format_duration(r.seconds)}: {r.listed:,} documents "
+        f"listed by the last deep verify",
+        f"  {r.inserted:,} inserted, {r.replaced:,} replaced, {r.deleted:,} deleted, "
+        f"{r.already_right:,} already the same on both sides",
+    ]
+    if r.transform is not None:
+        lines.append(f"  from the source through transform {r.transform}")
+    if r.extra_left:
+        lines.append(
+            f"  {r.extra_left:,} target documents the source lacks were left: "
+            "--delete-extra deletes them"
+        )
+    if r.left:
+        lines.append(f"  {len(r.left):,} still differ: listed in '{r.mismatches_path}'")
+    else:
+        lines.append("  every listed document is now the same on both sides")
     return "\n".join(lines)
 
 

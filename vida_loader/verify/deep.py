@@ -39,7 +39,7 @@ from vida_loader.retry import Retrier, RetryPolicy
 from vida_loader.ru import Charges
 from vida_loader.runstate import TaskState, VerifyRecord, now_iso
 from vida_loader.settings.registry import DEFAULT_READ_BATCH_SIZE
-from vida_loader.transform import Outcomes, TransformSpec, transform_for
+from vida_loader.transform import Outcomes, Transform, TransformSpec, transform_for
 from vida_loader.verify.compare import (
     Difference,
     Tally,
@@ -231,22 +231,31 @@ class _Compare:
     def _lookup(
         self, coll: Collection[Any], ids: list[bytes], source: bool
     ) -> dict[tuple[Any, ...], bytes]:
-        """The documents of ``coll`` with these ``_id``s (the source's as the copy wrote
-        them), by the sort key of their ``_id``."""
-        found: dict[tuple[Any, ...], bytes] = {}
-        for at in range(0, len(ids), LOOKUP):
-            docs: Iterable[RawBSONDocument] = find_by_ids(
-                coll,
-                ids[at : at + LOOKUP],
-                self.where if source else None,
-                self.projection if source else None,
-            )
-            if source:
-                docs = self._shaped(docs)
-            for doc in docs:
-                raw = bytes(doc.raw)
-                found[id_sort_key(raw_id(raw))] = raw
-        return found
+        if not source:
+            return lookup(coll, ids)
+        t = transform_for(self.s.transform) if self.s.transform is not None else None
+        return lookup(coll, ids, t)
+
+
+def lookup(
+    coll: Collection[Any], ids: list[bytes], t: Transform | None = None
+) -> dict[tuple[Any, ...], bytes]:
+    """The documents of ``coll`` with these ``_id``s (raw ``{_id: ...}``), by the sort key
+    of their ``_id``; with a transform ``t`` (the source's), as the copy writes them."""
+    found: dict[tuple[Any, ...], bytes] = {}
+    for at in range(0, len(ids), LOOKUP):
+        docs: Iterable[RawBSONDocument] = find_by_ids(
+            coll,
+            ids[at : at + LOOKUP],
+            t.filter if t is not None else None,
+            t.projection if t is not None else None,
+        )
+        if t is not None and t.decodes:
+            docs = Outcomes(0).stream(docs, t)
+        for doc in docs:
+            raw = bytes(doc.raw)
+            found[id_sort_key(raw_id(raw))] = raw
+    return found
 
 
 def differ(id_doc: bytes, source: bytes | None, target: bytes | None) -> Difference | None:
