@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vida_loader.config import JobConfig
 from vida_loader.job import continue_command
+from vida_loader.jobfiles import load_json_file
 from vida_loader.lock import LockHolder, read_holder
 from vida_loader.manifest import Manifest, load_manifest
-from vida_loader.runstate import RunState, TaskState, load_state
+from vida_loader.runstate import RunState, TaskState, load_state, verify_task
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,33 @@ class JobStatus:
     holder: LockHolder | None  # the run holding the lock, if it still runs
     holder_alive: bool | None  # None: the holder is on another host
     command: str  # what continues the job
+    last_verify: dict[str, Any] | None = None  # verify.json: the last verify's record
+
+    @property
+    def deep_round(self) -> dict[str, Any] | None:
+        """The last deep verify as the state records it (also one under way or killed),
+        with its figures so far and the repair after it; None: never."""
+        state = self.state
+        if state is None or not state.verify:
+            return None
+        v = state.verify
+        recs = [r for p in v["partitions"] if (r := state.verifies.get(verify_task(p)))]
+        done = [r for r in recs if r.done]
+        return {
+            "round": v["round"],
+            "started_at": v["started_at"],
+            "finished_at": v.get("finished_at"),
+            "partitions": len(v["partitions"]),
+            "of": v["of"],
+            "compared": len(done),
+            "sample": v.get("sample"),
+            "seed": v.get("seed"),
+            "matched": sum(r.matched for r in done),
+            "missing": sum(r.missing for r in done),
+            "extra": sum(r.extra for r in done),
+            "altered": sum(r.altered for r in done),
+            "repair": v.get("repair"),
+        }
 
     def count(self, state: TaskState) -> int:
         return self.state.count(state) if self.state else 0
@@ -65,4 +94,12 @@ def job_status(cfg: JobConfig) -> JobStatus:
         holder=holder,
         holder_alive=alive,
         command=continue_command(cfg, state.settings if state else None, manifest),
+        last_verify=_last_verify(files.verify),
     )
+
+
+def _last_verify(path: Path) -> dict[str, Any] | None:
+    try:
+        return load_json_file(path, "last verification", dict)
+    except FileNotFoundError:
+        return None

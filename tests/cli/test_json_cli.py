@@ -29,7 +29,7 @@ def documented() -> dict[str, set[str]]:
     sections: dict[str, set[str]] = {}
     current = None
     for line in DOC.read_text().splitlines():
-        heading = re.match(r"## `vida-loader (\w+) --json`", line)
+        heading = re.match(r"## `vida-loader (\w+(?: --deep)?) --json`", line)
         if heading:
             current = heading[1]
         elif line.startswith("## When a command fails"):
@@ -73,7 +73,16 @@ def json_of(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[s
 def test_every_command_prints_its_documented_object(
     planned: Path, server: LocalServer, db: DB, tdb: DB, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert set(documented()) == {"plan", "run", "verify", "status", "generate", "error"}
+    assert set(documented()) == {
+        "plan",
+        "run",
+        "verify",
+        "verify --deep",
+        "repair",
+        "status",
+        "generate",
+        "error",
+    }
     code, obj, _err = json_of(capsys, "plan", "--replan", "--partitions", "3")
     assert code == 0 and obj["documents"] == 3000 and obj["partitions"] == 3
     check(obj, "plan")
@@ -118,6 +127,21 @@ def test_every_command_prints_its_documented_object(
         }
     ]
     check(obj, "verify")
+    code, obj, _err = json_of(capsys, "verify", "--deep")
+    assert code == 1 and obj["exit_reason"] == "mismatch" and obj["missing"] == 1
+    assert obj["mismatches"] == [
+        {"partition": "p00000", "missing": 1, "extra": 0, "altered": 0, "error": None}
+    ]
+    check(obj, "verify --deep")
+    code, obj, _err = json_of(capsys, "status")
+    assert obj["last_verify"]["deep"] is True and obj["deep_verify"]["missing"] == 1
+    check(obj, "status")
+    code, obj, _err = json_of(capsys, "repair")
+    assert code == 0 and (obj["listed"], obj["inserted"], obj["left"]) == (1, 1, 0)
+    check(obj, "repair")
+    code, obj, _err = json_of(capsys, "status")
+    assert obj["deep_verify"]["repair"]["inserted"] == 1
+    check(obj, "status")
 
     code, obj, _err = json_of(
         capsys,

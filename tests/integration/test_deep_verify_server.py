@@ -109,7 +109,12 @@ def test_sample_compares_a_seeded_share_of_partitions(
 
 
 def test_an_interrupted_deep_verify_continues_where_it_stopped(
-    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The state says two partitions were compared when the verify was killed: the next
     one compares only the other two (their records keep their finish times)."""
@@ -130,6 +135,9 @@ def test_an_interrupted_deep_verify_continues_where_it_stopped(
     save_state(state, files.state)
     with files.mismatches.open("ab") as f:
         f.write(b'{"partition": "p00003", "_id": 1, "kind": "missing"}\n{"parti')  # torn
+    assert main(["status", "--job", "j", "--manifest-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "deep verify round 1, interrupted: `verify --deep` continues it: 2/4 partitions" in out
     result = deep_verify_job(cfg)
     assert result.continued == 2
     after = load_state(files.state)
@@ -193,7 +201,14 @@ def test_repair_makes_the_target_byte_identical_and_a_second_repair_changes_noth
     assert main(["repair", *base, "--json"]) == 0
     out = orjson.loads(capsys.readouterr().out)
     assert out["listed"] == 0 and raw_hashes(tdb.dst) == before
+    capsys.readouterr()
+    assert main(["status", *base[:4]]) == 0
+    out = capsys.readouterr().out
+    assert "repaired    " in out and "0 still differ" in out
     assert main(["verify", *base, "--deep"]) == 0
+    assert main(["status", *base[:4]]) == 0
+    out = capsys.readouterr().out
+    assert "deep verify 20" in out and f"4/4 partitions, all {N:,} documents the same" in out
 
 
 def test_repair_needs_a_finished_deep_verify(

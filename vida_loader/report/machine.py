@@ -191,6 +191,8 @@ def status_json(st: JobStatus) -> dict[str, Any]:
         "transform": _transform(state),
         "failures": _failures(state),
         "continue_command": None if st.complete else st.command,
+        "last_verify": st.last_verify,
+        "deep_verify": st.deep_round,
     }
 
 

@@ -435,12 +435,57 @@ def format_status(st: JobStatus) -> str:
             f"  transform   {spec.describe()}: {dropped:,} documents dropped, {rejected:,} "
             "rejected" + (f" (listed in {listed})" if rejected else ""),
         )
+    lines += _verify_status(st)
     lines += _failed_tasks(state)
     if st.complete:
         lines.append(f"  check       {shlex.join(job_command('verify', st.config))}")
     elif st.holder is None:
         lines.append(f"  continue    {st.command}")
     return "\n".join(lines)
+
+
+def _verify_status(st: JobStatus) -> list[str]:
+    """The last verify, a deep one under way or interrupted, and the repair after it."""
+    lines = []
+    last, deep = st.last_verify, st.deep_round
+    if last is not None and not last.get("deep"):
+        bad = len(last.get("mismatches", []))
+        verdict = "counts match" if last.get("matches") else f"counts differ in {bad}"
+        lines.append(
+            f"  verified    {last['time']}: {verdict} of {last['partitions']} partitions "
+            f"(source {last['source_docs']:,}, target {last['target_docs']:,} documents)"
+        )
+    if deep is None:
+        return lines
+    found = deep["missing"] + deep["extra"] + deep["altered"]
+    scope = f"{deep['compared']}/{deep['partitions']} partitions"
+    if deep["sample"] is not None:
+        scope += f" ({deep['sample']:g}% sample of {deep['of']}, seed {deep['seed']})"
+    if deep["finished_at"] is None:
+        how = (
+            "running now" if st.holder is not None else "interrupted: `verify --deep` continues it"
+        )
+        lines.append(
+            f"  deep verify round {deep['round']}, {how}: {scope} compared, "
+            f"{found:,} differences so far"
+        )
+    else:
+        verdict = (
+            f"all {deep['matched']:,} documents the same"
+            if not found
+            else f"{deep['missing']:,} missing, {deep['extra']:,} extra, "
+            f"{deep['altered']:,} altered"
+        )
+        lines.append(f"  deep verify {deep['finished_at']}: {scope}, {verdict}")
+    repair = deep.get("repair")
+    if repair is not None:
+        fixed = repair["inserted"] + repair["replaced"] + repair["deleted"]
+        lines.append(
+            f"  repaired    {repair['time']}: {fixed:,} documents fixed, {repair['left']:,} "
+            "still differ"
+            + (f" ({repair['extra_left']:,} extra kept)" if repair["extra_left"] else "")
+        )
+    return lines
 
 
 def _failed_tasks(state: RunState) -> list[str]:
