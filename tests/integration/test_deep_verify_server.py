@@ -5,6 +5,10 @@ continues where it stopped."""
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
+import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -13,13 +17,27 @@ import bson
 import orjson
 import pytest
 from pymongo.database import Database
-from support import plan_in, raw_hashes, run_in
+from support import (
+    MIGRATE,
+    fail_commands,
+    migrated_raw,
+    plan_in,
+    raw_by_id,
+    raw_hashes,
+    run_in,
+    transform_source,
+    wait_for,
+)
 
 from vida_loader.cli import main
 from vida_loader.config import VerifyConfig
 from vida_loader.dev.server import LocalServer
+from vida_loader.execution.events import Phase
 from vida_loader.jobfiles import JobFiles, from_ejson
+from vida_loader.manifest import Partition, RangeMode
+from vida_loader.mongo import Endpoint
 from vida_loader.runstate import TaskState, load_state, save_state, verify_task
+from vida_loader.verify.deep import DeepSettings, verify_partition
 from vida_loader.verify.deep_job import deep_verify_job, pick
 from vida_loader.verify.mismatches import read
 
@@ -224,3 +242,103 @@ def test_repair_needs_a_finished_deep_verify(
     assert main(["repair", *base]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "verify --job j" in err and "--deep" in err
+
+
+def test_recheck_clears_what_settled_and_keeps_what_still_differs(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    """While the recheck waits, one differing document is written again on the target
+    (as a source still being written would catch up): only the other is reported."""
+    db.src.insert_many({"_id": i, "n": i} for i in range(50))
+    tdb.dst.insert_many({"_id": i, "n": i if i not in (5, 6) else -1} for i in range(50))
+    s = DeepSettings(
+        Endpoint(server.uri, db.name, "src"),
+        Endpoint(target_server.uri, db.name, "dst"),
+        recheck_s=0.1,
+    )
+
+    def report(event: Any) -> None:
+        if isinstance(event, Phase) and event.phase == "rechecking":
+            tdb.dst.update_one({"_id": 5}, {"$set": {"n": 5}})
+
+    result = verify_partition(Partition("p00000", RangeMode.TYPED, "number"), s, report)
+    assert result.state is TaskState.DONE, result.error
+    assert result.cleared == 1 and [bson.decode(d.id_doc)["_id"] for d in result.differences] == [6]
+    assert (result.tally.altered, result.tally.matched) == (1, 49)
+
+
+def test_a_transformed_job_is_verified_against_the_transformed_source(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    docs = transform_source(300, pad=20)
+    db.src.insert_many(docs)
+    path = tmp_path / "migrate.py"
+    path.write_text(MIGRATE)
+    plan_in(server, target_server, db, tmp_path, partitions=3)
+    assert run_in(tmp_path, jobs=1, transform=str(path)).state.count(TaskState.DONE) == 3
+    base = ["--job", "j", "--manifest-dir", str(tmp_path), "-q"]
+    assert main(["verify", *base, "--deep"]) == 0  # dropped and rejected are not expected
+    tdb.dst.update_one({"_id": 1}, {"$set": {"customer": "someone else"}})
+    tdb.dst.delete_one({"_id": 2})
+    tdb.dst.insert_one({"_id": 7, "i": 7})  # dropped by the transform: extra on the target
+    assert main(["verify", *base, "--deep"]) == 1
+    assert found(JobFiles(tmp_path, "j")) == {1: "altered", 2: "missing", 7: "extra"}
+    assert main(["repair", *base, "--delete-extra"]) == 0
+    assert raw_by_id(tdb.dst) == migrated_raw(docs)
+    path.write_text(MIGRATE + "\n# edited\n")
+    capsys.readouterr()
+    assert main(["verify", *base, "--deep"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "changed since the job ran" in err
+
+
+def _verify_records(state_file: Path) -> dict[str, dict[str, Any]]:
+    try:
+        doc = orjson.loads(state_file.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
+    return {k: t for k, t in doc["tasks"].items() if t["kind"] == "verify"}
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_during_deep_verify_then_it_continues(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    """Each target read held 600 ms: killed after the first partitions were compared, the
+    next deep verify compares only the others, and finds the one difference."""
+    copied(server, target_server, db, tmp_path)
+    tdb.dst.update_one({"_id": 390}, {"$set": {"name": "changed"}})
+    files = JobFiles(tmp_path, "j")
+    fail_commands(tdb, ["find"], "alwaysOn", blockConnection=True, blockTimeMS=600)
+    cmd = [sys.executable, "-m", "vida_loader", "verify", "--deep", "--job", "j"]
+    proc = subprocess.Popen(
+        [*cmd, "--manifest-dir", str(tmp_path), "-j", "1", "-q"],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: sum(t["state"] == "done" for t in _verify_records(files.state).values()) >= 1,
+            60,
+            "a partition compared",
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    before = {k: t for k, t in _verify_records(files.state).items() if t["state"] == "done"}
+    assert 1 <= len(before) < 4
+    fail_commands(tdb, ["find"], "off")
+    result = deep_verify_job(VerifyConfig(job="j", manifest_dir=tmp_path, deep=True, jobs=1))
+    assert result.continued == len(before)
+    after = _verify_records(files.state)
+    for tid, rec in before.items():
+        assert after[tid]["finished_at"] == rec["finished_at"]  # not compared again
+    assert all(t["state"] == "done" for t in after.values())
+    assert found(files) == {390: "altered"} and not result.matches
+    assert result.total("matched") == N - 1

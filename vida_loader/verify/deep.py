@@ -29,7 +29,7 @@ import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
-from vida_loader.execution.events import Moved, Reporter, Started, no_report
+from vida_loader.execution.events import Moved, Phase, Reporter, Started, no_report
 from vida_loader.manifest import Partition
 from vida_loader.mongo import CODEC_OPTIONS, Endpoint, Timeouts
 from vida_loader.pipeline.clients import RAW_OPTIONS, collection, meter_of
@@ -188,6 +188,7 @@ class _Compare:
                     listed.append(diff)
         cleared = 0
         if listed and s.recheck_s > 0:
+            self.report(Phase(part.id, "rechecking"))
             time.sleep(s.recheck_s)  # the wait the user asked for: writes settle meanwhile
             listed, cleared = self._recheck(listed, tally)
         return DeepResult(part.id, TaskState.DONE, tally, tuple(listed), cleared)
