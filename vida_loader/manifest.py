@@ -139,6 +139,13 @@ class Partition:
             return True, doc["_id"]
         return False, None
 
+    def page_docs(self, most_docs: int, most_bytes: int, unknown: int) -> int:
+        """Documents per read page: ``most_bytes`` by the plan's estimate of the range's
+        average document, between 1 and ``most_docs``; ``unknown`` without an estimate."""
+        if self.est_docs > 0 and self.est_bytes > 0:
+            return max(1, min(most_docs, int(most_bytes * self.est_docs / self.est_bytes)))
+        return min(most_docs, unknown)
+
     def starting_at(self, value: Any) -> Partition:
         """This range from ``value`` (inclusive, inside the range) to the same end.
 

@@ -424,11 +424,7 @@ def read_batch_size(part: Partition, s: CopySettings, budget: RuBudget | None = 
     cost (Cosmos DB: about 1 RU per KB read): a page charged after it was read must not
     spend a second's budget at once, or the requests after it are throttled.
     """
-    if part.est_docs > 0 and part.est_bytes > 0:
-        fit = int(s.read_batch_bytes * part.est_docs / part.est_bytes)
-        size = max(1, min(s.read_batch_size, fit))
-    else:
-        size = min(s.read_batch_size, s.batch_size)
+    size = part.page_docs(s.read_batch_size, s.read_batch_bytes, s.batch_size)
     if budget is not None:
         page_ru = budget.page_ru(s.workers)
         if page_ru != UNBOUNDED:

@@ -124,13 +124,14 @@ def sha256_hex(raw: bytes) -> str:
 
 
 class _Side:
-    """One sorted stream, one document ahead: its raw bytes, ``_id`` and sort key."""
+    """One sorted stream, one document ahead: its raw bytes; its ``_id`` and sort key
+    are read only when asked (two equal documents need neither)."""
 
     def __init__(self, docs: Iterable[Any]) -> None:
         self.docs = iter(docs)
         self.raw: bytes | None = None
-        self.id_doc = b""
-        self.key: tuple[Any, ...] = ()
+        self._id_doc: bytes | None = None
+        self._key: tuple[Any, ...] | None = None
         self.count = 0
         self.advance()
 
@@ -139,35 +140,61 @@ class _Side:
         if doc is None:
             self.raw = None
             return
-        self.raw = bytes(getattr(doc, "raw", doc))
-        self.id_doc = raw_id(self.raw)
-        self.key = id_sort_key(self.id_doc)
+        self.raw = getattr(doc, "raw", doc)
+        self._id_doc = self._key = None
         self.count += 1
+
+    @property
+    def id_doc(self) -> bytes:
+        if self._id_doc is None:
+            assert self.raw is not None
+            self._id_doc = raw_id(self.raw)
+        return self._id_doc
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        if self._key is None:
+            self._key = id_sort_key(self.id_doc)
+        return self._key
 
 
 def compare_sorted(
     source: Iterable[Any], target: Iterable[Any], tally: Tally | None = None
 ) -> Iterator[Difference]:
     """Every difference between two ``_id``-sorted streams of raw documents (bytes or
-    ``RawBSONDocument``), in ``_id`` order; ``tally`` counts what was seen."""
+    ``RawBSONDocument``), in ``_id`` order; ``tally`` counts what was seen.
+
+    Equal bytes are the same document: only where the two differ are the ``_id``s read
+    (the same ``_id`` bytes, or the same sort position: 1 and 1.0, are the same ``_id``).
+    """
     t = tally if tally is not None else Tally()
     src, dst = _Side(source), _Side(target)
-    while src.raw is not None or dst.raw is not None:
-        if dst.raw is None or (src.raw is not None and src.key < dst.key):
-            assert src.raw is not None
+    matched = 0
+    while src.raw is not None and dst.raw is not None:
+        if src.raw == dst.raw:
+            matched += 1
+            src.advance()
+            dst.advance()
+        elif src.id_doc == dst.id_doc or src.key == dst.key:
+            t.altered += 1
+            yield Difference("altered", src.id_doc, sha256_hex(src.raw), sha256_hex(dst.raw))
+            src.advance()
+            dst.advance()
+        elif src.key < dst.key:
             t.missing += 1
             yield Difference("missing", src.id_doc, sha256_hex(src.raw), None)
             src.advance()
-        elif src.raw is None or dst.key < src.key:
+        else:
             t.extra += 1
             yield Difference("extra", dst.id_doc, None, sha256_hex(dst.raw))
             dst.advance()
-        else:
-            if src.raw == dst.raw:
-                t.matched += 1
-            else:
-                t.altered += 1
-                yield Difference("altered", src.id_doc, sha256_hex(src.raw), sha256_hex(dst.raw))
-            src.advance()
-            dst.advance()
+    while src.raw is not None:
+        t.missing += 1
+        yield Difference("missing", src.id_doc, sha256_hex(src.raw), None)
+        src.advance()
+    while dst.raw is not None:
+        t.extra += 1
+        yield Difference("extra", dst.id_doc, None, sha256_hex(dst.raw))
+        dst.advance()
+    t.matched += matched
     t.source_docs, t.target_docs = src.count, dst.count

@@ -38,7 +38,12 @@ from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.retry import Retrier, RetryPolicy
 from vida_loader.ru import Charges
 from vida_loader.runstate import TaskState, VerifyRecord, now_iso
-from vida_loader.settings.registry import DEFAULT_READ_BATCH_SIZE
+from vida_loader.settings.registry import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_READ_BATCH_MB,
+    DEFAULT_READ_BATCH_SIZE,
+    MIB,
+)
 from vida_loader.transform import Outcomes, Transform, TransformSpec, transform_for
 from vida_loader.verify.compare import (
     Difference,
@@ -61,7 +66,8 @@ class DeepSettings:
 
     source: Endpoint
     target: Endpoint
-    read_batch_size: int = DEFAULT_READ_BATCH_SIZE
+    read_batch_size: int = DEFAULT_READ_BATCH_SIZE  # most documents per page
+    read_batch_bytes: int = int(DEFAULT_READ_BATCH_MB * MIB)  # by the plan's estimate
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
     transform: TransformSpec | None = None  # the job's: the source goes through it
@@ -171,19 +177,23 @@ class _Compare:
             if t.decodes:
                 self.outcomes = Outcomes(0)
         self.report(Started(part.id))
+        page = part.page_docs(s.read_batch_size, s.read_batch_bytes, DEFAULT_BATCH_SIZE)
         source = ResumingReader(
             part,
             self.src,
-            s.read_batch_size,
+            page,
             self.src_retry,
             where=self.where,
             projection=self.projection,
         )
-        target = ResumingReader(part, self.dst, s.read_batch_size, self.dst_retry)
+        target = ResumingReader(part, self.dst, page, self.dst_retry)
         tally = Tally()
         listed: list[Difference] = []
-        with _Ahead(self._shaped(source)) as ahead:
-            for diff in compare_sorted(ahead, self._counted(target), tally):
+        # Each side on its own thread: both servers start their query at once (a range
+        # query's first page can take as long as the rest together) and keep reading
+        # while this thread merges.
+        with _Ahead(self._shaped(source)) as src_docs, _Ahead(target) as dst_docs:
+            for diff in compare_sorted(src_docs, self._counted(dst_docs), tally):
                 if len(listed) < s.max_listed:
                     listed.append(diff)
         cleared = 0
@@ -291,7 +301,8 @@ _END = object()
 
 
 class _Ahead:
-    """Iterate ``docs`` on a thread of its own, up to ``AHEAD`` chunks ahead of the reader.
+    """Iterate ``docs`` on a thread of its own, up to ``AHEAD`` chunks ahead of the reader
+    (which starts it on entering the block).
 
     An exception there is raised here, in order. Leaving the block early stops the thread
     at its next hand-over (bounded: it waits on the queue with a timeout).
@@ -301,7 +312,7 @@ class _Ahead:
         self.docs = docs
         self.q: queue.Queue[Any] = queue.Queue(AHEAD)
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._produce, name="vida-verify-source", daemon=True)
+        self.thread = threading.Thread(target=self._produce, name="vida-verify-reader", daemon=True)
 
     def __enter__(self) -> Iterator[Any]:
         self.thread.start()
