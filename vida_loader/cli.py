@@ -126,6 +126,8 @@ def _setting_option(key: str, command: str, help: str | None = None) -> click.Op
         kw["type"] = click.Path(path_type=Path)
     else:
         kw["metavar"] = spec.metavar or {"uri": "URI", "jobs": "N|auto"}.get(spec.kind, "TEXT")
+    if spec.metavar:
+        kw["metavar"] = spec.metavar
     default = spec.default_for(command)
     text = help or spec.help
     if default == "auto":

@@ -55,6 +55,10 @@ def test_demo_steps_run_end_to_end_and_stop_the_servers(tmp_path: Path) -> None:
     assert "2,000 documents in the source, 1,995 in the target" in proc.stdout
     assert "transformed by rename_fields.py:RenameFields" in proc.stdout
     assert proc.stdout.count("all 3 partitions match") == 2
+    # The source changed after the copy: deep verify finds the 5 orders, repair fixes them.
+    assert "0 missing, 0 extra, 5 altered" in proc.stdout
+    assert "0 inserted, 5 replaced, 0 deleted" in proc.stdout
+    assert "all 2,000 documents are the same on both sides" in proc.stdout
     assert "both servers stopped" in proc.stdout
     ports = _ports(proc.stdout)
     assert len(ports) == 2 and not any(_listening(p) for p in ports)

@@ -342,3 +342,66 @@ def test_kill_9_during_deep_verify_then_it_continues(
     assert all(t["state"] == "done" for t in after.values())
     assert found(files) == {390: "altered"} and not result.matches
     assert result.total("matched") == N - 1
+
+
+def test_a_throttled_repair_retries_and_leaves_the_target_identical(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    copied(server, target_server, db, tmp_path)
+    alter(tdb)
+    base = ["--job", "j", "--manifest-dir", str(tmp_path), "-q"]
+    assert main(["verify", *base, "--deep"]) == 1
+    fail_commands(tdb, ["update"], {"times": 2}, errorCode=16500)
+    capsys.readouterr()
+    assert main(["repair", *base, "--delete-extra", "--json"]) == 0
+    out = orjson.loads(capsys.readouterr().out)
+    assert (out["throttled"], out["retries"]) == (2, 2)
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def _updating(client: Any) -> bool:
+    ops = client.admin.command("currentOp")["inprog"]
+    return any(op.get("op") == "update" or "update" in op.get("command", {}) for op in ops)
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_mid_repair_then_repair_again(
+    server: LocalServer,
+    target_server: LocalServer,
+    target_client: Any,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+) -> None:
+    """Killed while its writes are held on the target: the list is as it was, and the
+    next repair makes the target byte-identical."""
+    copied(server, target_server, db, tmp_path)
+    for i in range(0, N, 2):
+        tdb.dst.update_one({"_id": i}, {"$set": {"name": "changed"}})
+    base = ["--job", "j", "--manifest-dir", str(tmp_path), "-q"]
+    assert main(["verify", *base, "--deep"]) == 1
+    files = JobFiles(tmp_path, "j")
+    listed = read(files.mismatches)
+    assert len(listed) == N // 2
+    fail_commands(tdb, ["update"], "alwaysOn", blockConnection=True, blockTimeMS=3000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vida_loader", "repair", *base],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: _updating(target_client), 60, "the repair's writes")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    fail_commands(tdb, ["update"], "off")
+    assert read(files.mismatches) == listed  # untouched by the killed repair
+    assert main(["repair", *base]) == 0
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+    assert read(files.mismatches) == []

@@ -70,6 +70,7 @@ def create_app_indexes(uri: str) -> None:
 EXAMPLE_TRANSFORM = Path(__file__).resolve().parents[2] / "examples/transforms/rename_fields.py"
 MIGRATED = ["--job", "demo-migrated"]
 FLAW = "flaw"  # a step done here, not by the CLI
+EXPECT_1 = "<exit 1>"  # a step whose success is exit code 1 (it finds what it should)
 
 
 def flaw_orders(uri: str) -> None:
@@ -88,10 +89,19 @@ def flaw_orders(uri: str) -> None:
 
 
 def _transform_steps(plan: list[str], run: list[str]) -> list[tuple[str, list[str]]]:
-    """A second job: the same orders reshaped on their way (docs/transforms.md)."""
+    """The source changes after the copy: a deep verify finds the changed orders and
+    repair brings them over. Then a second job: the same orders reshaped on their way
+    (docs/transforms.md)."""
     example = os.path.relpath(EXAMPLE_TRANSFORM)  # as a user in the repository types it
     return [
         ("the source gets 3 test orders and 2 orders with a bad VIN", [FLAW]),
+        (
+            "verify --deep: counts still match, but 5 orders differ byte for byte "
+            "(exit code 1 expected)",
+            ["verify", "--deep", EXPECT_1],
+        ),
+        ("repair: the 5 orders again from the source, then checked", ["repair"]),
+        ("verify --deep again: every document the same", ["verify", "--deep"]),
         (
             "plan a second job: the same orders into demo.orders_migrated",
             [*plan, *MIGRATED, "--target-collection", "orders_migrated"],
@@ -134,7 +144,7 @@ def run_demo(
     standin: CosmosStandIn | None = None
     try:
         with_transform = EXAMPLE_TRANSFORM.is_file()  # not in an installed package
-        total = 14 if with_transform else 10
+        total = 17 if with_transform else 10
         _step(f"1/{total} starting two local SecantusDB servers")
         with (
             LocalServer(workdir / "source-data") as source,
@@ -196,8 +206,10 @@ def run_demo(
                 if args == [FLAW]:
                     flaw_orders(source.uri)
                     continue
+                expected = 1 if EXPECT_1 in args else 0
+                args = [a for a in args if a != EXPECT_1]
                 code = _cli(args, env)
-                if code != 0:
+                if code != expected:
                     print(f"\ndemo: step '{args[0]}' failed with exit code {code}", file=sys.stderr)
                     return code
                 if standin is not None and args[0] == "plan":

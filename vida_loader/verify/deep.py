@@ -55,8 +55,9 @@ from vida_loader.verify.compare import (
 )
 
 DEFAULT_MAX_LISTED = 10_000  # differences a range lists (the rest are counted)
-CHUNK = 256  # documents per hand-over from the source thread
-AHEAD = 64  # chunks the source thread may read ahead of the merge
+CHUNK = 256  # most documents per hand-over from a reading thread
+CHUNK_BYTES = 1 << 20  # most bytes per hand-over (a chunk ends past this size)
+AHEAD = 16  # chunks a reading thread may be ahead of the merge: about 16 MiB at most
 LOOKUP = 1000  # _ids per $in query of a recheck
 
 
@@ -339,12 +340,14 @@ class _Ahead:
     def _produce(self) -> None:
         try:
             chunk: list[Any] = []
+            size = 0
             for doc in self.docs:
                 chunk.append(doc)
-                if len(chunk) == CHUNK:
+                size += len(doc.raw)
+                if len(chunk) == CHUNK or size >= CHUNK_BYTES:
                     if not self._put(chunk):
                         return
-                    chunk = []
+                    chunk, size = [], 0
             if chunk and not self._put(chunk):
                 return
             self._put(_END)

@@ -53,6 +53,8 @@ class RepairOutcome:
     extra_left: int = 0  # target documents the source lacks, kept (no --delete-extra)
     already_right: int = 0  # the same on both sides when repair looked
     left: tuple[dict[str, Any], ...] = ()  # the lines still differing afterwards
+    retries: int = 0  # operations tried again (throttled, connection lost...)
+    throttled: int = 0  # of those, because a server throttled
     seconds: float = 0.0
     mismatches_path: Path = Path()
     transform: str | None = None
@@ -72,6 +74,8 @@ class RepairOutcome:
             "extra_left": self.extra_left,
             "already_right": self.already_right,
             "left": len(self.left),
+            "retries": self.retries,
+            "throttled": self.throttled,
         }
 
 
@@ -130,6 +134,8 @@ def repair_job(
             fixer.extra_left,
             fixer.already_right,
             tuple(left),
+            retrier.counts.retries,
+            retrier.counts.throttled,
             time.monotonic() - started,
             files.mismatches,
             spec.describe() if spec is not None else None,
