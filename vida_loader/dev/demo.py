@@ -131,6 +131,36 @@ def _cli(args: list[str], env: dict[str, str]) -> int:
     return subprocess.run(cmd, env=env, timeout=STEP_TIMEOUT, check=False).returncode
 
 
+def _run_steps(
+    steps: list[tuple[str, list[str]]],
+    total: int,
+    source_uri: str,
+    env: dict[str, str],
+    standin: CosmosStandIn | None,
+) -> int:
+    """Each step in turn (numbered from 2); the exit code of the first that fails."""
+    for n, (title, args) in enumerate(steps, start=2):
+        _step(f"{n}/{total} {title}")
+        if not args:
+            create_app_indexes(source_uri)
+            continue
+        if args == [FLAW]:
+            flaw_orders(source_uri)
+            continue
+        expected = 1 if EXPECT_1 in args else 0
+        args = [a for a in args if a != EXPECT_1]
+        code = _cli(args, env)
+        if code != expected:
+            print(f"\ndemo: step '{args[0]}' failed with exit code {code}", file=sys.stderr)
+            return code or 1
+        if standin is not None and args[0] == "plan":
+            standin.reset()  # from here on: what the copy costs
+        if standin is not None and args[0] == "run":
+            charged = standin.stats()["charged"]
+            print(f"the Cosmos DB stand-in charged {charged:,.0f} RU for the run")
+    return 0
+
+
 def run_demo(
     docs: int,
     jobs: int,
@@ -198,25 +228,9 @@ def run_demo(
             ]
             if with_transform:
                 steps += _transform_steps(plan, run)
-            for n, (title, args) in enumerate(steps, start=2):
-                _step(f"{n}/{total} {title}")
-                if not args:
-                    create_app_indexes(source.uri)
-                    continue
-                if args == [FLAW]:
-                    flaw_orders(source.uri)
-                    continue
-                expected = 1 if EXPECT_1 in args else 0
-                args = [a for a in args if a != EXPECT_1]
-                code = _cli(args, env)
-                if code != expected:
-                    print(f"\ndemo: step '{args[0]}' failed with exit code {code}", file=sys.stderr)
-                    return code
-                if standin is not None and args[0] == "plan":
-                    standin.reset()  # from here on: what the copy costs
-                if standin is not None and args[0] == "run":
-                    charged = standin.stats()["charged"]
-                    print(f"the Cosmos DB stand-in charged {charged:,.0f} RU for the run")
+            code = _run_steps(steps, total, source.uri, env, standin)
+            if code != 0:
+                return code
         print(f"\ndemo: done in {time.monotonic() - started:.1f} s; both servers stopped")
         return 0
     except ServerStartError as exc:
