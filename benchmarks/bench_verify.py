@@ -17,7 +17,8 @@ Memory: ``SMALL`` then ``LARGE`` small documents (about 120 bytes) in both serve
 fresh child process deep-verifies the whole range and reports its peak RSS. Flat means
 the large collection's peak is about the small one's (the merge holds a few pages).
 
-Results: bench/results-verify.json.
+Results: bench/results-verify.json (``BENCH_ONLY=throughput`` or ``memory`` runs that part
+alone and keeps the other's figures).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ ROUNDS = int(os.environ.get("BENCH_VERIFY_ROUNDS", "3"))
 SMALL = int(os.environ.get("BENCH_VERIFY_SMALL", "100000"))
 LARGE = int(os.environ.get("BENCH_VERIFY_LARGE", "1000000"))
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench/results-verify.json"))
+ONLY = os.environ.get("BENCH_ONLY", "")  # "throughput" or "memory": that part alone
 DB = "bench"
 WHOLE = Partition("p00000", RangeMode.MINMAX, None)
 # Service orders average about 1.4 KB: 2 MB pages hold about 1,400 (the copy's sizing).
@@ -118,50 +120,64 @@ def child(src_uri: str, dst_uri: str) -> int:
     return 0
 
 
-def main() -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="vida-bench-verify-"))
+def throughput(src: LocalServer, dst: LocalServer) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {"read": [], "deep": []}
-    memory: dict[str, float] = {}
-    try:
-        with LocalServer(workdir / "source") as src, LocalServer(workdir / "target") as dst:
-            for server in (src, dst):
-                with MongoClient(server.uri) as client:
-                    load_service_orders(client[DB]["orders"], N)
-            for r in range(ROUNDS):
-                for kind in ("read", "deep"):
-                    m = plain_read(src, "orders") if kind == "read" else deep(src, dst, "orders")
-                    runs[kind].append(m)
-                    print(
-                        f"round {r + 1} {kind:5} {m['docs']:>8,} docs {m['seconds']:6.2f} s "
-                        f"{m['docs_s']:>9,.0f} docs/s",
-                        flush=True,
-                    )
-            for n in (SMALL, LARGE):
-                for server in (src, dst):
-                    load_small(server.uri, n)
-                memory[str(n)] = peak_rss_mb(src, dst)
-                print(f"memory: {n:>9,} documents, peak RSS {memory[str(n)]:.0f} MB", flush=True)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    for server in (src, dst):
+        with MongoClient(server.uri) as client:
+            load_service_orders(client[DB]["orders"], N)
+    for r in range(ROUNDS):
+        for kind in ("read", "deep"):
+            m = plain_read(src, "orders") if kind == "read" else deep(src, dst, "orders")
+            runs[kind].append(m)
+            print(
+                f"round {r + 1} {kind:5} {m['docs']:>8,} docs {m['seconds']:6.2f} s "
+                f"{m['docs_s']:>9,.0f} docs/s",
+                flush=True,
+            )
     median = {k: statistics.median(m["docs_s"] for m in v) for k, v in runs.items()}
     ratio = median["deep"] / median["read"]
-    growth = memory[str(LARGE)] / memory[str(SMALL)]
-    out = {
+    print(
+        f"deep verify {median['deep']:,.0f} docs/s vs one plain read {median['read']:,.0f} "
+        f"docs/s: {ratio:.2f}x (goal >= 0.8)",
+        flush=True,
+    )
+    return {
         "docs": N,
         "rounds": ROUNDS,
         "docs_s_median": median,
         "deep / read": ratio,
-        "peak_rss_mb": memory,
-        "rss large / small": growth,
         "runs": runs,
     }
+
+
+def memory(src: LocalServer, dst: LocalServer) -> dict[str, Any]:
+    peaks: dict[str, float] = {}
+    for n in (SMALL, LARGE):
+        for server in (src, dst):
+            load_small(server.uri, n)
+        peaks[str(n)] = peak_rss_mb(src, dst)
+        print(f"memory: {n:>9,} documents, peak RSS {peaks[str(n)]:.0f} MB", flush=True)
+    growth = peaks[str(LARGE)] / peaks[str(SMALL)]
+    print(f"peak RSS {SMALL:,} -> {LARGE:,} documents: {growth:.2f}x (flat: about 1)")
+    return {"peak_rss_mb": peaks, "rss large / small": growth}
+
+
+def main() -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="vida-bench-verify-"))
+    try:
+        out = json.loads(RESULTS.read_text()) if ONLY and RESULTS.exists() else {}
+    except ValueError:
+        out = {}
+    try:
+        with LocalServer(workdir / "source") as src, LocalServer(workdir / "target") as dst:
+            if ONLY != "memory":
+                out["throughput"] = throughput(src, dst)
+            if ONLY != "throughput":
+                out["memory"] = memory(src, dst)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(
-        f"\ndeep verify {median['deep']:,.0f} docs/s vs one plain read {median['read']:,.0f} "
-        f"docs/s: {ratio:.2f}x (goal >= 0.8)"
-    )
-    print(f"peak RSS {SMALL:,} -> {LARGE:,} documents: {growth:.2f}x (flat: about 1)")
     print(f"results: {RESULTS}")
     return 0
 
