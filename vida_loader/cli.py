@@ -10,6 +10,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,6 +77,7 @@ from vida_loader.verify.deep_job import deep_verify_job
 from vida_loader.verify.repair import repair_job
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -476,35 +478,30 @@ def verify(restart: bool, as_json: bool, **params: Any) -> int:
 
 
 def _deep_verify(cfg: VerifyConfig, s: Settings, as_json: bool) -> int:
-    printer = progress_sink(
+    result = _with_progress(
         s,
         "verify --deep: ",
-        text=lambda p: (
+        lambda p: (
             f"{p.done}/{p.total} partitions compared, {p.docs:,} documents, "
             f"{p.differences:,} differences"
         ),
-        share=lambda p: p.done / max(p.total, 1),
+        lambda p: p.done / max(p.total, 1),
+        partial(deep_verify_job, cfg),
     )
-    try:
-        with sigterm_as_interrupt():
-            result = deep_verify_job(
-                cfg, on_progress=printer, notify=None if s["quiet"] else _notice
-            )
-    finally:
-        printer.finish()
-    click.echo(format_deep_verify(result), err=as_json)
+    bad = result.differing + result.failed
+    said = (
+        f"{len(bad)} of {len(result.records)} partitions differ or failed: "
+        f"{', '.join(bad[:10])}{' ...' if len(bad) > 10 else ''}; the documents are in "
+        f"'{result.mismatches_path}'"
+    )
     code = 0 if result.matches else EXIT_FAILED
-    if not result.matches:
-        bad = result.differing + result.failed
-        click.echo(
-            f"vida-loader: {len(bad)} of {len(result.records)} partitions differ or failed: "
-            f"{', '.join(bad[:10])}{' ...' if len(bad) > 10 else ''}; the documents are in "
-            f"'{result.mismatches_path}'",
-            err=True,
-        )
-    if as_json:
-        _print_json(deep_verify_json(result, code))
-    return code
+    return _conclude(
+        format_deep_verify(result),
+        said if code else None,
+        as_json,
+        deep_verify_json(result, code),
+        code,
+    )
 
 
 @cli.command()
@@ -517,27 +514,49 @@ def repair(as_json: bool, **params: Any) -> int:
     the ones still different. Exit 0 when none is left. Running it again is harmless."""
     s = load_settings("repair", params)
     cfg = RepairConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]))
-    printer = progress_sink(
+    result = _with_progress(
         s,
         "repair: ",
-        text=lambda d: f"{d[0]:,}/{d[1]:,} documents repaired",
-        share=lambda d: d[0] / max(d[1], 1),
+        lambda d: f"{d[0]:,}/{d[1]:,} documents repaired",
+        lambda d: d[0] / max(d[1], 1),
+        partial(repair_job, cfg),
     )
+    said = (
+        f"{len(result.left):,} documents still differ after the repair; they stay in "
+        f"'{result.mismatches_path}'"
+    )
+    code = EXIT_FAILED if result.left else 0
+    return _conclude(
+        format_repair(result), said if code else None, as_json, repair_json(result, code), code
+    )
+
+
+def _with_progress(
+    s: Settings,
+    prefix: str,
+    text: Callable[[Any], str],
+    share: Callable[[Any], float],
+    work: Callable[..., R],
+) -> R:
+    """``work(on_progress=..., notify=...)`` with its progress on stderr; SIGTERM stops
+    it as Ctrl-C does."""
+    printer = progress_sink(s, prefix, text=text, share=share)
     try:
         with sigterm_as_interrupt():
-            result = repair_job(cfg, on_progress=printer, notify=None if s["quiet"] else _notice)
+            return work(on_progress=printer, notify=None if s["quiet"] else _notice)
     finally:
         printer.finish()
-    click.echo(format_repair(result), err=as_json)
-    code = EXIT_FAILED if result.left else 0
-    if result.left:
-        click.echo(
-            f"vida-loader: {len(result.left):,} documents still differ after the repair; "
-            f"they stay in '{result.mismatches_path}'",
-            err=True,
-        )
+
+
+def _conclude(
+    summary: str, error: str | None, as_json: bool, obj: dict[str, Any], code: int
+) -> int:
+    """Print a command's summary (stderr with --json), its failure line, its JSON object."""
+    click.echo(summary, err=as_json)
+    if error is not None:
+        click.echo(f"vida-loader: {error}", err=True)
     if as_json:
-        _print_json(repair_json(result, code))
+        _print_json(obj)
     return code
 
 

@@ -102,15 +102,38 @@ class JobConfig:
     target_uri: str | None = None
     jobs: int = DEFAULT_JOBS
     timeouts: Timeouts = Timeouts()
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS  # failures in a row of one operation
+    retry_window: float = DEFAULT_RETRY_WINDOW_S  # seconds one operation may keep failing
 
     def __post_init__(self) -> None:
         check_job_name(self.job)
         if self.jobs < 1:
             raise UsageError(f"--jobs '{self.jobs}' must be at least 1")
+        if self.retry_attempts < 0:
+            raise UsageError(f"--retry-attempts '{self.retry_attempts}' must be at least 0")
+        if not self.retry_window >= 0:
+            raise UsageError(f"--retry-window '{self.retry_window:g}' must be at least 0")
+
+    @staticmethod
+    def given(s: Settings, job: str, *keys: str) -> dict[str, Any]:
+        """The fields of a job's config that settings ``s`` give: the job, its folder, the
+        URIs and timeouts, and ``keys`` (settings named as the fields)."""
+        return {
+            "job": job,
+            "manifest_dir": s["manifest_dir"],
+            "source_uri": s["source_uri"],
+            "target_uri": s["target_uri"],
+            "timeouts": s.timeouts(),
+            **{k: s[k] for k in keys},
+        }
 
     @property
     def files(self) -> JobFiles:
         return JobFiles(self.manifest_dir, self.job)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.retry_attempts, window_s=self.retry_window)
 
 
 @dataclass(frozen=True)
@@ -122,8 +145,6 @@ class RunConfig(JobConfig):
     batch_mb: float = DEFAULT_BATCH_MB
     repair_rounds: int = 2
     attempts: int = DEFAULT_ATTEMPTS
-    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS  # failures in a row of one operation
-    retry_window: float = DEFAULT_RETRY_WINDOW_S  # seconds one operation may keep failing
     restart: bool = False  # forget the run state, start the job over
     drop_target: bool = False  # empty the target collection before a fresh start
     append: bool = False  # start fresh although the target collection holds documents
@@ -157,43 +178,34 @@ class RunConfig(JobConfig):
             )
         if self.attempts < 1:
             raise UsageError(f"--attempts '{self.attempts}' must be at least 1")
-        if self.retry_attempts < 0:
-            raise UsageError(f"--retry-attempts '{self.retry_attempts}' must be at least 0")
-        if not self.retry_window >= 0:
-            raise UsageError(f"--retry-window '{self.retry_window:g}' must be at least 0")
 
     @classmethod
-    def from_settings(cls, s: Settings, job: str, **actions: bool) -> RunConfig:
+    def from_settings(cls, s: Settings, job: str, **actions: Any) -> RunConfig:
         """The run of ``job`` that settings ``s`` describe; ``actions``: restart,
         drop_target, append."""
         return cls(
-            job=job,
-            manifest_dir=s["manifest_dir"],
-            source_uri=s["source_uri"],
-            target_uri=s["target_uri"],
-            jobs=s["jobs"],
-            write_concern=s["write_concern"],
-            batch_size=s["batch_size"],
-            batch_mb=s["batch_mb"],
-            attempts=s["attempts"],
-            retry_attempts=s["retry_attempts"],
-            retry_window=s["retry_window"],
-            ru_accounting=s["ru_accounting"],
-            max_rus=s["max_rus"],
-            max_rus_percent=s["max_rus_percent"],
+            **cls.given(
+                s,
+                job,
+                "jobs",
+                "write_concern",
+                "batch_size",
+                "batch_mb",
+                "attempts",
+                "retry_attempts",
+                "retry_window",
+                "ru_accounting",
+                "max_rus",
+                "max_rus_percent",
+                "indexes",
+                "disable_indexes",
+                "transform",
+                "max_rejects",
+            ),
             max_rus_percent_given=s.origin("max_rus_percent").layer
             not in (Layer.PROFILE, Layer.DEFAULT),
-            indexes=s["indexes"],
-            disable_indexes=s["disable_indexes"],
-            transform=s["transform"],
-            max_rejects=s["max_rejects"],
-            timeouts=s.timeouts(),
             **actions,
         )
-
-    @property
-    def retry(self) -> RetryPolicy:
-        return RetryPolicy(attempts=self.retry_attempts, window_s=self.retry_window)
 
     @property
     def batch_bytes(self) -> int:
@@ -230,8 +242,6 @@ class VerifyConfig(JobConfig):
     recheck: float = 0.0  # seconds before reading the differing documents again
     restart: bool = False  # a deep verify starts over instead of continuing
     attempts: int = DEFAULT_ATTEMPTS
-    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
-    retry_window: float = DEFAULT_RETRY_WINDOW_S
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -251,26 +261,8 @@ class VerifyConfig(JobConfig):
 
     @classmethod
     def from_settings(cls, s: Settings, job: str, restart: bool = False) -> VerifyConfig:
-        return cls(
-            job=job,
-            manifest_dir=s["manifest_dir"],
-            source_uri=s["source_uri"],
-            target_uri=s["target_uri"],
-            jobs=s["jobs"],
-            timeouts=s.timeouts(),
-            deep=s["deep"],
-            sample=s["sample"],
-            seed=s["seed"],
-            recheck=s["recheck"],
-            restart=restart,
-            attempts=s["attempts"],
-            retry_attempts=s["retry_attempts"],
-            retry_window=s["retry_window"],
-        )
-
-    @property
-    def retry(self) -> RetryPolicy:
-        return RetryPolicy(attempts=self.retry_attempts, window_s=self.retry_window)
+        keys = ("jobs", "deep", "sample", "seed", "recheck", "attempts")
+        return cls(**cls.given(s, job, *keys, "retry_attempts", "retry_window"), restart=restart)
 
 
 @dataclass(frozen=True)
@@ -278,25 +270,10 @@ class RepairConfig(JobConfig):
     """Everything ``repair`` needs besides the manifest and the last deep verify."""
 
     delete_extra: bool = False
-    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS
-    retry_window: float = DEFAULT_RETRY_WINDOW_S
 
     @classmethod
     def from_settings(cls, s: Settings, job: str) -> RepairConfig:
-        return cls(
-            job=job,
-            manifest_dir=s["manifest_dir"],
-            source_uri=s["source_uri"],
-            target_uri=s["target_uri"],
-            timeouts=s.timeouts(),
-            delete_extra=s["delete_extra"],
-            retry_attempts=s["retry_attempts"],
-            retry_window=s["retry_window"],
-        )
-
-    @property
-    def retry(self) -> RetryPolicy:
-        return RetryPolicy(attempts=self.retry_attempts, window_s=self.retry_window)
+        return cls(**cls.given(s, job, "delete_extra", "retry_attempts", "retry_window"))
 
 
 def check_job_name(job: str) -> None:

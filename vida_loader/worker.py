@@ -41,9 +41,9 @@ from vida_loader.pipeline.confirm import (
     repair_range,
 )
 from vida_loader.pipeline.reader import PageSizer, ResumingReader
-from vida_loader.pipeline.task import task_failure, wait_reporter
+from vida_loader.pipeline.task import Retriers, task_failure
 from vida_loader.pipeline.writer import chunked, writer_for
-from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
+from vida_loader.retry import RetryPolicy
 from vida_loader.ru import ChargeMeter, Charges
 from vida_loader.runstate import PartitionRecord, TaskState, now_iso
 from vida_loader.settings.registry import (
@@ -137,21 +137,6 @@ class PartitionResult:
         rec.error = self.error
 
 
-class _Retriers:
-    """One retrier per side: a source outage and target throttling have separate budgets."""
-
-    def __init__(self, policy: RetryPolicy, report: Reporter, pid: str) -> None:
-        on_wait = wait_reporter(report, pid)
-        self.source = Retrier(policy, on_wait, role="source")
-        self.target = Retrier(policy, on_wait, role="target")
-
-    def counts(self) -> RetryCounts:
-        total = RetryCounts()
-        for r in (self.source, self.target):
-            total.merge(r.counts.retries, r.counts.throttled, r.counts.wait_s)
-        return total
-
-
 def copy_partition(
     part: Partition, settings: CopySettings, resume: bool = False, report: Reporter | None = None
 ) -> PartitionResult:
@@ -165,7 +150,7 @@ def copy_partition(
     """
     started = time.monotonic()
     report = report or no_report
-    retriers = _Retriers(settings.retry, report, part.id)
+    retriers = Retriers(settings.retry, report, part.id)
     try:
         result = _Copy(part, settings, report, retriers).run(resume)
     except Exception as exc:  # the process boundary: return a result, do not raise
@@ -192,9 +177,7 @@ def copy_partition(
 class _Copy:
     """One attempt at one partition, in named steps: open, write, confirm, judge."""
 
-    def __init__(
-        self, part: Partition, s: CopySettings, report: Reporter, retry: _Retriers
-    ) -> None:
+    def __init__(self, part: Partition, s: CopySettings, report: Reporter, retry: Retriers) -> None:
         self.part = part
         self.s = s
         self.report = report

@@ -10,7 +10,7 @@ from vida_loader.errors import VidaError
 from vida_loader.execution.events import Reporter, Waiting
 from vida_loader.faults import Fault, Verdict, classify
 from vida_loader.mongo import describe_error
-from vida_loader.retry import RetryBudgetExceeded
+from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryCounts, RetryPolicy
 
 
 def wait_reporter(report: Reporter, task: str) -> Callable[[str, Verdict, float], None]:
@@ -52,3 +52,19 @@ def task_failure(exc: Exception, *uris: str) -> TaskFailure:
 
 def _text(exc: BaseException, uris: tuple[str, ...]) -> str:
     return exc.line() if isinstance(exc, VidaError) else describe_error(exc, *uris)
+
+
+class Retriers:
+    """One retrier per side: a source outage and target throttling have separate budgets;
+    each wait is reported as a ``Waiting`` event of ``task``."""
+
+    def __init__(self, policy: RetryPolicy, report: Reporter, task: str) -> None:
+        on_wait = wait_reporter(report, task)
+        self.source = Retrier(policy, on_wait, role="source")
+        self.target = Retrier(policy, on_wait, role="target")
+
+    def counts(self) -> RetryCounts:
+        total = RetryCounts()
+        for r in (self.source, self.target):
+            total.merge(r.counts.retries, r.counts.throttled, r.counts.wait_s)
+        return total

@@ -34,7 +34,7 @@ from vida_loader.manifest import Partition
 from vida_loader.mongo import CODEC_OPTIONS, Endpoint, Timeouts
 from vida_loader.pipeline.clients import RAW_OPTIONS, collection, meter_of
 from vida_loader.pipeline.reader import ResumingReader
-from vida_loader.pipeline.task import task_failure, wait_reporter
+from vida_loader.pipeline.task import Retriers, task_failure
 from vida_loader.retry import Retrier, RetryPolicy
 from vida_loader.ru import Charges
 from vida_loader.runstate import TaskState, VerifyRecord, now_iso
@@ -118,11 +118,9 @@ def verify_partition(
     """Compare ``part`` on both sides. Never raises an ``Exception``."""
     started = time.monotonic()
     report = report or no_report
-    on_wait = wait_reporter(report, part.id)
-    src_retry = Retrier(settings.retry, on_wait, role="source")
-    dst_retry = Retrier(settings.retry, on_wait, role="target")
+    retry = Retriers(settings.retry, report, part.id)
     try:
-        result = _Compare(part, settings, report, src_retry, dst_retry).run()
+        result = _Compare(part, settings, report, retry.source, retry.target).run()
     except Exception as exc:  # the process boundary: return a result, do not raise
         failure = task_failure(exc, settings.source.uri, settings.target.uri)
         result = DeepResult(
@@ -133,18 +131,13 @@ def verify_partition(
             outage=failure.outage,
         )
     meter = meter_of(settings.source, "source")
-    retries = throttled = 0
-    wait_s = 0.0
-    for r in (src_retry, dst_retry):
-        retries += r.counts.retries
-        throttled += r.counts.throttled
-        wait_s += r.counts.wait_s
+    counts = retry.counts()
     return replace(
         result,
         seconds=time.monotonic() - started,
-        retries=retries,
-        throttled=throttled,
-        wait_s=wait_s,
+        retries=counts.retries,
+        throttled=counts.throttled,
+        wait_s=counts.wait_s,
         charges=meter.take() if meter is not None else None,
     )
 
