@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from vida_loader.job import open_job
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import Endpoint, Timeouts, close_client, connect, describe_error
 from vida_loader.pipeline.clients import collection
-from vida_loader.pipeline.task import task_failure, wait_reporter
+from vida_loader.pipeline.task import failed_result, task_failure, wait_reporter, with_counts
 from vida_loader.retry import Retrier, RetryPolicy
 from vida_loader.runstate import IndexRecord, TaskState, now_iso
 
@@ -113,22 +113,8 @@ def build_index(
                 error=f"the data breaks unique index '{spec.name}': duplicate key {key}",
             )
     except Exception as exc:  # the process boundary: return a result, do not raise
-        failure = task_failure(exc, settings.target.uri)
-        result = IndexResult(
-            task,
-            TaskState.FAILED,
-            error=failure.error,
-            transient=failure.transient,
-            outage=failure.outage,
-        )
-    counts = retrier.counts
-    return replace(
-        result,
-        seconds=time.monotonic() - started,
-        retries=counts.retries,
-        throttled=counts.throttled,
-        wait_s=counts.wait_s,
-    )
+        result = failed_result(IndexResult, task, exc, settings.target.uri)
+    return with_counts(result, started, retrier.counts)
 
 
 def _build(task: str, spec: IndexSpec, coll: Collection[Any], retrier: Retrier) -> IndexResult:

@@ -41,7 +41,7 @@ from vida_loader.pipeline.confirm import (
     repair_range,
 )
 from vida_loader.pipeline.reader import PageSizer, ResumingReader
-from vida_loader.pipeline.task import Retriers, task_failure
+from vida_loader.pipeline.task import Retriers, failed_result, with_counts
 from vida_loader.pipeline.writer import chunked, writer_for
 from vida_loader.retry import RetryPolicy
 from vida_loader.ru import ChargeMeter, Charges
@@ -154,24 +154,11 @@ def copy_partition(
     try:
         result = _Copy(part, settings, report, retriers).run(resume)
     except Exception as exc:  # the process boundary: return a result, do not raise
-        failure = task_failure(exc, settings.source.uri, settings.target.uri)
-        result = PartitionResult(
-            part.id,
-            TaskState.FAILED,
-            error=failure.error,
-            transient=failure.transient,
-            outage=failure.outage,
-        )
-    counts = retriers.counts()
+        uris = (settings.source.uri, settings.target.uri)
+        result = failed_result(PartitionResult, part.id, exc, *uris)
     meter = meter_of(settings.source, "source")
-    return replace(
-        result,
-        seconds=time.monotonic() - started,
-        retries=counts.retries,
-        throttled=counts.throttled,
-        wait_s=counts.wait_s,
-        charges=meter.take() if meter is not None else None,
-    )
+    charges = meter.take() if meter is not None else None
+    return with_counts(result, started, retriers.counts(), charges=charges)
 
 
 class _Copy:

@@ -3,14 +3,22 @@ exception that ended an attempt into a failure it can return instead of raising.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vida_loader.errors import VidaError
 from vida_loader.execution.events import Reporter, Waiting
 from vida_loader.faults import Fault, Verdict, classify
 from vida_loader.mongo import describe_error
 from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryCounts, RetryPolicy
+from vida_loader.runstate import TaskState
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
 
 
 def wait_reporter(report: Reporter, task: str) -> Callable[[str, Verdict, float], None]:
@@ -68,3 +76,28 @@ class Retriers:
         for r in (self.source, self.target):
             total.merge(r.counts.retries, r.counts.throttled, r.counts.wait_s)
         return total
+
+
+def failed_result(make: Callable[..., D], task: str, exc: Exception, *uris: str) -> D:
+    """The result ``make`` builds for an attempt that ``exc`` ended (passwords of ``uris``
+    never in its text)."""
+    failure = task_failure(exc, *uris)
+    return make(
+        task,
+        TaskState.FAILED,
+        error=failure.error,
+        transient=failure.transient,
+        outage=failure.outage,
+    )
+
+
+def with_counts(result: D, started: float, counts: RetryCounts, **more: Any) -> D:
+    """``result`` with its attempt's seconds since ``started`` and retry ``counts``."""
+    return replace(
+        result,
+        seconds=time.monotonic() - started,
+        retries=counts.retries,
+        throttled=counts.throttled,
+        wait_s=counts.wait_s,
+        **more,
+    )

@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import bson
@@ -34,7 +34,7 @@ from vida_loader.manifest import Partition
 from vida_loader.mongo import CODEC_OPTIONS, Endpoint, Timeouts
 from vida_loader.pipeline.clients import RAW_OPTIONS, collection, meter_of
 from vida_loader.pipeline.reader import ResumingReader
-from vida_loader.pipeline.task import Retriers, task_failure
+from vida_loader.pipeline.task import Retriers, failed_result, with_counts
 from vida_loader.retry import Retrier, RetryPolicy
 from vida_loader.ru import Charges
 from vida_loader.runstate import TaskState, VerifyRecord, now_iso
@@ -122,24 +122,11 @@ def verify_partition(
     try:
         result = _Compare(part, settings, report, retry.source, retry.target).run()
     except Exception as exc:  # the process boundary: return a result, do not raise
-        failure = task_failure(exc, settings.source.uri, settings.target.uri)
-        result = DeepResult(
-            part.id,
-            TaskState.FAILED,
-            error=failure.error,
-            transient=failure.transient,
-            outage=failure.outage,
-        )
+        uris = (settings.source.uri, settings.target.uri)
+        result = failed_result(DeepResult, part.id, exc, *uris)
     meter = meter_of(settings.source, "source")
-    counts = retry.counts()
-    return replace(
-        result,
-        seconds=time.monotonic() - started,
-        retries=counts.retries,
-        throttled=counts.throttled,
-        wait_s=counts.wait_s,
-        charges=meter.take() if meter is not None else None,
-    )
+    charges = meter.take() if meter is not None else None
+    return with_counts(result, started, retry.counts(), charges=charges)
 
 
 class _Compare:
