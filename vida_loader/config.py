@@ -242,6 +242,7 @@ class VerifyConfig(JobConfig):
     recheck: float = 0.0  # seconds before reading the differing documents again
     restart: bool = False  # a deep verify starts over instead of continuing
     attempts: int = DEFAULT_ATTEMPTS
+    ru_accounting: str = "auto"  # auto, on, off: read the source's request charges
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -261,7 +262,7 @@ class VerifyConfig(JobConfig):
 
     @classmethod
     def from_settings(cls, s: Settings, job: str, restart: bool = False) -> VerifyConfig:
-        keys = ("jobs", "deep", "sample", "seed", "recheck", "attempts")
+        keys = ("jobs", "deep", "sample", "seed", "recheck", "attempts", "ru_accounting")
         return cls(**cls.given(s, job, *keys, "retry_attempts", "retry_window"), restart=restart)
 
 

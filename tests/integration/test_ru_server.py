@@ -246,3 +246,26 @@ def test_pages_are_resized_when_the_source_charges_more_than_guessed(
     assert not result.failed and result.charges is not None
     assert _within(result.charges.ru, stats["charged"], 0.05)
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_deep_verify_adds_up_what_the_source_charged(
+    cosmos: CosmosStandIn,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A deep verify reads the whole source again: its summary says what that cost."""
+    _plan(cosmos, target_server, db, tmp_path, 2000)
+    assert not run_in(tmp_path, jobs=1).failed
+    cosmos.reset()
+    args = ["verify", "--deep", "--job", "j", "--manifest-dir", str(tmp_path), "-j", "2"]
+    assert main([*args, "--json"]) == 0
+    out, err = capsys.readouterr()
+    charged = cosmos.stats()["charged"]
+    got = orjson.loads(out)["ru"]
+    assert charged > 2000 and _within(got, charged, 0.05), (got, charged)
+    assert f"RU          {got:,.0f} request units charged by the source" in err
+    assert main([*args, "--restart", "--ru-accounting", "off", "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["ru"] is None

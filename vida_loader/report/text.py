@@ -330,6 +330,8 @@ def format_deep_verify(result: DeepVerifyResult) -> str:
         )
     if result.transform is not None:
         lines.append(f"  the source went through transform {result.transform} first")
+    if result.metered:
+        lines.append(f"  RU          {result.total_ru:,.0f} request units charged by the source")
     for pid, r in result.records.items():
         if not r.done:
             lines.append(f"  ERROR    {pid}: {r.error}")

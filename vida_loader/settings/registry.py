@@ -477,7 +477,7 @@ SPECS: tuple[Spec, ...] = (
         "choice",
         "Read the request units (RU) a Cosmos DB source charges for each command: auto "
         "when the source reports charges (asked once), on (refused when it does not), off",
-        ("plan", "run"),
+        ("plan", "run", "verify"),
         default="auto",
         choices=("auto", "on", "off"),
     ),

@@ -159,11 +159,14 @@ class _Compare:
                 self.outcomes = Outcomes(0)
         self.report(Started(part.id))
         page = part.page_docs(s.read_batch_size, s.read_batch_bytes, DEFAULT_BATCH_SIZE)
+        # The source's request charges are read on its reading thread, page by page
+        # (the meter's commands go on the source's one connection, after each page).
         source = ResumingReader(
             part,
             self.src,
             page,
             self.src_retry,
+            meter_of(s.source, "source"),
             where=self.where,
             projection=self.projection,
         )

@@ -31,6 +31,7 @@ from vida_loader.manifest import Manifest
 from vida_loader.mongo import connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import require_source
+from vida_loader.ru import accounting_on
 from vida_loader.runstate import (
     RunState,
     TaskState,
@@ -101,6 +102,7 @@ class DeepVerifyResult:
     continued: int  # partitions already compared by an earlier, interrupted attempt
     mismatches_path: Path
     transform: str | None = None
+    metered: bool = False  # the source's request charges were read (Cosmos DB)
 
     @property
     def failed(self) -> list[str]:
@@ -116,6 +118,11 @@ class DeepVerifyResult:
 
     def total(self, what: str) -> int:
         return sum(int(getattr(r, what)) for r in self.records.values())
+
+    @property
+    def total_ru(self) -> float:
+        """Request units the source charged the round's compared partitions, all attempts."""
+        return sum(r.ru for r in self.records.values())
 
     def record(self) -> dict[str, Any]:
         """What ``verify.json`` keeps of this verification (``status`` and the report
@@ -137,6 +144,7 @@ class DeepVerifyResult:
             "altered": self.total("altered"),
             "cleared": self.total("cleared"),
             "matches": self.matches,
+            "ru": round(self.total_ru, 2) if self.metered else None,
             "transform": self.transform,
             "mismatches": [
                 {
@@ -190,6 +198,7 @@ def deep_verify_job(
             check_transform_file(spec)
         with connect(source.uri, role="source", timeouts=cfg.timeouts) as src:
             require_source(src, source)  # else a dropped source "matches" an empty target
+            metered = accounting_on(cfg.ru_accounting, src.get_database(source.db))
         rnd, continued = _round(state, manifest, cfg, notify)
         save_state(state, files.state)
         settings = DeepSettings(
@@ -199,6 +208,7 @@ def deep_verify_job(
             retry=cfg.retry,
             transform=spec,
             recheck_s=rnd.recheck_s,
+            meter_every=1 if metered else 0,
         )
         _DeepRun(state, manifest, rnd, settings, cfg, on_progress).execute(tick)
         result = DeepVerifyResult(
@@ -209,6 +219,7 @@ def deep_verify_job(
             continued,
             files.mismatches,
             spec.describe() if spec is not None else None,
+            metered,
         )
         write_json_atomic(files.verify, result.record())
         return result
