@@ -41,7 +41,7 @@ from vida_loader.pipeline.confirm import id_key
 from vida_loader.pyfile import file_sha256, load_module, split_spec
 
 FLAG = "--transform"
-PARTS = ("filter", "projection", "transform", "validate")
+PARTS = ("filter", "projection", "transform", "validate", "verify_ignore")
 METHODS = ("transform", "validate")  # called per document: they need the decoded form
 
 
@@ -146,6 +146,7 @@ class Transform:
             )
         self.transform: Callable[[dict[str, Any]], Any] | None = _method(impl, "transform", where)
         self.validate: Callable[[dict[str, Any]], Any] | None = _method(impl, "validate", where)
+        self.verify_ignore = _field_names(impl, "verify_ignore", where)
 
     def recorded(self) -> dict[str, Any]:
         """What the run state keeps: the spec, and the filter ``verify`` counts through."""
@@ -308,6 +309,37 @@ def _document_part(impl: Any, name: str, where: str) -> dict[str, Any] | None:
     except Exception as exc:
         raise PluginError(f"{where}.{name} cannot be sent as BSON: {exc}") from None
     return dict(value)
+
+
+def _field_names(impl: Any, name: str, where: str) -> tuple[str, ...]:
+    """A tuple of top-level field names (``verify_ignore``); () when not given."""
+    value = getattr(impl, name, None)
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise PluginError(
+            f"{where}.{name} is {type(value).__name__}: give field names as a tuple, "
+            f'such as ("migrated_at",)'
+        )
+    for field_name in value:
+        if not isinstance(field_name, str) or not field_name or "." in field_name:
+            raise PluginError(
+                f"{where}.{name} holds {field_name!r}: top-level field names only (strings "
+                "without dots)"
+            )
+    return tuple(sorted(value))
+
+
+def ignoring(raw: bytes, fields: tuple[str, ...]) -> bytes:
+    """``raw`` without its top-level ``fields`` (what a deep verify compares when the
+    transform sets them anew on every run, such as a migration time); the same bytes
+    when it has none of them."""
+    if not fields or not any(f.encode() + b"\x00" in raw for f in fields):
+        return raw
+    doc = bson.decode(raw, CODEC_OPTIONS)
+    for f in fields:
+        doc.pop(f, None)
+    return bson.encode(doc, codec_options=CODEC_OPTIONS)
 
 
 def _method(impl: Any, name: str, where: str) -> Callable[[dict[str, Any]], Any] | None:

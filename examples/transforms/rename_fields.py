@@ -5,7 +5,8 @@
 - drops test orders (order_id starting with "TEST-"): they never reach the target;
 - renames service_center_id to workshop_id and technician_id to technician;
 - leaves out the free-text notes (internal remarks that must not leave the old system);
-- adds migrated_at, the time the worker process started (one value per process);
+- adds migrated_at, the time the worker process started (one value per process), which
+  `verify --deep` leaves out of its comparison (verify_ignore);
 - rejects orders whose total is negative or whose VIN is not 17 characters: they go to
   partitions/<job>/rejects.bson with the reason in rejects.jsonl, and the copy goes on.
 
@@ -22,6 +23,9 @@ RENAMED = {"service_center_id": "workshop_id", "technician_id": "technician"}
 
 
 class RenameFields:
+    # Set anew on every run: `verify --deep` leaves it out when comparing.
+    verify_ignore = ("migrated_at",)
+
     def __init__(self) -> None:
         self.migrated_at = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 

@@ -405,3 +405,40 @@ def test_kill_9_mid_repair_then_repair_again(
     assert main(["repair", *base]) == 0
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
     assert read(files.mismatches) == []
+
+
+STAMPED = """
+import datetime
+
+
+class Stamped:
+    verify_ignore = ("migrated_at",)
+
+    def transform(self, doc):
+        doc["migrated_at"] = datetime.datetime.now(datetime.UTC)
+        return doc
+"""
+
+
+def test_fields_a_transform_sets_anew_are_left_out_with_verify_ignore(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    """The transform stamps each document with the time: without verify_ignore every
+    document would differ; with it, only a real change does, and repair writes the
+    whole transformed document."""
+    db.src.insert_many({"_id": i, "n": i} for i in range(60))
+    path = tmp_path / "stamped.py"
+    path.write_text(STAMPED)
+    plan_in(server, target_server, db, tmp_path, partitions=2)
+    assert not run_in(tmp_path, jobs=1, transform=str(path)).failed
+    cfg = VerifyConfig(job="j", manifest_dir=tmp_path, deep=True, jobs=1)
+    assert deep_verify_job(cfg).matches
+    tdb.dst.update_one({"_id": 7}, {"$set": {"n": -7}})
+    result = deep_verify_job(cfg)
+    assert found(JobFiles(tmp_path, "j")) == {7: "altered"} and result.total("matched") == 59
+    before = tdb.dst.find_one({"_id": 7})
+    assert main(["repair", "--job", "j", "--manifest-dir", str(tmp_path), "-q"]) == 0
+    after = tdb.dst.find_one({"_id": 7})
+    assert after is not None and before is not None
+    assert after["n"] == 7 and after["migrated_at"] > before["migrated_at"]
+    assert deep_verify_job(cfg).matches

@@ -15,6 +15,7 @@ from vida_loader.transform import (
     IdChangedError,
     Outcomes,
     TransformSpec,
+    ignoring,
     load_transform,
     transform_change,
 )
@@ -143,6 +144,8 @@ def test_outcomes_count_and_keep_rejects_up_to_the_limit(tmp_path: Path) -> None
         ),
         ("class T:\n    projection = {'_id': 0}\n", "", "leaves out _id"),
         ("class T:\n    filter = [1]\n", "", "{path}:1: T.filter is list, not a document"),
+        ("class T:\n    verify_ignore = 'at'\n", "", "T.verify_ignore is str: give field"),
+        ("class T:\n    verify_ignore = ('a.b',)\n", "", "holds 'a.b': top-level field names"),
     ],
 )
 def test_loading_errors_name_the_file_and_line(
@@ -173,3 +176,15 @@ def test_change_is_named_by_class_and_content_not_place() -> None:
     changed = transform_change(a, TransformSpec("/x/t.py", "T", "b" * 64))
     assert changed == f"transform file t.py changed (sha256 {'a' * 12} -> {'b' * 12})"
     assert TransformSpec.from_json(a.to_json()) == a
+
+
+def test_verify_ignore_leaves_out_top_level_fields_only_where_present() -> None:
+    doc = bson.encode({"_id": 1, "a": {"migrated_at": 1}, "migrated_at": 2, "z": 3})
+    assert bson.decode(ignoring(doc, ("migrated_at",))) == {
+        "_id": 1,
+        "a": {"migrated_at": 1},
+        "z": 3,
+    }
+    plain = bson.encode({"_id": 1, "z": 3})
+    assert ignoring(plain, ("migrated_at",)) is plain  # not decoded: the same bytes
+    assert ignoring(doc, ()) is doc

@@ -44,7 +44,7 @@ from vida_loader.settings.registry import (
     DEFAULT_READ_BATCH_SIZE,
     MIB,
 )
-from vida_loader.transform import Outcomes, Transform, TransformSpec, transform_for
+from vida_loader.transform import Outcomes, Transform, TransformSpec, ignoring, transform_for
 from vida_loader.verify.compare import (
     Difference,
     Tally,
@@ -153,6 +153,7 @@ class _Compare:
         self.projection: dict[str, Any] | None = None
         self.outcomes: Outcomes | None = None
         t = transform_for(s.transform) if s.transform is not None else None
+        self.ignore = t.verify_ignore if t is not None else ()
         if t is not None:
             self.where, self.projection = t.filter, t.projection
             if t.decodes:
@@ -176,7 +177,11 @@ class _Compare:
         # Each side on its own thread: both servers start their query at once (a range
         # query's first page can take as long as the rest together) and keep reading
         # while this thread merges.
-        with _Ahead(self._shaped(source)) as src_docs, _Ahead(target) as dst_docs:
+        src_in: Iterable[RawBSONDocument] = self._shaped(source)
+        dst_in: Iterable[RawBSONDocument] = target
+        if self.ignore:
+            src_in, dst_in = self._ignoring(src_in), self._ignoring(dst_in)
+        with _Ahead(src_in) as src_docs, _Ahead(dst_in) as dst_docs:
             for diff in compare_sorted(src_docs, self._counted(dst_docs), tally):
                 if len(listed) < s.max_listed:
                     listed.append(diff)
@@ -192,6 +197,11 @@ class _Compare:
         if self.outcomes is None or self.s.transform is None:
             return docs
         return self.outcomes.stream(docs, transform_for(self.s.transform))
+
+    def _ignoring(self, docs: Iterable[RawBSONDocument]) -> Iterator[RawBSONDocument]:
+        """``docs`` without the fields the transform's ``verify_ignore`` names."""
+        for doc in docs:
+            yield RawBSONDocument(ignoring(bytes(doc.raw), self.ignore))
 
     def _counted(self, docs: Iterable[RawBSONDocument]) -> Iterator[RawBSONDocument]:
         """``docs``, reporting each page compared (the progress of the range)."""
@@ -226,10 +236,11 @@ class _Compare:
     def _lookup(
         self, coll: Collection[Any], ids: list[bytes], source: bool
     ) -> dict[tuple[Any, ...], bytes]:
-        if not source:
-            return lookup(coll, ids)
         t = transform_for(self.s.transform) if self.s.transform is not None else None
-        return lookup(coll, ids, t)
+        found = lookup(coll, ids, t if source else None)
+        if self.ignore:
+            return {k: ignoring(raw, self.ignore) for k, raw in found.items()}
+        return found
 
 
 def lookup(

@@ -34,7 +34,7 @@ from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.pipeline.target import require_source
 from vida_loader.retry import Retrier
 from vida_loader.runstate import load_state, now_iso, save_state
-from vida_loader.transform import Transform, TransformSpec, check_transform_file
+from vida_loader.transform import Transform, TransformSpec, check_transform_file, ignoring
 from vida_loader.verify import mismatches
 from vida_loader.verify.compare import Difference, id_sort_key
 from vida_loader.verify.deep import LOOKUP, differ, lookup
@@ -190,13 +190,23 @@ class _Fixer:
         src = self.retrier.call(lambda: lookup(self.src, ids, self.t))
         return src, self.retrier.call(lambda: lookup(self.dst, ids))
 
+    def _compared(self, raw: bytes | None) -> bytes | None:
+        """What a deep verify compares of ``raw``: without the transform's
+        ``verify_ignore`` fields."""
+        if raw is None or self.t is None or not self.t.verify_ignore:
+            return raw
+        return ignoring(raw, self.t.verify_ignore)
+
+    def _same(self, s: bytes | None, d: bytes | None) -> bool:
+        return self._compared(s) == self._compared(d)
+
     def fix(self, ids: list[bytes]) -> None:
         src, dst = self.both(ids)
         ops: list[Any] = []
         for id_doc in ids:
             key = id_sort_key(id_doc)
             s, d = src.get(key), dst.get(key)
-            if s == d:
+            if self._same(s, d):
                 self.already_right += 1
             elif s is not None:
                 _id = bson.decode(id_doc, CODEC_OPTIONS)["_id"]
@@ -222,7 +232,7 @@ class _Fixer:
             src, dst = self.both(batch)
             for id_doc in batch:
                 key = id_sort_key(id_doc)
-                diff = differ(id_doc, src.get(key), dst.get(key))
+                diff = differ(id_doc, *(self._compared(side.get(key)) for side in (src, dst)))
                 if diff is not None:
                     left.append(diff)
         return left
