@@ -442,3 +442,24 @@ def test_fields_a_transform_sets_anew_are_left_out_with_verify_ignore(
     assert after is not None and before is not None
     assert after["n"] == 7 and after["migrated_at"] > before["migrated_at"]
     assert deep_verify_job(cfg).matches
+
+
+def test_deep_verify_of_an_unfinished_copy_says_what_is_not_confirmed(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    copied(server, target_server, db, tmp_path)
+    files = JobFiles(tmp_path, "j")
+    state = load_state(files.state)
+    assert state is not None
+    state.partitions["p00003"].state = TaskState.FAILED  # as a run that failed there
+    save_state(state, files.state)
+    tdb.dst.delete_many({"_id": {"$gte": 350}})
+    assert main(["verify", "--deep", "--job", "j", "--manifest-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "1 of the partitions to compare are not confirmed by a run yet (p00003)" in err
+    assert found(files) == {i: "missing" for i in range(350, N)}

@@ -200,6 +200,13 @@ def deep_verify_job(
             require_source(src, source)  # else a dropped source "matches" an empty target
             metered = accounting_on(cfg.ru_accounting, src.get_database(source.db))
         rnd, continued = _round(state, manifest, cfg, notify)
+        unconfirmed = [p for p in rnd.partitions if not state.partitions[p].done]
+        if unconfirmed and notify:
+            notify(
+                f"{len(unconfirmed)} of the partitions to compare are not confirmed by a run "
+                f"yet ({', '.join(unconfirmed[:5])}{' ...' if len(unconfirmed) > 5 else ''}): "
+                "what the copy has not written shows as missing"
+            )
         save_state(state, files.state)
         settings = DeepSettings(
             source=source,
