@@ -114,6 +114,10 @@ def test_an_identical_target_passes_deep_verify(
     assert result.matches
     assert result.total("matched") == N == result.total("source_docs")
     assert read(JobFiles(tmp_path, "j").mismatches) == []
+    out = tmp_path / "report"
+    assert main(["report", "--job", "j", "--manifest-dir", str(tmp_path), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "byte for byte, 4 of 4 partitions: every document the same" in page
 
 
 def test_sample_compares_a_seeded_share_of_partitions(
