@@ -187,10 +187,17 @@ class _Compare:
                     listed.append(diff)
         cleared = 0
         if listed and s.recheck_s > 0:
-            self.report(Phase(part.id, "rechecking"))
-            time.sleep(s.recheck_s)  # the wait the user asked for: writes settle meanwhile
+            self._wait(s.recheck_s)
             listed, cleared = self._recheck(listed, tally)
         return DeepResult(part.id, TaskState.DONE, tally, tuple(listed), cleared)
+
+    def _wait(self, seconds: float) -> None:
+        """The wait the user asked for before a recheck (writes settle meanwhile), a
+        second at a time: each ``Phase`` event lets an interrupt stop the task."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            self.report(Phase(self.part.id, "rechecking"))
+            time.sleep(min(1.0, left))
 
     def _shaped(self, docs: Iterable[RawBSONDocument]) -> Iterable[RawBSONDocument]:
         """The source's documents as the copy wrote them."""
