@@ -31,6 +31,7 @@ from vida_loader.config import (
 from vida_loader.coordinator import RunResult, run_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
+from vida_loader.follow.loop import follow_job
 from vida_loader.generate import sources
 from vida_loader.generate.runner import GenerateConfig
 from vida_loader.generate.runner import generate as run_generate
@@ -41,6 +42,7 @@ from vida_loader.report.live import LiveBar, LiveView
 from vida_loader.report.machine import (
     deep_verify_json,
     error_json,
+    follow_json,
     generate_json,
     plan_json,
     repair_json,
@@ -52,6 +54,7 @@ from vida_loader.report.page import write_report
 from vida_loader.report.progress import ProgressPrinter, format_generate
 from vida_loader.report.text import (
     format_deep_verify,
+    format_follow,
     format_generated,
     format_index_build,
     format_plan,
@@ -323,8 +326,21 @@ def run(
     code, reason, message = run_outcome(result, cfg)
     if message:
         click.echo(f"vida-loader: {message}", err=True)
+    followed = None
+    if cfg.follow and code == 0:
+        followed = _with_progress(
+            s,
+            "follow: ",
+            lambda p: (
+                f"{p.events:,} changes, {p.rate:,.1f}/s, "
+                + ("behind: unknown" if p.lag_s is None else f"{p.lag_s:,.1f} s behind")
+            ),
+            lambda p: 1.0 if p.lag_s == 0 else 0.0,
+            partial(follow_job, cfg),
+        )
+        click.echo(format_follow(followed), err=as_json)
     if as_json:
-        _print_json(run_json(result, code, reason, message))
+        _print_json({**run_json(result, code, reason, message), "follow": follow_json(followed)})
     return code
 
 

@@ -157,6 +157,8 @@ class RunConfig(JobConfig):
     only_indexes: bool = False  # `indexes build`: build what is missing, copy nothing
     transform: str | None = None  # FILE.py[:Class]: loaded by run_job before anything
     max_rejects: int = DEFAULT_MAX_REJECTS  # the job's rejected documents, at most
+    follow: bool = False  # after the copy, replay the source's changes until stopped
+    until_caught_up: float | None = None  # with follow: stop once this few seconds behind
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -178,6 +180,13 @@ class RunConfig(JobConfig):
             )
         if self.attempts < 1:
             raise UsageError(f"--attempts '{self.attempts}' must be at least 1")
+        if self.until_caught_up is not None and not self.follow:
+            raise UsageError(
+                f"--until-caught-up {self.until_caught_up:g} ends a follow",
+                value=str(self.until_caught_up),
+                setting="--until-caught-up",
+                fix="add --follow",
+            )
 
     @classmethod
     def from_settings(cls, s: Settings, job: str, **actions: Any) -> RunConfig:
@@ -201,6 +210,8 @@ class RunConfig(JobConfig):
                 "disable_indexes",
                 "transform",
                 "max_rejects",
+                "follow",
+                "until_caught_up",
             ),
             max_rus_percent_given=s.origin("max_rus_percent").layer
             not in (Layer.PROFILE, Layer.DEFAULT),

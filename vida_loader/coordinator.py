@@ -28,6 +28,7 @@ from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Phase, Started, Waiting
 from vida_loader.execution.pool import make_pool
 from vida_loader.execution.scheduler import Scheduler
+from vida_loader.follow.position import take_position
 from vida_loader.index_phase import IndexBuilds, IndexProgress
 from vida_loader.indexes import IndexSpec, load_saved, wanted_indexes
 from vida_loader.job import continue_command, open_job
@@ -280,7 +281,9 @@ def _preflight(
             check_transform_query(src[source.db][source.collection], transform)
         if state is None and not cfg.drop_target:
             check_target_empty(dst, target, append=cfg.append)
-        elif state is not None:
+        elif state is not None and not (state.changes or {}).get("resume_token"):
+            # (After a follow the target holds what the source holds now, not what the
+            # copy confirmed: deletes were applied.)
             check_target_kept(dst, target, state.confirmed_docs(), state.job)
         src_db = src.get_database(source.db)
         metered = accounting_on(cfg.ru_accounting, src_db)
@@ -334,7 +337,12 @@ def run_job(
             None if cfg.only_indexes else _preflight(source, target, cfg, state, notify, transform)
         )
         if state is None:
-            state = RunState.fresh(manifest, cfg.settings(), appended=cfg.append, transform=spec)
+            # Before any partition is read: every change from here on is what --follow
+            # replays (a copy needs no position: a source without change streams is fine).
+            position = take_position(source, cfg.timeouts).to_json()
+            state = RunState.fresh(
+                manifest, cfg.settings(), appended=cfg.append, transform=spec, changes=position
+            )
             continuing = False
         else:
             state.continue_run(cfg.settings())

@@ -161,6 +161,9 @@ class RunState:
     transform: dict[str, Any] | None = None
     # The deep verification under way or last done (``DeepRound.to_json``), None: never.
     verify: dict[str, Any] | None = None
+    # The source's change-stream position taken before the copy (``follow.Position``) and
+    # what `run --follow` has applied since; None: a job started before positions were taken.
+    changes: dict[str, Any] | None = None
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
 
     @property
@@ -191,6 +194,7 @@ class RunState:
         settings: dict[str, Any],
         appended: bool = False,
         transform: dict[str, Any] | None = None,
+        changes: dict[str, Any] | None = None,
     ) -> RunState:
         return cls(
             job=manifest.job,
@@ -201,6 +205,7 @@ class RunState:
             settings=settings,
             appended=appended,
             transform=transform,
+            changes=changes,
             tasks={p.id: PartitionRecord() for p in manifest.partitions},
         )
 
@@ -273,6 +278,7 @@ class RunState:
             "appended": self.appended,
             "transform": self.transform,
             "verify": self.verify,
+            "changes": self.changes,
             "tasks": {tid: r.to_json() for tid, r in self.tasks.items()},
         }
 
@@ -308,6 +314,7 @@ class RunState:
             appended=bool(doc.get("appended", False)),
             transform=doc.get("transform"),
             verify=doc.get("verify"),
+            changes=doc.get("changes"),
             tasks=tasks,
         )
 

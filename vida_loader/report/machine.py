@@ -11,6 +11,7 @@ from typing import Any
 
 from vida_loader.coordinator import RunResult
 from vida_loader.errors import RunInterruptedError, VidaError
+from vida_loader.follow.loop import FollowResult
 from vida_loader.generate.runner import GenerateResult
 from vida_loader.planner import PlanResult
 from vida_loader.runstate import RunState, TaskKind, TaskState
@@ -44,6 +45,24 @@ def plan_json(result: PlanResult) -> dict[str, Any]:
         "range_mode": m.split["range_mode"],
         "ru": ru,
         "indexes": None if m.indexes is None else [ix.to_json() for ix in m.indexes],
+    }
+
+
+def follow_json(f: FollowResult | None) -> dict[str, Any] | None:
+    """The ``follow`` object of ``run --follow --json`` (None without --follow)."""
+    if f is None:
+        return None
+    p = f.progress
+    return {
+        "events": p.events,
+        "applied": p.applied,
+        "upserts": p.upserts,
+        "deletes": p.deletes,
+        "skipped": p.skipped,
+        "seconds": round(p.seconds, 3),
+        "events_s": round(p.rate, 1),
+        "lag_s": None if p.lag_s is None else round(p.lag_s, 3),
+        "caught_up": f.caught_up,
     }
 
 

@@ -100,14 +100,10 @@ def summary_rows(status: dict[str, Any], last_verify: dict[str, Any] | None) -> 
         )
         if last_verify.get("deep"):
             v = last_verify
-            verdict = (
-                f"byte for byte, {v['partitions']} of {v['of']} partitions: "
-                + (
-                    "every document the same"
-                    if v["matches"]
-                    else f"{v['missing']:,} missing, {v['extra']:,} extra, "
-                    f"{v['altered']:,} altered"
-                )
+            verdict = f"byte for byte, {v['partitions']} of {v['of']} partitions: " + (
+                "every document the same"
+                if v["matches"]
+                else f"{v['missing']:,} missing, {v['extra']:,} extra, {v['altered']:,} altered"
             )
         rows.append(
             _row(

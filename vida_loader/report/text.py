@@ -10,6 +10,7 @@ from vida_loader.budget import BudgetPlan
 from vida_loader.builder import TargetIndexes
 from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunResult
+from vida_loader.follow.loop import FollowResult
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
 from vida_loader.indexes import Action
 from vida_loader.job import job_command
@@ -307,6 +308,27 @@ def format_verify(result: VerifyResult) -> str:
         )
     if not result.mismatches:
         lines.append(f"  all {len(result.counts)} partitions match")
+    return "\n".join(lines)
+
+
+def format_follow(f: FollowResult) -> str:
+    p = f.progress
+    lag = "unknown" if p.lag_s is None else f"{p.lag_s:,.1f} s"
+    how = "caught up" if f.caught_up else "stopped" if f.stopped else "ended"
+    lines = [
+        f"follow of job '{f.job}' {how} after {format_duration(p.seconds)}: {p.events:,} "
+        f"changes read ({p.rate:,.1f}/s), {p.applied:,} writes applied ({p.upserts:,} "
+        f"upserts, {p.deletes:,} deletes), {p.skipped:,} skipped",
+        f"  behind      {lag} (the age of the last change applied)",
+    ]
+    if f.caught_up:
+        lines += [
+            "  switch over now:",
+            "    1. stop the application's writes to the source",
+            "    2. run the same command again until it says 0.0 s behind",
+            "    3. vida-loader verify (or verify --deep) to prove the target",
+            "    4. point the application at the target",
+        ]
     return "\n".join(lines)
 
 

@@ -370,6 +370,24 @@ SPECS: tuple[Spec, ...] = (
         low=0,
     ),
     Spec(
+        "follow",
+        "bool",
+        "After the copy, apply the source's changes since the job started to the target and "
+        "keep following them until Ctrl-C or --until-caught-up",
+        ("run",),
+        default=False,
+    ),
+    Spec(
+        "until_caught_up",
+        "float",
+        "With --follow: stop once the target is at most this many seconds behind the source "
+        "(the moment to switch the application over)",
+        ("run",),
+        low=0,
+        high=86400,
+        metavar="SECONDS",
+    ),
+    Spec(
         "deep",
         "bool",
         "Compare every document byte for byte (both sides read at once, by _id), not only "

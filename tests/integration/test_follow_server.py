@@ -1,0 +1,137 @@
+"""``run --follow`` against real servers: the change-stream position taken before the
+copy, changes made during and after the copy replayed until the target is the source
+byte for byte, a kill -9 while following, a position the source no longer has."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from pymongo.database import Database
+from support import plan_in, raw_hashes, run_in, wait_for
+
+from vida_loader.cli import main
+from vida_loader.config import RunConfig
+from vida_loader.dev.server import LocalServer
+from vida_loader.follow.loop import follow_job
+from vida_loader.jobfiles import JobFiles
+from vida_loader.runstate import load_state, save_state
+
+pytestmark = pytest.mark.integration
+DB = Database[dict[str, Any]]
+N = 300
+
+
+def write_some(db: DB, start: int) -> None:
+    """Every kind of change on the source: inserts, an update, a replace, a delete."""
+    db.src.insert_many({"_id": i, "n": i, "new": True} for i in range(start, start + 20))
+    db.src.update_one({"_id": start % N}, {"$set": {"n": -1}, "$unset": {"name": ""}})
+    db.src.replace_one({"_id": (start + 1) % N}, {"replaced": start})
+    db.src.delete_one({"_id": (start + 2) % N})
+
+
+def test_changes_during_and_after_the_copy_are_replayed_byte_for_byte(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many({"_id": i, "n": i, "name": f"n{i}"} for i in range(N))
+    plan_in(server, target_server, db, tmp_path, partitions=3)
+    during: list[int] = []
+
+    def on_progress(_progress: Any) -> None:
+        if not during:  # the copy has started: the position was taken before it
+            during.append(1)
+            write_some(db, 1000)
+
+    assert not run_in(tmp_path, jobs=1, tick=0.05, on_progress=on_progress).failed
+    assert during
+    write_some(db, 2000)  # after the copy
+    state = load_state(JobFiles(tmp_path, "j").state)
+    assert state is not None and state.changes is not None and state.changes["token"]
+    cfg = RunConfig(job="j", manifest_dir=tmp_path, follow=True, until_caught_up=0)
+    result = follow_job(cfg)
+    assert result.caught_up and result.progress.lag_s == 0
+    assert result.progress.deletes >= 2 and result.progress.upserts >= 40
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+    again = follow_job(cfg)  # from the saved position: nothing new
+    assert again.progress.events == 0 and raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def _applied(state_file: Path) -> int:
+    try:
+        doc = orjson.loads(state_file.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return 0
+    return int((doc.get("changes") or {}).get("events", 0))
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_while_following_then_the_same_command_converges(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db.src.insert_many({"_id": i, "n": i} for i in range(N))
+    plan_in(server, target_server, db, tmp_path, partitions=2)
+    files = JobFiles(tmp_path, "j")
+    base = ["run", "--job", "j", "--manifest-dir", str(tmp_path), "-j", "1", "--follow"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vida_loader", *base],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: load_state(files.state) is not None, 60, "the run to start")
+        write_some(db, 1000)
+        wait_for(lambda: _applied(files.state) > 0, 60, "changes applied by the follow")
+        write_some(db, 2000)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    write_some(db, 3000)
+    capsys.readouterr()
+    assert main([*base, "--until-caught-up", "0", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "caught up" in out and "switch over now" in out
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_a_position_the_source_no_longer_has_is_one_line_and_exit_3(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db.src.insert_many({"_id": i} for i in range(50))
+    plan_in(server, target_server, db, tmp_path, partitions=1)
+    assert not run_in(tmp_path, jobs=1).failed
+    files = JobFiles(tmp_path, "j")
+    state = load_state(files.state)
+    assert state is not None and state.changes is not None
+    state.changes["token"] = {"_data": "826000000000000000000000"}  # long gone
+    save_state(state, files.state)
+    capsys.readouterr()
+    code = main(["run", "--job", "j", "--manifest-dir", str(tmp_path), "--follow", "-q"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.count("\n") == 1 and "no longer has the change-stream position" in err
+    assert "--restart --follow" in err
+
+
+def test_until_caught_up_without_follow_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "--job", "j", "--manifest-dir", str(tmp_path), "--until-caught-up", "5"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "add --follow" in err

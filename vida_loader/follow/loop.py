@@ -1,0 +1,258 @@
+"""``run --follow``: replay the source's changes on the target from the job's position,
+batch by batch, until told to stop.
+
+Each batch is read from the change stream (up to ``batch_docs`` events, or what came
+within ``batch_wait_s``), reduced to one write per ``_id`` (``apply.Batch``), written
+acknowledged and journaled, and only then is the stream's resume token saved in the run
+state (atomically): a kill at any instant replays at most the batch that was being
+applied, which gives the same target. The loop holds the job's lock and is the only
+writer of the state meanwhile.
+
+Lag is the age of the last applied change (its ``clusterTime``); an empty read from the
+stream means the target has caught up (lag 0). ``until_caught_up``: stop once the lag
+is at most that many seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bson.raw_bson import RawBSONDocument
+from pymongo.errors import OperationFailure
+from pymongo.write_concern import WriteConcern
+
+from vida_loader.config import RunConfig
+from vida_loader.errors import RunInterruptedError, StateError, UsageError
+from vida_loader.follow.apply import Batch
+from vida_loader.follow.position import Position, open_stream
+from vida_loader.job import open_job
+from vida_loader.jobfiles import from_ejson, to_ejson
+from vida_loader.lock import hold_lock
+from vida_loader.mongo import Endpoint, connect, describe_error
+from vida_loader.pipeline.clients import RAW_OPTIONS
+from vida_loader.retry import Retrier
+from vida_loader.runstate import RunState, load_state, now_iso, save_state
+from vida_loader.transform import Transform, TransformSpec, check_transform_file
+
+# Applied writes survive a crash of the target's primary (its journal).
+FOLLOW_WRITES = WriteConcern(w=1, j=True)
+# The server answers "this position is gone" with these codes (history lost, fatal).
+LOST_POSITION = (260, 280, 286)
+BATCH_EVENTS = 1000  # events per applied batch, at most
+WAIT_MS = 1000  # how long one read of the stream waits for events before "caught up"
+
+
+@dataclass
+class FollowProgress:
+    """What the follow loop has done since it started, and how far behind it is."""
+
+    events: int = 0  # change events read
+    applied: int = 0  # writes applied (one per _id per batch)
+    upserts: int = 0
+    deletes: int = 0
+    skipped: int = 0
+    batches: int = 0
+    lag_s: float | None = None  # age of the last applied change; 0: caught up; None: unknown
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Change events per second."""
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class FollowResult:
+    job: str
+    progress: FollowProgress
+    caught_up: bool  # ended by --until-caught-up
+    stopped: bool  # ended by Ctrl-C / SIGTERM between batches
+
+
+FollowSink = Callable[[FollowProgress], None]
+
+
+def follow_job(
+    cfg: RunConfig,
+    on_progress: FollowSink | None = None,
+    notify: Callable[[str], None] | None = None,
+    tick: float = 1.0,
+) -> FollowResult:
+    """Replay the source's changes on the target from the job's saved position."""
+    _, source, target = open_job(cfg)
+    files = cfg.files
+    with hold_lock(files, now_iso()):
+        state = load_state(files.state)
+        if state is None:
+            raise UsageError(
+                f"job '{cfg.job}' has not run: `run --follow` copies first, then follows"
+            )
+        position = _position(state, cfg.job)
+        spec = TransformSpec.from_json(state.transform) if state.transform else None
+        t = check_transform_file(spec) if spec is not None else None
+        if t is not None and t.filter is not None:
+            raise UsageError(
+                f"transform {spec.describe() if spec else ''} has a filter: following its "
+                "changes is not supported yet (a document leaving the filter would stay on "
+                "the target)",
+                fix="follow without the filter, or copy again when writes have stopped",
+            )
+        if notify and position.cosmos:
+            notify(
+                "Cosmos DB reports no deletes in its change stream: documents deleted on the "
+                "source stay on the target"
+            )
+        loop = _Loop(cfg, state, position, source, target, t, on_progress, tick)
+        return loop.run()
+
+
+def _position(state: RunState, job: str) -> Position:
+    if not state.changes:
+        raise StateError(
+            f"job '{job}' started before vida-loader took change-stream positions: "
+            "--follow needs the position taken before the copy",
+            fix="start the job over with --restart --follow",
+        )
+    position = Position.from_json(state.changes)
+    if position.token is None:
+        raise StateError(
+            f"the source gave no change-stream position when job '{job}' started "
+            f"({position.error}): --follow cannot know what changed during the copy",
+            fix="enable change streams on the source, then start over with --restart --follow",
+        )
+    return position
+
+
+class _Loop:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        state: RunState,
+        position: Position,
+        source: Endpoint,
+        target: Endpoint,
+        t: Transform | None,
+        on_progress: FollowSink | None,
+        tick: float,
+    ) -> None:
+        self.cfg, self.state, self.position = cfg, state, position
+        self.source, self.target, self.t = source, target, t
+        self.on_progress, self.tick = on_progress, tick
+        self.progress = FollowProgress()
+        self.applying = False  # a batch is written but its position not saved yet
+        self.retrier = Retrier(cfg.retry, role="target")
+        self.token: dict[str, Any] = dict(position.token or {})
+        saved = (state.changes or {}).get("resume_token")
+        if saved is not None:  # where an earlier follow got to
+            self.token = dict(from_ejson(saved))
+
+    def run(self) -> FollowResult:
+        cfg = self.cfg
+        started = time.monotonic()
+        last_tick = 0.0
+        caught_up = stopped = False
+        with (
+            connect(self.source.uri, role="source", timeouts=cfg.timeouts) as src,
+            connect(self.target.uri, role="target", timeouts=cfg.timeouts) as dst,
+        ):
+            src_coll = src[self.source.db].get_collection(self.source.collection, RAW_OPTIONS)
+            dst_coll = dst[self.target.db].get_collection(
+                self.target.collection, RAW_OPTIONS, write_concern=FOLLOW_WRITES
+            )
+            try:
+                stream = open_stream(src_coll, self.position.cosmos, self.token, WAIT_MS)
+            except OperationFailure as exc:
+                if exc.code in LOST_POSITION or "resume" in str(exc).lower():
+                    raise self._lost(exc) from None
+                raise
+            try:
+                with stream:
+                    while True:
+                        batch, events = self._read(stream)
+                        self._apply(batch, dst_coll)
+                        self._save(stream.resume_token, batch, events)
+                        self.applying = False
+                        self.progress.seconds = time.monotonic() - started
+                        now = time.monotonic()
+                        if self.on_progress and now - last_tick >= self.tick:
+                            last_tick = now
+                            self.on_progress(self.progress)
+                        lag = self.progress.lag_s
+                        if cfg.until_caught_up is not None and lag is not None:
+                            if lag <= cfg.until_caught_up:
+                                caught_up = True
+                                break
+            except KeyboardInterrupt:
+                if self.applying:
+                    raise RunInterruptedError(
+                        f"interrupted while applying a batch of changes to job '{cfg.job}': "
+                        "the next `run --follow` applies it again (the same writes, by _id)"
+                    ) from None
+                stopped = True  # between batches: the last one was applied and saved
+            except OperationFailure as exc:
+                if exc.code in LOST_POSITION:
+                    raise self._lost(exc) from None
+                raise
+        self.progress.seconds = time.monotonic() - started
+        if self.on_progress:
+            self.on_progress(self.progress)
+        return FollowResult(cfg.job, self.progress, caught_up, stopped)
+
+    def _read(self, stream: Any) -> tuple[Batch, list[RawBSONDocument]]:
+        """Events until ``follow_batch`` of them, or until the stream has none now."""
+        batch = Batch()
+        events: list[RawBSONDocument] = []
+        while len(events) < BATCH_EVENTS:
+            event = stream.try_next()
+            if event is None:
+                break
+            events.append(event)
+            batch.add(event, self.t)
+        return batch, events
+
+    def _apply(self, batch: Batch, coll: Any) -> None:
+        """The batch's writes, acknowledged and journaled; retried whole (idempotent)."""
+        ops = list(batch.writes.values())
+        if ops:
+            self.applying = True
+            self.retrier.call(lambda: coll.bulk_write(ops, ordered=False))
+        p = self.progress
+        p.events += batch.events
+        p.applied += len(ops)
+        p.upserts += batch.upserts
+        p.deletes += batch.deletes
+        p.skipped += batch.skipped
+        p.batches += 1 if ops else 0
+        if not batch.events:
+            p.lag_s = 0.0  # nothing waiting: caught up
+        elif batch.last_time is not None:
+            p.lag_s = max(0.0, time.time() - batch.last_time.time)
+
+    def _save(self, token: Any, batch: Batch, events: list[RawBSONDocument]) -> None:
+        """The stream's position after the applied batch, in the run state."""
+        if token is None or (not events and dict(token) == self.token):
+            return
+        self.token = dict(token)
+        changes = dict(self.state.changes or {})
+        p = self.progress
+        changes.update(
+            resume_token=to_ejson(self.token),
+            followed_at=now_iso(),
+            applied=int(changes.get("applied", 0)) + len(batch.writes),
+            events=int(changes.get("events", 0)) + batch.events,
+            lag_s=p.lag_s,
+        )
+        self.state.changes = changes
+        save_state(self.state, self.cfg.files.state)
+
+    def _lost(self, exc: OperationFailure) -> StateError:
+        taken = self.position.taken_at
+        return StateError(
+            f"the source no longer has the change-stream position of job '{self.cfg.job}' "
+            f"(taken {taken}; its change history has moved past it: "
+            f"{describe_error(exc, self.source.uri)}): the changes since are lost to follow",
+            fix="start the job over with --restart --follow",
+        )
