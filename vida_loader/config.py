@@ -240,6 +240,7 @@ class RunConfig(JobConfig):
             "disable_indexes": self.disable_indexes,
             "transform": self.transform,
             "max_rejects": self.max_rejects,
+            "follow": self.follow,
         }
 
 

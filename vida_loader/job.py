@@ -101,6 +101,8 @@ def continue_command(
             args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if "batch_bytes" in given and given["batch_bytes"] != int(DEFAULT_BATCH_MB * MIB):
         args += ["--batch-mb", f"{given['batch_bytes'] / MIB:g}"]
+    if given.get("follow"):
+        args.append("--follow")
     secret = []
     for role, uri in (("source", cfg.source_uri), ("target", cfg.target_uri)):
         if uri and manifest and uri == getattr(manifest, role)["uri"]:

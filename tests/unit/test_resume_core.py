@@ -122,3 +122,7 @@ def test_a_lock_recorded_by_another_host_is_not_guessed_at(tmp_path: Path) -> No
     ):
         pass
     assert json.loads(_files(tmp_path).lock.read_text()) == other  # left as it was
+
+
+def test_a_following_run_is_continued_with_follow() -> None:
+    assert continue_command(RunConfig(job="j", follow=True)) == "vida-loader run --job j --follow"
