@@ -37,7 +37,12 @@ def write_some(db: DB, start: int) -> None:
 
 
 def test_changes_during_and_after_the_copy_are_replayed_byte_for_byte(
-    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     db.src.insert_many({"_id": i, "n": i, "name": f"n{i}"} for i in range(N))
     plan_in(server, target_server, db, tmp_path, partitions=3)
@@ -60,6 +65,13 @@ def test_changes_during_and_after_the_copy_are_replayed_byte_for_byte(
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
     again = follow_job(cfg)  # from the saved position: nothing new
     assert again.progress.events == 0 and raw_hashes(tdb.dst) == raw_hashes(db.src)
+    capsys.readouterr()
+    assert main(["status", "--job", "j", "--manifest-dir", str(tmp_path), "--json"]) == 0
+    changes = orjson.loads(capsys.readouterr().out)["changes"]
+    assert changes["position"] and changes["lag_s"] == 0
+    assert changes["events"] == result.progress.events and changes["applied"] > 0
+    assert main(["status", "--job", "j", "--manifest-dir", str(tmp_path)]) == 0
+    assert f"followed    {changes['events']:,} changes read" in capsys.readouterr().out
 
 
 def _applied(state_file: Path) -> int:

@@ -212,6 +212,24 @@ def status_json(st: JobStatus) -> dict[str, Any]:
         "continue_command": None if st.complete else st.command,
         "last_verify": st.last_verify,
         "deep_verify": st.deep_round,
+        "changes": _changes(state),
+    }
+
+
+def _changes(state: RunState | None) -> dict[str, Any] | None:
+    """The change-stream position and what following it applied (no resume token)."""
+    if state is None or not state.changes:
+        return None
+    c = state.changes
+    return {
+        "position": c.get("token") is not None,
+        "taken_at": c.get("taken_at"),
+        "cosmos": bool(c.get("cosmos")),
+        "error": c.get("error"),
+        "followed_at": c.get("followed_at"),
+        "events": int(c.get("events", 0)),
+        "applied": int(c.get("applied", 0)),
+        "lag_s": c.get("lag_s"),
     }
 
 

@@ -459,6 +459,7 @@ def format_status(st: JobStatus) -> str:
             f"  transform   {spec.describe()}: {dropped:,} documents dropped, {rejected:,} "
             "rejected" + (f" (listed in {listed})" if rejected else ""),
         )
+    lines += _follow_status(state)
     lines += _verify_status(st)
     lines += _failed_tasks(state)
     if st.complete:
@@ -466,6 +467,23 @@ def format_status(st: JobStatus) -> str:
     elif st.holder is None:
         lines.append(f"  continue    {st.command}")
     return "\n".join(lines)
+
+
+def _follow_status(state: RunState) -> list[str]:
+    """The change-stream position taken before the copy, and what a follow applied."""
+    c = state.changes
+    if not c:
+        return []
+    if c.get("token") is None:
+        return [f"  changes     no change-stream position ({c.get('error')}): --follow impossible"]
+    if c.get("followed_at") is None:
+        return [f"  changes     position taken {c['taken_at']}: `run --follow` replays from there"]
+    lag = c.get("lag_s")
+    behind = "unknown" if lag is None else f"{lag:,.1f} s behind"
+    return [
+        f"  followed    {int(c.get('events', 0)):,} changes read, {int(c.get('applied', 0)):,} "
+        f"writes applied; last at {c['followed_at']}, {behind}"
+    ]
 
 
 def _verify_status(st: JobStatus) -> list[str]:
