@@ -31,6 +31,7 @@ from vida_loader.config import (
 from vida_loader.coordinator import RunResult, run_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
+from vida_loader.follow.finalize import finalize_indexes
 from vida_loader.follow.loop import follow_job
 from vida_loader.generate import sources
 from vida_loader.generate.runner import GenerateConfig
@@ -54,6 +55,7 @@ from vida_loader.report.page import write_report
 from vida_loader.report.progress import ProgressPrinter, format_generate
 from vida_loader.report.text import (
     format_deep_verify,
+    format_finalized,
     format_follow,
     format_generated,
     format_index_build,
@@ -339,6 +341,10 @@ def run(
             partial(follow_job, cfg),
         )
         click.echo(format_follow(followed), err=as_json)
+        if followed.finalize_errors:
+            code, reason = EXIT_FAILED, "indexes_failed"
+            message = followed.finalize_errors[0]
+            click.echo(f"vida-loader: {message}", err=True)
     if as_json:
         _print_json({**run_json(result, code, reason, message), "follow": follow_json(followed)})
     return code
@@ -750,6 +756,31 @@ def indexes_build(**params: Any) -> int:
             f"build (index '{name}': {error}); fix the cause, then run this again",
             err=True,
         )
+        return EXIT_FAILED
+    return 0
+
+
+@indexes.command("finalize")
+@settings_options("run", *INDEX_READ_KEYS, "retry_attempts", "retry_window", **JOB_HELPS)
+def indexes_finalize(**params: Any) -> int:
+    """Make the indexes a `run --follow` built relaxed what they are defined to be:
+    unique indexes unique, TTL indexes their real expiry. `--until-caught-up` does it at
+    its end; this is for a switch-over done otherwise. Exit 1 naming the documents that
+    share a key when a unique index cannot be made unique."""
+    s = load_settings("run", params)
+    cfg = JobConfig(
+        **JobConfig.given(
+            s, resolve_job(s["manifest_dir"], s["job"]), "retry_attempts", "retry_window"
+        )
+    )
+    done = finalize_indexes(cfg)
+    if not done:
+        click.echo(f"job '{cfg.job}': no index waits to be made final")
+        return 0
+    click.echo("\n".join([f"indexes of job '{cfg.job}':", *format_finalized(done)]))
+    errors = [f.error for f in done if f.error]
+    if errors:
+        click.echo(f"vida-loader: {errors[0]}", err=True)
         return EXIT_FAILED
     return 0
 

@@ -20,7 +20,7 @@ from vida_loader.config import RunConfig
 from vida_loader.errors import VidaError
 from vida_loader.execution.events import Event, Started
 from vida_loader.execution.scheduler import Scheduler
-from vida_loader.indexes import IndexSpec
+from vida_loader.indexes import IndexSpec, relaxed
 from vida_loader.mongo import Timeouts, close_client, connect
 from vida_loader.retry import RetryCounts
 from vida_loader.runstate import RunState, TaskState, index_task, now_iso
@@ -61,6 +61,15 @@ class IndexBuilds:
     def __init__(self, run: RunHost) -> None:
         self.run_ = run
         self.specs = {index_task(s.name): s for s in run.index_specs}
+        # While a run follows the source's changes, unique and TTL indexes are built
+        # relaxed (a replayed change briefly in conflict must not be refused, a TTL must not
+        # delete before the switch-over); ``finalize`` makes them what they are at the end.
+        self.finalize: dict[str, dict[str, Any]] = {}
+        if run.cfg.follow:
+            for tid, spec in list(self.specs.items()):
+                loose, change = relaxed(spec)
+                if change is not None:
+                    self.specs[tid], self.finalize[tid] = loose, change
         self.settings = IndexSettings(run.settings.target, run.cfg.timeouts, run.cfg.retry)
         self.tries: dict[str, int] = {}
         self.seconds = 0.0  # spent in index phases
@@ -115,6 +124,8 @@ class IndexBuilds:
         rec.attempts += 1
         self.tries[tid] = self.tries.get(tid, 0) + 1
         result.apply_to(rec)
+        if result.state is TaskState.DONE and tid in self.finalize:
+            rec.finalize = self.finalize[tid]
         self.run_.retried.merge(result.retries, result.throttled, result.wait_s)
         if result.outage is not None:
             self.run_.outage = self.run_.outage or result.outage

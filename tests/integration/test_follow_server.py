@@ -4,6 +4,7 @@ byte for byte, a kill -9 while following, a position the source no longer has.""
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import subprocess
@@ -147,3 +148,62 @@ def test_until_caught_up_without_follow_is_refused(
     code = main(["run", "--job", "j", "--manifest-dir", str(tmp_path), "--until-caught-up", "5"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "add --follow" in err
+
+
+def test_unique_and_ttl_indexes_are_relaxed_while_following_and_made_final_at_the_end(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two documents swap their unique keys on the source: replayed in one batch, the
+    target is briefly in conflict, which a unique index would refuse. Relaxed while
+    following, the indexes are unique and TTL again after --until-caught-up."""
+    db.src.insert_many({"_id": i, "k": i, "at": datetime.datetime(2026, 1, 1)} for i in range(40))
+    db.src.create_index("k", name="k_1", unique=True)
+    db.src.create_index("at", name="at_1", expireAfterSeconds=10**8)
+    plan_in(server, target_server, db, tmp_path, partitions=2)
+    assert not run_in(tmp_path, jobs=1, follow=True).failed
+    info = tdb.dst.index_information()
+    assert "unique" not in info["k_1"] and info["at_1"]["expireAfterSeconds"] == 2**31 - 1
+    db.src.update_one({"_id": 1}, {"$set": {"k": 100}})
+    db.src.update_one({"_id": 2}, {"$set": {"k": 1}})
+    db.src.update_one({"_id": 1}, {"$set": {"k": 2}})
+    base = ["run", "--job", "j", "--manifest-dir", str(tmp_path), "--follow", "-q"]
+    capsys.readouterr()
+    assert main([*base, "--until-caught-up", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "k_1: made final (unique)" in out and "at_1: made final (TTL 100,000,000 s)" in out
+    info = tdb.dst.index_information()
+    assert info["k_1"]["unique"] and info["at_1"]["expireAfterSeconds"] == 10**8
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+    state = load_state(JobFiles(tmp_path, "j").state)
+    assert state is not None and not any(r.finalize for r in state.indexes.values())
+
+
+def test_a_unique_index_that_cannot_be_made_unique_names_the_documents(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db.src.insert_many({"_id": i, "k": i} for i in range(20))
+    db.src.create_index("k", name="k_1", unique=True)
+    plan_in(server, target_server, db, tmp_path, partitions=1)
+    assert not run_in(tmp_path, jobs=1, follow=True).failed
+    tdb.dst.insert_one({"_id": 99, "k": 5})  # a stray document on the target
+    base = ["--job", "j", "--manifest-dir", str(tmp_path)]
+    capsys.readouterr()
+    assert main(["indexes", "finalize", *base]) == 1
+    out, err = capsys.readouterr()
+    assert "k_1: NOT final" in out
+    assert err.count("\n") == 1 and "_ids 5, 99" in err and "indexes finalize" in err
+    tdb.dst.delete_one({"_id": 99})
+    assert main(["indexes", "finalize", *base]) == 0
+    assert tdb.dst.index_information()["k_1"]["unique"]
+    assert main(["indexes", "finalize", *base]) == 0
+    assert "no index waits to be made final" in capsys.readouterr().out

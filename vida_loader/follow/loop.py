@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bson.raw_bson import RawBSONDocument
@@ -27,6 +27,7 @@ from pymongo.write_concern import WriteConcern
 from vida_loader.config import RunConfig
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
 from vida_loader.follow.apply import Batch
+from vida_loader.follow.finalize import Finalized, finalize_in
 from vida_loader.follow.position import Position, open_stream
 from vida_loader.job import open_job
 from vida_loader.jobfiles import from_ejson, to_ejson
@@ -70,6 +71,11 @@ class FollowResult:
     progress: FollowProgress
     caught_up: bool  # ended by --until-caught-up
     stopped: bool  # ended by Ctrl-C / SIGTERM between batches
+    finalized: tuple[Finalized, ...] = ()  # indexes made final at the switch-over
+
+    @property
+    def finalize_errors(self) -> list[str]:
+        return [f.error for f in self.finalized if f.error]
 
 
 FollowSink = Callable[[FollowProgress], None]
@@ -106,7 +112,15 @@ def follow_job(
                 "source stay on the target"
             )
         loop = _Loop(cfg, state, position, source, target, t, on_progress, tick)
-        return loop.run()
+        result = loop.run()
+        if result.caught_up:  # the switch-over: relaxed indexes become what they are
+
+            def save() -> None:
+                save_state(state, files.state)
+
+            done = finalize_in(state, target, cfg.timeouts, cfg.retry, save)
+            result = replace(result, finalized=tuple(done))
+        return result
 
 
 def _position(state: RunState, job: str) -> Position:

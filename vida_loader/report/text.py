@@ -4,12 +4,14 @@ generate summaries, and the settings table. Pure formatting of library results."
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from typing import Any
 
 from vida_loader.budget import BudgetPlan
 from vida_loader.builder import TargetIndexes
 from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunResult
+from vida_loader.follow.finalize import Finalized
 from vida_loader.follow.loop import FollowResult
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
 from vida_loader.indexes import Action
@@ -311,6 +313,22 @@ def format_verify(result: VerifyResult) -> str:
     return "\n".join(lines)
 
 
+def format_finalized(done: Iterable[Finalized]) -> list[str]:
+    """A line per index made final (or not) at the switch-over."""
+    lines = []
+    for f in done:
+        what = ", ".join(
+            "unique" if k == "unique" else f"TTL {v:,} s"
+            for k, v in f.change.items()
+            if k != "name"
+        )
+        if f.error is None:
+            lines.append(f"  index       {f.name}: made final ({what})")
+        else:
+            lines.append(f"  index       {f.name}: NOT final: {f.error}")
+    return lines
+
+
 def format_follow(f: FollowResult) -> str:
     p = f.progress
     lag = "unknown" if p.lag_s is None else f"{p.lag_s:,.1f} s"
@@ -321,6 +339,7 @@ def format_follow(f: FollowResult) -> str:
         f"upserts, {p.deletes:,} deletes), {p.skipped:,} skipped",
         f"  behind      {lag} (the age of the last change applied)",
     ]
+    lines += format_finalized(f.finalized)
     if f.caught_up:
         lines += [
             "  switch over now:",
