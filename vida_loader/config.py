@@ -159,6 +159,8 @@ class RunConfig(JobConfig):
     max_rejects: int = DEFAULT_MAX_REJECTS  # the job's rejected documents, at most
     follow: bool = False  # after the copy, replay the source's changes until stopped
     until_caught_up: float | None = None  # with follow: stop once this few seconds behind
+    follow_deletes: str = "stream"  # stream, sweep: also delete what the source lost
+    sweep_interval: float = 300.0  # seconds between delete sweeps while caught up
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -212,6 +214,8 @@ class RunConfig(JobConfig):
                 "max_rejects",
                 "follow",
                 "until_caught_up",
+                "follow_deletes",
+                "sweep_interval",
             ),
             max_rus_percent_given=s.origin("max_rus_percent").layer
             not in (Layer.PROFILE, Layer.DEFAULT),

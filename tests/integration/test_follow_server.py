@@ -207,3 +207,37 @@ def test_a_unique_index_that_cannot_be_made_unique_names_the_documents(
     assert tdb.dst.index_information()["k_1"]["unique"]
     assert main(["indexes", "finalize", *base]) == 0
     assert "no index waits to be made final" in capsys.readouterr().out
+
+
+def test_a_cosmos_shaped_stream_reports_no_deletes_and_the_sweep_removes_them(
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The job's stream is opened with Cosmos DB's required pipeline (no operationType,
+    no deletes), against a real change stream: without the sweep the deleted documents
+    stay, and say so; with it the target converges byte for byte."""
+    db.src.insert_many({"_id": i, "n": i} for i in range(N))
+    plan_in(server, target_server, db, tmp_path, partitions=3)
+    assert not run_in(tmp_path, jobs=1).failed
+    files = JobFiles(tmp_path, "j")
+    state = load_state(files.state)
+    assert state is not None and state.changes is not None
+    state.changes["cosmos"] = True  # as taken from a Cosmos DB account
+    save_state(state, files.state)
+    write_some(db, 1000)
+    db.src.delete_many({"_id": {"$in": [10, 150, 290]}})
+    base = ["run", "--job", "j", "--manifest-dir", str(tmp_path), "--follow"]
+    capsys.readouterr()
+    assert main([*base, "--until-caught-up", "0", "--json"]) == 0
+    out, err = capsys.readouterr()
+    follow = orjson.loads(out)["follow"]
+    assert follow["deletes"] == 0 and follow["upserts"] == 22 and follow["swept"] == 0
+    assert "reports no deletes" in err and "--follow-deletes sweep" in err
+    assert tdb.dst.count_documents({}) == db.src.count_documents({}) + 4
+    assert main([*base, "--until-caught-up", "0", "--follow-deletes", "sweep", "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["follow"]["swept"] == 4
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)

@@ -29,9 +29,11 @@ from vida_loader.errors import RunInterruptedError, StateError, UsageError
 from vida_loader.follow.apply import Batch
 from vida_loader.follow.finalize import Finalized, finalize_in
 from vida_loader.follow.position import Position, open_stream
+from vida_loader.follow.sweep import sweep_deletes
 from vida_loader.job import open_job
 from vida_loader.jobfiles import from_ejson, to_ejson
 from vida_loader.lock import hold_lock
+from vida_loader.manifest import Manifest
 from vida_loader.mongo import Endpoint, connect, describe_error
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.retry import Retrier
@@ -55,6 +57,7 @@ class FollowProgress:
     upserts: int = 0
     deletes: int = 0
     skipped: int = 0
+    swept: int = 0  # target documents the delete sweep removed
     batches: int = 0
     lag_s: float | None = None  # age of the last applied change; 0: caught up; None: unknown
     seconds: float = 0.0
@@ -88,7 +91,7 @@ def follow_job(
     tick: float = 1.0,
 ) -> FollowResult:
     """Replay the source's changes on the target from the job's saved position."""
-    _, source, target = open_job(cfg)
+    manifest, source, target = open_job(cfg)
     files = cfg.files
     with hold_lock(files, now_iso()):
         state = load_state(files.state)
@@ -106,12 +109,12 @@ def follow_job(
                 "the target)",
                 fix="follow without the filter, or copy again when writes have stopped",
             )
-        if notify and position.cosmos:
+        if notify and position.cosmos and cfg.follow_deletes != "sweep":
             notify(
                 "Cosmos DB reports no deletes in its change stream: documents deleted on the "
-                "source stay on the target"
+                "source stay on the target unless --follow-deletes sweep"
             )
-        loop = _Loop(cfg, state, position, source, target, t, on_progress, tick)
+        loop = _Loop(cfg, manifest, state, position, (source, target), t, on_progress, tick)
         result = loop.run()
         if result.caught_up:  # the switch-over: relaxed indexes become what they are
 
@@ -144,19 +147,21 @@ class _Loop:
     def __init__(
         self,
         cfg: RunConfig,
+        manifest: Manifest,
         state: RunState,
         position: Position,
-        source: Endpoint,
-        target: Endpoint,
+        sides: tuple[Endpoint, Endpoint],
         t: Transform | None,
         on_progress: FollowSink | None,
         tick: float,
     ) -> None:
-        self.cfg, self.state, self.position = cfg, state, position
-        self.source, self.target, self.t = source, target, t
-        self.on_progress, self.tick = on_progress, tick
+        self.cfg, self.manifest, self.state, self.position = cfg, manifest, state, position
+        self.source, self.target = sides
+        self.t, self.on_progress, self.tick = t, on_progress, tick
         self.progress = FollowProgress()
         self.applying = False  # a batch is written but its position not saved yet
+        self.last_sweep = float("-inf")
+        self.started = self.last_tick = 0.0
         self.retrier = Retrier(cfg.retry, role="target")
         self.token: dict[str, Any] = dict(position.token or {})
         saved = (state.changes or {}).get("resume_token")
@@ -165,8 +170,7 @@ class _Loop:
 
     def run(self) -> FollowResult:
         cfg = self.cfg
-        started = time.monotonic()
-        last_tick = 0.0
+        self.started = time.monotonic()
         caught_up = stopped = False
         with (
             connect(self.source.uri, role="source", timeouts=cfg.timeouts) as src,
@@ -177,28 +181,10 @@ class _Loop:
                 self.target.collection, RAW_OPTIONS, write_concern=FOLLOW_WRITES
             )
             try:
-                stream = open_stream(src_coll, self.position.cosmos, self.token, WAIT_MS)
-            except OperationFailure as exc:
-                if exc.code in LOST_POSITION or "resume" in str(exc).lower():
-                    raise self._lost(exc) from None
-                raise
-            try:
-                with stream:
-                    while True:
-                        batch, events = self._read(stream)
-                        self._apply(batch, dst_coll)
-                        self._save(stream.resume_token, batch, events)
-                        self.applying = False
-                        self.progress.seconds = time.monotonic() - started
-                        now = time.monotonic()
-                        if self.on_progress and now - last_tick >= self.tick:
-                            last_tick = now
-                            self.on_progress(self.progress)
-                        lag = self.progress.lag_s
-                        if cfg.until_caught_up is not None and lag is not None:
-                            if lag <= cfg.until_caught_up:
-                                caught_up = True
-                                break
+                with self._open(src_coll) as stream:
+                    while not self._step(stream, src_coll, dst_coll):
+                        pass
+                    caught_up = True
             except KeyboardInterrupt:
                 if self.applying:
                     raise RunInterruptedError(
@@ -210,10 +196,43 @@ class _Loop:
                 if exc.code in LOST_POSITION:
                     raise self._lost(exc) from None
                 raise
-        self.progress.seconds = time.monotonic() - started
+        self.progress.seconds = time.monotonic() - self.started
         if self.on_progress:
             self.on_progress(self.progress)
         return FollowResult(cfg.job, self.progress, caught_up, stopped)
+
+    def _open(self, coll: Any) -> Any:
+        """The change stream from the saved position; a position gone is a ``StateError``."""
+        try:
+            return open_stream(coll, self.position.cosmos, self.token, WAIT_MS)
+        except OperationFailure as exc:
+            if exc.code in LOST_POSITION or "resume" in str(exc).lower():
+                raise self._lost(exc) from None
+            raise
+
+    def _step(self, stream: Any, src: Any, dst: Any) -> bool:
+        """Read, apply and save one batch; True when --until-caught-up is reached."""
+        cfg = self.cfg
+        batch, events = self._read(stream)
+        self._apply(batch, dst)
+        self._save(stream.resume_token, batch, events)
+        self.applying = False
+        now = time.monotonic()
+        self.progress.seconds = now - self.started
+        if self.on_progress and now - self.last_tick >= self.tick:
+            self.last_tick = now
+            self.on_progress(self.progress)
+        lag = self.progress.lag_s
+        done = cfg.until_caught_up is not None and lag is not None and lag <= cfg.until_caught_up
+        if lag == 0 and cfg.follow_deletes == "sweep":
+            if done or now - self.last_sweep >= cfg.sweep_interval:
+                self._sweep(src, dst)
+        return done
+
+    def _sweep(self, src: Any, dst: Any) -> None:
+        """Delete what the source no longer holds (its stream may not say: Cosmos DB)."""
+        self.last_sweep = time.monotonic()
+        self.progress.swept += sweep_deletes(self.manifest, src, dst, self.retrier)
 
     def _read(self, stream: Any) -> tuple[Batch, list[RawBSONDocument]]:
         """Events until ``follow_batch`` of them, or until the stream has none now."""

@@ -35,6 +35,11 @@ def _raw_ids(
     return ids
 
 
+def range_ids(part: Partition, coll: Collection[Any]) -> set[bytes]:
+    """The range's ``_id``s on ``coll``, each as its raw ``{_id: ...}`` document."""
+    return set(_raw_ids(part, coll))
+
+
 def _find_raw_by_ids(
     coll: Collection[Any],
     raw_ids: list[bytes],

@@ -59,6 +59,7 @@ def follow_json(f: FollowResult | None) -> dict[str, Any] | None:
         "upserts": p.upserts,
         "deletes": p.deletes,
         "skipped": p.skipped,
+        "swept": p.swept,
         "seconds": round(p.seconds, 3),
         "events_s": round(p.rate, 1),
         "lag_s": None if p.lag_s is None else round(p.lag_s, 3),

@@ -336,7 +336,8 @@ def format_follow(f: FollowResult) -> str:
     lines = [
         f"follow of job '{f.job}' {how} after {format_duration(p.seconds)}: {p.events:,} "
         f"changes read ({p.rate:,.1f}/s), {p.applied:,} writes applied ({p.upserts:,} "
-        f"upserts, {p.deletes:,} deletes), {p.skipped:,} skipped",
+        f"upserts, {p.deletes:,} deletes), {p.skipped:,} skipped"
+        + (f", {p.swept:,} deleted by the sweep" if p.swept else ""),
         f"  behind      {lag} (the age of the last change applied)",
     ]
     lines += format_finalized(f.finalized)

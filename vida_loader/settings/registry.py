@@ -388,6 +388,26 @@ SPECS: tuple[Spec, ...] = (
         metavar="SECONDS",
     ),
     Spec(
+        "follow_deletes",
+        "choice",
+        "With --follow: how deletes reach the target: from the change stream (Cosmos DB "
+        "reports none), or also by a sweep that deletes target _ids the source lacks, "
+        "range by range, whenever the follow has caught up (every --sweep-interval)",
+        ("run",),
+        default="stream",
+        choices=("stream", "sweep"),
+    ),
+    Spec(
+        "sweep_interval",
+        "float",
+        "Seconds between two delete sweeps (each reads every _id on both sides)",
+        ("run",),
+        default=300.0,
+        low=0,
+        high=7 * 86400,
+        metavar="SECONDS",
+    ),
+    Spec(
         "deep",
         "bool",
         "Compare every document byte for byte (both sides read at once, by _id), not only "
