@@ -46,6 +46,9 @@ FOLLOW_WRITES = WriteConcern(w=1, j=True)
 LOST_POSITION = (260, 280, 286)
 BATCH_EVENTS = 1000  # events per applied batch, at most
 WAIT_MS = 1000  # how long one read of the stream waits for events before "caught up"
+# Cosmos DB answers a throttled change stream with an empty page, not an error: only
+# several empty reads in a row mean that the target has caught up.
+COSMOS_EMPTY_READS = 3
 
 
 @dataclass
@@ -161,6 +164,7 @@ class _Loop:
         self.progress = FollowProgress()
         self.applying = False  # a batch is written but its position not saved yet
         self.last_sweep = float("-inf")
+        self.empty = 0  # empty reads of the stream in a row
         self.started = self.last_tick = 0.0
         self.retrier = Retrier(cfg.retry, role="target")
         self.token: dict[str, Any] = dict(position.token or {})
@@ -260,9 +264,14 @@ class _Loop:
         p.skipped += batch.skipped
         p.batches += 1 if ops else 0
         if not batch.events:
-            p.lag_s = 0.0  # nothing waiting: caught up
-        elif batch.last_time is not None:
-            p.lag_s = max(0.0, time.time() - batch.last_time.time)
+            self.empty += 1
+            if self.empty >= (COSMOS_EMPTY_READS if self.position.cosmos else 1):
+                p.lag_s = 0.0  # nothing waiting: caught up
+            return
+        self.empty = 0
+        # Cosmos DB's events carry no time: behind by an unknown amount until caught up.
+        last = batch.last_time
+        p.lag_s = None if last is None else max(0.0, time.time() - last.time)
 
     def _save(self, token: Any, batch: Batch, events: list[RawBSONDocument]) -> None:
         """The stream's position after the applied batch, in the run state."""
