@@ -43,7 +43,7 @@ browser: ## Debian's chromium, for the test that opens the report as a user sees
 test: install browser ## run the whole test suite (unit, integration against real local servers, CLI)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install ## every benchmark: copy speed, faults, generate, RU, indexes, transforms, live view, deep verify -> bench/results*.json
+bench: install ## every benchmark: copy speed, faults, generate, RU, indexes, transforms, live view, deep verify, follow -> bench/results*.json
 	timeout 5400 $(BIN)/python benchmarks/bench_copy.py
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
 	timeout 1800 $(BIN)/python benchmarks/bench_generate.py
@@ -52,6 +52,7 @@ bench: install ## every benchmark: copy speed, faults, generate, RU, indexes, tr
 	timeout 1200 $(BIN)/python benchmarks/bench_transform.py
 	timeout 1200 $(BIN)/python benchmarks/bench_live.py
 	timeout 3600 $(BIN)/python benchmarks/bench_verify.py
+	timeout 1800 $(BIN)/python benchmarks/bench_follow.py
 
 bench-faults: install ## what throttling and a 10 s target outage cost a run -> bench/results-faults.json
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
@@ -70,6 +71,10 @@ bench-transform: install ## client CPU per document: raw copy vs filter, identit
 
 bench-verify: install ## verify --deep against one plain read of the source, and its peak memory 100k -> 1M documents -> bench/results-verify.json
 	timeout 3600 $(BIN)/python benchmarks/bench_verify.py
+	timeout 1800 $(BIN)/python benchmarks/bench_follow.py
+
+bench-follow: install ## run --follow at 200 writes/s: catch-up time, lag p50/p95, apply rate vs plain upserts -> bench/results-follow.json
+	timeout 1800 $(BIN)/python benchmarks/bench_follow.py
 
 bench-live: install ## what the live view costs a run: throughput with the view, plain lines, nothing -> bench/results-live.json
 	timeout 1200 $(BIN)/python benchmarks/bench_live.py

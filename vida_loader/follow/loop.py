@@ -15,12 +15,14 @@ is at most that many seconds.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bson.raw_bson import RawBSONDocument
 from pymongo.errors import OperationFailure
 from pymongo.write_concern import WriteConcern
 
@@ -45,7 +47,7 @@ FOLLOW_WRITES = WriteConcern(w=1, j=True)
 # The server answers "this position is gone" with these codes (history lost, fatal).
 LOST_POSITION = (260, 280, 286)
 BATCH_EVENTS = 1000  # events per applied batch, at most
-WAIT_MS = 1000  # how long one read of the stream waits for events before "caught up"
+WAIT_MS = 250  # how long one read of the stream waits for events before "caught up"
 # Cosmos DB answers a throttled change stream with an empty page, not an error: only
 # several empty reads in a row mean that the target has caught up.
 COSMOS_EMPTY_READS = 3
@@ -92,8 +94,11 @@ def follow_job(
     on_progress: FollowSink | None = None,
     notify: Callable[[str], None] | None = None,
     tick: float = 1.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FollowResult:
-    """Replay the source's changes on the target from the job's saved position."""
+    """Replay the source's changes on the target from the job's saved position, until
+    ``cfg.until_caught_up`` is reached, an interrupt, or ``should_stop()`` says so
+    (asked between batches)."""
     manifest, source, target = open_job(cfg)
     files = cfg.files
     with hold_lock(files, now_iso()):
@@ -118,6 +123,7 @@ def follow_job(
                 "source stay on the target unless --follow-deletes sweep"
             )
         loop = _Loop(cfg, manifest, state, position, (source, target), t, on_progress, tick)
+        loop.should_stop = should_stop
         result = loop.run()
         if result.caught_up:  # the switch-over: relaxed indexes become what they are
 
@@ -165,6 +171,7 @@ class _Loop:
         self.applying = False  # a batch is written but its position not saved yet
         self.last_sweep = float("-inf")
         self.empty = 0  # empty reads of the stream in a row
+        self.should_stop: Callable[[], bool] | None = None
         self.started = self.last_tick = 0.0
         self.retrier = Retrier(cfg.retry, role="target")
         self.token: dict[str, Any] = dict(position.token or {})
@@ -185,10 +192,11 @@ class _Loop:
                 self.target.collection, RAW_OPTIONS, write_concern=FOLLOW_WRITES
             )
             try:
-                with self._open(src_coll) as stream:
-                    while not self._step(stream, src_coll, dst_coll):
-                        pass
-                    caught_up = True
+                with self._open(src_coll) as stream, _Reader(stream, self._read) as reader:
+                    while not (caught_up := self._step(reader, src_coll, dst_coll)):
+                        if self.should_stop is not None and self.should_stop():
+                            stopped = True
+                            break
             except KeyboardInterrupt:
                 if self.applying:
                     raise RunInterruptedError(
@@ -214,12 +222,12 @@ class _Loop:
                 raise self._lost(exc) from None
             raise
 
-    def _step(self, stream: Any, src: Any, dst: Any) -> bool:
-        """Read, apply and save one batch; True when --until-caught-up is reached."""
+    def _step(self, reader: _Reader, src: Any, dst: Any) -> bool:
+        """Apply and save the next batch read; True when --until-caught-up is reached."""
         cfg = self.cfg
-        batch, events = self._read(stream)
+        batch, token = reader.next()
         self._apply(batch, dst)
-        self._save(stream.resume_token, batch, events)
+        self._save(token, batch)
         self.applying = False
         now = time.monotonic()
         self.progress.seconds = now - self.started
@@ -238,17 +246,16 @@ class _Loop:
         self.last_sweep = time.monotonic()
         self.progress.swept += sweep_deletes(self.manifest, src, dst, self.retrier)
 
-    def _read(self, stream: Any) -> tuple[Batch, list[RawBSONDocument]]:
-        """Events until ``follow_batch`` of them, or until the stream has none now."""
+    def _read(self, stream: Any) -> Batch:
+        """Events until ``BATCH_EVENTS`` of them, or until the stream has none now (on the
+        reading thread)."""
         batch = Batch()
-        events: list[RawBSONDocument] = []
-        while len(events) < BATCH_EVENTS:
+        while batch.events < BATCH_EVENTS:
             event = stream.try_next()
             if event is None:
                 break
-            events.append(event)
             batch.add(event, self.t)
-        return batch, events
+        return batch
 
     def _apply(self, batch: Batch, coll: Any) -> None:
         """The batch's writes, acknowledged and journaled; retried whole (idempotent)."""
@@ -273,9 +280,9 @@ class _Loop:
         last = batch.last_time
         p.lag_s = None if last is None else max(0.0, time.time() - last.time)
 
-    def _save(self, token: Any, batch: Batch, events: list[RawBSONDocument]) -> None:
+    def _save(self, token: Any, batch: Batch) -> None:
         """The stream's position after the applied batch, in the run state."""
-        if token is None or (not events and dict(token) == self.token):
+        if token is None or (not batch.events and dict(token) == self.token):
             return
         self.token = dict(token)
         changes = dict(self.state.changes or {})
@@ -298,3 +305,58 @@ class _Loop:
             f"{describe_error(exc, self.source.uri)}): the changes since are lost to follow",
             fix="start the job over with --restart --follow",
         )
+
+
+class _Reader:
+    """Reads the next batches of the change stream on a thread of its own while the
+    previous one is applied: each with the stream's resume token right after it. An
+    exception there is raised by ``next``; leaving the block stops the thread (bounded:
+    one read of the stream waits ``WAIT_MS`` at most)."""
+
+    AHEAD = 2  # batches read ahead of the one applied
+
+    def __init__(self, stream: Any, read: Callable[[Any], Batch]) -> None:
+        self.stream, self.read = stream, read
+        self.q: queue.Queue[Any] = queue.Queue(self.AHEAD)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="vida-follow-reader", daemon=True)
+
+    def __enter__(self) -> _Reader:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        while self.thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.q.get(timeout=0.1)  # unblock a full queue
+            self.thread.join(timeout=0.1)
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                batch = self.read(self.stream)
+                self._put((batch, self.stream.resume_token))
+        except BaseException as exc:  # handed to the applier, raised there
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def next(self) -> tuple[Batch, Any]:
+        """The next batch and the position after it."""
+        while True:
+            try:
+                item = self.q.get(timeout=1.0)
+            except queue.Empty:
+                if not self.thread.is_alive():
+                    raise RuntimeError("the change-stream reader stopped") from None
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            return item  # type: ignore[no-any-return]
