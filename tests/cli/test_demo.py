@@ -58,7 +58,10 @@ def test_demo_steps_run_end_to_end_and_stop_the_servers(tmp_path: Path) -> None:
     # The source changed after the copy: deep verify finds the 5 orders, repair fixes them.
     assert "0 missing, 0 extra, 5 altered" in proc.stdout
     assert "0 inserted, 5 replaced, 0 deleted" in proc.stdout
-    assert "all 2,000 documents are the same on both sides" in proc.stdout
+    assert "the application wrote 20 new orders, completed 10 and deleted 5" in proc.stdout
+    assert "follow of job 'demo' caught up" in proc.stdout
+    assert "(35 upserts, 5 deletes)" in proc.stdout  # the 5 changed orders too
+    assert "all 2,015 documents are the same on both sides" in proc.stdout
     assert "both servers stopped" in proc.stdout
     ports = _ports(proc.stdout)
     assert len(ports) == 2 and not any(_listening(p) for p in ports)

@@ -3,6 +3,7 @@ MongoDB's event shape and Cosmos DB's (no operationType, no deletes)."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import bson
@@ -47,7 +48,7 @@ def test_the_last_event_of_each_id_wins_and_upserts_keep_the_source_bytes() -> N
     one = by_id[1]
     assert isinstance(one, ReplaceOne) and one._upsert
     assert bytes(one._doc.raw) == bson.encode({"_id": 1, "a": 2})
-    assert b.last_time == Timestamp(15, 1)
+    assert b.last_at == 15.0  # clusterTime: whole seconds
 
 
 def test_cosmos_events_without_operation_type_are_upserts() -> None:
@@ -55,9 +56,25 @@ def test_cosmos_events_without_operation_type_are_upserts() -> None:
     b.extend([event(None, 7, {"_id": 7, "v": 1}), event(None, 7, {"_id": 7, "v": 2})])
     (op,) = b.writes.values()
     assert isinstance(op, ReplaceOne) and op._doc["v"] == 2
-    assert b.last_time is None  # Cosmos DB's events carry no clusterTime
+    assert b.last_at is None  # Cosmos DB's events carry no time
 
 
 def test_the_collection_dropped_ends_follow() -> None:
     with pytest.raises(StateError, match="'drop' event"):
         Batch().add(event("drop", 1))
+
+
+def test_wall_time_gives_the_lag_to_the_millisecond() -> None:
+    raw = bson.encode(
+        {
+            "_id": {"_data": "01"},
+            "operationType": "insert",
+            "clusterTime": Timestamp(100, 1),
+            "wallTime": datetime.datetime(2026, 11, 30, 12, 0, 0, 250000),
+            "documentKey": {"_id": 1},
+            "fullDocument": {"_id": 1},
+        }
+    )
+    b = Batch()
+    b.add(RawBSONDocument(raw))
+    assert b.last_at == datetime.datetime(2026, 11, 30, 12, 0, 0, 250000, datetime.UTC).timestamp()

@@ -70,6 +70,7 @@ def create_app_indexes(uri: str) -> None:
 EXAMPLE_TRANSFORM = Path(__file__).resolve().parents[2] / "examples/transforms/rename_fields.py"
 MIGRATED = ["--job", "demo-migrated"]
 FLAW = "flaw"  # a step done here, not by the CLI
+WRITES = "writes"  # the application's writes after the copy: a step done here
 EXPECT_1 = "<exit 1>"  # a step whose success is exit code 1 (it finds what it should)
 
 
@@ -88,6 +89,20 @@ def flaw_orders(uri: str) -> None:
     print("3 orders became test orders (order_id TEST-...), 2 got the VIN 'UNKNOWN'")
 
 
+def app_writes(uri: str) -> None:
+    """What the application goes on writing after the copy: new orders, changed ones, and
+    deleted ones (the first job's follow step replays them)."""
+    client: MongoClient[dict[str, Any]]
+    with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
+        coll: Collection[dict[str, Any]] = client.demo.orders
+        ids = [d["_id"] for d in coll.find({}, {"_id": 1}).sort("_id", -1).limit(30)]
+        new = ServiceOrders(SEED).encode_range(10**7, 10**7 + 20)  # past the loaded ones
+        coll.insert_many([RawBSONDocument(d) for d in new])
+        coll.update_many({"_id": {"$in": ids[:10]}}, {"$set": {"status": "completed"}})
+        coll.delete_many({"_id": {"$in": ids[10:15]}})
+    print("the application wrote 20 new orders, completed 10 and deleted 5")
+
+
 def _transform_steps(plan: list[str], run: list[str]) -> list[tuple[str, list[str]]]:
     """The source changes after the copy: a deep verify finds the changed orders and
     repair brings them over. Then a second job: the same orders reshaped on their way
@@ -101,6 +116,12 @@ def _transform_steps(plan: list[str], run: list[str]) -> list[tuple[str, list[st
             ["verify", "--deep", EXPECT_1],
         ),
         ("repair: the 5 orders again from the source, then checked", ["repair"]),
+        ("the application goes on writing to the source", [WRITES]),
+        (
+            "run --follow --until-caught-up 0: the changes since the copy started, applied "
+            "to the target (the position was taken before the copy)",
+            ["run", "--follow", "--until-caught-up", "0"],
+        ),
         ("verify --deep again: every document the same", ["verify", "--deep"]),
         (
             "plan a second job: the same orders into demo.orders_migrated",
@@ -147,6 +168,9 @@ def _run_steps(
         if args == [FLAW]:
             flaw_orders(source_uri)
             continue
+        if args == [WRITES]:
+            app_writes(source_uri)
+            continue
         expected = 1 if EXPECT_1 in args else 0
         args = [a for a in args if a != EXPECT_1]
         code = _cli(args, env)
@@ -174,7 +198,7 @@ def run_demo(
     standin: CosmosStandIn | None = None
     try:
         with_transform = EXAMPLE_TRANSFORM.is_file()  # not in an installed package
-        total = 17 if with_transform else 10
+        total = 19 if with_transform else 10
         _step(f"1/{total} starting two local SecantusDB servers")
         with (
             LocalServer(workdir / "source-data") as source,

@@ -14,6 +14,7 @@ and it never reports deletes: each of its events is an upsert of its full docume
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,15 +41,15 @@ class Batch:
     skipped: int = 0  # updates of documents gone since
     dropped: int = 0  # the transform dropped the document: deleted from the target
     rejected: int = 0  # the transform refused it: deleted from the target
-    last_time: Any = None  # the last event's clusterTime (bson Timestamp), when it has one
+    last_at: float | None = None  # when the last event happened (epoch seconds), if told
 
     def add(self, event: Mapping[str, Any], t: Transform | None = None) -> None:
         """Take in one change event (a raw document of the stream)."""
         self.events += 1
         kind = event.get("operationType")
-        when = event.get("clusterTime")
+        when = _event_time(event)
         if when is not None:
-            self.last_time = when
+            self.last_at = when
         if kind in ENDINGS:
             raise StateError(
                 f"the source collection's change stream ended with a '{kind}' event (the "
@@ -94,6 +95,16 @@ class Batch:
     def extend(self, events: Iterable[Mapping[str, Any]], t: Transform | None = None) -> None:
         for event in events:
             self.add(event, t)
+
+
+def _event_time(event: Mapping[str, Any]) -> float | None:
+    """When the change happened: ``wallTime`` (milliseconds, MongoDB 6+), else
+    ``clusterTime`` (whole seconds); None when the event tells neither (Cosmos DB)."""
+    wall = event.get("wallTime")
+    if isinstance(wall, datetime.datetime):
+        return wall.replace(tzinfo=datetime.UTC).timestamp()
+    cluster = event.get("clusterTime")
+    return float(cluster.time) if cluster is not None else None
 
 
 def _decoded(doc: Any) -> Mapping[str, Any]:

@@ -277,8 +277,8 @@ class _Loop:
             return
         self.empty = 0
         # Cosmos DB's events carry no time: behind by an unknown amount until caught up.
-        last = batch.last_time
-        p.lag_s = None if last is None else max(0.0, time.time() - last.time)
+        last = batch.last_at
+        p.lag_s = None if last is None else max(0.0, time.time() - last)
 
     def _save(self, token: Any, batch: Batch) -> None:
         """The stream's position after the applied batch, in the run state."""
