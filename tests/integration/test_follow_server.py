@@ -15,7 +15,16 @@ from typing import Any
 import orjson
 import pytest
 from pymongo.database import Database
-from support import plan_in, raw_hashes, run_in, wait_for
+from support import (
+    MIGRATE,
+    migrated_raw,
+    plan_in,
+    raw_by_id,
+    raw_hashes,
+    run_in,
+    transform_source,
+    wait_for,
+)
 
 from vida_loader.cli import main
 from vida_loader.config import RunConfig
@@ -241,3 +250,26 @@ def test_a_cosmos_shaped_stream_reports_no_deletes_and_the_sweep_removes_them(
     assert main([*base, "--until-caught-up", "0", "--follow-deletes", "sweep", "--json"]) == 0
     assert orjson.loads(capsys.readouterr().out)["follow"]["swept"] == 4
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_changes_go_through_the_jobs_transform(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    """Followed changes are reshaped as the copy was: a change that the transform drops
+    or rejects removes the document from the target."""
+    docs = transform_source(100, pad=10)
+    db.src.insert_many(docs)
+    path = tmp_path / "migrate.py"
+    path.write_text(MIGRATE)
+    plan_in(server, target_server, db, tmp_path, partitions=2)
+    assert not run_in(tmp_path, jobs=1, transform=str(path)).failed
+    db.src.insert_many(transform_source(130, pad=10)[100:])  # 105, 110, 112... refused
+    db.src.update_one({"_id": 1}, {"$set": {"i": 7}})  # now dropped by the transform
+    db.src.update_one({"_id": 2}, {"$set": {"name": "renamed"}})
+    db.src.delete_one({"_id": 3})
+    cfg = RunConfig(
+        job="j", manifest_dir=tmp_path, follow=True, until_caught_up=0, transform=str(path)
+    )
+    follow_job(cfg)
+    want = migrated_raw(list(db.src.find({})))
+    assert raw_by_id(tdb.dst) == want
