@@ -273,3 +273,24 @@ def test_changes_go_through_the_jobs_transform(
     follow_job(cfg)
     want = migrated_raw(list(db.src.find({})))
     assert raw_by_id(tdb.dst) == want
+
+
+def test_a_document_leaving_the_transforms_filter_leaves_the_target(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many({"_id": i, "kind": "repair" if i % 2 else "install"} for i in range(60))
+    path = tmp_path / "repairs.py"
+    path.write_text("class Repairs:\n    filter = {'kind': 'repair'}\n")
+    plan_in(server, target_server, db, tmp_path, partitions=2)
+    assert not run_in(tmp_path, jobs=1, transform=str(path)).failed
+    db.src.update_one({"_id": 1}, {"$set": {"kind": "install"}})  # leaves the filter
+    db.src.update_one({"_id": 2}, {"$set": {"kind": "repair"}})  # enters it
+    db.src.insert_one({"_id": 100, "kind": "install"})  # never in it
+    db.src.update_one({"_id": 3}, {"$set": {"note": "x"}})  # stays in it
+    cfg = RunConfig(
+        job="j", manifest_dir=tmp_path, follow=True, until_caught_up=0, transform=str(path)
+    )
+    follow_job(cfg)
+    want = {d["_id"]: d for d in db.src.find({"kind": "repair"})}
+    got = {d["_id"]: d for d in tdb.dst.find({})}
+    assert got == want and 1 not in got and 2 in got and got[3]["note"] == "x"

@@ -15,7 +15,7 @@ and it never reports deletes: each of its events is an upsert of its full docume
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ class Batch:
     """One batch of events reduced to one write per ``_id`` (the last event wins)."""
 
     writes: dict[bytes, Any] = field(default_factory=dict)  # raw {_id} -> ReplaceOne/DeleteOne
+    ids: dict[bytes, Any] = field(default_factory=dict)  # raw {_id} -> the _id
     events: int = 0
     skipped: int = 0  # updates of documents gone since
     dropped: int = 0  # the transform dropped the document: deleted from the target
@@ -77,11 +78,25 @@ class Batch:
                 return
             doc = out
         _id = doc["_id"]
-        self.writes[_id_key(_id)] = ReplaceOne({"_id": _id}, doc, upsert=True)
+        key = _id_key(_id)
+        self.writes[key], self.ids[key] = ReplaceOne({"_id": _id}, doc, upsert=True), _id
 
     def _delete(self, key: Any) -> None:
         _id = _decoded(key)["_id"]
-        self.writes[_id_key(_id)] = DeleteOne({"_id": _id})
+        raw = _id_key(_id)
+        self.writes[raw], self.ids[raw] = DeleteOne({"_id": _id}), _id
+
+    def upserted_ids(self) -> list[Any]:
+        """The ``_id``s this batch writes whole."""
+        return [self.ids[k] for k, w in self.writes.items() if isinstance(w, ReplaceOne)]
+
+    def keep_only(self, matching: Set[bytes]) -> None:
+        """Upserts of ``_id``s not in ``matching`` (raw ``{_id: ...}``) become deletes: the
+        transform's filter no longer selects those documents."""
+        for key, w in list(self.writes.items()):
+            if isinstance(w, ReplaceOne) and key not in matching:
+                self.writes[key] = DeleteOne({"_id": self.ids[key]})
+                self.dropped += 1
 
     @property
     def upserts(self) -> int:

@@ -110,13 +110,6 @@ def follow_job(
         position = _position(state, cfg.job)
         spec = TransformSpec.from_json(state.transform) if state.transform else None
         t = check_transform_file(spec) if spec is not None else None
-        if t is not None and t.filter is not None:
-            raise UsageError(
-                f"transform {spec.describe() if spec else ''} has a filter: following its "
-                "changes is not supported yet (a document leaving the filter would stay on "
-                "the target)",
-                fix="follow without the filter, or copy again when writes have stopped",
-            )
         if notify and position.cosmos and cfg.follow_deletes != "sweep":
             notify(
                 "Cosmos DB reports no deletes in its change stream: documents deleted on the "
@@ -226,6 +219,8 @@ class _Loop:
         """Apply and save the next batch read; True when --until-caught-up is reached."""
         cfg = self.cfg
         batch, token = reader.next()
+        if self.t is not None and self.t.filter is not None and batch.writes:
+            self._filtered(batch, src)
         self._apply(batch, dst)
         self._save(token, batch)
         self.applying = False
@@ -256,6 +251,17 @@ class _Loop:
                 break
             batch.add(event, self.t)
         return batch
+
+    def _filtered(self, batch: Batch, src: Any) -> None:
+        """A document the transform's filter no longer selects leaves the target: the
+        source says which of the batch's documents match it now (one query)."""
+        assert self.t is not None and self.t.filter is not None
+        ids = batch.upserted_ids()
+        query = {"$and": [self.t.filter, {"_id": {"$in": ids}}]}
+        matching = self.retrier.call(
+            lambda: {bytes(d.raw) for d in src.find(query, {"_id": 1}, batch_size=len(ids) + 1)}
+        )
+        batch.keep_only(matching)
 
     def _apply(self, batch: Batch, coll: Any) -> None:
         """The batch's writes, acknowledged and journaled; retried whole (idempotent)."""
