@@ -210,7 +210,8 @@ def test_a_unique_index_that_cannot_be_made_unique_names_the_documents(
     assert main(["indexes", "finalize", *base]) == 1
     out, err = capsys.readouterr()
     assert "k_1: NOT final" in out
-    assert err.count("\n") == 1 and "_ids 5, 99" in err and "indexes finalize" in err
+    assert err.count("\n") == 1 and "key {'k': 5}: _ids 5, 99" in err
+    assert "indexes finalize" in err
     tdb.dst.delete_one({"_id": 99})
     assert main(["indexes", "finalize", *base]) == 0
     assert tdb.dst.index_information()["k_1"]["unique"]
@@ -294,3 +295,33 @@ def test_a_document_leaving_the_transforms_filter_leaves_the_target(
     want = {d["_id"]: d for d in db.src.find({"kind": "repair"})}
     got = {d["_id"]: d for d in tdb.dst.find({})}
     assert got == want and 1 not in got and 2 in got and got[3]["note"] == "x"
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_between_batches_stops_the_follow_with_exit_0(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many({"_id": i, "n": i} for i in range(N))
+    plan_in(server, target_server, db, tmp_path, partitions=2)
+    files = JobFiles(tmp_path, "j")
+    args = ["run", "--job", "j", "--manifest-dir", str(tmp_path), "-j", "1", "--follow"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vida_loader", *args],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: load_state(files.state) is not None, 60, "the run to start")
+        write_some(db, 1000)
+        wait_for(lambda: _applied(files.state) >= 23, 60, "the 23 changes followed")
+        proc.send_signal(signal.SIGTERM)
+        out, _err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 0
+    assert "follow of job 'j' stopped" in out and "behind" in out
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)

@@ -80,14 +80,33 @@ def _apply(coll: Collection[Any], change: dict[str, Any]) -> str | None:
         except OperationFailure as exc:
             if exc.code != CANNOT_BE_UNIQUE:
                 raise
-            groups = [v.get("ids") for v in (exc.details or {}).get("violations", [])]
-            shown = "; ".join(", ".join(map(repr, ids or [])) for ids in groups[:3])
+            groups = [v.get("ids") or [] for v in (exc.details or {}).get("violations", [])]
+            shown = "; ".join(_shared(coll, name, ids) for ids in groups[:3])
             return (
-                f"index '{name}' cannot become unique: {len(groups)} groups of target "
-                f"documents share a key (_ids {shown}{' ...' if len(groups) > 3 else ''}); "
-                "fix them on the source and target, then `vida-loader indexes finalize`"
+                f"index '{name}' cannot become unique: {len(groups)} keys are shared by "
+                f"target documents ({shown}{' ...' if len(groups) > 3 else ''}); fix them "
+                "on the source and target, then `vida-loader indexes finalize`"
             )
     return None
+
+
+def _shared(coll: Collection[Any], name: str, ids: list[Any]) -> str:
+    """``key {k: 5}: _ids 5, 99``: the key the documents ``ids`` share in index ``name``."""
+    listed = ", ".join(map(repr, ids))
+    fields = [f for f, _ in coll.index_information().get(name, {}).get("key", [])]
+    doc = coll.find_one({"_id": ids[0]}, dict.fromkeys(fields, 1)) if ids and fields else None
+    if doc is None:
+        return f"_ids {listed}"
+    key = {f: _get(doc, f) for f in fields}
+    return f"key {key}: _ids {listed}"
+
+
+def _get(doc: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(part)  # type: ignore[assignment]
+    return doc
 
 
 def finalize_indexes(cfg: JobConfig) -> list[Finalized]:
