@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -148,6 +149,7 @@ def test_a_position_the_source_no_longer_has_is_one_line_and_exit_3(
     err = capsys.readouterr().err
     assert code == 3
     assert err.count("\n") == 1 and "no longer has the change-stream position" in err
+    assert re.search(r"', \d+:\d\d:\d\d behind \(taken 20", err)
     assert "--restart --follow" in err
 
 

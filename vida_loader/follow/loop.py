@@ -16,6 +16,7 @@ is at most that many seconds.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import queue
 import threading
 import time
@@ -38,6 +39,7 @@ from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import Endpoint, connect, describe_error
 from vida_loader.pipeline.clients import RAW_OPTIONS
+from vida_loader.report.progress import format_duration
 from vida_loader.retry import Retrier
 from vida_loader.runstate import RunState, load_state, now_iso, save_state
 from vida_loader.transform import Transform, TransformSpec, check_transform_file
@@ -305,9 +307,12 @@ class _Loop:
 
     def _lost(self, exc: OperationFailure) -> StateError:
         taken = self.position.taken_at
+        saved = (self.state.changes or {}).get("followed_at") or taken
+        behind = datetime.datetime.now(datetime.UTC) - datetime.datetime.fromisoformat(saved)
         return StateError(
-            f"the source no longer has the change-stream position of job '{self.cfg.job}' "
-            f"(taken {taken}; its change history has moved past it: "
+            f"the source no longer has the change-stream position of job '{self.cfg.job}', "
+            f"{format_duration(behind.total_seconds())} behind (taken {taken}, last followed "
+            f"{saved}; its change history has moved past it: "
             f"{describe_error(exc, self.source.uri)}): the changes since are lost to follow",
             fix="start the job over with --restart --follow",
         )
