@@ -176,6 +176,11 @@ class RunState:
         """The deep verifications, by task id (the records themselves)."""
         return {k: r for k, r in self.tasks.items() if isinstance(r, VerifyRecord)}
 
+    def verify_record(self, partition: str) -> VerifyRecord | None:
+        """The deep verification of ``partition`` (one lookup, not a scan of the tasks)."""
+        rec = self.tasks.get(verify_task(partition))
+        return rec if isinstance(rec, VerifyRecord) else None
+
     @property
     def indexes(self) -> dict[str, IndexRecord]:
         """The index builds, by task id (the records themselves)."""

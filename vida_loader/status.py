@@ -12,7 +12,7 @@ from vida_loader.job import continue_command
 from vida_loader.jobfiles import load_json_file
 from vida_loader.lock import LockHolder, read_holder
 from vida_loader.manifest import Manifest, load_manifest
-from vida_loader.runstate import RunState, TaskState, load_state, verify_task
+from vida_loader.runstate import RunState, TaskState, load_state
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class JobStatus:
         if state is None or not state.verify:
             return None
         v = state.verify
-        recs = [r for p in v["partitions"] if (r := state.verifies.get(verify_task(p)))]
+        recs = [r for p in v["partitions"] if (r := state.verify_record(p))]
         done = [r for r in recs if r.done]
         return {
             "round": v["round"],

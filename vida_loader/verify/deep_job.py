@@ -276,7 +276,9 @@ def _round(
 
 
 def _rec(state: RunState, pid: str) -> VerifyRecord:
-    return state.verifies[verify_task(pid)]
+    rec = state.verify_record(pid)
+    assert rec is not None, pid  # the round made one for each of its partitions
+    return rec
 
 
 class _DeepRun:
@@ -344,7 +346,7 @@ class _DeepRun:
     def events(self, events: list[Event]) -> None:
         started = False
         for ev in events:
-            rec = self.state.verifies.get(verify_task(ev.task))
+            rec = self.state.verify_record(ev.task)
             if rec is None or rec.state in (TaskState.DONE, TaskState.FAILED):
                 continue
             if isinstance(ev, Started):
