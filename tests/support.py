@@ -236,11 +236,11 @@ class ShardedTwin:
 
     def __init__(self, monkeypatch: Any, in_scans: bool = True) -> None:
         self.read, self.ids = reader.read_raw, confirm._raw_ids
-        self.by_ids = confirm._find_raw_by_ids
+        self.by_ids = confirm.find_raw_by_ids
         monkeypatch.setattr(reader, "read_raw", self._read_raw)
         if in_scans:
             monkeypatch.setattr(confirm, "_raw_ids", self._raw_ids)
-            monkeypatch.setattr(confirm, "_find_raw_by_ids", self._find_raw_by_ids)
+            monkeypatch.setattr(confirm, "find_raw_by_ids", self._find_raw_by_ids)
 
     def _with_twin(self, docs: Any, coll: Any) -> Any:
         for doc in docs:

@@ -40,16 +40,21 @@ def range_ids(part: Partition, coll: Collection[Any]) -> set[bytes]:
     return set(_raw_ids(part, coll))
 
 
-def _find_raw_by_ids(
+def find_raw_by_ids(
     coll: Collection[Any],
     raw_ids: list[bytes],
     batch_size: int,
     projection: dict[str, Any] | None = None,
+    where: dict[str, Any] | None = None,
 ) -> Iterator[RawBSONDocument]:
-    """Every document of ``coll`` whose ``_id`` is one of ``raw_ids``, undecoded."""
+    """Every document of ``coll`` (matching ``where``) whose ``_id`` is one of
+    ``raw_ids`` (raw ``{_id: ...}``), undecoded."""
     ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in raw_ids]
+    query: dict[str, Any] = {"_id": {"$in": ids}}
+    if where:
+        query = {"$and": [where, query]}
     raw = coll.with_options(codec_options=RAW_OPTIONS)
-    yield from raw.find({"_id": {"$in": ids}}, projection, batch_size=batch_size)
+    yield from raw.find(query, projection, batch_size=batch_size)
 
 
 Shape = Callable[[Iterable[RawBSONDocument]], Iterable[RawBSONDocument]]
@@ -100,7 +105,7 @@ def repair_range(
     retrier = retrier or Retrier(RetryPolicy(attempts=0), role="target")
     inserted = already = 0
     for i in range(0, len(missing), batch_size):
-        found: Iterable[RawBSONDocument] = _find_raw_by_ids(
+        found: Iterable[RawBSONDocument] = find_raw_by_ids(
             src, missing[i : i + batch_size], batch_size, reading.projection
         )
         if reading.shape is not None:
@@ -117,9 +122,9 @@ def describe_duplicates(
     """One record per ``_id`` the source holds more than once: every copy (as canonical
     Extended JSON, with the SHA-256 of its bytes) and whether the target kept it."""
     copies: dict[bytes, list[RawBSONDocument]] = {}
-    for doc in _find_raw_by_ids(src, raw_ids, 1000):
+    for doc in find_raw_by_ids(src, raw_ids, 1000):
         copies.setdefault(id_key(doc), []).append(doc)
-    kept = {id_key(d): _sha256(d) for d in _find_raw_by_ids(dst, raw_ids, 1000)}
+    kept = {id_key(d): _sha256(d) for d in find_raw_by_ids(dst, raw_ids, 1000)}
     return tuple(
         {
             "partition": part.id,

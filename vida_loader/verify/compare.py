@@ -123,6 +123,18 @@ def sha256_hex(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def differ(id_doc: bytes, source: bytes | None, target: bytes | None) -> Difference | None:
+    """The difference between one ``_id``'s documents on both sides (None: the same)."""
+    if source == target:
+        return None
+    if target is None:
+        assert source is not None
+        return Difference("missing", id_doc, sha256_hex(source), None)
+    if source is None:
+        return Difference("extra", id_doc, None, sha256_hex(target))
+    return Difference("altered", id_doc, sha256_hex(source), sha256_hex(target))
+
+
 class _Side:
     """One sorted stream, one document ahead: its raw bytes; its ``_id`` and sort key
     are read only when asked (two equal documents need neither)."""
@@ -177,24 +189,31 @@ def compare_sorted(
             dst.advance()
         elif src.id_doc == dst.id_doc or src.key == dst.key:
             t.altered += 1
-            yield Difference("altered", src.id_doc, sha256_hex(src.raw), sha256_hex(dst.raw))
+            yield _differ(src.id_doc, src.raw, dst.raw)
             src.advance()
             dst.advance()
         elif src.key < dst.key:
             t.missing += 1
-            yield Difference("missing", src.id_doc, sha256_hex(src.raw), None)
+            yield _differ(src.id_doc, src.raw, None)
             src.advance()
         else:
             t.extra += 1
-            yield Difference("extra", dst.id_doc, None, sha256_hex(dst.raw))
+            yield _differ(dst.id_doc, None, dst.raw)
             dst.advance()
     while src.raw is not None:
         t.missing += 1
-        yield Difference("missing", src.id_doc, sha256_hex(src.raw), None)
+        yield _differ(src.id_doc, src.raw, None)
         src.advance()
     while dst.raw is not None:
         t.extra += 1
-        yield Difference("extra", dst.id_doc, None, sha256_hex(dst.raw))
+        yield _differ(dst.id_doc, None, dst.raw)
         dst.advance()
     t.matched += matched
     t.source_docs, t.target_docs = src.count, dst.count
+
+
+def _differ(id_doc: bytes, source: bytes | None, target: bytes | None) -> Difference:
+    """``differ`` where the merge already knows the two sides differ."""
+    diff = differ(id_doc, source, target)
+    assert diff is not None
+    return diff

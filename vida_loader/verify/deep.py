@@ -25,14 +25,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
 from vida_loader.execution.events import Moved, Phase, Reporter, Started, no_report
 from vida_loader.manifest import Partition
-from vida_loader.mongo import CODEC_OPTIONS, Endpoint, Timeouts
-from vida_loader.pipeline.clients import RAW_OPTIONS, collection, meter_of
+from vida_loader.mongo import Endpoint, Timeouts
+from vida_loader.pipeline.clients import collection, meter_of
+from vida_loader.pipeline.confirm import find_raw_by_ids
 from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import Retriers, failed_result, with_counts
 from vida_loader.retry import Retrier, RetryPolicy
@@ -49,9 +49,9 @@ from vida_loader.verify.compare import (
     Difference,
     Tally,
     compare_sorted,
+    differ,
     id_sort_key,
     raw_id,
-    sha256_hex,
 )
 
 DEFAULT_MAX_LISTED = 10_000  # differences a range lists (the rest are counted)
@@ -257,11 +257,13 @@ def lookup(
     of their ``_id``; with a transform ``t`` (the source's), as the copy writes them."""
     found: dict[tuple[Any, ...], bytes] = {}
     for at in range(0, len(ids), LOOKUP):
-        docs: Iterable[RawBSONDocument] = find_by_ids(
+        batch = ids[at : at + LOOKUP]
+        docs: Iterable[RawBSONDocument] = find_raw_by_ids(
             coll,
-            ids[at : at + LOOKUP],
-            t.filter if t is not None else None,
+            batch,
+            len(batch) + 1,
             t.projection if t is not None else None,
+            t.filter if t is not None else None,
         )
         if t is not None and t.decodes:
             docs = Outcomes(0).stream(docs, t)
@@ -269,34 +271,6 @@ def lookup(
             raw = bytes(doc.raw)
             found[id_sort_key(raw_id(raw))] = raw
     return found
-
-
-def differ(id_doc: bytes, source: bytes | None, target: bytes | None) -> Difference | None:
-    """The difference between one ``_id``'s documents on both sides (None: the same)."""
-    if source == target:
-        return None
-    if target is None:
-        assert source is not None
-        return Difference("missing", id_doc, sha256_hex(source), None)
-    if source is None:
-        return Difference("extra", id_doc, None, sha256_hex(target))
-    return Difference("altered", id_doc, sha256_hex(source), sha256_hex(target))
-
-
-def find_by_ids(
-    coll: Collection[Any],
-    id_docs: list[bytes],
-    where: dict[str, Any] | None = None,
-    projection: dict[str, Any] | None = None,
-) -> Iterator[RawBSONDocument]:
-    """The documents of ``coll`` (matching ``where``) whose ``_id`` is one of ``id_docs``
-    (raw ``{_id: ...}``), undecoded."""
-    ids = [bson.decode(r, CODEC_OPTIONS)["_id"] for r in id_docs]
-    query: dict[str, Any] = {"_id": {"$in": ids}}
-    if where:
-        query = {"$and": [where, query]}
-    raw = coll.with_options(codec_options=RAW_OPTIONS)
-    yield from raw.find(query, projection, batch_size=len(ids) + 1)
 
 
 _END = object()

@@ -36,8 +36,8 @@ from vida_loader.retry import Retrier
 from vida_loader.runstate import load_state, now_iso, save_state
 from vida_loader.transform import Transform, TransformSpec, check_transform_file, ignoring
 from vida_loader.verify import mismatches
-from vida_loader.verify.compare import Difference, id_sort_key
-from vida_loader.verify.deep import LOOKUP, differ, lookup
+from vida_loader.verify.compare import Difference, differ, id_sort_key
+from vida_loader.verify.deep import LOOKUP, lookup
 
 # Acknowledged by the primary's journal: a repaired document survives a crash of the target.
 REPAIR_WRITES = WriteConcern(w=1, j=True)
