@@ -191,7 +191,7 @@ def _translate(spec: IndexSpec, ctx: IndexContext) -> IndexPlan:
         if ts_ttl:
             build = _moved_ttl(spec, ctx, notes)
         elif from_cosmos:
-            numbers = ctx.count(lambda d: _is_number(_get(d, spec.fields[0])))
+            numbers = ctx.count(lambda d: _is_number(field_value(d, spec.fields[0])))
             if numbers:
                 notes.append(
                     f"{ctx.share(numbers)} hold a number "
@@ -231,7 +231,7 @@ def _moved_ttl(spec: IndexSpec, ctx: IndexContext, notes: list[str]) -> IndexSpe
         f"TTL moved from '{COSMOS_TS}' (Cosmos DB's hidden modification time) to '{f}': "
         f"documents expire {spec.ttl} s after their '{f}', not after their last change"
     )
-    undated = ctx.count(lambda d: not _is_date(_get(d, f)))
+    undated = ctx.count(lambda d: not _is_date(field_value(d, f)))
     if undated:
         notes.append(
             f"{ctx.share(undated)} have no date in '{f}': MongoDB's TTL never expires them"
@@ -269,7 +269,8 @@ def _for_cosmos(spec: IndexSpec, notes: list[str]) -> IndexSpec | None:
     return spec
 
 
-def _get(doc: Mapping[str, Any], path: str) -> Any:
+def field_value(doc: Mapping[str, Any], path: str) -> Any:
+    """The value at dotted ``path`` of ``doc`` (None when a step is missing)."""
     value: Any = doc
     for part in path.split("."):
         if not isinstance(value, Mapping):
@@ -438,7 +439,7 @@ def plan_indexes(
                 f"--ttl-field '{ttl_field}' has nothing to move: the source has no TTL index "
                 f"on '{COSMOS_TS}' (Cosmos DB's); leave --ttl-field out"
             )
-        if sample and not any(_get(d, ttl_field) is not None for d in sample):
+        if sample and not any(field_value(d, ttl_field) is not None for d in sample):
             raise UsageError(
                 f"--ttl-field '{ttl_field}' names no field of the source: none of "
                 f"{len(sample):,} sampled documents has it; name a date field they hold"

@@ -20,6 +20,7 @@ from pymongo.errors import OperationFailure
 
 from vida_loader.config import JobConfig
 from vida_loader.errors import StateError
+from vida_loader.indexes import field_value
 from vida_loader.job import open_job
 from vida_loader.lock import hold_lock
 from vida_loader.mongo import Endpoint, Timeouts, connect
@@ -97,16 +98,8 @@ def _shared(coll: Collection[Any], name: str, ids: list[Any]) -> str:
     doc = coll.find_one({"_id": ids[0]}, dict.fromkeys(fields, 1)) if ids and fields else None
     if doc is None:
         return f"_ids {listed}"
-    key = {f: _get(doc, f) for f in fields}
+    key = {f: field_value(doc, f) for f in fields}
     return f"key {key}: _ids {listed}"
-
-
-def _get(doc: dict[str, Any], path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(part)  # type: ignore[assignment]
-    return doc
 
 
 def finalize_indexes(cfg: JobConfig) -> list[Finalized]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from vida_loader.config import JobConfig
 from vida_loader.errors import UsageError
-from vida_loader.jobfiles import load_json_file, read_jsonl, write_atomic
+from vida_loader.jobfiles import read_jsonl, write_atomic
 from vida_loader.report.machine import status_json
 from vida_loader.report.plots import Plot, draw_plots
 from vida_loader.status import job_status
@@ -44,12 +44,8 @@ def write_report(cfg: JobConfig, out: Path | None = None) -> ReportResult:
     out = out or files.folder / "report"
     metrics = read_jsonl(files.metrics)
     plots = tuple(draw_plots(metrics, out))
-    try:
-        last_verify = load_json_file(files.verify, "last verification", dict)
-    except FileNotFoundError:
-        last_verify = None
     page = out / "report.html"
-    write_atomic(page, render_page(status_json(st), last_verify, plots).encode())
+    write_atomic(page, render_page(status_json(st), st.last_verify, plots).encode())
     return ReportResult(page, plots, time.monotonic() - started)
 
 
