@@ -15,12 +15,9 @@ is at most that many seconds.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import queue
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,6 +35,7 @@ from vida_loader.jobfiles import from_ejson, to_ejson
 from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import Endpoint, connect, describe_error
+from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.report.progress import format_duration
 from vida_loader.retry import Retrier
@@ -187,7 +185,10 @@ class _Loop:
                 self.target.collection, RAW_OPTIONS, write_concern=FOLLOW_WRITES
             )
             try:
-                with self._open(src_coll) as stream, _Reader(stream, self._read) as reader:
+                with (
+                    self._open(src_coll) as stream,
+                    ReadAhead(self._batches(stream), 2, "vida-follow-reader") as reader,
+                ):
                     while not (caught_up := self._step(reader, src_coll, dst_coll)):
                         if self.should_stop is not None and self.should_stop():
                             stopped = True
@@ -217,10 +218,10 @@ class _Loop:
                 raise self._lost(exc) from None
             raise
 
-    def _step(self, reader: _Reader, src: Any, dst: Any) -> bool:
+    def _step(self, reader: Iterator[tuple[Batch, Any]], src: Any, dst: Any) -> bool:
         """Apply and save the next batch read; True when --until-caught-up is reached."""
         cfg = self.cfg
-        batch, token = reader.next()
+        batch, token = next(reader)
         if self.t is not None and self.t.filter is not None and batch.writes:
             self._filtered(batch, src)
         self._apply(batch, dst)
@@ -242,6 +243,13 @@ class _Loop:
         """Delete what the source no longer holds (its stream may not say: Cosmos DB)."""
         self.last_sweep = time.monotonic()
         self.progress.swept += sweep_deletes(self.manifest, src, dst, self.retrier)
+
+    def _batches(self, stream: Any) -> Iterator[tuple[Batch, Any]]:
+        """Each next batch of the stream with its resume token right after it (read on
+        the read-ahead thread while the one before is applied)."""
+        while True:
+            batch = self._read(stream)
+            yield batch, stream.resume_token
 
     def _read(self, stream: Any) -> Batch:
         """Events until ``BATCH_EVENTS`` of them, or until the stream has none now (on the
@@ -316,58 +324,3 @@ class _Loop:
             f"{describe_error(exc, self.source.uri)}): the changes since are lost to follow",
             fix="start the job over with --restart --follow",
         )
-
-
-class _Reader:
-    """Reads the next batches of the change stream on a thread of its own while the
-    previous one is applied: each with the stream's resume token right after it. An
-    exception there is raised by ``next``; leaving the block stops the thread (bounded:
-    one read of the stream waits ``WAIT_MS`` at most)."""
-
-    AHEAD = 2  # batches read ahead of the one applied
-
-    def __init__(self, stream: Any, read: Callable[[Any], Batch]) -> None:
-        self.stream, self.read = stream, read
-        self.q: queue.Queue[Any] = queue.Queue(self.AHEAD)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="vida-follow-reader", daemon=True)
-
-    def __enter__(self) -> _Reader:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        while self.thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self.q.get(timeout=0.1)  # unblock a full queue
-            self.thread.join(timeout=0.1)
-
-    def _run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                batch = self.read(self.stream)
-                self._put((batch, self.stream.resume_token))
-        except BaseException as exc:  # handed to the applier, raised there
-            self._put(exc)
-
-    def _put(self, item: Any) -> None:
-        while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def next(self) -> tuple[Batch, Any]:
-        """The next batch and the position after it."""
-        while True:
-            try:
-                item = self.q.get(timeout=1.0)
-            except queue.Empty:
-                if not self.thread.is_alive():
-                    raise RuntimeError("the change-stream reader stopped") from None
-                continue
-            if isinstance(item, BaseException):
-                raise item
-            return item  # type: ignore[no-any-return]

@@ -18,8 +18,6 @@ rechecked); all are counted.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from pymongo.collection import Collection
 from vida_loader.execution.events import Moved, Phase, Reporter, Started, no_report
 from vida_loader.manifest import Partition
 from vida_loader.mongo import Endpoint, Timeouts
+from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import collection, meter_of
 from vida_loader.pipeline.confirm import find_raw_by_ids
 from vida_loader.pipeline.reader import ResumingReader
@@ -181,7 +180,10 @@ class _Compare:
         dst_in: Iterable[RawBSONDocument] = target
         if self.ignore:
             src_in, dst_in = self._ignoring(src_in), self._ignoring(dst_in)
-        with _Ahead(src_in) as src_docs, _Ahead(dst_in) as dst_docs:
+        with (
+            _ahead(src_in, "vida-verify-source") as src_docs,
+            _ahead(dst_in, "vida-verify-target") as dst_docs,
+        ):
             for diff in compare_sorted(src_docs, self._counted(dst_docs), tally):
                 if len(listed) < s.max_listed:
                     listed.append(diff)
@@ -273,67 +275,8 @@ def lookup(
     return found
 
 
-_END = object()
-
-
-class _Ahead:
-    """Iterate ``docs`` on a thread of its own, up to ``AHEAD`` chunks ahead of the reader
-    (which starts it on entering the block).
-
-    An exception there is raised here, in order. Leaving the block early stops the thread
-    at its next hand-over (bounded: it waits on the queue with a timeout).
-    """
-
-    def __init__(self, docs: Iterable[Any]) -> None:
-        self.docs = docs
-        self.q: queue.Queue[Any] = queue.Queue(AHEAD)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._produce, name="vida-verify-reader", daemon=True)
-
-    def __enter__(self) -> Iterator[Any]:
-        self.thread.start()
-        return self._consume()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        while self.thread.is_alive():
-            try:
-                self.q.get(timeout=0.1)  # unblock a full queue
-            except queue.Empty:
-                pass
-            self.thread.join(timeout=0.1)
-
-    def _put(self, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self) -> None:
-        try:
-            chunk: list[Any] = []
-            size = 0
-            for doc in self.docs:
-                chunk.append(doc)
-                size += len(doc.raw)
-                if len(chunk) == CHUNK or size >= CHUNK_BYTES:
-                    if not self._put(chunk):
-                        return
-                    chunk, size = [], 0
-            if chunk and not self._put(chunk):
-                return
-            self._put(_END)
-        except BaseException as exc:  # handed to the merge, raised there
-            self._put(exc)
-
-    def _consume(self) -> Iterator[Any]:
-        while True:
-            item = self.q.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
+def _ahead(docs: Iterable[RawBSONDocument], name: str) -> ReadAhead[RawBSONDocument]:
+    """``docs`` read on their own thread, ``AHEAD`` chunks ahead of the merge."""
+    return ReadAhead(
+        docs, AHEAD, name, chunk=CHUNK, chunk_bytes=CHUNK_BYTES, size=lambda d: len(d.raw)
+    )
