@@ -28,7 +28,7 @@ from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Phase, Started, Waiting
 from vida_loader.execution.pool import make_pool
 from vida_loader.execution.scheduler import Scheduler
-from vida_loader.follow.position import take_position
+from vida_loader.follow.position import Position, take_position
 from vida_loader.index_phase import IndexBuilds, IndexProgress
 from vida_loader.indexes import IndexSpec, load_saved, wanted_indexes
 from vida_loader.job import continue_command, open_job
@@ -263,13 +263,15 @@ def _preflight(
     state: RunState | None,
     notify: Callable[[str], None] | None = None,
     transform: Transform | None = None,
-) -> BudgetPlan | None:
+) -> tuple[BudgetPlan | None, Position | None]:
     """Fail before any work when either side is unreachable or the source is gone.
     Then the request-unit side: the run's budget when the source's charges are to be
     read (``--ru-accounting``), else None.
 
     A fresh job (``state`` None): the target must be empty unless the user said to
-    empty it (``--drop-target``) or to add to it (``--append``). A continued job: the
+    empty it (``--drop-target``) or to add to it (``--append``), and the source's
+    change-stream position is taken (on the same connection), before any partition is
+    read: every change from there on is what --follow replays. A continued job: the
     target must still hold at least what earlier runs confirmed.
     """
     with (
@@ -287,7 +289,7 @@ def _preflight(
             check_target_kept(dst, target, state.confirmed_docs(), state.job)
         src_db = src.get_database(source.db)
         metered = accounting_on(cfg.ru_accounting, src_db)
-        return plan_budget(
+        budget = plan_budget(
             metered=metered,
             provisioned=provisioned_throughput(src_db, source.collection) if metered else None,
             max_rus=cfg.max_rus,
@@ -295,6 +297,7 @@ def _preflight(
             percent_given=cfg.max_rus_percent_given,
             notify=notify,
         )
+        return budget, take_position(src, source) if state is None else None
 
 
 def run_job(
@@ -333,15 +336,16 @@ def run_job(
                 f"job '{cfg.job}' has not run yet: `vida-loader run` builds its indexes after "
                 "the data (or before it, with --indexes before)"
             )
-        budget = (
-            None if cfg.only_indexes else _preflight(source, target, cfg, state, notify, transform)
+        budget, position = (
+            (None, None)
+            if cfg.only_indexes
+            else _preflight(source, target, cfg, state, notify, transform)
         )
         if state is None:
-            # Before any partition is read: every change from here on is what --follow
-            # replays (a copy needs no position: a source without change streams is fine).
-            position = take_position(source, cfg.timeouts).to_json()
+            # (A copy needs no position: a source without change streams is recorded.)
+            changes = position.to_json() if position is not None else None
             state = RunState.fresh(
-                manifest, cfg.settings(), appended=cfg.append, transform=spec, changes=position
+                manifest, cfg.settings(), appended=cfg.append, transform=spec, changes=changes
             )
             continuing = False
         else:

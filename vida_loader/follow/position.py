@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from vida_loader.jobfiles import from_ejson, to_ejson
-from vida_loader.mongo import Endpoint, ServerKind, Timeouts, connect, describe_error, server_kind
+from vida_loader.mongo import Endpoint, ServerKind, describe_error, server_kind
 from vida_loader.runstate import now_iso
 
 COSMOS_PIPELINE: list[dict[str, Any]] = [
@@ -70,20 +71,19 @@ def open_stream(
     )
 
 
-def take_position(source: Endpoint, timeouts: Timeouts) -> Position:
-    """The source collection's change-stream position now; a source that refuses change
-    streams gives a ``Position`` without token that says why (a copy does not need one;
-    ``run --follow`` does)."""
+def take_position(client: MongoClient[Any], source: Endpoint) -> Position:
+    """The source collection's change-stream position now, through ``client``; a source
+    that refuses change streams gives a ``Position`` without token that says why (a copy
+    does not need one; ``run --follow`` does)."""
     cosmos = server_kind(source.uri) is ServerKind.COSMOS
     taken_at = now_iso()
     try:
-        with connect(source.uri, role="source", timeouts=timeouts) as client:
-            coll = client[source.db][source.collection]
-            with open_stream(coll, cosmos, None, FIRST_WAIT_MS) as stream:
+        coll = client[source.db][source.collection]
+        with open_stream(coll, cosmos, None, FIRST_WAIT_MS) as stream:
+            token = stream.resume_token
+            if token is None:
+                stream.try_next()
                 token = stream.resume_token
-                if token is None:
-                    stream.try_next()
-                    token = stream.resume_token
     except PyMongoError as exc:
         return Position(None, taken_at, cosmos, describe_error(exc, source.uri))
     if token is None:
