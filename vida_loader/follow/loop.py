@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pymongo.errors import OperationFailure
-from pymongo.write_concern import WriteConcern
 
 from vida_loader.config import RunConfig
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
@@ -34,7 +33,7 @@ from vida_loader.job import open_job
 from vida_loader.jobfiles import from_ejson, to_ejson
 from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest
-from vida_loader.mongo import Endpoint, connect, describe_error
+from vida_loader.mongo import Endpoint, connect, describe_error, write_concern
 from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.report.progress import format_duration
@@ -43,7 +42,7 @@ from vida_loader.runstate import RunState, load_state, now_iso, save_state
 from vida_loader.transform import Transform, TransformSpec, check_transform_file
 
 # Applied writes survive a crash of the target's primary (its journal).
-FOLLOW_WRITES = WriteConcern(w=1, j=True)
+FOLLOW_WRITES = write_concern("1")  # w=1, journaled
 # The server answers "this position is gone" with these codes (history lost, fatal).
 LOST_POSITION = (260, 280, 286)
 BATCH_EVENTS = 1000  # events per applied batch, at most

@@ -22,14 +22,13 @@ import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo import DeleteOne, ReplaceOne
 from pymongo.collection import Collection
-from pymongo.write_concern import WriteConcern
 
 from vida_loader.config import RepairConfig
 from vida_loader.errors import StateError
 from vida_loader.job import job_command, open_job
 from vida_loader.jobfiles import from_ejson
 from vida_loader.lock import hold_lock
-from vida_loader.mongo import CODEC_OPTIONS, connect
+from vida_loader.mongo import CODEC_OPTIONS, connect, write_concern
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.pipeline.target import require_source
 from vida_loader.retry import Retrier
@@ -38,9 +37,6 @@ from vida_loader.transform import Transform, TransformSpec, check_transform_file
 from vida_loader.verify import mismatches
 from vida_loader.verify.compare import Difference, differ, id_sort_key
 from vida_loader.verify.deep import LOOKUP, lookup
-
-# Acknowledged by the primary's journal: a repaired document survives a crash of the target.
-REPAIR_WRITES = WriteConcern(w=1, j=True)
 
 
 @dataclass(frozen=True)
@@ -58,10 +54,6 @@ class RepairOutcome:
     seconds: float = 0.0
     mismatches_path: Path = Path()
     transform: str | None = None
-
-    @property
-    def fixed(self) -> int:
-        return self.inserted + self.replaced + self.deleted
 
     def record(self) -> dict[str, Any]:
         """What the run state keeps of it (``status`` shows it)."""
@@ -114,7 +106,10 @@ def repair_job(
             require_source(src_client, source)
             src = src_client[source.db].get_collection(source.collection, RAW_OPTIONS)
             dst = dst_client[target.db].get_collection(
-                target.collection, RAW_OPTIONS, write_concern=REPAIR_WRITES
+                # Acknowledged and journaled: a repaired document survives a target crash.
+                target.collection,
+                RAW_OPTIONS,
+                write_concern=write_concern("1"),
             )
             fixer = _Fixer(src, dst, t, cfg.delete_extra, retrier)
             ids = _distinct_ids(lines)
