@@ -21,6 +21,7 @@ from click.core import ParameterSource
 from vida_loader import __version__
 from vida_loader.builder import target_indexes
 from vida_loader.config import (
+    DumpConfig,
     JobConfig,
     PlanConfig,
     RepairConfig,
@@ -29,6 +30,7 @@ from vida_loader.config import (
     default_job_name,
 )
 from vida_loader.coordinator import RunResult, run_job
+from vida_loader.dump.job import dump_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
 from vida_loader.follow.finalize import finalize_indexes
@@ -42,6 +44,7 @@ from vida_loader.preflight import check_copy, check_generate
 from vida_loader.report.live import LiveBar, LiveView
 from vida_loader.report.machine import (
     deep_verify_json,
+    dump_json,
     error_json,
     follow_json,
     generate_json,
@@ -55,6 +58,7 @@ from vida_loader.report.page import write_report
 from vida_loader.report.progress import ProgressPrinter, format_generate
 from vida_loader.report.text import (
     format_deep_verify,
+    format_dump,
     format_finalized,
     format_follow,
     format_generated,
@@ -580,6 +584,45 @@ def _conclude(
     if as_json:
         _print_json(obj)
     return code
+
+
+@cli.command()
+@settings_options(
+    "dump",
+    **JOB_HELPS,
+    out="Folder to write to, as mongodump --out: DIR/<db>/<collection>.bson and "
+    ".metadata.json (required)",
+    jobs="Partitions read and written at the same time",
+)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Start the dump over instead of continuing an interrupted one (also replaces a "
+    "finished dump of the collection in --out)",
+)
+@json_option
+def dump(restart: bool, as_json: bool, **params: Any) -> int:
+    """Write a planned job's source collection in mongodump's layout: partitions read in
+    parallel, each to a part file, joined in order into DIR/<db>/<collection>.bson, with
+    its options and indexes in <collection>.metadata.json. An interrupted dump continues
+    with the partitions it had not finished."""
+    s = load_settings("dump", params)
+    cfg = DumpConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]), restart)
+    result = _with_progress(
+        s,
+        "dump: ",
+        lambda p: f"{p.done}/{p.total} partitions, {p.docs:,} documents",
+        lambda p: p.done / max(p.total, 1),
+        partial(dump_job, cfg),
+    )
+    code = 0 if result.complete else EXIT_FAILED
+    said = (
+        f"{len(result.failed)} of {len(result.records)} partitions failed; continue with: "
+        f"{cfg.command()}"
+    )
+    return _conclude(
+        format_dump(result), said if code else None, as_json, dump_json(result, code), code
+    )
 
 
 @cli.command()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from vida_loader.manifest import RangeMode
 from vida_loader.mongo import (
     Endpoint,
     Timeouts,
+    has_secret,
     write_concern,
 )
 from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryPolicy
@@ -122,7 +124,7 @@ class JobConfig:
             "job": job,
             "manifest_dir": s["manifest_dir"],
             "source_uri": s["source_uri"],
-            "target_uri": s["target_uri"],
+            "target_uri": s.get("target_uri"),  # dump has none
             "timeouts": s.timeouts(),
             **{k: s[k] for k in keys},
         }
@@ -291,6 +293,45 @@ class RepairConfig(JobConfig):
     @classmethod
     def from_settings(cls, s: Settings, job: str) -> RepairConfig:
         return cls(**cls.given(s, job, "delete_extra", "retry_attempts", "retry_window"))
+
+
+@dataclass(frozen=True)
+class DumpConfig(JobConfig):
+    """Everything ``dump`` needs besides the manifest."""
+
+    out: Path = Path("dump")  # mongodump's --out: DIR/<db>/<collection>.bson
+    gzip: bool = False
+    restart: bool = False  # start the dump over instead of continuing an interrupted one
+    attempts: int = DEFAULT_ATTEMPTS
+    ru_accounting: str = "auto"  # auto, on, off: read the source's request charges
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.attempts < 1:
+            raise UsageError(f"--attempts '{self.attempts}' must be at least 1")
+
+    @classmethod
+    def from_settings(cls, s: Settings, job: str, restart: bool = False) -> DumpConfig:
+        if not s["out"]:
+            raise UsageError(
+                "dump needs a folder to write to", setting="--out", fix="give --out DIR"
+            )
+        keys = ("jobs", "gzip", "attempts", "ru_accounting", "retry_attempts", "retry_window")
+        return cls(**cls.given(s, job, *keys), out=Path(s["out"]), restart=restart)
+
+    def command(self) -> str:
+        """The command that continues this dump (without passwords)."""
+        args = ["vida-loader", "dump", "--job", self.job, "--out", str(self.out)]
+        if self.manifest_dir != DEFAULT_MANIFEST_DIR:
+            args += ["--manifest-dir", str(self.manifest_dir)]
+        if self.gzip:
+            args.append("--gzip")
+        if self.jobs != DEFAULT_JOBS:
+            args += ["-j", str(self.jobs)]
+        if self.source_uri and not has_secret(self.source_uri):
+            args += ["--source-uri", self.source_uri]
+        again = " (with --source-uri and credentials again)" if self.source_uri else ""
+        return shlex.join(args) + (again if "--source-uri" not in args else "")
 
 
 def check_job_name(job: str) -> None:

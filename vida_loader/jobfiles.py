@@ -23,6 +23,7 @@ from bson.json_util import CANONICAL_JSON_OPTIONS
 from vida_loader.errors import StateError
 
 T = TypeVar("T")
+GZ = ".gz"  # mongodump --gzip's suffix
 
 # Canonical Extended JSON keeps Int64, Decimal128, binary subtypes, MinKey/MaxKey and
 # dates outside Python's datetime range exact through a JSON file.
@@ -125,6 +126,54 @@ class JobFiles:
             "verify",
             "mismatches",
         )
+        return {n: getattr(self, n) for n in names}
+
+
+@dataclass(frozen=True)
+class DumpFiles:
+    """The files of collection ``db.collection`` dumped under ``out`` in mongodump's
+    layout, and the dump's own while it runs (written by ``dump``'s coordinator)."""
+
+    out: Path
+    db: str
+    collection: str
+    gzip: bool = False
+
+    @property
+    def folder(self) -> Path:
+        return self.out / self.db
+
+    @property
+    def suffix(self) -> str:
+        return GZ if self.gzip else ""
+
+    @property
+    def bson(self) -> Path:
+        """The documents, back to back (a gzip stream with --gzip)."""
+        return self.folder / f"{self.collection}.bson{self.suffix}"
+
+    @property
+    def metadata(self) -> Path:
+        """Options, indexes, uuid, collectionName, type: canonical Extended JSON."""
+        return self.folder / f"{self.collection}.metadata.json{self.suffix}"
+
+    @property
+    def work(self) -> Path:
+        """The dump's parts and state until they are joined (mongorestore skips it)."""
+        return self.folder / f".{self.collection}.vida-dump"
+
+    @property
+    def state(self) -> Path:
+        """What the dump covers (the plan's fingerprint, gzip) and each part's record."""
+        return self.work / "state.json"
+
+    def part(self, partition: str) -> Path:
+        """Partition ``partition``'s documents: present only when complete."""
+        return self.work / f"{partition}.bson{self.suffix}"
+
+    def all(self) -> dict[str, Path]:
+        """Every declared file but the parts, by name."""
+        names = ("bson", "metadata", "work", "state")
         return {n: getattr(self, n) for n in names}
 
 

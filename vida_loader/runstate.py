@@ -43,6 +43,7 @@ class TaskKind(StrEnum):
     COPY = "copy"  # copy one partition of the manifest
     INDEX = "index"  # build one index on the target
     VERIFY = "verify"  # compare one partition byte for byte (verify --deep)
+    DUMP = "dump"  # write one partition's documents to a part file (dump)
 
 
 def now_iso() -> str:
@@ -130,6 +131,16 @@ class VerifyRecord(TaskRecord):
     @property
     def differences(self) -> int:
         return self.missing + self.extra + self.altered
+
+
+@dataclass
+class DumpRecord(TaskRecord):
+    """One partition dumped to its part file; counts are from its last attempt."""
+
+    kind: ClassVar[TaskKind] = TaskKind.DUMP
+    docs: int = 0
+    bytes: int = 0  # of the documents
+    file_bytes: int = 0  # of the part file (compressed with --gzip)
 
 
 def verify_task(partition: str) -> str:
@@ -328,6 +339,7 @@ RECORDS: dict[str, type[TaskRecord]] = {
     TaskKind.COPY: PartitionRecord,
     TaskKind.INDEX: IndexRecord,
     TaskKind.VERIFY: VerifyRecord,
+    TaskKind.DUMP: DumpRecord,
 }
 
 

@@ -310,7 +310,13 @@ def test_the_shipped_env_example_lists_every_setting_and_parses() -> None:
     assert "VIDA_BATCH_SIZE" in read_env_file(Path(".env_local"))
     for command in COMMANDS:  # empty values count as not set
         s = resolve(command, environ={})
-        key = "job" if command in ("status", "report") else "target_uri"
+        key = (
+            "job"
+            if command in ("status", "report")
+            else "source_uri"
+            if command == "dump"
+            else "target_uri"
+        )
         assert s.origin(key).layer in (
             Layer.ENV_FILE,
             Layer.DEFAULT,

@@ -80,6 +80,7 @@ def test_every_command_prints_its_documented_object(
         "verify --deep",
         "repair",
         "status",
+        "dump",
         "generate",
         "error",
     }
@@ -192,3 +193,12 @@ def test_status_json_while_a_run_goes(
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         tdb.client.admin.command("configureFailPoint", "failCommand", mode="off")
+
+
+def test_dump_prints_its_documented_object(
+    planned: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, obj, err = json_of(capsys, "dump", "--out", str(planned / "dump"), "--gzip")
+    assert code == 0 and obj["exit_reason"] == "done" and obj["docs"] == 3000
+    assert obj["bson_file"].endswith(".bson.gz") and "dump of " in err
+    check(obj, "dump")

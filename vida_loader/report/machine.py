@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from vida_loader.coordinator import RunResult
+from vida_loader.dump.job import DumpOutcome
 from vida_loader.errors import RunInterruptedError, VidaError
 from vida_loader.follow.loop import FollowResult
 from vida_loader.generate.runner import GenerateResult
@@ -301,3 +302,25 @@ def _failures(state: RunState | None) -> list[dict[str, Any]]:
         for tid, rec in state.tasks.items()
         if rec.state is TaskState.FAILED
     ]
+
+
+def dump_json(d: DumpOutcome, exit_code: int) -> dict[str, Any]:
+    """``dump --json``."""
+    return {
+        "command": "dump",
+        "job": d.manifest.job,
+        "exit_code": exit_code,
+        "exit_reason": "done" if d.complete else "partitions failed",
+        "seconds": round(d.seconds, 3),
+        "namespace": f"{d.files.db}.{d.files.collection}",
+        "gzip": d.files.gzip,
+        "bson_file": str(d.files.bson) if d.complete else None,
+        "metadata_file": str(d.files.metadata) if d.complete else None,
+        "file_bytes": d.file_bytes,
+        "docs": int(d.total("docs")),
+        "bytes": int(d.total("bytes")),
+        "partitions": len(d.records),
+        "continued": d.continued,
+        "failed": [{"partition": pid, "error": d.records[pid].error} for pid in d.failed],
+        "ru": round(d.total("ru"), 2) if d.metered else None,
+    }

@@ -11,6 +11,7 @@ from vida_loader.budget import BudgetPlan
 from vida_loader.builder import TargetIndexes
 from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunResult
+from vida_loader.dump.job import DumpOutcome
 from vida_loader.follow.finalize import Finalized
 from vida_loader.follow.loop import FollowResult
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
@@ -603,4 +604,30 @@ def format_generated(result: GenerateResult, cfg: GenerateConfig) -> str:
             f"  retries     {result.retries:,} operations retried ({result.throttled:,} "
             f"throttled, {result.wait_s:,.1f} s waiting)"
         )
+    return "\n".join(lines)
+
+
+def format_dump(d: DumpOutcome) -> str:
+    docs, nbytes = int(d.total("docs")), int(d.total("bytes"))
+    rate = nbytes / d.seconds if d.seconds > 0 else 0.0
+    lines = [
+        f"dump of {d.files.db}.{d.files.collection} (job '{d.manifest.job}') in "
+        f"{format_duration(d.seconds)}: {docs:,} documents, {format_bytes(nbytes)} "
+        f"({format_bytes(rate)}/s), {len(d.records)} partitions"
+        + (f", {d.continued} written by an earlier attempt" if d.continued else ""),
+    ]
+    if d.complete:
+        lines.append(f"  {d.files.bson}  {format_bytes(d.file_bytes)}")
+        lines.append(f"  {d.files.metadata}")
+    else:
+        lines.append(
+            f"  {len(d.failed)} partitions failed ({', '.join(d.failed[:5])}"
+            f"{' ...' if len(d.failed) > 5 else ''}): the parts written so far stay in "
+            f"'{d.files.work}'"
+        )
+        first = d.records[d.failed[0]].error
+        if first:
+            lines.append(f"  {d.failed[0]}: {first}")
+    if d.metered:
+        lines.append(f"  {d.total('ru'):,.0f} RU charged by the source")
     return "\n".join(lines)

@@ -42,9 +42,9 @@ DEFAULT_MAX_REJECTS = 1000
 # flag > VIDA_* environment > legacy environment > .env_local > .env > profile > default.
 # ---------------------------------------------------------------------------------------
 
-COPY_COMMANDS = ("plan", "run", "verify", "repair", "status", "report")
+COPY_COMMANDS = ("plan", "run", "verify", "repair", "status", "report", "dump")
 COMMANDS = (*COPY_COMMANDS, "generate")
-SERVER_COMMANDS = ("plan", "run", "verify", "repair", "generate")
+SERVER_COMMANDS = ("plan", "run", "verify", "repair", "generate", "dump")
 ENV_FILES = (".env_local", ".env")  # in the current folder, the first wins
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")
@@ -293,7 +293,7 @@ SPECS: tuple[Spec, ...] = (
         "source_uri",
         "uri",
         "MongoDB URI of the source (Cosmos DB side)",
-        ("plan", "run", "verify", "repair"),
+        ("plan", "run", "verify", "repair", "dump"),
     ),
     Spec("source_db", "str", "Source database", ("plan",)),
     Spec("source_collection", "str", "Source collection", ("plan",)),
@@ -448,7 +448,7 @@ SPECS: tuple[Spec, ...] = (
         "jobs",
         "jobs",
         "Worker processes",
-        ("run", "verify", "generate"),
+        ("run", "verify", "generate", "dump"),
         default=DEFAULT_JOBS,
         defaults=(("generate", "auto"),),
         low=1,
@@ -485,7 +485,7 @@ SPECS: tuple[Spec, ...] = (
         "attempts",
         "int",
         "Tries per partition",
-        ("run", "verify"),
+        ("run", "verify", "dump"),
         default=DEFAULT_ATTEMPTS,
         low=1,
         high=1000,
@@ -495,7 +495,7 @@ SPECS: tuple[Spec, ...] = (
         "int",
         "Failures in a row (throttled, network, restart) one read or write may meet before "
         "its partition (generate: slice) fails; progress resets the count",
-        ("run", "verify", "repair", "generate"),
+        ("run", "verify", "repair", "generate", "dump"),
         default=DEFAULT_RETRY_ATTEMPTS,
         low=0,
         high=1_000_000,
@@ -505,7 +505,7 @@ SPECS: tuple[Spec, ...] = (
         "float",
         "How long a server may keep failing (restart, failover, throttling) before a "
         "partition (generate: slice) fails and the run ends with the resume command",
-        ("run", "verify", "repair", "generate"),
+        ("run", "verify", "repair", "generate", "dump"),
         default=DEFAULT_RETRY_WINDOW_S,
         low=0,
         high=7 * 86400,
@@ -515,7 +515,7 @@ SPECS: tuple[Spec, ...] = (
         "choice",
         "Read the request units (RU) a Cosmos DB source charges for each command: auto "
         "when the source reports charges (asked once), on (refused when it does not), off",
-        ("plan", "run", "verify"),
+        ("plan", "run", "verify", "dump"),
         default="auto",
         choices=("auto", "on", "off"),
     ),
@@ -563,7 +563,7 @@ SPECS: tuple[Spec, ...] = (
         "progress_interval",
         "float",
         "Seconds between progress lines when stderr is not a terminal",
-        ("run", "generate"),
+        ("run", "generate", "dump"),
         default=DEFAULT_PROGRESS_INTERVAL,
         low=0,
         high=86400,
@@ -572,7 +572,7 @@ SPECS: tuple[Spec, ...] = (
         "verbose",
         "bool",
         "Print every setting and its source before starting",
-        ("plan", "run", "verify", "repair", "generate"),
+        ("plan", "run", "verify", "repair", "generate", "dump"),
         default=False,
     ),
     Spec(
@@ -585,7 +585,7 @@ SPECS: tuple[Spec, ...] = (
         "quiet",
         "bool",
         "Print only the summary and errors: no progress, no notices",
-        ("plan", "run", "verify", "repair", "generate"),
+        ("plan", "run", "verify", "repair", "generate", "dump"),
         default=False,
     ),
     Spec("total", "int", "Documents to generate", ("generate",), low=1, high=10**12),
@@ -609,9 +609,17 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "out",
         "str",
-        "A .bson file (- for stdout) instead of a collection",
-        ("generate",),
+        "A .bson file (- for stdout) instead of a collection (generate); the folder the "
+        "dump goes to, in mongodump's layout (dump)",
+        ("generate", "dump"),
         in_profile=False,
+    ),
+    Spec(
+        "gzip",
+        "bool",
+        "Compress the dump's files (.bson.gz, .metadata.json.gz), as mongodump --gzip",
+        ("dump",),
+        default=False,
     ),
 )
 SPEC = {s.key: s for s in SPECS}
