@@ -10,7 +10,7 @@ DEMO_JOBS ?= 4
 MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes bench-transform bench-live clean
+.PHONY: help install browser demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes bench-transform bench-live bench-dump clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -43,7 +43,7 @@ browser: ## Debian's chromium, for the test that opens the report as a user sees
 test: install browser ## run the whole test suite (unit, integration against real local servers, CLI)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install ## every benchmark: copy speed, faults, generate, RU, indexes, transforms, live view, deep verify, follow -> bench/results*.json
+bench: install ## every benchmark: copy speed, faults, generate, RU, indexes, transforms, live view, deep verify, follow, dump/restore -> bench/results*.json
 	timeout 5400 $(BIN)/python benchmarks/bench_copy.py
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
 	timeout 1800 $(BIN)/python benchmarks/bench_generate.py
@@ -53,6 +53,7 @@ bench: install ## every benchmark: copy speed, faults, generate, RU, indexes, tr
 	timeout 1200 $(BIN)/python benchmarks/bench_live.py
 	timeout 3600 $(BIN)/python benchmarks/bench_verify.py
 	timeout 1800 $(BIN)/python benchmarks/bench_follow.py
+	timeout 1800 $(BIN)/python benchmarks/bench_dump.py
 
 bench-faults: install ## what throttling and a 10 s target outage cost a run -> bench/results-faults.json
 	timeout 1200 $(BIN)/python benchmarks/bench_faults.py
@@ -75,6 +76,9 @@ bench-verify: install ## verify --deep against one plain read of the source, and
 
 bench-follow: install ## run --follow at 200 writes/s: catch-up time, lag p50/p95, apply rate vs plain upserts -> bench/results-follow.json
 	timeout 1800 $(BIN)/python benchmarks/bench_follow.py
+
+bench-dump: install ## dump (plain, gzip) and restore against run on the same data, file sizes -> bench/results-dump.json
+	timeout 1800 $(BIN)/python benchmarks/bench_dump.py
 
 bench-live: install ## what the live view costs a run: throughput with the view, plain lines, nothing -> bench/results-live.json
 	timeout 1200 $(BIN)/python benchmarks/bench_live.py

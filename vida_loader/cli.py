@@ -25,12 +25,14 @@ from vida_loader.config import (
     JobConfig,
     PlanConfig,
     RepairConfig,
+    RestoreConfig,
     RunConfig,
     VerifyConfig,
     default_job_name,
 )
 from vida_loader.coordinator import RunResult, run_job
 from vida_loader.dump.job import dump_job
+from vida_loader.dump.restore import find_input, restore_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
 from vida_loader.follow.finalize import finalize_indexes
@@ -50,6 +52,7 @@ from vida_loader.report.machine import (
     generate_json,
     plan_json,
     repair_json,
+    restore_json,
     run_json,
     status_json,
     verify_json,
@@ -65,6 +68,7 @@ from vida_loader.report.text import (
     format_index_build,
     format_plan,
     format_repair,
+    format_restore,
     format_run,
     format_settings,
     format_status,
@@ -623,6 +627,60 @@ def dump(restart: bool, as_json: bool, **params: Any) -> int:
     return _conclude(
         format_dump(result), said if code else None, as_json, dump_json(result, code), code
     )
+
+
+@cli.command()
+@click.argument("source", metavar="DIR|FILE", type=click.Path(path_type=Path))
+@settings_options(
+    "restore",
+    job="Restore job: its state under --manifest-dir [default: restore.<db>.<collection>]",
+    target_db="Target database [default: the dump's]",
+    target_collection="Target collection [default: the dump's]",
+    jobs="Ranges of the file inserted at the same time",
+    indexes="after: build the indexes of metadata.json once the data is in; skip: none",
+    write_concern="Write concern of the inserts (1 or majority: each range is confirmed by "
+    "its write results)",
+    attempts="Tries per range (and per index build)",
+)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Start the restore over instead of continuing an interrupted one",
+)
+@json_option
+def restore(source: Path, restart: bool, as_json: bool, **params: Any) -> int:
+    """Restore one collection from mongodump's layout (a dump folder, or one .bson or
+    .bson.gz file with its .metadata.json beside it): the file is split at document
+    boundaries into ranges inserted in parallel (a document already there counts as
+    restored), then the indexes are built. An interrupted restore continues where it
+    stopped; --drop empties the target collection first, as mongorestore --drop."""
+    s = load_settings("restore", params)
+    found = find_input(source)
+    job = s["job"] or "restore." + default_job_name(found.db, found.collection)
+    cfg = RestoreConfig.from_settings(s, job, source, restart)
+    result = _with_progress(
+        s,
+        "restore: ",
+        lambda p: (
+            f"{p.done}/{p.total} ranges, {p.docs:,} documents"
+            + (f", {p.indexes_done}/{p.indexes} indexes" if p.indexes else "")
+        ),
+        lambda p: p.done / max(p.total, 1),
+        partial(restore_job, cfg),
+    )
+    code = 0 if result.complete else EXIT_FAILED
+    said = None
+    if result.failed:
+        said = (
+            f"{len(result.failed)} tasks failed ({', '.join(result.failed[:5])}); continue "
+            f"with: {cfg.command()}"
+        )
+    elif result.bad_at is not None:
+        said = (
+            f"'{result.source.bson}' is cut short or corrupt at byte offset "
+            f"{result.bad_at:,}: the documents before it were restored"
+        )
+    return _conclude(format_restore(result), said, as_json, restore_json(result, code), code)
 
 
 @cli.command()

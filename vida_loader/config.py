@@ -123,7 +123,7 @@ class JobConfig:
         return {
             "job": job,
             "manifest_dir": s["manifest_dir"],
-            "source_uri": s["source_uri"],
+            "source_uri": s.get("source_uri"),  # restore has none
             "target_uri": s.get("target_uri"),  # dump has none
             "timeouts": s.timeouts(),
             **{k: s[k] for k in keys},
@@ -332,6 +332,94 @@ class DumpConfig(JobConfig):
             args += ["--source-uri", self.source_uri]
         again = " (with --source-uri and credentials again)" if self.source_uri else ""
         return shlex.join(args) + (again if "--source-uri" not in args else "")
+
+
+@dataclass(frozen=True)
+class RestoreConfig(JobConfig):
+    """Everything ``restore`` needs: the input, the target, how to write."""
+
+    input: Path = Path("dump")  # a mongodump folder or one .bson[.gz] file
+    target_db: str | None = None  # default: the dump's database
+    target_collection: str | None = None  # default: the dump's collection
+    write_concern: str = DEFAULT_WRITE_CONCERN
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_mb: float = DEFAULT_BATCH_MB
+    attempts: int = DEFAULT_ATTEMPTS
+    indexes: str = "after"  # after, skip: build the metadata's indexes after the data
+    drop: bool = False  # drop the target collection when the restore starts
+    restart: bool = False  # forget the restore's state, start over
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.target_uri:
+            raise UsageError(
+                "restore needs a target", setting="--target-uri", fix="give --target-uri URI"
+            )
+        if self.write_concern == "0":
+            raise UsageError(
+                "--write-concern '0' cannot confirm a restore: a range of a file is done when "
+                "the target acknowledged each of its documents",
+                value="0",
+                setting="--write-concern",
+                fix="use 1 or majority",
+            )
+        write_concern(self.write_concern)
+        if self.indexes == "before":
+            raise UsageError(
+                "--indexes 'before' does not apply to restore",
+                value="before",
+                setting="--indexes",
+                fix="use after (the default) or skip",
+            )
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size '{self.batch_size}' must be at least 1")
+        if not 0 < self.batch_mb <= MAX_BATCH_MB:
+            raise UsageError(
+                f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
+            )
+        if self.attempts < 1:
+            raise UsageError(f"--attempts '{self.attempts}' must be at least 1")
+
+    @classmethod
+    def from_settings(
+        cls, s: Settings, job: str, input: Path, restart: bool = False
+    ) -> RestoreConfig:
+        keys = (
+            "jobs",
+            "target_db",
+            "target_collection",
+            "write_concern",
+            "batch_size",
+            "batch_mb",
+            "attempts",
+            "indexes",
+            "drop",
+            "retry_attempts",
+            "retry_window",
+        )
+        return cls(**cls.given(s, job, *keys), input=input, restart=restart)
+
+    @property
+    def batch_bytes(self) -> int:
+        return int(self.batch_mb * MIB)
+
+    def command(self) -> str:
+        """The command that continues this restore (without passwords)."""
+        args = ["vida-loader", "restore", str(self.input), "--job", self.job]
+        if self.manifest_dir != DEFAULT_MANIFEST_DIR:
+            args += ["--manifest-dir", str(self.manifest_dir)]
+        for flag, value in (
+            ("--target-db", self.target_db),
+            ("--target-collection", self.target_collection),
+        ):
+            if value:
+                args += [flag, value]
+        if self.jobs != DEFAULT_JOBS:
+            args += ["-j", str(self.jobs)]
+        uri = self.target_uri or ""
+        if not has_secret(uri):
+            return shlex.join([*args, "--target-uri", uri])
+        return shlex.join(args) + " (with --target-uri and credentials again)"
 
 
 def check_job_name(job: str) -> None:

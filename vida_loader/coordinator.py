@@ -436,7 +436,7 @@ class _Run:
         self.resumed = 0
         self.last_save = 0.0
         self.last_metrics = time.monotonic()
-        self.builds = IndexBuilds(self)
+        self.builds = IndexBuilds(self, relax=cfg.follow, recheck_done=cfg.only_indexes)
         self.rejects = RejectsLog(self.files, fresh=not continuing)
 
     def execute(self, tick: float) -> RunResult:

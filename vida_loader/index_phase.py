@@ -16,15 +16,13 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from vida_loader.builder import IndexResult, IndexSettings, build_index, build_progress
-from vida_loader.config import RunConfig
 from vida_loader.errors import VidaError
 from vida_loader.execution.events import Event, Started
 from vida_loader.execution.scheduler import Scheduler
 from vida_loader.indexes import IndexSpec, relaxed
-from vida_loader.mongo import Timeouts, close_client, connect
-from vida_loader.retry import RetryCounts
-from vida_loader.runstate import RunState, TaskState, index_task, now_iso
-from vida_loader.worker import CopySettings
+from vida_loader.mongo import Endpoint, Timeouts, close_client, connect
+from vida_loader.retry import RetryCounts, RetryPolicy
+from vida_loader.runstate import IndexRecord, TaskState, index_task, now_iso
 
 PROGRESS_POLL_S = 5.0  # seconds between reads of the server's index build progress
 PROGRESS_TIMEOUTS = Timeouts(select_ms=2000, connect_ms=5000, socket_ms=5000)
@@ -40,12 +38,43 @@ class IndexProgress:
     total: int = 0
 
 
-class RunHost(Protocol):
-    """What the index phase uses of the coordinator's run."""
+class IndexTasks(Protocol):
+    """A job state holding index build records (a run's, a restore's)."""
 
-    state: RunState
-    cfg: RunConfig
-    settings: CopySettings
+    @property
+    def indexes(self) -> dict[str, IndexRecord]: ...
+
+
+class IndexConfig(Protocol):
+    """What the builds take of a command's config."""
+
+    @property
+    def attempts(self) -> int: ...
+
+    @property
+    def timeouts(self) -> Timeouts: ...
+
+    @property
+    def retry(self) -> RetryPolicy: ...
+
+
+class HasTarget(Protocol):
+    @property
+    def target(self) -> Endpoint: ...
+
+
+class RunHost(Protocol):
+    """What the index phase uses of the coordinator's run (or restore)."""
+
+    @property
+    def state(self) -> IndexTasks: ...
+
+    @property
+    def cfg(self) -> IndexConfig: ...
+
+    @property
+    def settings(self) -> HasTarget: ...
+
     index_specs: list[IndexSpec]
     outage: str | None
     retried: RetryCounts
@@ -58,14 +87,17 @@ class RunHost(Protocol):
 class IndexBuilds:
     """The scheduler's handler for the index builds of a run; writes through ``run``."""
 
-    def __init__(self, run: RunHost) -> None:
+    def __init__(self, run: RunHost, relax: bool = False, recheck_done: bool = False) -> None:
+        """``relax``: build unique and TTL indexes relaxed (a follow replays changes after);
+        ``recheck_done``: look at the builds recorded as done again (`indexes build`)."""
         self.run_ = run
+        self.recheck_done = recheck_done
         self.specs = {index_task(s.name): s for s in run.index_specs}
         # While a run follows the source's changes, unique and TTL indexes are built
         # relaxed (a replayed change briefly in conflict must not be refused, a TTL must not
         # delete before the switch-over); ``finalize`` makes them what they are at the end.
         self.finalize: dict[str, dict[str, Any]] = {}
-        if run.cfg.follow:
+        if relax:
             for tid, spec in list(self.specs.items()):
                 loose, change = relaxed(spec)
                 if change is not None:
@@ -84,7 +116,7 @@ class IndexBuilds:
         todo = [
             tid
             for tid, rec in self.run_.state.indexes.items()
-            if (not rec.done or self.run_.cfg.only_indexes)  # `indexes build` checks all
+            if (not rec.done or self.recheck_done)
             and tid in self.specs
             and not (before_data and self.specs[tid].ttl is not None)
         ]

@@ -112,6 +112,17 @@ class JobFiles:
         partition, _id (canonical Extended JSON), kind, both sides' SHA-256."""
         return self.folder / "mismatches.jsonl"
 
+    @property
+    def restore(self) -> Path:
+        """A restore's state: its input file, the byte ranges and their records, the index
+        builds (a restore job has no manifest)."""
+        return self.folder / "restore.json"
+
+    @property
+    def unpacked(self) -> Path:
+        """A gzipped input of a restore, unpacked once: ranges need a file to seek in."""
+        return self.folder / "unpacked.bson"
+
     def all(self) -> dict[str, Path]:
         """Every declared file, by name."""
         names = (
@@ -125,6 +136,8 @@ class JobFiles:
             "indexes",
             "verify",
             "mismatches",
+            "restore",
+            "unpacked",
         )
         return {n: getattr(self, n) for n in names}
 

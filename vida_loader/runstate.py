@@ -44,6 +44,7 @@ class TaskKind(StrEnum):
     INDEX = "index"  # build one index on the target
     VERIFY = "verify"  # compare one partition byte for byte (verify --deep)
     DUMP = "dump"  # write one partition's documents to a part file (dump)
+    RESTORE = "restore"  # insert one byte range of a .bson file (restore)
 
 
 def now_iso() -> str:
@@ -141,6 +142,17 @@ class DumpRecord(TaskRecord):
     docs: int = 0
     bytes: int = 0  # of the documents
     file_bytes: int = 0  # of the part file (compressed with --gzip)
+
+
+@dataclass
+class RestoreRecord(TaskRecord):
+    """One byte range of a ``.bson`` file restored; counts are from its last attempt."""
+
+    kind: ClassVar[TaskKind] = TaskKind.RESTORE
+    docs: int = 0  # read from the file
+    bytes: int = 0
+    inserted: int = 0
+    already_there: int = 0  # duplicate key: on the target already (an earlier attempt)
 
 
 def verify_task(partition: str) -> str:
@@ -340,6 +352,7 @@ RECORDS: dict[str, type[TaskRecord]] = {
     TaskKind.INDEX: IndexRecord,
     TaskKind.VERIFY: VerifyRecord,
     TaskKind.DUMP: DumpRecord,
+    TaskKind.RESTORE: RestoreRecord,
 }
 
 

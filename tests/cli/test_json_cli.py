@@ -81,6 +81,7 @@ def test_every_command_prints_its_documented_object(
         "repair",
         "status",
         "dump",
+        "restore",
         "generate",
         "error",
     }
@@ -202,3 +203,9 @@ def test_dump_prints_its_documented_object(
     assert code == 0 and obj["exit_reason"] == "done" and obj["docs"] == 3000
     assert obj["bson_file"].endswith(".bson.gz") and "dump of " in err
     check(obj, "dump")
+    code, obj, err = json_of(
+        capsys, "restore", str(planned / "dump"), "--target-collection", "back", "-j", "2"
+    )
+    assert code == 0 and obj["exit_reason"] == "done" and obj["inserted"] == 3000
+    assert obj["namespace"].endswith(".back") and "restore of " in err
+    check(obj, "restore")

@@ -11,6 +11,7 @@ from typing import Any
 
 from vida_loader.coordinator import RunResult
 from vida_loader.dump.job import DumpOutcome
+from vida_loader.dump.restore import RestoreOutcome
 from vida_loader.errors import RunInterruptedError, VidaError
 from vida_loader.follow.loop import FollowResult
 from vida_loader.generate.runner import GenerateResult
@@ -323,4 +324,39 @@ def dump_json(d: DumpOutcome, exit_code: int) -> dict[str, Any]:
         "continued": d.continued,
         "failed": [{"partition": pid, "error": d.records[pid].error} for pid in d.failed],
         "ru": round(d.total("ru"), 2) if d.metered else None,
+    }
+
+
+def restore_json(r: RestoreOutcome, exit_code: int) -> dict[str, Any]:
+    """``restore --json``."""
+    scan = r.state.scan or {}
+    if r.failed:
+        reason = "tasks failed"
+    elif r.bad_at is not None:
+        reason = "file cut short"
+    else:
+        reason = "done"
+    return {
+        "command": "restore",
+        "job": r.state.job,
+        "exit_code": exit_code,
+        "exit_reason": reason,
+        "seconds": round(r.seconds, 3),
+        "input": str(r.source.bson),
+        "namespace": r.target.namespace,
+        "docs": r.total("docs"),
+        "bytes": r.total("bytes"),
+        "inserted": r.total("inserted"),
+        "already_there": r.total("already_there"),
+        "ranges": len(r.state.restores),
+        "continued": r.continued,
+        "dropped": r.state.dropped,
+        "indexes": [
+            {"name": x.name, "state": str(x.state), "error": x.error}
+            for x in r.state.indexes.values()
+        ],
+        "index_notes": list(r.state.index_notes),
+        "bad_at": r.bad_at,
+        "bad_reason": scan.get("bad_reason") if r.bad_at is not None else None,
+        "failed": [{"task": t, "error": r.state.tasks[t].error} for t in r.failed],
     }

@@ -12,6 +12,7 @@ from vida_loader.builder import TargetIndexes
 from vida_loader.config import RunConfig
 from vida_loader.coordinator import RunResult
 from vida_loader.dump.job import DumpOutcome
+from vida_loader.dump.restore import RestoreOutcome
 from vida_loader.follow.finalize import Finalized
 from vida_loader.follow.loop import FollowResult
 from vida_loader.generate.runner import GenerateConfig, GenerateResult
@@ -630,4 +631,36 @@ def format_dump(d: DumpOutcome) -> str:
             lines.append(f"  {d.failed[0]}: {first}")
     if d.metered:
         lines.append(f"  {d.total('ru'):,.0f} RU charged by the source")
+    return "\n".join(lines)
+
+
+def format_restore(r: RestoreOutcome) -> str:
+    docs, nbytes = r.total("docs"), r.total("bytes")
+    rate = nbytes / r.seconds if r.seconds > 0 else 0.0
+    ranges = r.state.restores
+    lines = [
+        f"restore of '{r.source.bson}' into {r.target.namespace} (job '{r.state.job}') in "
+        f"{format_duration(r.seconds)}: {docs:,} documents, {format_bytes(nbytes)} "
+        f"({format_bytes(rate)}/s), {len(ranges)} ranges"
+        + (f", {r.continued} restored by an earlier attempt" if r.continued else ""),
+        f"  {r.total('inserted'):,} inserted, {r.total('already_there'):,} already there"
+        + (" (dropped first)" if r.state.dropped else ""),
+    ]
+    idx = r.state.indexes
+    if idx:
+        built = sum(1 for x in idx.values() if x.done)
+        lines.append(
+            f"  indexes     {built} of {len(idx)} built ({', '.join(x.name for x in idx.values())})"
+        )
+    for note in r.state.index_notes:
+        lines.append(f"  {note}")
+    for tid in r.failed[:5]:
+        lines.append(f"  {tid} failed: {r.state.tasks[tid].error}")
+    if r.bad_at is not None:
+        scan = r.state.scan or {}
+        lines.append(
+            f"  the file is cut short or corrupt at byte offset {r.bad_at:,} "
+            f"({scan.get('bad_reason')}); the {scan.get('docs', 0):,} whole documents before "
+            "it were restored"
+        )
     return "\n".join(lines)

@@ -42,9 +42,9 @@ DEFAULT_MAX_REJECTS = 1000
 # flag > VIDA_* environment > legacy environment > .env_local > .env > profile > default.
 # ---------------------------------------------------------------------------------------
 
-COPY_COMMANDS = ("plan", "run", "verify", "repair", "status", "report", "dump")
+COPY_COMMANDS = ("plan", "run", "verify", "repair", "status", "report", "dump", "restore")
 COMMANDS = (*COPY_COMMANDS, "generate")
-SERVER_COMMANDS = ("plan", "run", "verify", "repair", "generate", "dump")
+SERVER_COMMANDS = ("plan", "run", "verify", "repair", "generate", "dump", "restore")
 ENV_FILES = (".env_local", ".env")  # in the current folder, the first wins
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")
@@ -301,10 +301,10 @@ SPECS: tuple[Spec, ...] = (
         "target_uri",
         "uri",
         "MongoDB URI of the target",
-        ("plan", "run", "verify", "repair", "generate"),
+        ("plan", "run", "verify", "repair", "generate", "restore"),
     ),
-    Spec("target_db", "str", "Target database", ("plan", "generate")),
-    Spec("target_collection", "str", "Target collection", ("plan", "generate")),
+    Spec("target_db", "str", "Target database", ("plan", "generate", "restore")),
+    Spec("target_collection", "str", "Target collection", ("plan", "generate", "restore")),
     Spec("job", "str", "Job name", COPY_COMMANDS, in_profile=False),
     Spec(
         "manifest_dir",
@@ -340,7 +340,7 @@ SPECS: tuple[Spec, ...] = (
         "choice",
         "When the target gets the source's indexes: after the data (fastest load), before "
         "it (the target enforces unique indexes while loading), or skip",
-        ("run",),
+        ("run", "restore"),
         default="after",
         choices=("after", "before", "skip"),
     ),
@@ -448,7 +448,7 @@ SPECS: tuple[Spec, ...] = (
         "jobs",
         "jobs",
         "Worker processes",
-        ("run", "verify", "generate", "dump"),
+        ("run", "verify", "generate", "dump", "restore"),
         default=DEFAULT_JOBS,
         defaults=(("generate", "auto"),),
         low=1,
@@ -458,7 +458,7 @@ SPECS: tuple[Spec, ...] = (
         "write_concern",
         "choice",
         "Write concern of the copy",
-        ("run", "generate"),
+        ("run", "generate", "restore"),
         default=DEFAULT_WRITE_CONCERN,
         choices=("0", "1", "majority"),
     ),
@@ -466,7 +466,7 @@ SPECS: tuple[Spec, ...] = (
         "batch_size",
         "int",
         "Most documents per read and per write batch",
-        ("run", "generate"),
+        ("run", "generate", "restore"),
         default=DEFAULT_BATCH_SIZE,
         low=1,
         high=1_000_000,
@@ -475,7 +475,7 @@ SPECS: tuple[Spec, ...] = (
         "batch_mb",
         "float",
         "Most megabytes per write batch (Cosmos DB allows 2)",
-        ("run", "generate"),
+        ("run", "generate", "restore"),
         default=DEFAULT_BATCH_MB,
         low=0,
         low_open=True,
@@ -485,7 +485,7 @@ SPECS: tuple[Spec, ...] = (
         "attempts",
         "int",
         "Tries per partition",
-        ("run", "verify", "dump"),
+        ("run", "verify", "dump", "restore"),
         default=DEFAULT_ATTEMPTS,
         low=1,
         high=1000,
@@ -495,7 +495,7 @@ SPECS: tuple[Spec, ...] = (
         "int",
         "Failures in a row (throttled, network, restart) one read or write may meet before "
         "its partition (generate: slice) fails; progress resets the count",
-        ("run", "verify", "repair", "generate", "dump"),
+        ("run", "verify", "repair", "generate", "dump", "restore"),
         default=DEFAULT_RETRY_ATTEMPTS,
         low=0,
         high=1_000_000,
@@ -505,7 +505,7 @@ SPECS: tuple[Spec, ...] = (
         "float",
         "How long a server may keep failing (restart, failover, throttling) before a "
         "partition (generate: slice) fails and the run ends with the resume command",
-        ("run", "verify", "repair", "generate", "dump"),
+        ("run", "verify", "repair", "generate", "dump", "restore"),
         default=DEFAULT_RETRY_WINDOW_S,
         low=0,
         high=7 * 86400,
@@ -563,7 +563,7 @@ SPECS: tuple[Spec, ...] = (
         "progress_interval",
         "float",
         "Seconds between progress lines when stderr is not a terminal",
-        ("run", "generate", "dump"),
+        ("run", "generate", "dump", "restore"),
         default=DEFAULT_PROGRESS_INTERVAL,
         low=0,
         high=86400,
@@ -572,7 +572,7 @@ SPECS: tuple[Spec, ...] = (
         "verbose",
         "bool",
         "Print every setting and its source before starting",
-        ("plan", "run", "verify", "repair", "generate", "dump"),
+        ("plan", "run", "verify", "repair", "generate", "dump", "restore"),
         default=False,
     ),
     Spec(
@@ -585,7 +585,7 @@ SPECS: tuple[Spec, ...] = (
         "quiet",
         "bool",
         "Print only the summary and errors: no progress, no notices",
-        ("plan", "run", "verify", "repair", "generate", "dump"),
+        ("plan", "run", "verify", "repair", "generate", "dump", "restore"),
         default=False,
     ),
     Spec("total", "int", "Documents to generate", ("generate",), low=1, high=10**12),
@@ -619,6 +619,14 @@ SPECS: tuple[Spec, ...] = (
         "bool",
         "Compress the dump's files (.bson.gz, .metadata.json.gz), as mongodump --gzip",
         ("dump",),
+        default=False,
+    ),
+    Spec(
+        "drop",
+        "bool",
+        "Drop the target collection before restoring into it, as mongorestore --drop "
+        "(only when a restore starts, never when it continues)",
+        ("restore",),
         default=False,
     ),
 )
