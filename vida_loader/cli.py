@@ -145,7 +145,7 @@ def _setting_option(key: str, command: str, help: str | None = None) -> click.Op
         kw["metavar"] = spec.metavar
     default = spec.default_for(command)
     text = help or spec.help
-    if default == "auto":
+    if default == "auto" and spec.kind == "jobs":
         text += " [default: auto, the cores this process may use]"
     elif default is not None and spec.kind != "bool" and "[default:" not in text:
         text += f" [default: {spec.show(default)}]"
@@ -593,9 +593,11 @@ def _conclude(
 @cli.command()
 @settings_options(
     "dump",
-    **JOB_HELPS,
     out="Folder to write to, as mongodump --out: DIR/<db>/<collection>.bson and "
     ".metadata.json (required)",
+    job="Planned job whose source to dump [default: the only job in --manifest-dir, unless "
+    "--source-db and --source-collection name a collection]",
+    source_uri="Source URI with credentials [default: the job's planned one, which holds none]",
     jobs="Partitions read and written at the same time",
 )
 @click.option(
@@ -606,12 +608,19 @@ def _conclude(
 )
 @json_option
 def dump(restart: bool, as_json: bool, **params: Any) -> int:
-    """Write a planned job's source collection in mongodump's layout: partitions read in
-    parallel, each to a part file, joined in order into DIR/<db>/<collection>.bson, with
-    its options and indexes in <collection>.metadata.json. An interrupted dump continues
-    with the partitions it had not finished."""
+    """Write a source collection in mongodump's layout: a planned job's (--job), or one
+    named by --source-db and --source-collection (split here, as plan would). Partitions
+    are read in parallel, each to a part file, joined in order into
+    DIR/<db>/<collection>.bson, with its options and indexes in
+    <collection>.metadata.json. An interrupted dump continues with the partitions it had
+    not finished."""
     s = load_settings("dump", params)
-    cfg = DumpConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]), restart)
+    own = not s["job"] and bool(s["source_db"] or s["source_collection"])
+    if own:  # a collection no job planned: the dump plans it (the plan stays in DIR)
+        job = default_job_name(s["source_db"] or "", s["source_collection"] or "")
+    else:
+        job = resolve_job(s["manifest_dir"], s["job"])
+    cfg = DumpConfig.from_settings(s, job, restart, own_plan=own)
     result = _with_progress(
         s,
         "dump: ",

@@ -300,6 +300,12 @@ class DumpConfig(JobConfig):
     """Everything ``dump`` needs besides the manifest."""
 
     out: Path = Path("dump")  # mongodump's --out: DIR/<db>/<collection>.bson
+    # A collection no job planned (with the URI): the dump plans its own partitions and
+    # keeps the plan in its state. None: the job's manifest gives source and partitions.
+    source_db: str | None = None
+    source_collection: str | None = None
+    partitions: int | None = None
+    partition_size_mb: float | None = None
     gzip: bool = False
     restart: bool = False  # start the dump over instead of continuing an interrupted one
     attempts: int = DEFAULT_ATTEMPTS
@@ -309,20 +315,61 @@ class DumpConfig(JobConfig):
         super().__post_init__()
         if self.attempts < 1:
             raise UsageError(f"--attempts '{self.attempts}' must be at least 1")
+        if (self.source_db is None) != (self.source_collection is None):
+            given = "--source-db" if self.source_db else "--source-collection"
+            raise UsageError(
+                f"{given} alone does not name a collection",
+                setting=given,
+                fix="give both --source-db and --source-collection (or --job of a planned job)",
+            )
+        if self.self_planned:
+            check_namespace("source", self.source_db or "", self.source_collection or "")
+            if self.partitions is not None and self.partition_size_mb is not None:
+                raise UsageError(
+                    f"--partitions '{self.partitions}' and --partition-size-mb "
+                    f"'{self.partition_size_mb:g}' exclude each other: give one"
+                )
+        elif self.partitions is not None or self.partition_size_mb is not None:
+            raise UsageError(
+                "--partitions and --partition-size-mb split a collection the dump plans "
+                "itself; the job's plan has its partitions",
+                setting="--partitions",
+                fix="leave them out, or name the collection with --source-db and "
+                "--source-collection",
+            )
+
+    @property
+    def self_planned(self) -> bool:
+        return self.source_collection is not None
 
     @classmethod
-    def from_settings(cls, s: Settings, job: str, restart: bool = False) -> DumpConfig:
+    def from_settings(
+        cls, s: Settings, job: str, restart: bool = False, own_plan: bool = False
+    ) -> DumpConfig:
+        """``own_plan``: the source flags name the collection (no job's manifest)."""
         if not s["out"]:
             raise UsageError(
                 "dump needs a folder to write to", setting="--out", fix="give --out DIR"
             )
         keys = ("jobs", "gzip", "attempts", "ru_accounting", "retry_attempts", "retry_window")
-        return cls(**cls.given(s, job, *keys), out=Path(s["out"]), restart=restart)
+        split = ("partitions", "partition_size_mb")
+        names = ("source_db", "source_collection")
+        return cls(
+            **cls.given(s, job, *keys, *split),
+            **({k: s[k] for k in names} if own_plan else {}),
+            out=Path(s["out"]),
+            restart=restart,
+        )
 
     def command(self) -> str:
         """The command that continues this dump (without passwords)."""
-        args = ["vida-loader", "dump", "--job", self.job, "--out", str(self.out)]
-        if self.manifest_dir != DEFAULT_MANIFEST_DIR:
+        args = ["vida-loader", "dump", "--out", str(self.out)]
+        if self.self_planned:
+            args += ["--source-db", self.source_db or "", "--source-collection"]
+            args.append(self.source_collection or "")
+        else:
+            args += ["--job", self.job]
+        if self.manifest_dir != DEFAULT_MANIFEST_DIR and not self.self_planned:
             args += ["--manifest-dir", str(self.manifest_dir)]
         if self.gzip:
             args.append("--gzip")

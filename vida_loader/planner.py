@@ -301,6 +301,21 @@ def plan_job(cfg: PlanConfig, progress: Progress = lambda _msg: None) -> PlanRes
     return PlanResult(manifest, path, time.monotonic() - started, reason, _rate(manifest, cfg))
 
 
+def plan_source(
+    coll: Collection[dict[str, Any]], cfg: PlanConfig, metered: bool, progress: Progress
+) -> Manifest:
+    """The plan of ``coll`` alone, saved nowhere: for a command that splits a source
+    with no target (``dump`` of a collection no job planned). ``cfg.target`` names the
+    source again."""
+    try:
+        return _plan(coll, cfg, progress, metered)[0]
+    except PyMongoError as exc:
+        raise ConnectError(
+            f"planning failed on source '{redact_uri(cfg.source.uri)}': "
+            f"{describe_error(exc, cfg.source.uri)}"
+        ) from None
+
+
 def _rate(manifest: Manifest, cfg: PlanConfig) -> BudgetPlan | None:
     """The RU/s the run would read at, by the settings given to plan (None: not metered)."""
     ru = manifest.stats.get("ru")

@@ -49,6 +49,10 @@ def test_demo_steps_run_end_to_end_and_stop_the_servers(tmp_path: Path) -> None:
     assert "indexes     4 to build besides _id" in proc.stdout
     assert "indexes     4/4 built (4 builds by this run" in proc.stdout
     assert "target demo.orders holds the 4 indexes of job 'demo' as defined" in proc.stdout
+    assert re.search(r"dump of demo.orders \(job 'demo'\) in [0-9:]+: 2,000 documents", proc.stdout)
+    assert "into demo.orders_restored (job 'restore-demo')" in proc.stdout
+    assert "2,000 inserted, 0 already there" in proc.stdout
+    assert "indexes     4 of 4 built" in proc.stdout
     assert "report of job 'demo'" in proc.stdout and (report / "report.html").is_file()
     # The second job, through examples/transforms/rename_fields.py.
     assert "3 documents dropped, 2 rejected (at most 1,000)" in proc.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -133,3 +134,19 @@ def test_unwritable_out_is_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--out '{blocker}' is not writable" in err[0]
     assert "Traceback" not in err[0]
+
+
+def test_a_collection_no_job_planned_is_split_by_the_dump_itself(
+    server: LocalServer, db: DB, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db.src.insert_many(indexed_documents(N))
+    out = tmp_path / "out"
+    args = ["dump", "--source-uri", server.uri, "--source-db", db.name]
+    args += ["--source-collection", "src", "--out", str(out), "--partitions", "3", "-j", "2"]
+    assert main([*args, "--manifest-dir", str(tmp_path / "none"), "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["partitions"] == 3 and obj["docs"] == N
+    files = DumpFiles(out, db.name, "src")
+    assert file_hashes(files.bson.read_bytes()) == raw_hashes(db.src)
+    assert not (tmp_path / "none").exists()  # no job was planned for it
+    assert main([*args[:-4], "--partition-size-mb", "1", "--job", "x"]) == 2

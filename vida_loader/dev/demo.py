@@ -103,6 +103,9 @@ def app_writes(uri: str) -> None:
     print("the application wrote 20 new orders, completed 10 and deleted 5")
 
 
+RESTORED = ["--job", "restore-demo", "--target-collection", "orders_restored"]
+
+
 def _transform_steps(plan: list[str], run: list[str]) -> list[tuple[str, list[str]]]:
     """The source changes after the copy: a deep verify finds the changed orders and
     repair brings them over. Then a second job: the same orders reshaped on their way
@@ -198,7 +201,7 @@ def run_demo(
     standin: CosmosStandIn | None = None
     try:
         with_transform = EXAMPLE_TRANSFORM.is_file()  # not in an installed package
-        total = 19 if with_transform else 10
+        total = 21 if with_transform else 12
         _step(f"1/{total} starting two local SecantusDB servers")
         with (
             LocalServer(workdir / "source-data") as source,
@@ -249,6 +252,22 @@ def run_demo(
                     ["report", "--out", str(report_dir)],
                 ),
                 ("indexes diff: the target's indexes against the source's", ["indexes", "diff"]),
+                (
+                    f"dump -j {jobs} --gzip: the source in mongodump's layout (a backup "
+                    "before the switch-over, or for a target this machine cannot reach)",
+                    ["dump", "--out", str(workdir / "dump"), "--gzip", "-j", str(jobs)],
+                ),
+                (
+                    "restore: that dump into demo.orders_restored on the target, its "
+                    "indexes included",
+                    [
+                        "restore",
+                        str(workdir / "dump"),
+                        *RESTORED,
+                        "-j",
+                        str(jobs),
+                    ],
+                ),
             ]
             if with_transform:
                 steps += _transform_steps(plan, run)

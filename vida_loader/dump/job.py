@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vida_loader import __version__
-from vida_loader.config import DumpConfig
+from vida_loader.config import DumpConfig, PlanConfig
 from vida_loader.dump.layout import GZIP_LEVEL, metadata_bytes, read_metadata
 from vida_loader.dump.task import DumpResult, DumpSettings, dump_partition, fsync_dir
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
@@ -39,9 +39,10 @@ from vida_loader.jobfiles import (
 )
 from vida_loader.lock import hold_lock
 from vida_loader.manifest import Manifest, load_manifest
-from vida_loader.mongo import CODEC_OPTIONS, connect
+from vida_loader.mongo import CODEC_OPTIONS, Endpoint, check_uri, connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import require_source
+from vida_loader.planner import plan_source
 from vida_loader.ru import accounting_on
 from vida_loader.runstate import DumpRecord, TaskState, now_iso
 
@@ -58,6 +59,7 @@ class DumpState:
     namespace: str
     gzip: bool
     metadata: dict[str, Any]  # as metadata.json gets it (canonical Extended JSON)
+    plan: dict[str, Any]  # the manifest whose partitions are the parts (the job's, or own)
     started_at: str
     tool_version: str = __version__
     runs: int = 1
@@ -72,6 +74,7 @@ class DumpState:
             "namespace": self.namespace,
             "gzip": self.gzip,
             "metadata": self.metadata,
+            "plan": self.plan,
             "started_at": self.started_at,
             "tool_version": self.tool_version,
             "runs": self.runs,
@@ -95,6 +98,7 @@ class DumpState:
             namespace=str(doc["namespace"]),
             gzip=bool(doc["gzip"]),
             metadata=dict(doc["metadata"]),
+            plan=dict(doc["plan"]),
             started_at=str(doc["started_at"]),
             tool_version=str(doc.get("tool_version", "")),
             runs=int(doc.get("runs", 1)),
@@ -147,8 +151,13 @@ def dump_job(
     """Dump the job's source collection under ``cfg.out``; returns when every partition
     is written and joined, or failed for good."""
     started = time.monotonic()
-    manifest = load_manifest(cfg.files.manifest)
-    source = planned_endpoint(manifest.source, cfg.source_uri, "source", cfg.job)
+    job_plan: Manifest | None = None
+    if cfg.self_planned:
+        check_uri(cfg.source_uri or "", "--source-uri")
+        source = Endpoint(cfg.source_uri or "", cfg.source_db or "", cfg.source_collection or "")
+    else:
+        job_plan = load_manifest(cfg.files.manifest)
+        source = planned_endpoint(job_plan.source, cfg.source_uri, "source", cfg.job)
     files = DumpFiles(cfg.out, source.db, source.collection, cfg.gzip)
     _prepare_out(files, cfg)
     with hold_lock(JobFiles.of_folder(files.work), now_iso()):
@@ -156,7 +165,24 @@ def dump_job(
             require_source(client, source)
             metered = accounting_on(cfg.ru_accounting, client.get_database(source.db))
             coll = client.get_database(source.db, codec_options=CODEC_OPTIONS)[source.collection]
-            state, continued = _state(files, manifest, cfg, notify, lambda: read_metadata(coll))
+
+            def own_plan() -> Manifest:
+                if notify:
+                    notify(f"planning the partitions of {source.namespace}")
+                split = PlanConfig(
+                    source=source,
+                    target=source,  # a dump has no target
+                    job=cfg.job,
+                    partitions=cfg.partitions,
+                    partition_size_mb=cfg.partition_size_mb,
+                    timeouts=cfg.timeouts,
+                )
+                return plan_source(coll, split, metered, lambda _m: None)
+
+            state, continued = _state(
+                files, job_plan or own_plan, cfg, notify, lambda: read_metadata(coll)
+            )
+        manifest = Manifest.from_json(state.plan)
         _write_state(files, state)
         settings = DumpSettings(
             source=source,
@@ -212,7 +238,7 @@ def _prepare_out(files: DumpFiles, cfg: DumpConfig) -> None:
 
 def _state(
     files: DumpFiles,
-    manifest: Manifest,
+    plan: Manifest | Callable[[], Manifest],
     cfg: DumpConfig,
     notify: Callable[[str], None] | None,
     metadata: Callable[[], dict[str, Any]],
@@ -226,7 +252,7 @@ def _state(
         except FileNotFoundError:
             old = None
     if old is not None:
-        if old.fingerprint != manifest.fingerprint:
+        if isinstance(plan, Manifest) and old.fingerprint != plan.fingerprint:
             raise StateError(
                 f"the unfinished dump in '{files.work}' is of another plan of job "
                 f"'{old.job}'{_RESTART}"
@@ -255,12 +281,14 @@ def _state(
             leftover.unlink()
     for stale in (files.bson, files.metadata):
         stale.unlink(missing_ok=True)
+    manifest = plan if isinstance(plan, Manifest) else plan()
     state = DumpState(
         job=manifest.job,
         fingerprint=manifest.fingerprint,
         namespace=f"{files.db}.{files.collection}",
         gzip=cfg.gzip,
         metadata=to_ejson(metadata()),
+        plan=manifest.to_json(),
         started_at=now_iso(),
         tasks={p.id: DumpRecord() for p in manifest.partitions},
     )

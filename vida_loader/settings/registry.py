@@ -295,8 +295,8 @@ SPECS: tuple[Spec, ...] = (
         "MongoDB URI of the source (Cosmos DB side)",
         ("plan", "run", "verify", "repair", "dump"),
     ),
-    Spec("source_db", "str", "Source database", ("plan",)),
-    Spec("source_collection", "str", "Source collection", ("plan",)),
+    Spec("source_db", "str", "Source database", ("plan", "dump")),
+    Spec("source_collection", "str", "Source collection", ("plan", "dump")),
     Spec(
         "target_uri",
         "uri",
@@ -315,10 +315,19 @@ SPECS: tuple[Spec, ...] = (
         default=DEFAULT_MANIFEST_DIR,
     ),
     Spec(
-        "partitions", "int", "Number of partitions (excludes --partition-size-mb)", ("plan",), low=1
+        "partitions",
+        "int",
+        "Number of partitions (excludes --partition-size-mb)",
+        ("plan", "dump"),
+        low=1,
     ),
     Spec(
-        "partition_size_mb", "float", "Target partition size in MB", ("plan",), low=0, low_open=True
+        "partition_size_mb",
+        "float",
+        "Target partition size in MB",
+        ("plan", "dump"),
+        low=0,
+        low_open=True,
     ),
     Spec(
         "range_mode",
