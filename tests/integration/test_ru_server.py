@@ -3,21 +3,26 @@ stand-in in front of a real local server): what the run adds up is what was char
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bson
 import orjson
 import pytest
+from bson.raw_bson import RawBSONDocument
 from pymongo.database import Database
 from support import PAD, raw_hashes, run_in
 
 from vida_loader import planner
 from vida_loader.cli import main
-from vida_loader.config import PlanConfig
+from vida_loader.config import DumpConfig, PlanConfig
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer
-from vida_loader.jobfiles import JobFiles, read_jsonl
+from vida_loader.dump.job import dump_job
+from vida_loader.jobfiles import DumpFiles, JobFiles, read_jsonl
 from vida_loader.mongo import Endpoint
 from vida_loader.runstate import load_state
 
@@ -269,3 +274,20 @@ def test_deep_verify_adds_up_what_the_source_charged(
     assert f"RU          {got:,.0f} request units charged by the source" in err
     assert main([*args, "--restart", "--ru-accounting", "off", "--json"]) == 0
     assert orjson.loads(capsys.readouterr().out)["ru"] is None
+
+
+def test_a_dump_of_a_throttling_source_is_whole_and_adds_up_its_charges(
+    cosmos: CosmosStandIn, target_server: LocalServer, db: DB, tmp_path: Path
+) -> None:
+    _plan(cosmos, target_server, db, tmp_path, 1500)
+    cosmos.configure(ru=500, hideThroughput=True)
+    out = tmp_path / "out"
+    result = dump_job(DumpConfig(job="j", manifest_dir=tmp_path, out=out, jobs=2))
+    stats = cosmos.stats()
+    assert sum(stats["throttled"].values()) > 0, stats  # it did throttle
+    assert result.complete and result.metered
+    assert sum(r.throttled for r in result.records.values()) > 0
+    assert _within(result.total("ru"), stats["charged"], 0.05), (result.total("ru"), stats)
+    data = DumpFiles(out, db.name, "src").bson.read_bytes()
+    docs = bson.decode_all(data, codec_options=bson.CodecOptions(document_class=RawBSONDocument))
+    assert Counter(hashlib.sha256(d.raw).hexdigest() for d in docs) == raw_hashes(db.src)
