@@ -16,7 +16,7 @@ import gzip
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +24,8 @@ from vida_loader import __version__
 from vida_loader.config import DumpConfig, PlanConfig
 from vida_loader.dump.layout import GZIP_LEVEL, metadata_bytes, read_metadata
 from vida_loader.dump.task import DumpResult, DumpSettings, dump_partition, fsync_dir
-from vida_loader.errors import RunInterruptedError, StateError, UsageError
-from vida_loader.execution.events import Event, Moved, Started
-from vida_loader.execution.scheduler import Scheduler
+from vida_loader.errors import StateError, UsageError
+from vida_loader.execution.recorded import RecordedTasks
 from vida_loader.job import planned_endpoint
 from vida_loader.jobfiles import (
     DumpFiles,
@@ -326,7 +325,7 @@ def _join(files: DumpFiles, manifest: Manifest) -> int:
     return size
 
 
-class _DumpRun:
+class _DumpRun(RecordedTasks[DumpResult]):
     """The scheduler's handler for the dump tasks; the only writer of the dump state."""
 
     def __init__(
@@ -338,92 +337,47 @@ class _DumpRun:
         cfg: DumpConfig,
         on_progress: ProgressSink | None,
     ) -> None:
+        super().__init__(cfg.attempts, close_clients)
         self.state, self.files, self.settings, self.cfg = state, files, settings, cfg
         self.on_progress = on_progress
         self.parts = {p.id: p for p in manifest.partitions}
-        self.tries: dict[str, int] = {}
-        self.live: dict[str, tuple[int, int]] = {}  # docs, bytes of running tasks
-        self.outage: str | None = None
 
     def execute(self, tick: float) -> None:
         todo = [pid for pid in self.parts if not self.state.tasks[pid].done]
-        try:
-            with Scheduler[str, DumpResult](
-                self.cfg.jobs, tick=tick, cleanup=close_clients
-            ) as scheduler:
-                scheduler.run(todo, self)
-        except BaseException as exc:
-            for pid in todo:
-                rec = self.state.tasks[pid]
-                if rec.state is TaskState.RUNNING:
-                    rec.state, rec.error = TaskState.PENDING, "interrupted"
-            _write_state(self.files, self.state)
-            if not isinstance(exc, KeyboardInterrupt):
-                raise
-            done = sum(1 for r in self.state.tasks.values() if r.done)
-            raise RunInterruptedError(
-                f"interrupted: {done} of {len(self.parts)} partitions dumped, state saved in "
-                f"'{self.files.state}'; continue with: {self.cfg.command()}"
-            ) from None
-        _write_state(self.files, self.state)
-        self.tick()
+        self.run_all(todo, self.cfg.jobs, tick)
 
-    # --- the scheduler's handler --------------------------------------------------------
+    def record(self, key: str) -> DumpRecord | None:
+        return self.state.tasks.get(key)
+
+    def records(self) -> Iterable[DumpRecord]:
+        return self.state.tasks.values()
+
+    def save(self) -> None:
+        _write_state(self.files, self.state)
+
+    def interrupted(self) -> str:
+        done = sum(1 for r in self.state.tasks.values() if r.done)
+        return (
+            f"interrupted: {done} of {len(self.parts)} partitions dumped, state saved in "
+            f"'{self.files.state}'; continue with: {self.cfg.command()}"
+        )
 
     def task(self, pid: str) -> tuple[Callable[..., DumpResult], tuple[Any, ...]]:
         return dump_partition, (self.parts[pid], self.files.part(pid), self.settings)
 
-    def admit(self, pid: str) -> bool:
-        return self.outage is None
-
     def lost(self, pid: str, why: str, died: bool) -> DumpResult:
         return DumpResult(pid, TaskState.FAILED, error=why, transient=died)
-
-    def events(self, events: list[Event]) -> None:
-        started = False
-        for ev in events:
-            rec = self.state.tasks.get(ev.task)
-            if rec is None or rec.state in (TaskState.DONE, TaskState.FAILED):
-                continue
-            if isinstance(ev, Started):
-                rec.state = TaskState.RUNNING
-                rec.started_at = rec.started_at or now_iso()
-                self.live[ev.task] = (0, 0)
-                started = True
-            elif isinstance(ev, Moved):
-                docs, nbytes = self.live.get(ev.task, (0, 0))
-                self.live[ev.task] = (docs + ev.docs, nbytes + ev.bytes)
-        if started:
-            _write_state(self.files, self.state)
-
-    def finished(self, pid: str, result: DumpResult) -> bool:
-        rec = self.state.tasks[pid]
-        rec.attempts += 1
-        self.tries[pid] = self.tries.get(pid, 0) + 1
-        self.live.pop(pid, None)
-        result.apply_to(rec)
-        if result.outage is not None:
-            self.outage = self.outage or result.outage
-        again = (
-            result.state is TaskState.FAILED
-            and result.transient
-            and self.tries[pid] < self.cfg.attempts
-        )
-        if again:
-            rec.state = TaskState.PENDING
-        _write_state(self.files, self.state)
-        return again
 
     def tick(self) -> None:
         if self.on_progress is None:
             return
-        recs = list(self.state.tasks.values())
-        done = [r for r in recs if r.done]
+        done = [r for r in self.state.tasks.values() if r.done]
+        docs, nbytes = self.moving()
         self.on_progress(
             DumpProgress(
                 done=len(done),
-                total=len(recs),
-                docs=sum(r.docs for r in done) + sum(d for d, _ in self.live.values()),
-                bytes=sum(r.bytes for r in done) + sum(b for _, b in self.live.values()),
+                total=len(self.state.tasks),
+                docs=sum(r.docs for r in done) + docs,
+                bytes=sum(r.bytes for r in done) + nbytes,
             )
         )

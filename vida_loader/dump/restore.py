@@ -16,7 +16,7 @@ import gzip
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,8 @@ from vida_loader.dump.bson_file import FileRange, Scan, scan
 from vida_loader.dump.layout import load_metadata
 from vida_loader.dump.restore_task import RestoreResult, RestoreSettings, restore_range
 from vida_loader.dump.task import fsync_dir
-from vida_loader.errors import ConnectError, RunInterruptedError, StateError, UsageError
-from vida_loader.execution.events import Event, Moved, Started
-from vida_loader.execution.scheduler import Scheduler
+from vida_loader.errors import ConnectError, StateError, UsageError
+from vida_loader.execution.recorded import RecordedTasks
 from vida_loader.index_phase import IndexBuilds
 from vida_loader.indexes import IndexContext, IndexSpec, translate
 from vida_loader.jobfiles import (
@@ -53,7 +52,6 @@ from vida_loader.mongo import (
     strip_credentials,
 )
 from vida_loader.pipeline.clients import close_clients
-from vida_loader.retry import RetryCounts
 from vida_loader.runstate import (
     IndexRecord,
     RestoreRecord,
@@ -457,7 +455,7 @@ def _scan(state: RestoreState, data: Path, cfg: RestoreConfig) -> None:
         state.tasks[r.id] = RestoreRecord()
 
 
-class _RestoreRun:
+class _RestoreRun(RecordedTasks[RestoreResult]):
     """The scheduler's handler for the restore's ranges, and the host of its index
     builds; the only writer of the restore state."""
 
@@ -470,107 +468,56 @@ class _RestoreRun:
         cfg: RestoreConfig,
         on_progress: ProgressSink | None,
     ) -> None:
+        super().__init__(cfg.attempts, close_clients)
         self.state, self.files, self.settings, self.cfg = state, files, settings, cfg
         self.on_progress = on_progress
         self.ranges = {r["id"]: FileRange.from_json(r, str(data)) for r in state.ranges}
         self.index_specs = [IndexSpec.from_server(from_ejson(d)) for d in state.index_specs]
-        self.tries: dict[str, int] = {}
-        self.live: dict[str, tuple[int, int]] = {}
-        self.outage: str | None = None
-        self.retried = RetryCounts()
 
     def execute(self, tick: float) -> None:
         todo = [rid for rid in self.ranges if not self.state.tasks[rid].done]
-        self._scheduled(todo, self, tick)
+        self.run_all(todo, self.cfg.jobs, tick)
 
     def build_indexes(self, tick: float) -> None:
         builds = IndexBuilds(self)
-        self._scheduled(None, builds, tick)
+        self.schedule(
+            lambda scheduler: builds.run(scheduler, before_data=False), self.cfg.jobs, tick
+        )
 
-    def _scheduled(self, todo: list[str] | None, handler: Any, tick: float) -> None:
-        try:
-            with Scheduler[str, Any](self.cfg.jobs, tick=tick, cleanup=close_clients) as sch:
-                if todo is None:
-                    handler.run(sch, before_data=False)
-                else:
-                    sch.run(todo, handler)
-        except BaseException as exc:
-            for rec in self.state.tasks.values():
-                if rec.state is TaskState.RUNNING:
-                    rec.state, rec.error = TaskState.PENDING, "interrupted"
-            self.save()
-            if not isinstance(exc, KeyboardInterrupt):
-                raise
-            done = sum(1 for r in self.state.restores.values() if r.done)
-            raise RunInterruptedError(
-                f"interrupted: {done} of {len(self.ranges)} ranges restored, state saved in "
-                f"'{self.files.restore}'; continue with: {self.cfg.command()}"
-            ) from None
-        self.save()
-        self.tick()
+    def record(self, key: str) -> TaskRecord | None:
+        return self.state.tasks.get(key)
+
+    def records(self) -> Iterable[TaskRecord]:
+        return self.state.tasks.values()
 
     def save(self) -> None:
         _save(self.files, self.state)
 
-    # --- the scheduler's handler --------------------------------------------------------
+    def interrupted(self) -> str:
+        done = sum(1 for r in self.state.restores.values() if r.done)
+        return (
+            f"interrupted: {done} of {len(self.ranges)} ranges restored, state saved in "
+            f"'{self.files.restore}'; continue with: {self.cfg.command()}"
+        )
 
     def task(self, rid: str) -> tuple[Callable[..., RestoreResult], tuple[Any, ...]]:
         return restore_range, (self.ranges[rid], self.settings)
 
-    def admit(self, rid: str) -> bool:
-        return self.outage is None
-
     def lost(self, rid: str, why: str, died: bool) -> RestoreResult:
         return RestoreResult(rid, TaskState.FAILED, error=why, transient=died)
-
-    def events(self, events: list[Event]) -> None:
-        started = False
-        for ev in events:
-            rec = self.state.tasks.get(ev.task)
-            if rec is None or rec.state in (TaskState.DONE, TaskState.FAILED):
-                continue
-            if isinstance(ev, Started):
-                rec.state = TaskState.RUNNING
-                rec.started_at = rec.started_at or now_iso()
-                self.live[ev.task] = (0, 0)
-                started = True
-            elif isinstance(ev, Moved):
-                docs, nbytes = self.live.get(ev.task, (0, 0))
-                self.live[ev.task] = (docs + ev.docs, nbytes + ev.bytes)
-        if started:
-            self.save()
-
-    def finished(self, rid: str, result: RestoreResult) -> bool:
-        rec = self.state.tasks[rid]
-        assert isinstance(rec, RestoreRecord)
-        rec.attempts += 1
-        self.tries[rid] = self.tries.get(rid, 0) + 1
-        self.live.pop(rid, None)
-        result.apply_to(rec)
-        self.retried.merge(result.retries, result.throttled, result.wait_s)
-        if result.outage is not None:
-            self.outage = self.outage or result.outage
-        again = (
-            result.state is TaskState.FAILED
-            and result.transient
-            and self.tries[rid] < self.cfg.attempts
-        )
-        if again:
-            rec.state = TaskState.PENDING
-        self.save()
-        return again
 
     def tick(self) -> None:
         if self.on_progress is None:
             return
         done = [r for r in self.state.restores.values() if r.done]
         idx = self.state.indexes.values()
+        docs, nbytes = self.moving()
         self.on_progress(
             RestoreProgress(
                 done=len(done),
                 total=len(self.ranges),
-                docs=sum(r.docs for r in done) + sum(d for d, _ in self.live.values()),
-                bytes=sum(r.bytes for r in done) + sum(b for _, b in self.live.values()),
+                docs=sum(r.docs for r in done) + docs,
+                bytes=sum(r.bytes for r in done) + nbytes,
                 indexes_done=sum(1 for r in idx if r.done),
                 indexes=len(idx),
             )

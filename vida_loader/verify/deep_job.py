@@ -15,15 +15,14 @@ import math
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vida_loader.config import VerifyConfig
-from vida_loader.errors import RunInterruptedError, StateError
-from vida_loader.execution.events import Event, Moved, Started
-from vida_loader.execution.scheduler import Scheduler
+from vida_loader.errors import StateError
+from vida_loader.execution.recorded import RecordedTasks
 from vida_loader.job import job_command, open_job
 from vida_loader.jobfiles import write_json_atomic
 from vida_loader.lock import hold_lock
@@ -34,6 +33,7 @@ from vida_loader.pipeline.target import require_source
 from vida_loader.ru import accounting_on
 from vida_loader.runstate import (
     RunState,
+    TaskRecord,
     TaskState,
     VerifyRecord,
     load_state,
@@ -281,10 +281,8 @@ def _rec(state: RunState, pid: str) -> VerifyRecord:
     return rec
 
 
-class _DeepRun:
+class _DeepRun(RecordedTasks[DeepResult]):
     """The scheduler's handler for a round's verify tasks; the only writer of state."""
-
-    SAVE_EVERY = 5.0
 
     def __init__(
         self,
@@ -295,91 +293,52 @@ class _DeepRun:
         cfg: VerifyConfig,
         on_progress: ProgressSink | None,
     ) -> None:
+        super().__init__(cfg.attempts, close_clients)
         self.state, self.rnd, self.settings, self.cfg = state, rnd, settings, cfg
         self.on_progress = on_progress
         self.parts = {p.id: p for p in manifest.partitions}
         self.files = cfg.files
-        self.tries: dict[str, int] = {}
-        self.live: dict[str, int] = {}  # documents compared by running tasks
         self.docs = sum(_rec(state, pid).target_docs for pid in rnd.partitions)
-        self.outage: str | None = None
 
     def execute(self, tick: float) -> None:
         todo = [pid for pid in self.rnd.partitions if not _rec(self.state, pid).done]
         for pid in todo:
             _rec(self.state, pid).state = TaskState.PENDING
-        try:
-            with Scheduler[str, DeepResult](
-                self.cfg.jobs, tick=tick, cleanup=close_clients
-            ) as scheduler:
-                scheduler.run(todo, self)
-        except BaseException as exc:
-            for pid in todo:
-                rec = _rec(self.state, pid)
-                if rec.state is TaskState.RUNNING:
-                    rec.state, rec.error = TaskState.PENDING, "interrupted"
-            save_state(self.state, self.files.state)
-            if not isinstance(exc, KeyboardInterrupt):
-                raise
-            done = sum(1 for pid in self.rnd.partitions if _rec(self.state, pid).done)
-            raise RunInterruptedError(
-                f"interrupted: {done} of {len(self.rnd.partitions)} partitions compared, "
-                f"state saved in '{self.files.state}'; continue with: "
-                f"{' '.join(job_command('verify', self.cfg))} --deep"
-            ) from None
+        self.run_all(todo, self.cfg.jobs, tick)
         if all(_rec(self.state, pid).done for pid in self.rnd.partitions):
             self.state.verify = {**(self.state.verify or {}), "finished_at": now_iso()}
         save_state(self.state, self.files.state)
-        self.tick()
 
-    # --- the scheduler's handler --------------------------------------------------------
+    def record(self, key: str) -> VerifyRecord | None:
+        return self.state.verify_record(key)
+
+    def records(self) -> Iterable[VerifyRecord]:
+        return (_rec(self.state, pid) for pid in self.rnd.partitions)
+
+    def save(self) -> None:
+        save_state(self.state, self.files.state)
+
+    def interrupted(self) -> str:
+        done = sum(1 for pid in self.rnd.partitions if _rec(self.state, pid).done)
+        return (
+            f"interrupted: {done} of {len(self.rnd.partitions)} partitions compared, "
+            f"state saved in '{self.files.state}'; continue with: "
+            f"{' '.join(job_command('verify', self.cfg))} --deep"
+        )
 
     def task(self, pid: str) -> tuple[Callable[..., DeepResult], tuple[Any, ...]]:
         return verify_partition, (self.parts[pid], self.settings)
 
-    def admit(self, pid: str) -> bool:
-        return self.outage is None
-
     def lost(self, pid: str, why: str, died: bool) -> DeepResult:
         return DeepResult(pid, TaskState.FAILED, error=why, transient=died)
 
-    def events(self, events: list[Event]) -> None:
-        started = False
-        for ev in events:
-            rec = self.state.verify_record(ev.task)
-            if rec is None or rec.state in (TaskState.DONE, TaskState.FAILED):
-                continue
-            if isinstance(ev, Started):
-                rec.state = TaskState.RUNNING
-                rec.started_at = rec.started_at or now_iso()
-                self.live[ev.task] = 0
-                started = True
-            elif isinstance(ev, Moved):
-                self.live[ev.task] = self.live.get(ev.task, 0) + ev.docs
-        if started:
-            save_state(self.state, self.files.state)
-
-    def finished(self, pid: str, result: DeepResult) -> bool:
-        rec = _rec(self.state, pid)
-        rec.attempts += 1
-        self.tries[pid] = self.tries.get(pid, 0) + 1
-        self.live.pop(pid, None)
+    def take(self, pid: str, result: DeepResult, rec: TaskRecord) -> None:
         if result.differences:
             # On disk before the record says done: a kill in between compares it again.
             mismatches.add(self.files.mismatches, pid, result.differences)
+        assert isinstance(rec, VerifyRecord)
         result.apply_to(rec)
         self.docs += rec.target_docs if rec.done else 0
-        if result.outage is not None:
-            self.outage = self.outage or result.outage
-        again = (
-            result.state is TaskState.FAILED
-            and result.transient
-            and self.tries[pid] < self.cfg.attempts
-        )
-        if again:
-            rec.state = TaskState.PENDING
-        save_state(self.state, self.files.state)
-        return again
 
     def tick(self) -> None:
         if self.on_progress is None:
@@ -389,7 +348,7 @@ class _DeepRun:
             DeepProgress(
                 done=sum(1 for r in recs if r.done),
                 total=len(recs),
-                docs=self.docs + sum(self.live.values()),
+                docs=self.docs + self.moving()[0],
                 differences=sum(r.differences for r in recs if r.done),
             )
         )
