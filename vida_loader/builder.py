@@ -46,7 +46,7 @@ from vida_loader.mongo import Endpoint, Timeouts, close_client, connect, describ
 from vida_loader.pipeline.clients import collection
 from vida_loader.pipeline.task import failed_result, task_failure, wait_reporter, with_counts
 from vida_loader.retry import Retrier, RetryPolicy
-from vida_loader.runstate import IndexRecord, TaskState, now_iso
+from vida_loader.runstate import IndexRecord, TaskState
 
 POLL_S = 2.0  # between looks at a build whose answer did not come in time
 
@@ -78,15 +78,9 @@ class IndexResult:
 
     def apply_to(self, rec: IndexRecord) -> None:
         """Record this attempt in the index's run-state record (the coordinator's)."""
-        rec.state = self.state
+        rec.attempted(self)
         rec.existed = self.existed
         rec.duplicate_key = self.duplicate_key
-        rec.retries += self.retries
-        rec.throttled += self.throttled
-        rec.wait_s += self.wait_s
-        rec.seconds += self.seconds
-        rec.finished_at = now_iso()
-        rec.error = self.error
 
 
 def build_index(

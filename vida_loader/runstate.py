@@ -71,6 +71,18 @@ class TaskRecord:
     def done(self) -> bool:
         return self.state is TaskState.DONE
 
+    def attempted(self, result: Any, ru: float = 0.0) -> None:
+        """What every kind keeps of an attempt's ``result``: its state and error, and
+        its seconds, retries and request units ``ru`` added to the earlier attempts'."""
+        self.state = result.state
+        self.retries += result.retries
+        self.throttled += result.throttled
+        self.wait_s += result.wait_s
+        self.ru += ru
+        self.seconds += result.seconds
+        self.finished_at = now_iso()
+        self.error = result.error
+
     def to_json(self) -> dict[str, Any]:
         return {"kind": str(self.kind), **asdict(self)}
 

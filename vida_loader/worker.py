@@ -45,7 +45,7 @@ from vida_loader.pipeline.task import Retriers, failed_result, with_counts
 from vida_loader.pipeline.writer import chunked, writer_for
 from vida_loader.retry import RetryPolicy
 from vida_loader.ru import ChargeMeter, Charges
-from vida_loader.runstate import PartitionRecord, TaskState, now_iso
+from vida_loader.runstate import PartitionRecord, TaskState
 from vida_loader.settings.registry import (
     DEFAULT_BATCH_MB,
     DEFAULT_BATCH_SIZE,
@@ -117,7 +117,7 @@ class PartitionResult:
 
     def apply_to(self, rec: PartitionRecord) -> None:
         """Record this attempt in the partition's run-state record (the coordinator's)."""
-        rec.state = self.state
+        rec.attempted(self, self.charges.ru if self.charges else 0.0)
         rec.docs = self.docs
         rec.bytes = self.bytes
         rec.source_docs = self.source_docs
@@ -125,16 +125,9 @@ class PartitionResult:
         rec.resumes += int(self.resumed)
         rec.repaired += self.repaired
         rec.already_there += self.already_there
-        rec.retries += self.retries
-        rec.throttled += self.throttled
-        rec.wait_s += self.wait_s
-        rec.ru += self.charges.ru if self.charges else 0.0
         rec.duplicates = self.duplicates
         rec.dropped = self.dropped
         rec.rejected = self.rejected
-        rec.seconds += self.seconds
-        rec.finished_at = now_iso()
-        rec.error = self.error
 
 
 def copy_partition(

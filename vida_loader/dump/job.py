@@ -25,7 +25,6 @@ from vida_loader.config import DumpConfig, PlanConfig
 from vida_loader.dump.layout import GZIP_LEVEL, metadata_bytes, read_metadata
 from vida_loader.dump.task import DumpResult, DumpSettings, dump_partition, fsync_dir
 from vida_loader.errors import StateError, UsageError
-from vida_loader.execution.recorded import RecordedTasks
 from vida_loader.job import planned_endpoint
 from vida_loader.jobfiles import (
     DumpFiles,
@@ -42,6 +41,7 @@ from vida_loader.mongo import CODEC_OPTIONS, Endpoint, check_uri, connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import require_source
 from vida_loader.planner import plan_source
+from vida_loader.recorded import RecordedTasks
 from vida_loader.ru import accounting_on
 from vida_loader.runstate import DumpRecord, TaskState, now_iso
 

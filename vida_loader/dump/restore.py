@@ -29,7 +29,6 @@ from vida_loader.dump.layout import load_metadata
 from vida_loader.dump.restore_task import RestoreResult, RestoreSettings, restore_range
 from vida_loader.dump.task import fsync_dir
 from vida_loader.errors import ConnectError, StateError, UsageError
-from vida_loader.execution.recorded import RecordedTasks
 from vida_loader.index_phase import IndexBuilds
 from vida_loader.indexes import IndexContext, IndexSpec, translate
 from vida_loader.jobfiles import (
@@ -52,6 +51,7 @@ from vida_loader.mongo import (
     strip_credentials,
 )
 from vida_loader.pipeline.clients import close_clients
+from vida_loader.recorded import RecordedTasks
 from vida_loader.runstate import (
     IndexRecord,
     RestoreRecord,

@@ -20,7 +20,7 @@ from vida_loader.pipeline.clients import collection
 from vida_loader.pipeline.task import Retriers, failed_result, with_counts
 from vida_loader.pipeline.writer import chunked, writer_for
 from vida_loader.retry import RetryPolicy
-from vida_loader.runstate import RestoreRecord, TaskState, now_iso
+from vida_loader.runstate import RestoreRecord, TaskState
 from vida_loader.settings.registry import DEFAULT_BATCH_MB, DEFAULT_BATCH_SIZE, MIB
 
 
@@ -56,15 +56,9 @@ class RestoreResult:
 
     def apply_to(self, rec: RestoreRecord) -> None:
         """Record this attempt in the range's record (the coordinator's)."""
-        rec.state = self.state
+        rec.attempted(self)
         rec.docs, rec.bytes = self.docs, self.bytes
         rec.inserted, rec.already_there = self.inserted, self.already_there
-        rec.retries += self.retries
-        rec.throttled += self.throttled
-        rec.wait_s += self.wait_s
-        rec.seconds += self.seconds
-        rec.finished_at = now_iso()
-        rec.error = self.error
 
 
 def restore_range(

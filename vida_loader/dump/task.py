@@ -27,7 +27,7 @@ from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import Retriers, failed_result, with_counts
 from vida_loader.retry import RetryPolicy
 from vida_loader.ru import Charges
-from vida_loader.runstate import DumpRecord, TaskState, now_iso
+from vida_loader.runstate import DumpRecord, TaskState
 from vida_loader.settings.registry import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_READ_BATCH_MB,
@@ -71,15 +71,8 @@ class DumpResult:
 
     def apply_to(self, rec: DumpRecord) -> None:
         """Record this attempt in the partition's dump record (the coordinator's)."""
-        rec.state = self.state
+        rec.attempted(self, self.charges.ru if self.charges else 0.0)
         rec.docs, rec.bytes, rec.file_bytes = self.docs, self.bytes, self.file_bytes
-        rec.retries += self.retries
-        rec.throttled += self.throttled
-        rec.wait_s += self.wait_s
-        rec.ru += self.charges.ru if self.charges else 0.0
-        rec.seconds += self.seconds
-        rec.finished_at = now_iso()
-        rec.error = self.error
 
 
 def dump_partition(

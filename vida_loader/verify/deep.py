@@ -36,7 +36,7 @@ from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import Retriers, failed_result, with_counts
 from vida_loader.retry import Retrier, RetryPolicy
 from vida_loader.ru import Charges
-from vida_loader.runstate import TaskState, VerifyRecord, now_iso
+from vida_loader.runstate import TaskState, VerifyRecord
 from vida_loader.settings.registry import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_READ_BATCH_MB,
@@ -97,18 +97,11 @@ class DeepResult:
     def apply_to(self, rec: VerifyRecord) -> None:
         """Record this attempt in the partition's verify record (the coordinator's)."""
         t = self.tally
-        rec.state = self.state
+        rec.attempted(self, self.charges.ru if self.charges else 0.0)
         rec.source_docs, rec.target_docs, rec.matched = t.source_docs, t.target_docs, t.matched
         rec.missing, rec.extra, rec.altered = t.missing, t.extra, t.altered
         rec.listed = len(self.differences)
         rec.cleared = self.cleared
-        rec.retries += self.retries
-        rec.throttled += self.throttled
-        rec.wait_s += self.wait_s
-        rec.ru += self.charges.ru if self.charges else 0.0
-        rec.seconds += self.seconds
-        rec.finished_at = now_iso()
-        rec.error = self.error
 
 
 def verify_partition(

@@ -22,7 +22,6 @@ from typing import Any
 
 from vida_loader.config import VerifyConfig
 from vida_loader.errors import StateError
-from vida_loader.execution.recorded import RecordedTasks
 from vida_loader.job import job_command, open_job
 from vida_loader.jobfiles import write_json_atomic
 from vida_loader.lock import hold_lock
@@ -30,6 +29,7 @@ from vida_loader.manifest import Manifest
 from vida_loader.mongo import connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import require_source
+from vida_loader.recorded import RecordedTasks
 from vida_loader.ru import accounting_on
 from vida_loader.runstate import (
     RunState,
