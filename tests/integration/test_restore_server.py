@@ -185,3 +185,14 @@ def test_a_corrupt_metadata_file_is_named(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"metadata file '{meta}' is corrupt" in err[0]
     assert tdb.back.count_documents({}) == 0  # nothing written
+
+
+def test_a_restore_never_takes_over_a_copy_jobs_folder(
+    target_server: LocalServer, tdb: DB, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = handmade(tmp_path / "dump", [{"_id": 1}], [])
+    JobFiles(tmp_path, "j").folder.mkdir()
+    JobFiles(tmp_path, "j").manifest.write_text("{}")
+    assert main([*restore_args(tmp_path, target_server, tdb, path), "--job", "j"]) == 2
+    assert "job 'j' is a copy planned by `vida-loader plan`" in capsys.readouterr().err
+    assert not JobFiles(tmp_path, "j").restore.exists()

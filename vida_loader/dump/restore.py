@@ -240,6 +240,13 @@ def restore_job(
     check_namespace("target", target.db, target.collection)
     meta = load_metadata(src.metadata) if src.metadata is not None else None
     files = cfg.files
+    if files.manifest.exists():
+        raise UsageError(
+            f"job '{cfg.job}' is a copy planned by `vida-loader plan`, not a restore",
+            value=cfg.job,
+            setting="--job",
+            fix="give the restore a name of its own with --job NAME",
+        )
     files.folder.mkdir(parents=True, exist_ok=True)
     with hold_lock(files, now_iso()):
         state, continued = _state(files, src, target, cfg, notify)
