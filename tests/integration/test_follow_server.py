@@ -319,11 +319,11 @@ def test_sigterm_between_batches_stops_the_follow_with_exit_0(
         write_some(db, 1000)
         wait_for(lambda: _applied(files.state) >= 23, 60, "the 23 changes followed")
         proc.send_signal(signal.SIGTERM)
-        out, _err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-    assert proc.returncode == 0
+    assert proc.returncode == 0, err[-2000:]
     assert "follow of job 'j' stopped" in out and "behind" in out
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
