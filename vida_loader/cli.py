@@ -32,7 +32,7 @@ from vida_loader.config import (
 )
 from vida_loader.coordinator import RunResult, run_job
 from vida_loader.dump.job import dump_job
-from vida_loader.dump.restore import find_input, restore_job
+from vida_loader.dump.restore import find_inputs, restore_job
 from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
 from vida_loader.follow.finalize import finalize_indexes
@@ -658,38 +658,73 @@ def dump(restart: bool, as_json: bool, **params: Any) -> int:
 )
 @json_option
 def restore(source: Path, restart: bool, as_json: bool, **params: Any) -> int:
-    """Restore one collection from mongodump's layout (a dump folder, or one .bson or
-    .bson.gz file with its .metadata.json beside it): the file is split at document
-    boundaries into ranges inserted in parallel (a document already there counts as
-    restored), then the indexes are built. An interrupted restore continues where it
-    stopped; --drop empties the target collection first, as mongorestore --drop."""
+    """Restore from mongodump's layout (a dump folder: every collection in it, one after
+    the other; or one .bson or .bson.gz file with its .metadata.json beside it): each
+    file is split at document boundaries into ranges inserted in parallel (a document
+    already there counts as restored), then its indexes are built. An interrupted
+    restore continues where it stopped; --drop empties each target collection first,
+    as mongorestore --drop."""
     s = load_settings("restore", params)
-    found = find_input(source)
-    job = s["job"] or "restore." + default_job_name(found.db, found.collection)
-    cfg = RestoreConfig.from_settings(s, job, source, restart)
-    result = _with_progress(
-        s,
-        "restore: ",
-        lambda p: (
-            f"{p.done}/{p.total} ranges, {p.docs:,} documents"
-            + (f", {p.indexes_done}/{p.indexes} indexes" if p.indexes else "")
-        ),
-        lambda p: p.done / max(p.total, 1),
-        partial(restore_job, cfg),
-    )
-    code = 0 if result.complete else EXIT_FAILED
-    said = None
-    if result.failed:
-        said = (
-            f"{len(result.failed)} tasks failed ({', '.join(result.failed[:5])}); continue "
-            f"with: {cfg.command()}"
+    found = find_inputs(source)
+    several = len(found) > 1
+    if several:
+        for key in ("job", "target_collection"):
+            if s[key]:
+                names = ", ".join(f"{f.db}.{f.collection}" for f in found[:5])
+                raise UsageError(
+                    f"--{key.replace('_', '-')} '{s[key]}' names one collection but "
+                    f"'{source}' holds {len(found)} ({names}{' ...' if len(found) > 5 else ''})",
+                    value=s[key],
+                    setting=f"--{key.replace('_', '-')}",
+                    fix="leave it out (each collection keeps its name and gets a restore job "
+                    "of its own), or give the .bson file of one collection",
+                )
+    results, objs, code = [], [], 0
+    for one in found:
+        job = s["job"] or "restore." + default_job_name(one.db, one.collection)
+        cfg = RestoreConfig.from_settings(s, job, source, restart, several)
+        result = _with_progress(
+            s,
+            f"restore {one.db}.{one.collection}: ",
+            lambda p: (
+                f"{p.done}/{p.total} ranges, {p.docs:,} documents"
+                + (f", {p.indexes_done}/{p.indexes} indexes" if p.indexes else "")
+            ),
+            lambda p: p.done / max(p.total, 1),
+            partial(restore_job, cfg, one),
         )
-    elif result.bad_at is not None:
-        said = (
-            f"'{result.source.bson}' is cut short or corrupt at byte offset "
-            f"{result.bad_at:,}: the documents before it were restored"
-        )
-    return _conclude(format_restore(result), said, as_json, restore_json(result, code), code)
+        one_code = 0 if result.complete else EXIT_FAILED
+        code = max(code, one_code)
+        said = None
+        if result.failed:
+            said = (
+                f"{len(result.failed)} tasks of {one.db}.{one.collection} failed "
+                f"({', '.join(result.failed[:5])}); continue with: {cfg.command()}"
+            )
+        elif result.bad_at is not None:
+            said = (
+                f"'{result.source.bson}' is cut short or corrupt at byte offset "
+                f"{result.bad_at:,}: the documents before it were restored"
+            )
+        click.echo(format_restore(result), err=as_json)
+        if said is not None:
+            click.echo(f"vida-loader: {said}", err=True)
+        results.append(result)
+        objs.append(restore_json(result, one_code))
+    if as_json:
+        if several:
+            bad = code != 0
+            _print_json(
+                {
+                    "command": "restore",
+                    "exit_code": code,
+                    "exit_reason": "collections failed" if bad else "done",
+                    "collections": objs,
+                }
+            )
+        else:
+            _print_json(objs[0])
+    return code
 
 
 @cli.command()

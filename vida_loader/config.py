@@ -395,6 +395,7 @@ class RestoreConfig(JobConfig):
     indexes: str = "after"  # after, skip: build the metadata's indexes after the data
     drop: bool = False  # drop the target collection when the restore starts
     restart: bool = False  # forget the restore's state, start over
+    several: bool = False  # ``input`` is a folder of several collections, restored in turn
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -429,7 +430,7 @@ class RestoreConfig(JobConfig):
 
     @classmethod
     def from_settings(
-        cls, s: Settings, job: str, input: Path, restart: bool = False
+        cls, s: Settings, job: str, input: Path, restart: bool = False, several: bool = False
     ) -> RestoreConfig:
         keys = (
             "jobs",
@@ -444,7 +445,7 @@ class RestoreConfig(JobConfig):
             "retry_attempts",
             "retry_window",
         )
-        return cls(**cls.given(s, job, *keys), input=input, restart=restart)
+        return cls(**cls.given(s, job, *keys), input=input, restart=restart, several=several)
 
     @property
     def batch_bytes(self) -> int:
@@ -452,7 +453,9 @@ class RestoreConfig(JobConfig):
 
     def command(self) -> str:
         """The command that continues this restore (without passwords)."""
-        args = ["vida-loader", "restore", str(self.input), "--job", self.job]
+        args = ["vida-loader", "restore", str(self.input)]
+        if not self.several:  # each collection of a folder has its own default job
+            args += ["--job", self.job]
         if self.manifest_dir != DEFAULT_MANIFEST_DIR:
             args += ["--manifest-dir", str(self.manifest_dir)]
         for flag, value in (

@@ -6,6 +6,7 @@ corrupt file is refused as the issue asks."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -125,22 +126,24 @@ def test_a_killed_restore_continues_to_the_same_result(
     assert job.restore.exists()
 
 
-def handmade(folder: Path, docs: list[dict[str, Any]], indexes: list[dict[str, Any]]) -> Path:
+def handmade(
+    folder: Path, docs: list[dict[str, Any]], indexes: list[dict[str, Any]], coll: str = "orders"
+) -> Path:
     """A dump folder the way mongodump lays it out: <db>/<coll>.bson, .metadata.json."""
-    (folder / "shop").mkdir(parents=True)
-    with open(folder / "shop" / "orders.bson", "wb") as f:
+    (folder / "shop").mkdir(parents=True, exist_ok=True)
+    with open(folder / "shop" / f"{coll}.bson", "wb") as f:
         for d in docs:
             f.write(bson.encode(d))
     meta = {
         "options": {},
         "indexes": [{"v": 2, "key": {"_id": 1}, "name": "_id_"}, *indexes],
         "uuid": "0123456789abcdef0123456789abcdef",
-        "collectionName": "orders",
+        "collectionName": coll,
         "type": "collection",
     }
     text = json_util.dumps(meta, json_options=CANONICAL_JSON_OPTIONS)
-    (folder / "shop" / "orders.metadata.json").write_text(text)
-    return folder / "shop" / "orders.bson"
+    (folder / "shop" / f"{coll}.metadata.json").write_text(text)
+    return folder / "shop" / f"{coll}.bson"
 
 
 def test_a_handmade_mongodump_folder_restores_and_drop_empties_first(
@@ -196,3 +199,26 @@ def test_a_restore_never_takes_over_a_copy_jobs_folder(
     assert main([*restore_args(tmp_path, target_server, tdb, path), "--job", "j"]) == 2
     assert "job 'j' is a copy planned by `vida-loader plan`" in capsys.readouterr().err
     assert not JobFiles(tmp_path, "j").restore.exists()
+
+
+def test_a_folder_of_several_collections_restores_each(
+    target_server: LocalServer, tdb: DB, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handmade(tmp_path / "dump", [{"_id": i, "o": i} for i in range(30)], [])
+    ix = {"v": 2, "key": {"name": 1}, "name": "name_1", "unique": True}
+    handmade(tmp_path / "dump", [{"_id": i, "name": f"c{i}"} for i in range(20)], [ix], "customers")
+    args = restore_args(tmp_path, target_server, tdb, tmp_path / "dump")
+    assert main(args) == 2  # --target-collection names one collection of two
+    err = capsys.readouterr().err
+    assert "--target-collection 'back' names one collection but" in err
+    many = [a for a in args if a not in ("--target-collection", "back")]
+    assert main([*many, "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["exit_reason"] == "done"
+    assert [c["namespace"] for c in obj["collections"]] == [
+        f"{tdb.name}.customers",
+        f"{tdb.name}.orders",
+    ]
+    assert tdb.orders.count_documents({}) == 30 and tdb.customers.count_documents({}) == 20
+    assert definitions(tdb, "customers")["name_1"]["unique"] is True
+    assert JobFiles(tmp_path, "restore.shop.customers").restore.exists()

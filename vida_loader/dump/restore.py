@@ -82,9 +82,9 @@ class DumpInput:
         return self.bson.name.endswith(GZ)
 
 
-def find_input(path: Path) -> DumpInput:
-    """The collection ``path`` names: a ``.bson[.gz]`` file, or a folder holding exactly
-    one (mongodump's ``--out`` folder or one database's folder of it)."""
+def find_inputs(path: Path) -> list[DumpInput]:
+    """The collections ``path`` holds: a ``.bson[.gz]`` file, or a folder (mongodump's
+    ``--out`` folder, or one database's folder of it) with every collection in it."""
     if path.is_file():
         if not (path.name.endswith(".bson") or path.name.endswith(".bson" + GZ)):
             raise UsageError(
@@ -92,21 +92,27 @@ def find_input(path: Path) -> DumpInput:
                 value=str(path),
                 fix="give a dump folder or one collection's .bson file",
             )
-        return _input_of(path)
+        return [_input_of(path)]
     if not path.is_dir():
         raise UsageError(
             f"'{path}' does not exist", value=str(path), fix="give a dump folder or .bson file"
         )
-    found = [p for p in _bson_files(path)]
-    if len(found) == 1:
-        return _input_of(found[0])
+    found = _bson_files(path)
     if not found:
         raise UsageError(
             f"'{path}' holds no .bson or .bson.gz file",
             value=str(path),
             fix="give the folder mongodump or `vida-loader dump` wrote",
         )
-    names = ", ".join(f"{p.parent.name}.{_stem(p)}" for p in found[:5])
+    return [_input_of(p) for p in found]
+
+
+def find_input(path: Path) -> DumpInput:
+    """The one collection ``path`` names (a folder of several is refused, naming them)."""
+    found = find_inputs(path)
+    if len(found) == 1:
+        return found[0]
+    names = ", ".join(f"{i.db}.{i.collection}" for i in found[:5])
     raise UsageError(
         f"'{path}' holds {len(found)} collections ({names}{' ...' if len(found) > 5 else ''})",
         value=str(path),
@@ -224,14 +230,15 @@ ProgressSink = Callable[[RestoreProgress], None]
 
 def restore_job(
     cfg: RestoreConfig,
+    src: DumpInput | None = None,
     on_progress: ProgressSink | None = None,
     notify: Callable[[str], None] | None = None,
     tick: float = 0.5,
 ) -> RestoreOutcome:
-    """Restore ``cfg.input`` into the target; returns when every range (and index) is
-    done or failed for good."""
+    """Restore ``src`` (default: the one collection ``cfg.input`` names) into the target;
+    returns when every range (and index) is done or failed for good."""
     started = time.monotonic()
-    src = find_input(cfg.input)
+    src = src or find_input(cfg.input)
     assert cfg.target_uri is not None  # RestoreConfig refuses a restore without one
     check_uri(cfg.target_uri, "--target-uri")
     target = Endpoint(
