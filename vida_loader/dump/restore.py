@@ -267,8 +267,14 @@ def restore_job(
             for note in state.index_notes:
                 if notify:
                     notify(note)
+        if src.gzip and not (state.unpacked and files.unpacked.exists()) and notify:
+            notify(
+                f"unpacking '{src.bson}' into '{files.unpacked}' (ranges need a file to seek in)"
+            )
         data = _data_file(src, state, files)
         if state.scan is None:
+            if notify:
+                notify(f"splitting '{data}' at document boundaries")
             _scan(state, data, cfg)
             _save(files, state)
         if state.scan and state.scan.get("bad_at") is not None and notify:
