@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +223,28 @@ def test_a_folder_of_several_collections_restores_each(
     assert tdb.orders.count_documents({}) == 30 and tdb.customers.count_documents({}) == 20
     assert definitions(tdb, "customers")["name_1"]["unique"] is True
     assert JobFiles(tmp_path, "restore.shop.customers").restore.exists()
+
+
+def test_a_throttling_and_dropping_target_still_gets_every_document_once(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    files = dumped(server, target_server, db, tmp_path)
+    fail_inserts(tdb, {"skip": 2, "times": 6}, errorCode=16500)
+    cfg = RestoreConfig(
+        job="r",
+        manifest_dir=tmp_path,
+        input=files.bson,
+        target_uri=target_server.uri,
+        target_db=tdb.name,
+        target_collection="back",
+        jobs=2,
+        batch_size=100,
+    )
+    result = restore_job(cfg)
+    assert result.complete and sum(r.throttled for r in result.state.restores.values()) >= 6
+    fail_inserts(tdb, {"skip": 3, "times": 2}, closeConnection=True)
+    tdb.back.drop()
+    again = restore_job(replace(cfg, restart=True))
+    assert again.complete and again.total("docs") == N
+    assert raw_hashes(tdb.back) == raw_hashes(db.src)
+    assert definitions(tdb, "back") == definitions(db, "src")
