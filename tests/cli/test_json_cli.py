@@ -204,7 +204,8 @@ def test_dump_prints_its_documented_object(
     assert obj["bson_file"].endswith(".bson.gz") and "dump of " in err
     check(obj, "dump")
     code, obj, err = json_of(
-        capsys, "restore", str(planned / "dump"), "--target-collection", "back", "-j", "2"
+        capsys,
+        *("restore", str(planned / "dump"), "--job", "r", "--target-collection", "back"),
     )
     assert code == 0 and obj["exit_reason"] == "done" and obj["inserted"] == 3000
     assert obj["namespace"].endswith(".back") and "restore of " in err

@@ -23,13 +23,14 @@ from typing import Any
 from vida_loader import __version__
 from vida_loader.config import DumpConfig, PlanConfig
 from vida_loader.dump.layout import GZIP_LEVEL, metadata_bytes, read_metadata
-from vida_loader.dump.task import DumpResult, DumpSettings, dump_partition, fsync_dir
+from vida_loader.dump.task import DumpResult, DumpSettings, dump_partition
 from vida_loader.errors import StateError, UsageError
 from vida_loader.job import planned_endpoint
 from vida_loader.jobfiles import (
     DumpFiles,
     JobFiles,
     from_ejson,
+    fsync_dir,
     load_json_file,
     to_ejson,
     write_atomic,

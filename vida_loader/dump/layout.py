@@ -13,7 +13,6 @@ skips it, and it goes once the parts are joined into the one ``.bson`` file.
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -75,8 +74,3 @@ def load_metadata(path: Path) -> dict[str, Any]:
             value=str(path),
             fix="dump the collection again, or remove the file to restore without indexes",
         ) from None
-
-
-def json_safe(meta: dict[str, Any]) -> Any:
-    """``meta`` as plain JSON (for ``--json`` output)."""
-    return json.loads(metadata_bytes(meta))

@@ -27,7 +27,6 @@ from vida_loader.config import RestoreConfig, check_namespace
 from vida_loader.dump.bson_file import FileRange, Scan, scan
 from vida_loader.dump.layout import load_metadata
 from vida_loader.dump.restore_task import RestoreResult, RestoreSettings, restore_range
-from vida_loader.dump.task import fsync_dir
 from vida_loader.errors import ConnectError, StateError, UsageError
 from vida_loader.index_phase import IndexBuilds
 from vida_loader.indexes import IndexContext, IndexSpec, translate
@@ -35,6 +34,7 @@ from vida_loader.jobfiles import (
     GZ,
     JobFiles,
     from_ejson,
+    fsync_dir,
     load_json_file,
     to_ejson,
     write_json_atomic,

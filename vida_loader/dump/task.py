@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from vida_loader.dump.layout import GZIP_LEVEL
 from vida_loader.execution.events import Moved, Reporter, Started, no_report
+from vida_loader.jobfiles import fsync_dir
 from vida_loader.manifest import Partition
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import collection, meter_of
@@ -136,12 +137,3 @@ def _dump(
     os.replace(tmp, path)
     fsync_dir(path.parent)
     return DumpResult(part.id, TaskState.DONE, docs, nbytes, file_bytes)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
