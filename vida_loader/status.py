@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vida_loader.config import JobConfig
+from vida_loader.errors import UsageError
 from vida_loader.job import continue_command
 from vida_loader.jobfiles import load_json_file
 from vida_loader.lock import LockHolder, read_holder
@@ -79,6 +80,13 @@ class JobStatus:
 
 def job_status(cfg: JobConfig) -> JobStatus:
     files = cfg.files
+    if not files.manifest.exists() and files.restore.exists():
+        raise UsageError(
+            f"job '{cfg.job}' is a restore ('{files.restore}'), which status does not read yet",
+            value=cfg.job,
+            setting="--job",
+            fix="the same `vida-loader restore` command continues it, or says it is finished",
+        )
     manifest = load_manifest(files.manifest)
     path = files.state
     state = load_state(path)

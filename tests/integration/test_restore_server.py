@@ -223,6 +223,9 @@ def test_a_folder_of_several_collections_restores_each(
     assert tdb.orders.count_documents({}) == 30 and tdb.customers.count_documents({}) == 20
     assert definitions(tdb, "customers")["name_1"]["unique"] is True
     assert JobFiles(tmp_path, "restore.shop.customers").restore.exists()
+    status = ["status", "--job", "restore.shop.orders", "--manifest-dir", str(tmp_path)]
+    assert main(status) == 2
+    assert "job 'restore.shop.orders' is a restore" in capsys.readouterr().err
 
 
 def test_a_throttling_and_dropping_target_still_gets_every_document_once(
