@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 from bson import json_util
@@ -196,14 +196,20 @@ def planned_jobs(root: Path) -> list[str]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash at any instant leaves old or new.
+    """Replace ``path`` with ``data`` so that a crash at any instant leaves old or new."""
+    with atomic_file(path) as fh:
+        fh.write(data)
 
-    Temp file beside the target, fsync, ``os.replace``, fsync of the folder.
-    """
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file to write that replaces ``path`` only when the block ends without an
+    error: temp file beside it, fsync, ``os.replace``, fsync of the folder. A crash at
+    any instant leaves old or new; an error leaves old and no temp file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

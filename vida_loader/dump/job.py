@@ -29,8 +29,8 @@ from vida_loader.job import planned_endpoint
 from vida_loader.jobfiles import (
     DumpFiles,
     JobFiles,
+    atomic_file,
     from_ejson,
-    fsync_dir,
     load_json_file,
     to_ejson,
     write_atomic,
@@ -309,20 +309,11 @@ def _compressed(data: bytes, files: DumpFiles) -> bytes:
 def _join(files: DumpFiles, manifest: Manifest) -> int:
     """The parts, in the plan's order, as the one ``.bson`` file (gzip members join
     into one stream); complete or absent, like every file of the dump."""
-    tmp = files.bson.with_name(f".{files.bson.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as out:
-            for part in manifest.partitions:
-                with open(files.part(part.id), "rb") as src:
-                    shutil.copyfileobj(src, out, JOIN_CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-            size = out.tell()
-        os.replace(tmp, files.bson)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(files.folder)
+    with atomic_file(files.bson) as out:
+        for part in manifest.partitions:
+            with open(files.part(part.id), "rb") as src:
+                shutil.copyfileobj(src, out, JOIN_CHUNK)
+        size = out.tell()
     return size
 
 

@@ -13,7 +13,6 @@ the same translation as a copy's (a Cosmos DB TTL on ``_ts`` is skipped, with th
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -33,8 +32,8 @@ from vida_loader.indexes import IndexContext, IndexSpec, translate
 from vida_loader.jobfiles import (
     GZ,
     JobFiles,
+    atomic_file,
     from_ejson,
-    fsync_dir,
     load_json_file,
     to_ejson,
     write_json_atomic,
@@ -267,11 +266,7 @@ def restore_job(
             for note in state.index_notes:
                 if notify:
                     notify(note)
-        if src.gzip and not (state.unpacked and files.unpacked.exists()) and notify:
-            notify(
-                f"unpacking '{src.bson}' into '{files.unpacked}' (ranges need a file to seek in)"
-            )
-        data = _data_file(src, state, files)
+        data = _data_file(src, state, files, notify)
         if state.scan is None:
             if notify:
                 notify(f"splitting '{data}' at document boundaries")
@@ -289,7 +284,7 @@ def restore_job(
         )
         run = _RestoreRun(state, data, files, settings, cfg, on_progress)
         run.execute(tick)
-        if not [r for r in state.restores.values() if not r.done] and cfg.indexes == "after":
+        if all(r.done for r in state.restores.values()) and cfg.indexes == "after":
             run.build_indexes(tick)
         outcome = RestoreOutcome(src, target, state, time.monotonic() - started, continued)
         if not outcome.failed:
@@ -433,26 +428,26 @@ def _plan_indexes(state: RestoreState, meta: dict[str, Any], target: Endpoint) -
         state.index_notes.append("no index besides _id")
 
 
-def _data_file(src: DumpInput, state: RestoreState, files: JobFiles) -> Path:
+def _data_file(
+    src: DumpInput, state: RestoreState, files: JobFiles, notify: Callable[[str], None] | None
+) -> Path:
     """The file to read ranges from: the input, or (gzip) its unpacked copy."""
     if not src.gzip:
         return src.bson
     if not (state.unpacked and files.unpacked.exists()):
-        tmp = files.unpacked.with_name(f".{files.unpacked.name}.tmp-{os.getpid()}")
+        if notify:
+            notify(
+                f"unpacking '{src.bson}' into '{files.unpacked}' (ranges need a file to seek in)"
+            )
         try:
-            with gzip.open(src.bson, "rb") as fin, open(tmp, "wb") as out:
+            with gzip.open(src.bson, "rb") as fin, atomic_file(files.unpacked) as out:
                 shutil.copyfileobj(fin, out, UNPACK_CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, files.unpacked)
         except (OSError, EOFError) as exc:
-            tmp.unlink(missing_ok=True)
             raise UsageError(
                 f"'{src.bson}' cannot be unpacked ({exc})",
                 value=str(src.bson),
                 fix="check the file is a whole gzip stream (gzip -t)",
             ) from None
-        fsync_dir(files.folder)
         state.unpacked = True
         state.scan, state.ranges = None, []
     return files.unpacked

@@ -10,9 +10,7 @@ It returns a ``DumpResult`` and never raises.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import IO, Any
 
 from vida_loader.dump.layout import GZIP_LEVEL
 from vida_loader.execution.events import Moved, Reporter, Started, no_report
-from vida_loader.jobfiles import fsync_dir
+from vida_loader.jobfiles import atomic_file
 from vida_loader.manifest import Partition
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import collection, meter_of
@@ -84,12 +82,9 @@ def dump_partition(
     started = time.monotonic()
     report = report or no_report
     retry = Retriers(settings.retry, report, part.id)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        result = _dump(part, path, tmp, settings, report, retry)
+        result = _dump(part, path, settings, report, retry)
     except Exception as exc:  # the process boundary: return a result, do not raise
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         result = failed_result(DumpResult, part.id, exc, settings.source.uri)
     meter = meter_of(settings.source, "source")
     charges = meter.take() if meter is not None else None
@@ -99,7 +94,6 @@ def dump_partition(
 def _dump(
     part: Partition,
     path: Path,
-    tmp: Path,
     s: DumpSettings,
     report: Reporter,
     retry: Retriers,
@@ -109,7 +103,7 @@ def _dump(
     page = part.page_docs(s.read_batch_size, s.read_batch_bytes, DEFAULT_BATCH_SIZE)
     reader = ResumingReader(part, src, page, retry.source, meter_of(s.source, "source"))
     docs = nbytes = 0
-    with open(tmp, "wb") as raw:
+    with atomic_file(path) as raw:
         out: IO[bytes] = raw
         if s.gzip:
             out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)  # type: ignore[assignment]
@@ -131,9 +125,5 @@ def _dump(
             docs, nbytes = docs + held_docs, nbytes + held
         if out is not raw:
             out.close()  # the gzip trailer; ``raw`` stays open for the fsync
-        raw.flush()
-        os.fsync(raw.fileno())
         file_bytes = raw.tell()
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
     return DumpResult(part.id, TaskState.DONE, docs, nbytes, file_bytes)
