@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
+from multiprocessing import get_context
 from multiprocessing.context import SpawnContext
 from typing import Any
 
@@ -149,6 +151,11 @@ class BudgetPlan:
     def make(self, ctx: SpawnContext) -> RuBudget:
         return RuBudget(ctx, self.rate, adaptive=self.adaptive, ceiling=self.ceiling)
 
+    def share(self, tasks: int) -> Callable[[], RuBudget]:
+        """A bucket maker for one of ``tasks`` tasks in flight on other machines (where
+        no bucket can be shared): each gets an even share of the rate."""
+        return partial(_share, self.rate / tasks, self.adaptive, self.ceiling / tasks)
+
     @property
     def known(self) -> bool:
         """Whether the rate is a number (not unbounded until the source throttles)."""
@@ -224,3 +231,8 @@ def plan_budget(
             f"adaptive, at most {TARGET:.0%} of the {provisioned:,.0f} RU/s provisioned",
         )
     return BudgetPlan(UNBOUNDED, True, UNBOUNDED, "adaptive to the source's throttling")
+
+
+def _share(rate: float, adaptive: bool, ceiling: float) -> RuBudget:
+    """A task's own bucket (made where it runs)."""
+    return RuBudget(get_context("spawn"), rate, adaptive=adaptive, ceiling=ceiling)

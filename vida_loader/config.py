@@ -106,11 +106,20 @@ class JobConfig:
     timeouts: Timeouts = Timeouts()
     retry_attempts: int = DEFAULT_RETRY_ATTEMPTS  # failures in a row of one operation
     retry_window: float = DEFAULT_RETRY_WINDOW_S  # seconds one operation may keep failing
+    executor: str = "local"  # local, dask: where the tasks run
+    scheduler: str | None = None  # the Dask scheduler's address, with executor dask
 
     def __post_init__(self) -> None:
         check_job_name(self.job)
         if self.jobs < 1:
             raise UsageError(f"--jobs '{self.jobs}' must be at least 1")
+        if self.executor == "dask" and not self.scheduler:
+            raise UsageError(
+                "--executor dask needs the address of a Dask scheduler",
+                value="dask",
+                setting="--scheduler",
+                fix="add --scheduler tcp://HOST:8786 (or VIDA_SCHEDULER)",
+            )
         if self.retry_attempts < 0:
             raise UsageError(f"--retry-attempts '{self.retry_attempts}' must be at least 0")
         if not self.retry_window >= 0:
@@ -201,6 +210,8 @@ class RunConfig(JobConfig):
                 s,
                 job,
                 "jobs",
+                "executor",
+                "scheduler",
                 "write_concern",
                 "batch_size",
                 "batch_mb",
@@ -232,6 +243,8 @@ class RunConfig(JobConfig):
         """What the run state records of this run's settings (and a resume repeats)."""
         return {
             "jobs": self.jobs,
+            "executor": self.executor,
+            "scheduler": self.scheduler if self.executor == "dask" else None,
             "write_concern": self.write_concern,
             "batch_size": self.batch_size,
             "batch_bytes": self.batch_bytes,
@@ -281,7 +294,8 @@ class VerifyConfig(JobConfig):
     @classmethod
     def from_settings(cls, s: Settings, job: str, restart: bool = False) -> VerifyConfig:
         keys = ("jobs", "deep", "sample", "seed", "recheck", "attempts", "ru_accounting")
-        return cls(**cls.given(s, job, *keys, "retry_attempts", "retry_window"), restart=restart)
+        where = ("executor", "scheduler", "retry_attempts", "retry_window")
+        return cls(**cls.given(s, job, *keys, *where), restart=restart)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ when a task starts, re-runs it and replaces a pool whose worker process died.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,10 @@ from vida_loader.budget import BudgetPlan, plan_budget
 from vida_loader.builder import (
     disable_target_indexes,
 )
+from vida_loader.cluster import Executor, open_executor
 from vida_loader.config import RunConfig
 from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Phase, Started, Waiting
-from vida_loader.execution.pool import make_pool
 from vida_loader.execution.scheduler import Scheduler
 from vida_loader.follow.position import Position, take_position
 from vida_loader.index_phase import IndexBuilds, IndexProgress
@@ -315,7 +315,7 @@ def run_job(
     files = cfg.files
     path = files.state
     since = now_iso()
-    with hold_lock(files, since) as stale:
+    with hold_lock(files, since) as stale, contextlib.ExitStack() as stack:
         if stale is not None and notify:
             notify(
                 f"took over the lock of job '{cfg.job}' from {stale.describe()}, which is "
@@ -341,6 +341,11 @@ def run_job(
             if cfg.only_indexes
             else _preflight(source, target, cfg, state, notify, transform)
         )
+        # A cluster's workers are checked before anything is written.
+        sides = [("source", source), ("target", target)]
+        executor = stack.enter_context(
+            open_executor(cfg.executor, cfg.scheduler, sides, cfg.timeouts)
+        )
         if state is None:
             # (A copy needs no position: a source without change streams is recorded.)
             changes = position.to_json() if position is not None else None
@@ -362,7 +367,7 @@ def run_job(
             count_always=state.appended,
             retry=cfg.retry,
             meter_every=1 if budget is not None else 0,
-            workers=cfg.jobs,
+            workers=1 if executor.remote else cfg.jobs,  # remote: each task its budget share
             transform=transform.spec if transform is not None else None,
             keep_rejects=cfg.max_rejects + 1,  # more stops the run: no need to keep them
         )
@@ -383,7 +388,9 @@ def run_job(
         if cfg.indexes != "skip":
             state.add_index_tasks([spec.name for spec in builds])
             save_state(state, path)
-        run = _Run(manifest, state, settings, cfg, on_progress, continuing, budget, builds)
+        run = _Run(
+            manifest, state, settings, cfg, on_progress, continuing, budget, builds, executor
+        )
         return run.execute(tick)
 
 
@@ -400,9 +407,11 @@ class _Run:
         continuing: bool,
         budget: BudgetPlan | None = None,
         index_specs: list[IndexSpec] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.manifest = manifest
         self.index_specs = index_specs or []
+        self.executor = executor or Executor()
         self.budget = budget
         self.state = state
         self.files = cfg.files
@@ -448,14 +457,16 @@ class _Run:
         ]
         order = [p.id for p in sorted(todo, key=lambda p: (-p.est_docs, p.id))]
         try:
-            shared = {}
-            if self.budget is not None:
+            shared, remote = {}, {}
+            if self.budget is not None and self.executor.remote:
+                remote[RU_BUDGET] = self.budget.share(self.cfg.jobs)
+            elif self.budget is not None:
                 shared[RU_BUDGET] = self.budget.make(multiprocessing.get_context("spawn"))
             with Scheduler[str, Any](
                 self.cfg.jobs,
                 tick=tick,
                 cleanup=close_clients,
-                pool_factory=partial(make_pool, shared=shared),
+                pool_factory=self.executor.pool_factory(shared, remote),
             ) as scheduler:
                 if self.cfg.indexes == "before":
                     self.builds.run(scheduler, before_data=True)

@@ -84,6 +84,8 @@ def continue_command(
     given = settings or {}
     for key, flag, default in (
         ("jobs", "-j", DEFAULT_JOBS),
+        ("executor", "--executor", "local"),
+        ("scheduler", "--scheduler", None),
         ("write_concern", "--write-concern", DEFAULT_WRITE_CONCERN),
         ("batch_size", "--batch-size", DEFAULT_BATCH_SIZE),
         ("attempts", "--attempts", DEFAULT_ATTEMPTS),

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import ProcessPoolExecutor
 from concurrent.futures.thread import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from vida_loader.execution.events import Event
 
@@ -22,6 +22,21 @@ T = TypeVar("T")
 class Stopped(BaseException):
     """Raised inside the inline worker thread, at its next event, to stop it when the pool
     is cancelled. A ``BaseException``: a task's never-raise wrapper does not catch it."""
+
+
+class WorkerDied(Exception):
+    """A task's worker died while it ran (a remote pool's word for a broken process
+    pool); the pool itself goes on."""
+
+
+class TaskPool(Protocol):
+    """What the scheduler asks of a pool: this module's, or a cluster's."""
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]: ...
+
+    def drain(self) -> list[Event]: ...
+
+    def close(self, cancel: bool = False) -> None: ...
 
 
 class Pool:
@@ -115,6 +130,12 @@ _SHARED: dict[str, Any] = {}  # the run's shared objects (this process's, or the
 def shared_object(name: str) -> Any:
     """The object the pool was made with under ``name``, or None."""
     return _SHARED.get(name)
+
+
+def install_shared(objects: dict[str, Any]) -> None:
+    """Replace this process's shared objects (a remote task's own, made where it runs)."""
+    _SHARED.clear()
+    _SHARED.update(objects)
 
 
 def init_process(events: Any, shared: dict[str, Any] | None = None) -> None:

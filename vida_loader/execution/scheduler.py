@@ -20,7 +20,7 @@ from types import FrameType, TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 from vida_loader.execution.events import Event
-from vida_loader.execution.pool import Pool, make_pool
+from vida_loader.execution.pool import TaskPool, WorkerDied, make_pool
 
 K = TypeVar("K")
 R = TypeVar("R")
@@ -65,14 +65,14 @@ class Scheduler(Generic[K, R]):
         slots: int | None = None,
         tick: float = 0.5,
         cleanup: Callable[[], None] | None = None,
-        pool_factory: Callable[[int, Callable[[], None] | None], Pool] = make_pool,
+        pool_factory: Callable[[int, Callable[[], None] | None], TaskPool] = make_pool,
     ) -> None:
         self.jobs = max(1, jobs)
         self.slots = max(1, slots or self.jobs)
         self.tick = tick
         self.cleanup = cleanup
         self.pool_factory = pool_factory
-        self.pool: Pool | None = None
+        self.pool: TaskPool | None = None
         self.replaced = 0  # pools replaced after a worker process died
 
     def __enter__(self) -> Scheduler[K, R]:
@@ -136,6 +136,8 @@ class Scheduler(Generic[K, R]):
             return fut.result(), False
         except BrokenProcessPool:
             return handler.lost(key, DIED, True), True
+        except WorkerDied as exc:  # a remote worker: the pool itself goes on
+            return handler.lost(key, f"{DIED}: {exc}", True), False
         except Exception as exc:  # a bug in a task's wrapper: never lose the task's record
             return handler.lost(key, f"{type(exc).__name__}: {exc}", False), False
 

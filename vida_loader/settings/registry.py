@@ -464,6 +464,23 @@ SPECS: tuple[Spec, ...] = (
         high=1024,
     ),
     Spec(
+        "executor",
+        "choice",
+        "Where the tasks run: local (this machine's worker processes) or dask (the workers "
+        "of a Dask cluster, on any number of machines: give --scheduler; -j is then the "
+        "tasks in flight)",
+        ("run", "verify"),
+        default="local",
+        choices=("local", "dask"),
+    ),
+    Spec(
+        "scheduler",
+        "str",
+        "Address of the Dask scheduler, with --executor dask (start it with `dask scheduler`)",
+        ("run", "verify"),
+        metavar="tcp://HOST:8786",
+    ),
+    Spec(
         "write_concern",
         "choice",
         "Write concern of the copy",
