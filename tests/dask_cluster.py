@@ -91,6 +91,13 @@ class LocalDask:
             topics = c.get_events()
         return [msg for t, evs in topics.items() if t.startswith(prefix) for _ts, msg in evs]
 
+    def processing(self) -> int:
+        """Tasks the workers run now."""
+        from distributed import Client
+
+        with Client(self.address, timeout=10, set_as_default=False) as c:
+            return sum(len(keys) for keys in c.processing().values())
+
     def wait_workers(self, n: int) -> None:
         deadline = time.monotonic() + START_S
         while len(self.workers()) != n:
@@ -121,6 +128,7 @@ class LocalDask:
 @contextmanager
 def local_dask(folder: Path, workers: int = 2) -> Iterator[LocalDask]:
     """A scheduler and ``workers`` one-thread workers; all stopped on the way out."""
+    folder.mkdir(parents=True, exist_ok=True)
     cluster = LocalDask(folder)
     try:
         cluster.start_scheduler()

@@ -483,6 +483,11 @@ def verify(restart: bool, as_json: bool, **params: Any) -> int:
         return _deep_verify(cfg, s, as_json)
     if restart:
         raise UsageError("--restart applies to a deep verify only", fix="add --deep")
+    if cfg.executor == "dask" and not s["quiet"]:
+        _notice(
+            "counts are taken from here (two commands per partition): --executor dask "
+            "applies to run and verify --deep"
+        )
     printer = progress_sink(
         s,
         "verify: ",

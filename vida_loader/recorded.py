@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
+from vida_loader.cluster import Executor
 from vida_loader.errors import RunInterruptedError
 from vida_loader.execution.events import Event, Moved, Started
 from vida_loader.execution.scheduler import Scheduler
@@ -56,6 +57,7 @@ class RecordedTasks(Generic[R]):
         self.live: dict[str, tuple[int, int]] = {}  # docs, bytes moved by running tasks
         self.outage: str | None = None  # a side stayed away past the retry budget
         self.retried = RetryCounts()  # finished attempts' retries
+        self.executor = Executor()  # where the tasks run (a kind may open a cluster)
 
     # --- what a kind provides -------------------------------------------------------------
 
@@ -141,7 +143,9 @@ class RecordedTasks(Generic[R]):
     ) -> None:
         """``work(scheduler)`` with the interrupt handling of ``run_all``."""
         try:
-            with Scheduler[str, Any](jobs, tick=tick, cleanup=self.cleanup) as scheduler:
+            with Scheduler[str, Any](
+                jobs, tick=tick, cleanup=self.cleanup, pool_factory=self.executor.pool_factory()
+            ) as scheduler:
                 work(scheduler)
         except BaseException as exc:
             self.stopped()

@@ -3,15 +3,24 @@ and two worker processes started here), the coordinator stays the only writer.""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from dask_cluster import LocalDask, local_dask
 from pymongo.database import Database
-from support import PAD, plan_in, raw_hashes, run_in
+from support import PAD, fail_inserts, plan_by_env, plan_in, raw_hashes, run_in, running, wait_for
 
+from vida_loader.cli import main
+from vida_loader.coordinator import RunProgress
 from vida_loader.dev.server import LocalServer
 from vida_loader.manifest import Manifest
 from vida_loader.runstate import TaskState
@@ -47,3 +56,152 @@ def test_a_job_copied_on_dask_is_byte_identical(
     # The tasks ran on the cluster: their events went through its scheduler.
     started = [m for m in cluster.events("vida-") if m[0] == "Started"]
     assert sorted(m[1] for m in started) == sorted(p.id for p in four.partitions)
+
+
+def test_a_worker_killed_mid_run_costs_nothing(
+    tmp_path: Path, four: Manifest, db: DB, tdb: DB
+) -> None:
+    # A cluster of its own: this test leaves it one worker short.
+    with local_dask(tmp_path / "dask") as own:
+        fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=60)
+        killed: list[str] = []
+
+        def kill_once_both_copy(p: RunProgress) -> None:
+            if not killed and sum(w.docs > 0 for w in p.workers) == 2:
+                own.kill("w0")  # mid-batch: the other worker takes its partition over
+                killed.append("w0")
+
+        try:
+            result = run_in(
+                tmp_path,
+                tick=0.05,
+                jobs=2,
+                batch_size=100,
+                executor="dask",
+                scheduler=own.address,
+                on_progress=kill_once_both_copy,
+            )
+        finally:
+            fail_inserts(tdb, "off")
+    assert killed == ["w0"]
+    assert result.failed == []
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+    # The lost attempt was a passing failure; its retry went on from the target.
+    assert result.reruns >= 1
+    assert result.resumed >= 1
+    assert max(r.attempts for r in result.state.partitions.values()) == 2
+
+
+@pytest.fixture
+def by_env(
+    monkeypatch: pytest.MonkeyPatch,
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+) -> Path:
+    """3,000 documents, job "j" planned in 3 partitions through VIDA_* variables."""
+    db.src.insert_many([{"_id": i, "pad": PAD} for i in range(3000)])
+    return plan_by_env(monkeypatch, server, target_server, db, tmp_path, "j", 3)
+
+
+def test_ctrl_c_on_dask_saves_state_stops_the_tasks_and_the_same_command_continues(
+    cluster: LocalDask, by_env: Path, db: DB, tdb: DB
+) -> None:
+    cmd = [sys.executable, "-m", "vida_loader", "run", "-j", "2", "--batch-size", "100"]
+    cmd += ["--executor", "dask", "--scheduler", cluster.address]
+    fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=200)
+    proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: running(by_env / "state.json"), 60, "a running partition")
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        fail_inserts(tdb, "off")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert re.match(r"vida-loader: error: interrupted: [0-2] of 3 partitions confirmed", last)
+    assert last.endswith(f"-j 2 --executor dask --scheduler {cluster.address} --batch-size 100")
+    state = orjson.loads((by_env / "state.json").read_bytes())
+    assert set(p["state"] for p in state["tasks"].values()) <= {"pending", "done"}
+    # Nothing of the run is left running on the cluster: no write after the exit.
+    assert cluster.processing() == 0
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "3/3 partitions confirmed" in again.stdout
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_a_wrong_scheduler_address_is_one_line_exit_3_within_the_select_timeout(
+    by_env: Path, tdb: DB, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    code = main(
+        ["run", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9", "--select-timeout", "2"]
+    )
+    took = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert err.strip().splitlines() == [
+        "vida-loader: error: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within 2 s "
+        "(OSError): check the address and that `dask scheduler` runs there"
+    ]
+    assert took < 2 + 8  # the select timeout, plus starting the client
+    assert not (by_env / "state.json").exists()
+    assert tdb.dst.estimated_document_count() == 0
+
+
+PRELOAD = "import vida_loader\nvida_loader.__version__ = '0.0.1'\n"
+
+
+@pytest.mark.parametrize("unfit", ["version", "threads"])
+def test_an_unfit_worker_is_refused_before_anything_is_written(
+    cluster: LocalDask,
+    by_env: Path,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    unfit: str,
+) -> None:
+    preload = tmp_path / "other_version.py"
+    preload.write_text(PRELOAD)
+    if unfit == "version":
+        cluster.start_worker("odd", preload=preload)
+    else:
+        cluster.start_worker("odd", nthreads=2)
+    try:
+        odd = next(a for a, w in cluster.workers().items() if w["name"] == "odd")
+        code = main(["run", "-j", "2", "--executor", "dask", "--scheduler", cluster.address])
+    finally:
+        cluster.kill("odd")
+        cluster.wait_workers(2)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    [line] = err.strip().splitlines()
+    if unfit == "version":
+        assert line.startswith(
+            f"vida-loader: error: Dask worker {odd} runs vida-loader 0.0.1 (here 0.1.0): "
+        )
+        assert "--nthreads 1" in line and "vida-loader[dask]==0.1.0" in line
+    else:
+        assert line.startswith(f"vida-loader: error: Dask worker {odd} runs 2 threads")
+    assert not (by_env / "state.json").exists()
+    assert "dst" not in tdb.list_collection_names()
+
+
+def test_dask_without_a_scheduler_address_is_one_line_exit_2(
+    by_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VIDA_EXECUTOR", "dask")
+    assert main(["run"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "vida-loader: error: --executor dask needs the address of a Dask scheduler: "
+        "add --scheduler tcp://HOST:8786 (or VIDA_SCHEDULER)"
+    ]
+    assert not (by_env / "state.json").exists()

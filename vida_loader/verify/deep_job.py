@@ -11,6 +11,7 @@ lock (no run or repair meanwhile) and is the only writer of the state and of
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import secrets
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vida_loader.cluster import open_executor
 from vida_loader.config import VerifyConfig
 from vida_loader.errors import StateError
 from vida_loader.job import job_command, open_job
@@ -183,7 +185,7 @@ def deep_verify_job(
     started = time.monotonic()
     manifest, source, target = open_job(cfg)
     files = cfg.files
-    with hold_lock(files, now_iso()):
+    with hold_lock(files, now_iso()), contextlib.ExitStack() as stack:
         state = load_state(files.state)
         if state is None:
             run = " ".join(job_command("run", cfg))
@@ -199,6 +201,10 @@ def deep_verify_job(
         with connect(source.uri, role="source", timeouts=cfg.timeouts) as src:
             require_source(src, source)  # else a dropped source "matches" an empty target
             metered = accounting_on(cfg.ru_accounting, src.get_database(source.db))
+        sides = [("source", source), ("target", target)]
+        executor = stack.enter_context(
+            open_executor(cfg.executor, cfg.scheduler, sides, cfg.timeouts)
+        )
         rnd, continued = _round(state, manifest, cfg, notify)
         unconfirmed = [p for p in rnd.partitions if not state.partitions[p].done]
         if unconfirmed and notify:
@@ -217,7 +223,9 @@ def deep_verify_job(
             recheck_s=rnd.recheck_s,
             meter_every=1 if metered else 0,
         )
-        _DeepRun(state, manifest, rnd, settings, cfg, on_progress).execute(tick)
+        deep = _DeepRun(state, manifest, rnd, settings, cfg, on_progress)
+        deep.executor = executor
+        deep.execute(tick)
         result = DeepVerifyResult(
             manifest,
             DeepRound.from_json(state.verify or {}),
