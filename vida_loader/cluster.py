@@ -87,14 +87,16 @@ def open_executor(
     scheduler: str | None,
     sides: list[tuple[str, Endpoint]],
     timeouts: Timeouts,
+    patience: float,
 ) -> Iterator[Executor]:
-    """The executor a command asked for, checked; a cluster is closed on the way out."""
+    """The executor a command asked for, checked; a cluster is closed on the way out.
+    ``patience``: how long a run waits when the cluster has no worker left."""
     if executor != "dask":
         yield Executor()
         return
     assert scheduler is not None  # the config refuses dask without one
     try:
-        cluster = DaskCluster(scheduler, timeouts.select_ms / 1000)
+        cluster = DaskCluster(scheduler, timeouts.select_ms / 1000, patience)
     except ClusterError as exc:
         raise ConnectError(
             str(exc),

@@ -205,3 +205,41 @@ def test_dask_without_a_scheduler_address_is_one_line_exit_2(
         "add --scheduler tcp://HOST:8786 (or VIDA_SCHEDULER)"
     ]
     assert not (by_env / "state.json").exists()
+
+
+def test_a_cluster_left_without_workers_fails_in_time_and_the_job_finishes_locally(
+    tmp_path: Path, four: Manifest, db: DB, tdb: DB
+) -> None:
+    with local_dask(tmp_path / "dask") as own:
+        fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=60)
+        killed: list[str] = []
+
+        def kill_all_once_copying(p: RunProgress) -> None:
+            if not killed and any(w.docs > 0 for w in p.workers):
+                killed.extend(["w0", "w1"])
+                own.kill("w0")
+                own.kill("w1")
+
+        try:
+            lost = run_in(
+                tmp_path,
+                tick=0.05,
+                jobs=2,
+                batch_size=100,
+                retry_window=3,
+                executor="dask",
+                scheduler=own.address,
+                on_progress=kill_all_once_copying,
+            )
+        finally:
+            fail_inserts(tdb, "off")
+    assert killed
+    assert lost.failed, "the running partitions fail once the patience is spent"
+    errors = {error for _pid, error in lost.failed}
+    assert errors == {
+        f"ClusterLost: the Dask scheduler at '{own.address}' has had no worker for 3 s "
+        "(--retry-window)"
+    }
+    again = run_in(tmp_path, tick=0.05, jobs=2)  # here, on this machine's processes
+    assert again.failed == []
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)

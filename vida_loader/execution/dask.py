@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from vida_loader.execution import events as ev
@@ -45,6 +46,7 @@ from vida_loader.execution.pool import Stopped, WorkerDied, install_shared
 T = TypeVar("T")
 
 STOP_CHECK_S = 0.5  # how often a remote task asks whether the run was stopped
+WATCH_EVERY_S = 2.0  # how often the pool asks the scheduler how many workers it has
 STOP_WAIT_S = 60.0  # how long a cancelling pool waits for its tasks to stop
 _EVENT_KINDS: dict[str, type[Any]] = {
     cls.__name__: cls for cls in (ev.Started, ev.Moved, ev.Waiting, ev.Charged, ev.Phase)
@@ -58,6 +60,11 @@ def distributed() -> Any:
     return dd
 
 
+class ClusterLost(Exception):
+    """The cluster can no longer run tasks: its scheduler is gone, or it has had no
+    worker for longer than the pool's patience."""
+
+
 class ClusterError(Exception):
     """The Dask cluster cannot be used: unreachable, no workers, or a worker unfit
     (``worker`` names it)."""
@@ -65,6 +72,14 @@ class ClusterError(Exception):
     def __init__(self, message: str, worker: str | None = None) -> None:
         super().__init__(message)
         self.worker = worker
+
+
+def quiet_logs() -> None:
+    """``distributed`` logs to stderr (reconnect attempts, tracebacks of its own shutdown):
+    what matters reaches the user as vida-loader's own one-line messages instead."""
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def encode(event: Event) -> list[Any]:
@@ -81,7 +96,9 @@ def decode(msg: list[Any]) -> Event:
 class DaskCluster:
     """A connection to a Dask scheduler, open for one command; makes its pools."""
 
-    def __init__(self, address: str, timeout: float) -> None:
+    def __init__(self, address: str, timeout: float, patience: float = 60.0) -> None:
+        """``timeout``: to connect; ``patience``: how long a run waits for a worker when
+        the cluster has none left, before its running tasks fail."""
         try:
             dd = distributed()
         except ImportError as exc:
@@ -91,6 +108,8 @@ class DaskCluster:
             ) from exc
         self.address = address
         self.timeout = timeout
+        self.patience = patience
+        quiet_logs()
         try:
             self.client = dd.Client(
                 address, timeout=timeout, set_as_default=False, name="vida-loader"
@@ -120,7 +139,7 @@ class DaskCluster:
         shared: dict[str, Callable[[], Any]] | None = None,
     ) -> DaskPool:
         """A pool submitting to this cluster (``jobs``: the scheduler's business)."""
-        return DaskPool(self.client, shared or {})
+        return DaskPool(self.client, shared or {}, self.address, self.patience)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -132,9 +151,20 @@ class DaskPool:
 
     inline = False
 
-    def __init__(self, client: Any, shared: dict[str, Callable[[], Any]]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        shared: dict[str, Callable[[], Any]],
+        address: str = "",
+        patience: float = 60.0,
+    ) -> None:
         self.client = client
         self.shared = shared
+        self.address = address
+        self.patience = patience
+        self.broken: str | None = None  # why no task can run any more
+        self.watched = time.monotonic()
+        self.alone_since: float | None = None  # the cluster has had no worker since then
         self.run_id = uuid.uuid4().hex[:12]
         self.topic = f"vida-{self.run_id}"
         self.stop_name = f"vida-{self.run_id}-stop"
@@ -153,6 +183,11 @@ class DaskPool:
         (keys show in the scheduler's logs and dashboard: never an argument)."""
         ours: Future[T] = Future()
         ours.set_running_or_notify_cancel()
+        if self.client.status != "running" and self.broken is None:
+            self.broken = f"lost the Dask scheduler at '{self.address}'"
+        if self.broken is not None:
+            ours.set_exception(ClusterLost(self.broken))
+            return ours
         token = f"{fn.__name__}-{uuid.uuid4().hex}"
         theirs = self.client.submit(
             run_remote,
@@ -171,35 +206,80 @@ class DaskPool:
         return ours
 
     def _done(self, ours: Future[Any], theirs: Any) -> None:
+        """Dask's future ended (on the client's callback thread): settle ours, unless the
+        watch already failed it."""
         with self.lock:
             self.running.pop(ours, None)
         try:
-            status = theirs.status
-            if status == "finished":
-                result = theirs.result()
-                if isinstance(result, _Rerun):
-                    ours.set_exception(WorkerDied("its Dask worker died"))
-                elif isinstance(result, _Stopped):
-                    ours.set_exception(Stopped())
-                else:
-                    ours.set_result(result)
-            elif status == "cancelled":
-                ours.set_exception(CancelledError("the Dask scheduler cancelled the task"))
-            else:
-                exc = theirs.exception()
-                if type(exc).__name__ == "KilledWorker":
-                    exc = WorkerDied(f"Dask gave up on it: {exc}")
-                ours.set_exception(exc)
+            outcome = self._outcome(theirs)
         except BaseException as exc:  # the client lost its scheduler while asking
-            if not ours.done():
-                ours.set_exception(CancelledError(f"{type(exc).__name__}: {exc}"))
+            outcome = ClusterLost(f"lost the Dask scheduler at '{self.address}': {exc}")
+        with self.lock:
+            if ours.done():
+                return
+            if isinstance(outcome, BaseException):
+                ours.set_exception(outcome)
+            else:
+                ours.set_result(outcome)
+
+    def _outcome(self, theirs: Any) -> Any:
+        """The task's result, or the exception that stands for it."""
+        status = theirs.status
+        if status == "finished":
+            result = theirs.result()
+            if isinstance(result, _Rerun):
+                return WorkerDied("its Dask worker died")
+            return Stopped() if isinstance(result, _Stopped) else result
+        if status == "cancelled":
+            return ClusterLost(
+                self.broken
+                or f"lost the Dask scheduler at '{self.address}' (it stopped, or the network "
+                "to it failed)"
+            )
+        exc = theirs.exception()
+        if type(exc).__name__ == "KilledWorker":
+            return WorkerDied(f"Dask gave up on it: {exc}")
+        return exc
 
     def drain(self) -> list[Event]:
+        """The events that arrived; also, every few seconds, checks that the cluster still
+        has a worker (a task waits forever on a cluster without one)."""
+        self._watch()
         out = []
         with contextlib.suppress(queue.Empty):
             while True:
                 out.append(self.events.get_nowait())
         return out
+
+    def _watch(self) -> None:
+        now = time.monotonic()
+        if now - self.watched < WATCH_EVERY_S or self.broken is not None:
+            return
+        self.watched = now
+        if self.client.status != "running":
+            return  # reconnecting: the client cancels the tasks if it cannot
+        try:
+            workers = int(self.client.scheduler_info(n_workers=0).get("n_workers", 0))
+        except Exception:
+            return  # the client is reconnecting: it cancels the tasks if it cannot
+        if workers:
+            self.alone_since = None
+            return
+        self.alone_since = self.alone_since or now
+        if now - self.alone_since < self.patience:
+            return
+        self.broken = (
+            f"the Dask scheduler at '{self.address}' has had no worker for "
+            f"{self.patience:g} s (--retry-window)"
+        )
+        with self.lock:
+            stuck = list(self.running.items())
+            self.running.clear()
+            for ours, _theirs in stuck:
+                if not ours.done():
+                    ours.set_exception(ClusterLost(self.broken))
+        with contextlib.suppress(Exception):
+            self.client.cancel([theirs for _ours, theirs in stuck])
 
     def close(self, cancel: bool = False) -> None:
         """``cancel``: stop the running tasks at their next event, wait for them (a task

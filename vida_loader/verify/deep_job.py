@@ -203,7 +203,7 @@ def deep_verify_job(
             metered = accounting_on(cfg.ru_accounting, src.get_database(source.db))
         sides = [("source", source), ("target", target)]
         executor = stack.enter_context(
-            open_executor(cfg.executor, cfg.scheduler, sides, cfg.timeouts)
+            open_executor(cfg.executor, cfg.scheduler, sides, cfg.timeouts, cfg.retry_window)
         )
         rnd, continued = _round(state, manifest, cfg, notify)
         unconfirmed = [p for p in rnd.partitions if not state.partitions[p].done]
