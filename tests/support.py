@@ -391,3 +391,12 @@ def raw_by_id(coll: Collection[Any]) -> dict[Any, bytes]:
         codec_options=coll.codec_options.with_options(document_class=RawBSONDocument)
     )
     return {bson.decode(d.raw)["_id"]: bytes(d.raw) for d in raw.find({})}
+
+
+def busy_seconds(stats: dict[str, Any]) -> list[float]:
+    """The Cosmos DB stand-in's charge per whole second while a copy ran (first and last
+    cut off: they hold the start and the end)."""
+    seconds = [ru for _s, ru in stats["seconds"]]
+    while seconds and seconds[0] < 50:
+        seconds.pop(0)  # the run was starting: processes, preflight
+    return seconds[1:-1]

@@ -17,13 +17,28 @@ import orjson
 import pytest
 from dask_cluster import LocalDask, local_dask
 from pymongo.database import Database
-from support import PAD, fail_inserts, plan_by_env, plan_in, raw_hashes, run_in, running, wait_for
+from support import (
+    PAD,
+    busy_seconds,
+    fail_inserts,
+    plan_by_env,
+    plan_in,
+    raw_hashes,
+    run_in,
+    running,
+    wait_for,
+)
 
+from vida_loader import planner
 from vida_loader.cli import main
+from vida_loader.config import PlanConfig, VerifyConfig
 from vida_loader.coordinator import RunProgress
+from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer
 from vida_loader.manifest import Manifest
+from vida_loader.mongo import Endpoint
 from vida_loader.runstate import TaskState
+from vida_loader.verify.deep_job import deep_verify_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 DB = Database[dict[str, Any]]
@@ -56,6 +71,22 @@ def test_a_job_copied_on_dask_is_byte_identical(
     # The tasks ran on the cluster: their events went through its scheduler.
     started = [m for m in cluster.events("vida-") if m[0] == "Started"]
     assert sorted(m[1] for m in started) == sorted(p.id for p in four.partitions)
+
+    # verify --deep on the same cluster: one altered document is found, byte for byte.
+    tdb.dst.update_one({"_id": 1234}, {"$set": {"n": -1}})
+    cfg = VerifyConfig(
+        job="j",
+        manifest_dir=tmp_path,
+        deep=True,
+        jobs=2,
+        executor="dask",
+        scheduler=cluster.address,
+    )
+    deep = deep_verify_job(cfg, tick=0.05)
+    assert not deep.matches
+    assert deep.total("altered") == 1 and deep.total("matched") == 3999
+    verify_started = [m for m in cluster.events("vida-") if m[0] == "Started"]
+    assert len(verify_started) == 2 * len(four.partitions)
 
 
 def test_a_worker_killed_mid_run_costs_nothing(
@@ -242,4 +273,43 @@ def test_a_cluster_left_without_workers_fails_in_time_and_the_job_finishes_local
     }
     again = run_in(tmp_path, tick=0.05, jobs=2)  # here, on this machine's processes
     assert again.failed == []
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+def test_a_dask_run_keeps_its_ru_cap_and_adds_up_what_the_source_charged(
+    cluster: LocalDask,
+    server: LocalServer,
+    target_server: LocalServer,
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+) -> None:
+    with CosmosStandIn(server.port, ru=10_000_000) as cosmos:
+        db.src.insert_many([{"_id": i, "pad": PAD * 5, "n": i} for i in range(4000)])
+        planner.plan_job(
+            PlanConfig(
+                source=Endpoint(cosmos.uri, db.name, "src"),
+                target=Endpoint(target_server.uri, db.name, "dst"),
+                job="j",
+                manifest_dir=tmp_path,
+                partitions=4,
+            )
+        )
+        cosmos.reset()
+        result = run_in(
+            tmp_path,
+            jobs=2,
+            batch_size=200,
+            max_rus=1000.0,
+            executor="dask",
+            scheduler=cluster.address,
+        )
+        stats = cosmos.stats()
+    assert not result.failed and result.charges is not None
+    # The workers' charges came back with their results and events.
+    assert abs(result.charges.ru - stats["charged"]) <= 0.05 * stats["charged"]
+    busy = busy_seconds(stats)
+    assert len(busy) >= 2, stats["seconds"]
+    # Each of the 2 tasks in flight paces itself to half the cap.
+    assert max(busy) <= 1100, stats["seconds"]
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from bson.raw_bson import RawBSONDocument
 from pymongo.database import Database
-from support import PAD, raw_hashes, run_in
+from support import PAD, busy_seconds, raw_hashes, run_in
 
 from vida_loader import planner
 from vida_loader.cli import main
@@ -119,22 +119,13 @@ def test_the_summary_and_status_show_request_units_unless_off(
     assert "request units charged by the source, all runs" in out
 
 
-def _busy_seconds(stats: dict[str, Any]) -> list[float]:
-    """The source's charge per whole second while the copy ran (first and last cut off:
-    they hold the start and the end)."""
-    seconds = [ru for _s, ru in stats["seconds"]]
-    while seconds and seconds[0] < 50:
-        seconds.pop(0)  # the run was starting: processes, preflight
-    return seconds[1:-1]
-
-
 def test_max_rus_caps_every_second_with_one_budget_for_all_workers(
     cosmos: CosmosStandIn, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
 ) -> None:
     _plan(cosmos, target_server, db, tmp_path, 4000)  # about 4,300 RU
     result = run_in(tmp_path, jobs=4, batch_size=200, max_rus=1000.0)
     stats = cosmos.stats()
-    busy = _busy_seconds(stats)
+    busy = busy_seconds(stats)
     assert not result.failed and result.budget is not None and "1,000 RU/s" in result.budget
     assert len(busy) >= 2, stats["seconds"]
     # Four workers each with the whole budget would spend up to four times it.
