@@ -65,14 +65,20 @@ class LocalDask:
             time.sleep(0.1)
 
     def start_worker(
-        self, name: str, *, preload: Path | None = None, nthreads: int = 1, wait: bool = True
+        self,
+        name: str,
+        *,
+        preload: Path | None = None,
+        nthreads: int = 1,
+        wait: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
         args = ["worker", self.address, "--nthreads", str(nthreads), "--no-nanny"]
         args += ["--no-dashboard", "--memory-limit", "0", "--name", name]
         if preload is not None:
             args += ["--preload", str(preload)]
         before = len(self.workers())
-        self._start(name, args, None)
+        self._start(name, args, env)
         if wait:
             self.wait_workers(before + 1)
 
@@ -126,14 +132,17 @@ class LocalDask:
 
 
 @contextmanager
-def local_dask(folder: Path, workers: int = 2) -> Iterator[LocalDask]:
-    """A scheduler and ``workers`` one-thread workers; all stopped on the way out."""
+def local_dask(
+    folder: Path, workers: int = 2, env: dict[str, str] | None = None
+) -> Iterator[LocalDask]:
+    """A scheduler and ``workers`` one-thread workers (``env`` added to theirs); all
+    stopped on the way out."""
     folder.mkdir(parents=True, exist_ok=True)
     cluster = LocalDask(folder)
     try:
         cluster.start_scheduler()
         for i in range(workers):
-            cluster.start_worker(f"w{i}", wait=False)
+            cluster.start_worker(f"w{i}", wait=False, env=env)
         cluster.wait_workers(workers)
         yield cluster
     finally:

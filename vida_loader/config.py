@@ -108,6 +108,7 @@ class JobConfig:
     retry_window: float = DEFAULT_RETRY_WINDOW_S  # seconds one operation may keep failing
     executor: str = "local"  # local, dask: where the tasks run
     scheduler: str | None = None  # the Dask scheduler's address, with executor dask
+    worker_uris: str = "send"  # send, env: where Dask workers get the URIs' credentials
 
     def __post_init__(self) -> None:
         check_job_name(self.job)
@@ -212,6 +213,7 @@ class RunConfig(JobConfig):
                 "jobs",
                 "executor",
                 "scheduler",
+                "worker_uris",
                 "write_concern",
                 "batch_size",
                 "batch_mb",
@@ -245,6 +247,7 @@ class RunConfig(JobConfig):
             "jobs": self.jobs,
             "executor": self.executor,
             "scheduler": self.scheduler if self.executor == "dask" else None,
+            "worker_uris": self.worker_uris,
             "write_concern": self.write_concern,
             "batch_size": self.batch_size,
             "batch_bytes": self.batch_bytes,
@@ -294,7 +297,7 @@ class VerifyConfig(JobConfig):
     @classmethod
     def from_settings(cls, s: Settings, job: str, restart: bool = False) -> VerifyConfig:
         keys = ("jobs", "deep", "sample", "seed", "recheck", "attempts", "ru_accounting")
-        where = ("executor", "scheduler", "retry_attempts", "retry_window")
+        where = ("executor", "scheduler", "worker_uris", "retry_attempts", "retry_window")
         return cls(**cls.given(s, job, *keys, *where), restart=restart)
 
 

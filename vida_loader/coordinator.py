@@ -343,9 +343,7 @@ def run_job(
         )
         # A cluster's workers are checked before anything is written.
         sides = [("source", source), ("target", target)]
-        executor = stack.enter_context(
-            open_executor(cfg.executor, cfg.scheduler, sides, cfg.timeouts, cfg.retry_window)
-        )
+        executor = stack.enter_context(open_executor(cfg, sides))
         if state is None:
             # (A copy needs no position: a source without change streams is recorded.)
             changes = position.to_json() if position is not None else None

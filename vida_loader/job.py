@@ -86,6 +86,7 @@ def continue_command(
         ("jobs", "-j", DEFAULT_JOBS),
         ("executor", "--executor", "local"),
         ("scheduler", "--scheduler", None),
+        ("worker_uris", "--worker-uris", "send"),
         ("write_concern", "--write-concern", DEFAULT_WRITE_CONCERN),
         ("batch_size", "--batch-size", DEFAULT_BATCH_SIZE),
         ("attempts", "--attempts", DEFAULT_ATTEMPTS),

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from dask_cluster import LocalDask, local_dask
+from pymongo import MongoClient
 from pymongo.database import Database
 from support import (
     PAD,
@@ -313,3 +314,60 @@ def test_a_dask_run_keeps_its_ru_cap_and_adds_up_what_the_source_charged(
     # Each of the 2 tasks in flight paces itself to half the cap.
     assert max(busy) <= 1100, stats["seconds"]
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+
+
+SECRET = "s3cr3t-dask"
+
+
+def test_worker_uris_env_the_workers_use_their_own_credentials(
+    server: LocalServer,
+    target_server: LocalServer,
+    client: MongoClient[dict[str, Any]],
+    target_client: MongoClient[dict[str, Any]],
+    db: DB,
+    tdb: DB,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for c in (client, target_client):
+        c.admin.command("createUser", "loader", pwd=SECRET, roles=["root"])
+    try:
+        src, dst = (
+            f"mongodb://loader:{SECRET}@127.0.0.1:{s.port}/?directConnection=true"
+            for s in (server, target_server)
+        )
+        db.src.insert_many([{"_id": i, "pad": PAD} for i in range(2000)])
+        planner.plan_job(
+            PlanConfig(
+                source=Endpoint(src, db.name, "src"),
+                target=Endpoint(dst, db.name, "dst"),
+                job="j",
+                manifest_dir=tmp_path,
+                partitions=2,
+            )
+        )
+        run = ["run", "--job", "j", "--manifest-dir", str(tmp_path), "--source-uri", src]
+        run += ["--target-uri", dst, "--executor", "dask", "--worker-uris", "env"]
+        # Workers whose own source password is wrong: refused before anything is written,
+        # which shows that they use their own and that none travelled with the check.
+        wrong = {"VIDA_SOURCE_URI": src.replace(SECRET, "nope"), "VIDA_TARGET_URI": dst}
+        with local_dask(tmp_path / "wrong", workers=1, env=wrong) as bad:
+            assert main([*run, "--scheduler", bad.address]) == 3
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert re.match(r"vida-loader: error: Dask worker tcp://\S+ cannot use the source: ", line)
+        assert (
+            "refused the credentials: check the user and password in the worker's "
+            "VIDA_SOURCE_URI: give every worker VIDA_SOURCE_URI" in line
+        )
+        assert SECRET not in line, line
+        assert "dst" not in tdb.list_collection_names()
+
+        own = {"VIDA_SOURCE_URI": src, "VIDA_TARGET_URI": dst}
+        with local_dask(tmp_path / "own", env=own) as good:
+            assert main([*run, "--scheduler", good.address]) == 0
+            logs = good.log("scheduler") + good.log("w0") + good.log("w1")
+        assert raw_hashes(tdb.dst) == raw_hashes(db.src)
+        assert SECRET not in logs + capsys.readouterr().err
+    finally:
+        for c in (client, target_client):
+            c.admin.command("dropUser", "loader")

@@ -44,6 +44,7 @@ from vida_loader.execution.events import Event
 from vida_loader.execution.pool import Stopped, WorkerDied, install_shared
 
 T = TypeVar("T")
+Args = Callable[[tuple[Any, ...]], tuple[Any, ...]]
 
 STOP_CHECK_S = 0.5  # how often a remote task asks whether the run was stopped
 WATCH_EVERY_S = 2.0  # how often the pool asks the scheduler how many workers it has
@@ -137,9 +138,15 @@ class DaskCluster:
         jobs: int,
         cleanup: Callable[[], None] | None = None,
         shared: dict[str, Callable[[], Any]] | None = None,
+        outbound: Args | None = None,
+        inbound: Args | None = None,
     ) -> DaskPool:
-        """A pool submitting to this cluster (``jobs``: the scheduler's business)."""
-        return DaskPool(self.client, shared or {}, self.address, self.patience)
+        """A pool submitting to this cluster (``jobs``: the scheduler's business).
+        ``outbound`` changes a task's arguments before they leave this process,
+        ``inbound`` (picklable) on the worker before the task runs."""
+        pool = DaskPool(self.client, shared or {}, self.address, self.patience)
+        pool.outbound, pool.inbound = outbound, inbound
+        return pool
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -165,6 +172,8 @@ class DaskPool:
         self.broken: str | None = None  # why no task can run any more
         self.watched = time.monotonic()
         self.alone_since: float | None = None  # the cluster has had no worker since then
+        self.outbound: Args | None = None
+        self.inbound: Args | None = None
         self.run_id = uuid.uuid4().hex[:12]
         self.topic = f"vida-{self.run_id}"
         self.stop_name = f"vida-{self.run_id}-stop"
@@ -189,12 +198,14 @@ class DaskPool:
             ours.set_exception(ClusterLost(self.broken))
             return ours
         token = f"{fn.__name__}-{uuid.uuid4().hex}"
+        if self.outbound is not None:
+            args = self.outbound(args)
         theirs = self.client.submit(
             run_remote,
             token,
             self.topic,
             self.stop_name,
-            self.shared,
+            (self.shared, self.inbound),
             fn,
             *args,
             key=token,
@@ -320,7 +331,7 @@ def run_remote(
     token: str,
     topic: str,
     stop_name: str,
-    shared: dict[str, Callable[[], Any]],
+    where: tuple[dict[str, Callable[[], Any]], Args | None],
     fn: Callable[..., T],
     *args: Any,
 ) -> T | _Rerun | _Stopped:
@@ -343,9 +354,10 @@ def run_remote(
                 raise Stopped
         worker.log_event(topic, encode(event))
 
+    shared, inbound = where
     with _objects(shared):
         try:
-            return fn(*args, report)
+            return fn(*(inbound(args) if inbound is not None else args), report)
         except Stopped:
             return _Stopped()  # a BaseException would take the worker's thread down
         finally:

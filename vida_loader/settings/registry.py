@@ -481,6 +481,16 @@ SPECS: tuple[Spec, ...] = (
         metavar="tcp://HOST:8786",
     ),
     Spec(
+        "worker_uris",
+        "choice",
+        "With --executor dask: send (each task carries the full URIs, through the Dask "
+        "scheduler) or env (tasks carry them without user and password; each worker uses "
+        "VIDA_SOURCE_URI and VIDA_TARGET_URI from its own environment)",
+        ("run", "verify"),
+        default="send",
+        choices=("send", "env"),
+    ),
+    Spec(
         "write_concern",
         "choice",
         "Write concern of the copy",

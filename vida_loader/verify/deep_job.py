@@ -202,9 +202,7 @@ def deep_verify_job(
             require_source(src, source)  # else a dropped source "matches" an empty target
             metered = accounting_on(cfg.ru_accounting, src.get_database(source.db))
         sides = [("source", source), ("target", target)]
-        executor = stack.enter_context(
-            open_executor(cfg.executor, cfg.scheduler, sides, cfg.timeouts, cfg.retry_window)
-        )
+        executor = stack.enter_context(open_executor(cfg, sides))
         rnd, continued = _round(state, manifest, cfg, notify)
         unconfirmed = [p for p in rnd.partitions if not state.partitions[p].done]
         if unconfirmed and notify:
