@@ -10,7 +10,7 @@ DEMO_JOBS ?= 4
 MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes bench-transform bench-live bench-dump clean
+.PHONY: help install browser demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes bench-transform bench-live bench-dump bench-dask clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ bench-follow: install ## run --follow at 200 writes/s: catch-up time, lag p50/p9
 
 bench-dump: install ## dump (plain, gzip) and restore against run on the same data, file sizes -> bench/results-dump.json
 	timeout 1800 $(BIN)/python benchmarks/bench_dump.py
+
+bench-dask: install ## run on a local Dask cluster (2 workers) vs the local pool, both -j 2, same job -> bench/results-dask.json
+	timeout 1800 $(BIN)/python benchmarks/bench_dask.py
 
 bench-live: install ## what the live view costs a run: throughput with the view, plain lines, nothing -> bench/results-live.json
 	timeout 1200 $(BIN)/python benchmarks/bench_live.py

@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import pytest
-from dask_cluster import LocalDask, local_dask
 from pymongo import MongoClient
 from pymongo.database import Database
 from support import (
@@ -35,6 +34,7 @@ from vida_loader.cli import main
 from vida_loader.config import PlanConfig, VerifyConfig
 from vida_loader.coordinator import RunProgress
 from vida_loader.dev.cosmos import CosmosStandIn
+from vida_loader.dev.dask_cluster import LocalDask, local_dask
 from vida_loader.dev.server import LocalServer
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import Endpoint
@@ -167,6 +167,7 @@ def test_ctrl_c_on_dask_saves_state_stops_the_tasks_and_the_same_command_continu
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert "3/3 partitions confirmed" in again.stdout
+    assert f"workers     2 tasks in flight on the Dask cluster at {cluster.address}" in again.stdout
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
 
 

@@ -3,9 +3,11 @@
 Starts two SecantusDB servers (``dev.server``, a subprocess each) in a temporary folder,
 and drives the installed ``vida-loader`` command through ``generate`` (service orders into
 the source, which then gets an application's indexes), ``plan``, ``run`` (data, then
-indexes), ``status``, ``verify`` and ``indexes diff``; then a second job of the same
+indexes), ``status``, ``verify``, ``report``, ``indexes diff``, ``dump`` and ``restore``, then
+``verify --deep`` on a Dask cluster started here (a scheduler and two worker processes,
+when the ``[dask]`` extra is installed); then a second job of the same
 orders through ``examples/transforms/rename_fields.py`` (plan, run --transform, verify).
-Both servers stop and the folder goes away even when a step fails.
+The servers and the cluster stop and the folder goes away even when a step fails.
 
 With ``--cosmos RU`` (``make demo-cosmos``) the source is read through the Cosmos DB
 stand-in (``dev.cosmos``) provisioned at that many RU/s: ``plan`` estimates the request
@@ -18,6 +20,8 @@ progress line, and the stand-in's own total is printed beside the run's.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -32,6 +36,7 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from vida_loader.dev.cosmos import CosmosStandIn
+from vida_loader.dev.dask_cluster import local_dask
 from vida_loader.dev.server import LocalServer, ServerStartError
 from vida_loader.generate.service_orders import ServiceOrders
 
@@ -201,13 +206,20 @@ def run_demo(
     standin: CosmosStandIn | None = None
     try:
         with_transform = EXAMPLE_TRANSFORM.is_file()  # not in an installed package
-        total = 21 if with_transform else 12
-        _step(f"1/{total} starting two local SecantusDB servers")
+        with_dask = importlib.util.find_spec("distributed") is not None  # the [dask] extra
+        total = (21 if with_transform else 12) + int(with_dask)
+        _step(
+            f"1/{total} starting two local SecantusDB servers"
+            + (" and a Dask cluster (a scheduler, 2 worker processes)" if with_dask else "")
+        )
         with (
             LocalServer(workdir / "source-data") as source,
             LocalServer(workdir / "target-data") as target,
+            local_dask(workdir / "dask") if with_dask else contextlib.nullcontext() as dask,
         ):
             print(f"source {source.uri}\ntarget {target.uri}")
+            if dask is not None:
+                print(f"dask scheduler {dask.address}")
             read_from = source.uri
             if cosmos_ru is not None:
                 standin = CosmosStandIn(source.port, ru=cosmos_ru).start()
@@ -269,6 +281,14 @@ def run_demo(
                     ],
                 ),
             ]
+            if dask is not None:
+                steps.append(
+                    (
+                        "verify --deep on the Dask cluster: the same job's comparisons run by "
+                        "its workers (which could be other machines), every document the same",
+                        ["verify", "--deep", "--executor", "dask", "--scheduler", dask.address],
+                    )
+                )
             if with_transform:
                 steps += _transform_steps(plan, run)
             code = _run_steps(steps, total, source.uri, env, standin)

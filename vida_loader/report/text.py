@@ -164,6 +164,13 @@ def _transform_summary(result: RunResult) -> str:
     return line
 
 
+def _workers(cfg: RunConfig) -> str:
+    """Where a run's tasks ran, for its summary."""
+    if cfg.executor == "dask":
+        return f"{cfg.jobs} tasks in flight on the Dask cluster at {cfg.scheduler}"
+    return f"{cfg.jobs} ({'in-process' if cfg.jobs == 1 else 'processes'})"
+
+
 def format_run(result: RunResult, cfg: RunConfig) -> str:
     """The end-of-run summary: counts, rates, repairs, failures, where the state is."""
     st = result.state
@@ -184,8 +191,7 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
         " on the target",
         f"  bytes       {format_bytes(result.read_bytes)}"
         f"  ({result.read_bytes / 1e6 / secs:,.1f} MB/s)",
-        f"  workers     {cfg.jobs} ({'in-process' if cfg.jobs == 1 else 'processes'}),"
-        f" write concern {cfg.write_concern}",
+        f"  workers     {_workers(cfg)}, write concern {cfg.write_concern}",
         f"  repaired    {result.repaired:,} documents re-sent with acknowledged writes",
         f"  duplicates  {result.duplicates:,} source documents share their _id with another"
         + (f" (listed in {result.duplicates_path})" if result.duplicates else ""),

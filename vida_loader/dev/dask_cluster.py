@@ -1,5 +1,6 @@
-"""A real Dask cluster for the tests: `dask scheduler` and `dask worker` processes on
-this machine, started from this environment's own commands, each bounded in time."""
+"""A real Dask cluster on this machine for the tests, the demo and the benchmark: `dask
+scheduler` and `dask worker` processes started from this environment's own commands, each
+start bounded in time."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from vida_loader.execution.dask import distributed
 
 DASK = str(Path(sys.executable).with_name("dask"))
 START_S = 60.0  # a scheduler or worker that has not come up by then fails the test
@@ -82,26 +85,23 @@ class LocalDask:
         if wait:
             self.wait_workers(before + 1)
 
+    def _client(self) -> Any:
+        return distributed().Client(self.address, timeout=10, set_as_default=False)
+
     def workers(self) -> dict[str, Any]:
         """Address -> info of the workers the scheduler knows now."""
-        from distributed import Client
-
-        with Client(self.address, timeout=10, set_as_default=False) as c:
+        with self._client() as c:
             return dict(c.scheduler_info(n_workers=-1)["workers"])
 
     def events(self, prefix: str) -> list[Any]:
         """Every message the workers logged under topics starting with ``prefix``."""
-        from distributed import Client
-
-        with Client(self.address, timeout=10, set_as_default=False) as c:
+        with self._client() as c:
             topics = c.get_events()
         return [msg for t, evs in topics.items() if t.startswith(prefix) for _ts, msg in evs]
 
     def processing(self) -> int:
         """Tasks the workers run now."""
-        from distributed import Client
-
-        with Client(self.address, timeout=10, set_as_default=False) as c:
+        with self._client() as c:
             return sum(len(keys) for keys in c.processing().values())
 
     def wait_workers(self, n: int) -> None:

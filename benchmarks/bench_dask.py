@@ -1,0 +1,119 @@
+"""What the Dask executor costs against the local pool: the same job, the same machine.
+
+Two local servers; ``N`` service orders in the source, planned in ``PARTS`` partitions.
+Measured in one run, alternating, ``ROUNDS`` times each (the median counts):
+
+- ``local``: ``run -j 2`` on this machine's spawned worker processes (the reference);
+- ``dask``: ``run -j 2 --executor dask`` on a scheduler and 2 one-thread worker processes
+  started here (their start is not timed: a cluster is up before a job is submitted).
+
+Every round starts the job over (``--restart --drop-target``) and checks the target
+against the source, byte for byte. The ratio is local's seconds over Dask's (1.0: as
+fast; the issue expects at least 0.9).
+
+Results: bench/results-dask.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bson.raw_bson import RawBSONDocument
+from pymongo import MongoClient
+
+from vida_loader import planner
+from vida_loader.config import PlanConfig, RunConfig
+from vida_loader.coordinator import run_job
+from vida_loader.dev.dask_cluster import local_dask
+from vida_loader.dev.demo import load_service_orders
+from vida_loader.dev.server import LocalServer
+from vida_loader.mongo import Endpoint
+
+N = int(os.environ.get("BENCH_DASK_N", "50000"))
+PARTS = int(os.environ.get("BENCH_DASK_PARTS", "8"))
+ROUNDS = int(os.environ.get("BENCH_DASK_ROUNDS", "3"))
+JOBS = 2
+RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench/results-dask.json"))
+DB = "bench"
+
+
+def hashes(uri: str, coll: str) -> Counter[str]:
+    with MongoClient(uri) as client:
+        c = client[DB][coll]
+        raw = c.with_options(
+            codec_options=c.codec_options.with_options(document_class=RawBSONDocument)
+        )
+        return Counter(hashlib.sha256(d.raw).hexdigest() for d in raw.find({}, batch_size=5000))
+
+
+def main() -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="vida-bench-dask-"))
+    parts = workdir / "partitions"
+    out: dict[str, Any] = {"docs": N, "partitions": PARTS, "jobs": JOBS, "rounds": ROUNDS}
+    seconds: dict[str, list[float]] = {"local": [], "dask": []}
+    try:
+        with (
+            LocalServer(workdir / "source") as src,
+            LocalServer(workdir / "target") as dst,
+            local_dask(workdir / "dask", workers=JOBS) as cluster,
+        ):
+            with MongoClient(src.uri) as client:
+                load_service_orders(client[DB]["orders"], N)
+            planner.plan_job(
+                PlanConfig(
+                    source=Endpoint(src.uri, DB, "orders"),
+                    target=Endpoint(dst.uri, DB, "orders"),
+                    job="bench",
+                    manifest_dir=parts,
+                    partitions=PARTS,
+                )
+            )
+            want = hashes(src.uri, "orders")
+            for i in range(ROUNDS):
+                for where in ("local", "dask"):
+                    cfg = RunConfig(
+                        job="bench",
+                        manifest_dir=parts,
+                        jobs=JOBS,
+                        restart=True,
+                        drop_target=True,
+                        executor=where,
+                        scheduler=cluster.address if where == "dask" else None,
+                    )
+                    t0 = time.monotonic()
+                    result = run_job(cfg)
+                    took = time.monotonic() - t0
+                    if result.failed or hashes(dst.uri, "orders") != want:
+                        raise SystemExit(f"{where} round {i + 1}: the target differs")
+                    seconds[where].append(took)
+                    print(f"round {i + 1} {where}: {took:.1f} s", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    for where, secs in seconds.items():
+        out[f"{where}_s"] = secs
+        out[f"{where}_median_s"] = statistics.median(secs)
+        out[f"{where}_docs_per_s"] = N / statistics.median(secs)
+    out["dask / local"] = out["local_median_s"] / out["dask_median_s"]
+    print(
+        f"median: local {out['local_median_s']:.1f} s, dask {out['dask_median_s']:.1f} s; "
+        f"dask runs at {out['dask / local']:.2f}x the local pool's throughput "
+        "(every round byte-identical)",
+        flush=True,
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"results: {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
