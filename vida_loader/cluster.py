@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import os
 import platform
 from collections.abc import Callable, Iterator
@@ -82,10 +83,15 @@ def _endpoints(value: Any, uri: Callable[[Endpoint, str | None], str]) -> Any:
 
 def versions() -> dict[str, str]:
     """What must be the same on the coordinator and every worker."""
+    try:
+        dask = importlib.metadata.version("distributed")
+    except importlib.metadata.PackageNotFoundError:
+        dask = "none"
     return {
         "vida-loader": __version__,
         "pymongo": pymongo.version,
         "python": platform.python_version(),
+        "distributed": dask,
     }
 
 

@@ -35,6 +35,7 @@ import queue
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -112,9 +113,13 @@ class DaskCluster:
         self.patience = patience
         quiet_logs()
         try:
-            self.client = dd.Client(
-                address, timeout=timeout, set_as_default=False, name="vida-loader"
-            )
+            with warnings.catch_warnings():
+                # Its version warnings: the workers' versions are checked and said in one
+                # line by the caller.
+                warnings.simplefilter("ignore")
+                self.client = dd.Client(
+                    address, timeout=timeout, set_as_default=False, name="vida-loader"
+                )
         except (OSError, TimeoutError, ValueError) as exc:
             raise ClusterError(
                 f"cannot reach the Dask scheduler at '{address}' within {timeout:g} s "
@@ -144,9 +149,7 @@ class DaskCluster:
         """A pool submitting to this cluster (``jobs``: the scheduler's business).
         ``outbound`` changes a task's arguments before they leave this process,
         ``inbound`` (picklable) on the worker before the task runs."""
-        pool = DaskPool(self.client, shared or {}, self.address, self.patience)
-        pool.outbound, pool.inbound = outbound, inbound
-        return pool
+        return DaskPool(self.client, shared or {}, self.address, self.patience, outbound, inbound)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -164,16 +167,18 @@ class DaskPool:
         shared: dict[str, Callable[[], Any]],
         address: str = "",
         patience: float = 60.0,
+        outbound: Args | None = None,
+        inbound: Args | None = None,
     ) -> None:
         self.client = client
         self.shared = shared
         self.address = address
         self.patience = patience
+        self.outbound = outbound
+        self.inbound = inbound
         self.broken: str | None = None  # why no task can run any more
         self.watched = time.monotonic()
         self.alone_since: float | None = None  # the cluster has had no worker since then
-        self.outbound: Args | None = None
-        self.inbound: Args | None = None
         self.run_id = uuid.uuid4().hex[:12]
         self.topic = f"vida-{self.run_id}"
         self.stop_name = f"vida-{self.run_id}-stop"
@@ -181,7 +186,6 @@ class DaskPool:
         self.events: queue.Queue[Event] = queue.Queue()
         self.running: dict[Future[Any], Any] = {}  # ours -> Dask's
         self.lock = threading.Lock()
-        self.stopping = False
         client.subscribe_topic(self.topic, self._arrived)
 
     def _arrived(self, event: tuple[float, Any]) -> None:
@@ -296,7 +300,6 @@ class DaskPool:
         """``cancel``: stop the running tasks at their next event, wait for them (a task
         that writes after the run returned could undo a decision of the next run), then
         drop what never started."""
-        self.stopping = cancel
         with self.lock:
             theirs = list(self.running.values())
         if cancel and theirs:
