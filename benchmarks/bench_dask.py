@@ -16,18 +16,15 @@ Results: bench/results-dask.json.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import statistics
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bson.raw_bson import RawBSONDocument
+from common import hashes, write_results
 from pymongo import MongoClient
 
 from vida_loader import planner
@@ -44,15 +41,6 @@ ROUNDS = int(os.environ.get("BENCH_DASK_ROUNDS", "3"))
 JOBS = 2
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench/results-dask.json"))
 DB = "bench"
-
-
-def hashes(uri: str, coll: str) -> Counter[str]:
-    with MongoClient(uri) as client:
-        c = client[DB][coll]
-        raw = c.with_options(
-            codec_options=c.codec_options.with_options(document_class=RawBSONDocument)
-        )
-        return Counter(hashlib.sha256(d.raw).hexdigest() for d in raw.find({}, batch_size=5000))
 
 
 def main() -> int:
@@ -77,7 +65,7 @@ def main() -> int:
                     partitions=PARTS,
                 )
             )
-            want = hashes(src.uri, "orders")
+            want = hashes(src.uri, DB, "orders")
             for i in range(ROUNDS):
                 for where in ("local", "dask"):
                     cfg = RunConfig(
@@ -92,7 +80,7 @@ def main() -> int:
                     t0 = time.monotonic()
                     result = run_job(cfg)
                     took = time.monotonic() - t0
-                    if result.failed or hashes(dst.uri, "orders") != want:
+                    if result.failed or hashes(dst.uri, DB, "orders") != want:
                         raise SystemExit(f"{where} round {i + 1}: the target differs")
                     seconds[where].append(took)
                     print(f"round {i + 1} {where}: {took:.1f} s", flush=True)
@@ -109,9 +97,7 @@ def main() -> int:
         "(every round byte-identical)",
         flush=True,
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"results: {RESULTS}")
+    write_results(RESULTS, out)
     return 0
 
 

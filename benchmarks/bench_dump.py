@@ -17,17 +17,14 @@ Results: bench/results-dump.json.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bson.raw_bson import RawBSONDocument
+from common import hashes, write_results
 from pymongo import MongoClient
 
 from vida_loader import planner
@@ -44,15 +41,6 @@ JOBS = 2
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "bench/results-dump.json"))
 DB = "bench"
 MB = 1024 * 1024
-
-
-def hashes(uri: str, coll: str) -> Counter[str]:
-    with MongoClient(uri) as client:
-        c = client[DB][coll]
-        raw = c.with_options(
-            codec_options=c.codec_options.with_options(document_class=RawBSONDocument)
-        )
-        return Counter(hashlib.sha256(d.raw).hexdigest() for d in raw.find({}, batch_size=5000))
 
 
 def main() -> int:
@@ -77,7 +65,7 @@ def main() -> int:
             out["run_s"] = time.monotonic() - t0
             if result.failed:
                 raise SystemExit(f"copy failed: {result.failed}")
-            want = hashes(src.uri, "orders")
+            want = hashes(src.uri, DB, "orders")
             for gz in (False, True):
                 name = "gzip" if gz else "plain"
                 folder = workdir / f"dump-{name}"
@@ -100,7 +88,7 @@ def main() -> int:
                     )
                 )
                 out[f"restore_{name}_s"] = time.monotonic() - t0
-                if not r.complete or hashes(dst.uri, f"back_{name}") != want:
+                if not r.complete or hashes(dst.uri, DB, f"back_{name}") != want:
                     raise SystemExit(f"the {name} restore differs from the source")
                 for step in ("dump", "restore"):
                     secs = out[f"{step}_{name}_s"]
@@ -117,9 +105,7 @@ def main() -> int:
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"results: {RESULTS}")
+    write_results(RESULTS, out)
     return 0
 
 

@@ -32,7 +32,7 @@ from support import (
 from vida_loader import planner
 from vida_loader.cli import main
 from vida_loader.config import PlanConfig, VerifyConfig
-from vida_loader.coordinator import RunProgress
+from vida_loader.coordinator import RunProgress, RunResult
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.dask_cluster import LocalDask, local_dask
 from vida_loader.dev.server import LocalServer
@@ -90,18 +90,21 @@ def test_a_job_copied_on_dask_is_byte_identical(
     assert len(verify_started) == 2 * len(four.partitions)
 
 
-def test_a_worker_killed_mid_run_costs_nothing(
-    tmp_path: Path, four: Manifest, db: DB, tdb: DB
-) -> None:
-    # A cluster of its own: this test leaves it one worker short.
+def _run_killing(
+    tmp_path: Path, tdb: DB, workers: list[str], copying: int, **kw: Any
+) -> tuple[RunResult, str]:
+    """Run job "j" at -j 2 on a cluster of its own (the test leaves it short of workers),
+    each insert held 60 ms; SIGKILL ``workers`` once ``copying`` tasks have written.
+    The result and the cluster's address."""
     with local_dask(tmp_path / "dask") as own:
         fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=60)
         killed: list[str] = []
 
-        def kill_once_both_copy(p: RunProgress) -> None:
-            if not killed and sum(w.docs > 0 for w in p.workers) == 2:
-                own.kill("w0")  # mid-batch: the other worker takes its partition over
-                killed.append("w0")
+        def kill_mid_copy(p: RunProgress) -> None:
+            if not killed and sum(w.docs > 0 for w in p.workers) >= copying:
+                for name in workers:
+                    own.kill(name)  # mid-batch
+                killed.extend(workers)
 
         try:
             result = run_in(
@@ -111,11 +114,19 @@ def test_a_worker_killed_mid_run_costs_nothing(
                 batch_size=100,
                 executor="dask",
                 scheduler=own.address,
-                on_progress=kill_once_both_copy,
+                on_progress=kill_mid_copy,
+                **kw,
             )
         finally:
             fail_inserts(tdb, "off")
-    assert killed == ["w0"]
+    assert killed == workers, "the run ended before the workers could be killed"
+    return result, own.address
+
+
+def test_a_worker_killed_mid_run_costs_nothing(
+    tmp_path: Path, four: Manifest, db: DB, tdb: DB
+) -> None:
+    result, _address = _run_killing(tmp_path, tdb, ["w0"], copying=2)  # w1 takes over
     assert result.failed == []
     assert raw_hashes(tdb.dst) == raw_hashes(db.src)
     # The lost attempt was a passing failure; its retry went on from the target.
@@ -243,35 +254,11 @@ def test_dask_without_a_scheduler_address_is_one_line_exit_2(
 def test_a_cluster_left_without_workers_fails_in_time_and_the_job_finishes_locally(
     tmp_path: Path, four: Manifest, db: DB, tdb: DB
 ) -> None:
-    with local_dask(tmp_path / "dask") as own:
-        fail_inserts(tdb, "alwaysOn", blockConnection=True, blockTimeMS=60)
-        killed: list[str] = []
-
-        def kill_all_once_copying(p: RunProgress) -> None:
-            if not killed and any(w.docs > 0 for w in p.workers):
-                killed.extend(["w0", "w1"])
-                own.kill("w0")
-                own.kill("w1")
-
-        try:
-            lost = run_in(
-                tmp_path,
-                tick=0.05,
-                jobs=2,
-                batch_size=100,
-                retry_window=3,
-                executor="dask",
-                scheduler=own.address,
-                on_progress=kill_all_once_copying,
-            )
-        finally:
-            fail_inserts(tdb, "off")
-    assert killed
+    lost, address = _run_killing(tmp_path, tdb, ["w0", "w1"], copying=1, retry_window=3)
     assert lost.failed, "the running partitions fail once the patience is spent"
     errors = {error for _pid, error in lost.failed}
     assert errors == {
-        f"ClusterLost: the Dask scheduler at '{own.address}' has had no worker for 3 s "
-        "(--retry-window)"
+        f"ClusterLost: the Dask scheduler at '{address}' has had no worker for 3 s (--retry-window)"
     }
     again = run_in(tmp_path, tick=0.05, jobs=2)  # here, on this machine's processes
     assert again.failed == []
@@ -288,15 +275,7 @@ def test_a_dask_run_keeps_its_ru_cap_and_adds_up_what_the_source_charged(
 ) -> None:
     with CosmosStandIn(server.port, ru=10_000_000) as cosmos:
         db.src.insert_many([{"_id": i, "pad": PAD * 5, "n": i} for i in range(4000)])
-        planner.plan_job(
-            PlanConfig(
-                source=Endpoint(cosmos.uri, db.name, "src"),
-                target=Endpoint(target_server.uri, db.name, "dst"),
-                job="j",
-                manifest_dir=tmp_path,
-                partitions=4,
-            )
-        )
+        plan_in(cosmos, target_server, db, tmp_path, partitions=4)  # read via Cosmos DB
         cosmos.reset()
         result = run_in(
             tmp_path,
