@@ -24,16 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import hashes, write_results
-from pymongo import MongoClient
+from common import hashes, load_and_plan, write_results
 
-from vida_loader import planner
-from vida_loader.config import PlanConfig, RunConfig
+from vida_loader.config import RunConfig
 from vida_loader.coordinator import run_job
 from vida_loader.dev.dask_cluster import local_dask
-from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
-from vida_loader.mongo import Endpoint
 
 N = int(os.environ.get("BENCH_DASK_N", "50000"))
 PARTS = int(os.environ.get("BENCH_DASK_PARTS", "8"))
@@ -54,17 +50,7 @@ def main() -> int:
             LocalServer(workdir / "target") as dst,
             local_dask(workdir / "dask", workers=JOBS) as cluster,
         ):
-            with MongoClient(src.uri) as client:
-                load_service_orders(client[DB]["orders"], N)
-            planner.plan_job(
-                PlanConfig(
-                    source=Endpoint(src.uri, DB, "orders"),
-                    target=Endpoint(dst.uri, DB, "orders"),
-                    job="bench",
-                    manifest_dir=parts,
-                    partitions=PARTS,
-                )
-            )
+            load_and_plan(src.uri, dst.uri, DB, N, PARTS, parts)
             want = hashes(src.uri, DB, "orders")
             for i in range(ROUNDS):
                 for where in ("local", "dask"):

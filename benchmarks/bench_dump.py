@@ -24,17 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import hashes, write_results
-from pymongo import MongoClient
+from common import hashes, load_and_plan, write_results
 
-from vida_loader import planner
-from vida_loader.config import DumpConfig, PlanConfig, RestoreConfig, RunConfig
+from vida_loader.config import DumpConfig, RestoreConfig, RunConfig
 from vida_loader.coordinator import run_job
-from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
 from vida_loader.dump.job import dump_job
 from vida_loader.dump.restore import restore_job
-from vida_loader.mongo import Endpoint
 
 N = int(os.environ.get("BENCH_DUMP_N", "50000"))
 JOBS = 2
@@ -49,17 +45,7 @@ def main() -> int:
     out: dict[str, Any] = {"docs": N, "jobs": JOBS}
     try:
         with LocalServer(workdir / "source") as src, LocalServer(workdir / "target") as dst:
-            with MongoClient(src.uri) as client:
-                load_service_orders(client[DB]["orders"], N)
-            planner.plan_job(
-                PlanConfig(
-                    source=Endpoint(src.uri, DB, "orders"),
-                    target=Endpoint(dst.uri, DB, "orders"),
-                    job="bench",
-                    manifest_dir=parts,
-                    partitions=4,
-                )
-            )
+            load_and_plan(src.uri, dst.uri, DB, N, 4, parts)
             t0 = time.monotonic()
             result = run_job(RunConfig(job="bench", manifest_dir=parts, jobs=JOBS))
             out["run_s"] = time.monotonic() - t0

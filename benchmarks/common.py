@@ -27,3 +27,24 @@ def write_results(path: Path, out: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"results: {path}")
+
+
+def load_and_plan(src: str, dst: str, db: str, n: int, partitions: int, parts: Path) -> None:
+    """``n`` service orders into ``db.orders`` at ``src``, planned as job "bench" in
+    ``partitions`` partitions to the same namespace at ``dst``."""
+    from vida_loader import planner
+    from vida_loader.config import PlanConfig
+    from vida_loader.dev.demo import load_service_orders
+    from vida_loader.mongo import Endpoint
+
+    with MongoClient(src) as client:
+        load_service_orders(client[db]["orders"], n)
+    planner.plan_job(
+        PlanConfig(
+            source=Endpoint(src, db, "orders"),
+            target=Endpoint(dst, db, "orders"),
+            job="bench",
+            manifest_dir=parts,
+            partitions=partitions,
+        )
+    )
