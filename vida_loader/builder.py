@@ -44,7 +44,13 @@ from vida_loader.job import open_job
 from vida_loader.manifest import Manifest
 from vida_loader.mongo import Endpoint, Timeouts, close_client, connect, describe_error
 from vida_loader.pipeline.clients import collection
-from vida_loader.pipeline.task import failed_result, task_failure, wait_reporter, with_counts
+from vida_loader.pipeline.task import (
+    AttemptResult,
+    failed_result,
+    task_failure,
+    wait_reporter,
+    with_counts,
+)
 from vida_loader.retry import Retrier, RetryPolicy
 from vida_loader.runstate import IndexRecord, TaskState
 
@@ -61,20 +67,13 @@ class IndexSettings:
 
 
 @dataclass(frozen=True)
-class IndexResult:
+class IndexResult(AttemptResult):
     """What happened to one index build on one attempt."""
 
     task: str
     state: TaskState
-    seconds: float = 0.0
     existed: bool = False  # the target already had this exact definition
-    error: str | None = None
     duplicate_key: str | None = None  # a unique build met this key twice
-    transient: bool = False  # a later attempt may succeed
-    retries: int = 0
-    throttled: int = 0
-    wait_s: float = 0.0
-    outage: str | None = None  # the target stayed away past the retry budget
 
     def apply_to(self, rec: IndexRecord) -> None:
         """Record this attempt in the index's run-state record (the coordinator's)."""

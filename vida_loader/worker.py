@@ -41,7 +41,7 @@ from vida_loader.pipeline.confirm import (
     repair_range,
 )
 from vida_loader.pipeline.reader import PageSizer, ResumingReader
-from vida_loader.pipeline.task import Retriers, failed_result, with_counts
+from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts
 from vida_loader.pipeline.writer import chunked, writer_for
 from vida_loader.retry import RetryPolicy
 from vida_loader.ru import ChargeMeter, Charges
@@ -83,7 +83,7 @@ class CopySettings:
 
 
 @dataclass(frozen=True)
-class PartitionResult:
+class PartitionResult(AttemptResult):
     """What happened to one partition on one attempt."""
 
     partition_id: str
@@ -95,15 +95,6 @@ class PartitionResult:
     resumed: bool = False  # continued from what the target already held
     repaired: int = 0  # inserted by repair: lost by unacknowledged writes
     already_there: int = 0  # duplicate keys met by acknowledged writes
-    seconds: float = 0.0
-    error: str | None = None
-    transient: bool = False  # a later attempt may succeed
-    retries: int = 0  # operations tried again inside this attempt
-    throttled: int = 0  # of those, because the server throttled
-    wait_s: float = 0.0  # seconds spent waiting to retry
-    # The side ("source", "target") that stayed away past the retry budget: an outage,
-    # not throttling. The coordinator then starts no more partitions.
-    outage: str | None = None
     # Documents whose _id the source held more than once (a sharded Cosmos DB collection
     # keeps _id unique per shard key only): not on the target, described in the records.
     duplicates: int = 0

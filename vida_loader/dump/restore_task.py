@@ -17,7 +17,7 @@ from vida_loader.dump.bson_file import FileRange, read_range
 from vida_loader.execution.events import Reporter, Started, no_report
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import collection
-from vida_loader.pipeline.task import Retriers, failed_result, with_counts
+from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts
 from vida_loader.pipeline.writer import chunked, writer_for
 from vida_loader.retry import RetryPolicy
 from vida_loader.runstate import RestoreRecord, TaskState
@@ -37,7 +37,7 @@ class RestoreSettings:
 
 
 @dataclass(frozen=True)
-class RestoreResult:
+class RestoreResult(AttemptResult):
     """One range restored (``DONE``: every document acknowledged) or not (``FAILED``)."""
 
     task: str
@@ -46,13 +46,6 @@ class RestoreResult:
     bytes: int = 0
     inserted: int = 0
     already_there: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    transient: bool = False
-    outage: str | None = None
-    retries: int = 0
-    throttled: int = 0
-    wait_s: float = 0.0
 
     def apply_to(self, rec: RestoreRecord) -> None:
         """Record this attempt in the range's record (the coordinator's)."""

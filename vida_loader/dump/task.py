@@ -23,7 +23,7 @@ from vida_loader.manifest import Partition
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import collection, meter_of
 from vida_loader.pipeline.reader import ResumingReader
-from vida_loader.pipeline.task import Retriers, failed_result, with_counts
+from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts
 from vida_loader.retry import RetryPolicy
 from vida_loader.ru import Charges
 from vida_loader.runstate import DumpRecord, TaskState
@@ -51,7 +51,7 @@ class DumpSettings:
 
 
 @dataclass(frozen=True)
-class DumpResult:
+class DumpResult(AttemptResult):
     """One partition dumped (``DONE``: its part file is in place) or not (``FAILED``)."""
 
     partition_id: str
@@ -59,13 +59,6 @@ class DumpResult:
     docs: int = 0
     bytes: int = 0
     file_bytes: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    transient: bool = False
-    outage: str | None = None
-    retries: int = 0
-    throttled: int = 0
-    wait_s: float = 0.0
     charges: Charges | None = None
 
     def apply_to(self, rec: DumpRecord) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import KW_ONLY, dataclass, replace
+from typing import Any, TypeVar
 
 from vida_loader.errors import VidaError
 from vida_loader.execution.events import Reporter, Waiting
@@ -14,11 +14,6 @@ from vida_loader.faults import Fault, Verdict, classify
 from vida_loader.mongo import describe_error
 from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryCounts, RetryPolicy
 from vida_loader.runstate import TaskState
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
-
-D = TypeVar("D", bound="DataclassInstance")
 
 
 def wait_reporter(report: Reporter, task: str) -> Callable[[str, Verdict, float], None]:
@@ -78,7 +73,27 @@ class Retriers:
         return total
 
 
-def failed_result(make: Callable[..., D], task: str, exc: Exception, *uris: str) -> D:
+@dataclass(frozen=True)
+class AttemptResult:
+    """What every task's result tells of its attempt, besides the kind's own fields (these
+    are keyword-only: the kind's come first in its constructor)."""
+
+    _: KW_ONLY
+    seconds: float = 0.0
+    error: str | None = None
+    transient: bool = False  # a later attempt may succeed
+    # The side ("source", "target") that stayed away past the retry budget: an outage,
+    # not throttling. The coordinator then starts nothing more.
+    outage: str | None = None
+    retries: int = 0  # operations tried again inside this attempt
+    throttled: int = 0  # of those, because the server throttled
+    wait_s: float = 0.0  # seconds spent waiting to retry
+
+
+A = TypeVar("A", bound=AttemptResult)
+
+
+def failed_result(make: Callable[..., A], task: str, exc: Exception, *uris: str) -> A:
     """The result ``make`` builds for an attempt that ``exc`` ended (passwords of ``uris``
     never in its text)."""
     failure = task_failure(exc, *uris)
@@ -91,7 +106,7 @@ def failed_result(make: Callable[..., D], task: str, exc: Exception, *uris: str)
     )
 
 
-def with_counts(result: D, started: float, counts: RetryCounts, **more: Any) -> D:
+def with_counts(result: A, started: float, counts: RetryCounts, **more: Any) -> A:
     """``result`` with its attempt's seconds since ``started`` and retry ``counts``."""
     return replace(
         result,

@@ -33,7 +33,7 @@ from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import collection, meter_of
 from vida_loader.pipeline.confirm import find_raw_by_ids
 from vida_loader.pipeline.reader import ResumingReader
-from vida_loader.pipeline.task import Retriers, failed_result, with_counts
+from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts
 from vida_loader.retry import Retrier, RetryPolicy
 from vida_loader.ru import Charges
 from vida_loader.runstate import TaskState, VerifyRecord
@@ -77,7 +77,7 @@ class DeepSettings:
 
 
 @dataclass(frozen=True)
-class DeepResult:
+class DeepResult(AttemptResult):
     """One partition compared (``DONE`` whatever it found) or not (``FAILED``)."""
 
     partition_id: str
@@ -85,13 +85,6 @@ class DeepResult:
     tally: Tally = field(default_factory=Tally)
     differences: tuple[Difference, ...] = ()  # the first ``max_listed``
     cleared: int = 0  # differences gone when read again (--recheck)
-    seconds: float = 0.0
-    error: str | None = None
-    transient: bool = False
-    outage: str | None = None
-    retries: int = 0
-    throttled: int = 0
-    wait_s: float = 0.0
     charges: Charges | None = None
 
     def apply_to(self, rec: VerifyRecord) -> None:
