@@ -94,6 +94,14 @@ class PlanConfig:
         return self.partition_size_mb or DEFAULT_PARTITION_SIZE_MB
 
 
+def check_batches(batch_size: int, batch_mb: float) -> None:
+    """Refuse write batches that hold nothing or more than a server takes."""
+    if batch_size < 1:
+        raise UsageError(f"--batch-size '{batch_size}' must be at least 1")
+    if not 0 < batch_mb <= MAX_BATCH_MB:
+        raise UsageError(f"--batch-mb '{batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}")
+
+
 @dataclass(frozen=True)
 class JobConfig:
     """What every command working on a planned job needs. URIs default to the manifest's."""
@@ -181,12 +189,7 @@ class RunConfig(JobConfig):
                 "--drop-target and --append exclude each other: empty the target or add to it"
             )
         write_concern(self.write_concern)  # refuses anything but 0, 1, majority
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size '{self.batch_size}' must be at least 1")
-        if not 0 < self.batch_mb <= MAX_BATCH_MB:
-            raise UsageError(
-                f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
-            )
+        check_batches(self.batch_size, self.batch_mb)
         if self.disable_indexes and self.indexes != "after":
             raise UsageError(
                 f"--disable-indexes drops the target's indexes to rebuild them after the "
@@ -436,12 +439,7 @@ class RestoreConfig(JobConfig):
                 setting="--indexes",
                 fix="use after (the default) or skip",
             )
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size '{self.batch_size}' must be at least 1")
-        if not 0 < self.batch_mb <= MAX_BATCH_MB:
-            raise UsageError(
-                f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
-            )
+        check_batches(self.batch_size, self.batch_mb)
         if self.attempts < 1:
             raise UsageError(f"--attempts '{self.attempts}' must be at least 1")
 

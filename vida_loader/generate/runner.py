@@ -29,7 +29,7 @@ import psutil
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
-from vida_loader.config import check_namespace, default_job_name
+from vida_loader.config import check_batches, check_namespace, default_job_name
 from vida_loader.errors import GenerateInterruptedError, UsageError, VidaError
 from vida_loader.execution.events import Event, Moved, Reporter
 from vida_loader.execution.scheduler import Scheduler
@@ -56,7 +56,6 @@ from vida_loader.settings.registry import (
     DEFAULT_BATCH_MB,
     DEFAULT_BATCH_SIZE,
     DEFAULT_WRITE_CONCERN,
-    MAX_BATCH_MB,
     MIB,
     Layer,
 )
@@ -113,12 +112,7 @@ class GenerateConfig:
         elif self.drop_target:
             raise UsageError("--drop-target needs a target collection, not --out")
         write_concern(self.write_concern)
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size '{self.batch_size}' must be at least 1")
-        if not 0 < self.batch_mb <= MAX_BATCH_MB:
-            raise UsageError(
-                f"--batch-mb '{self.batch_mb:g}' must be above 0 and at most {MAX_BATCH_MB:g}"
-            )
+        check_batches(self.batch_size, self.batch_mb)
         resolve_source(self.source)
 
     @classmethod
