@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 from click.core import ParameterSource
+from pymongo.errors import PyMongoError
 
 from vida_loader import __version__
 from vida_loader.builder import target_indexes
@@ -33,7 +34,7 @@ from vida_loader.config import (
 from vida_loader.coordinator import RunResult, run_job
 from vida_loader.dump.job import dump_job
 from vida_loader.dump.restore import find_inputs, restore_job
-from vida_loader.errors import EXIT_FAILED, EXIT_USAGE, UsageError, VidaError
+from vida_loader.errors import EXIT_FAILED, EXIT_STATE, EXIT_USAGE, UsageError, VidaError
 from vida_loader.execution.scheduler import sigterm_as_interrupt
 from vida_loader.follow.finalize import finalize_indexes
 from vida_loader.follow.loop import follow_job
@@ -41,6 +42,7 @@ from vida_loader.generate import sources
 from vida_loader.generate.runner import GenerateConfig
 from vida_loader.generate.runner import generate as run_generate
 from vida_loader.job import continue_command, resolve_job
+from vida_loader.mongo import describe_error
 from vida_loader.planner import plan_job
 from vida_loader.preflight import check_copy, check_generate
 from vida_loader.report.live import LiveBar, LiveView
@@ -1055,6 +1057,16 @@ def main(argv: list[str] | None = None) -> int:
             command = next((a for a in args if not a.startswith("-")), None)
             _print_json(error_json(command, exc))
         return exc.exit_code
+    except PyMongoError as exc:
+        # A call that no command turned into its own message: still one line, exit 3.
+        if debug:
+            raise
+        uris = [a.split("=", 1)[-1] for a in args if "://" in a]
+        uris += [os.environ.get(f"VIDA_{side}_URI", "") for side in ("SOURCE", "TARGET")]
+        click.echo(
+            f"vida-loader: error: a database call failed: {describe_error(exc, *uris)}", err=True
+        )
+        return EXIT_STATE
     return rv if isinstance(rv, int) else 0
 
 

@@ -278,15 +278,15 @@ def _preflight(
         connect(source.uri, role="source", timeouts=cfg.timeouts) as src,
         connect(target.uri, role="target", timeouts=cfg.timeouts) as dst,
     ):
-        require_source(src, source)
+        require_source(src, source, cfg.retry)
         if transform is not None:
             check_transform_query(src[source.db][source.collection], transform)
         if state is None and not cfg.drop_target:
-            check_target_empty(dst, target, append=cfg.append)
+            check_target_empty(dst, target, append=cfg.append, retry=cfg.retry)
         elif state is not None and not (state.changes or {}).get("resume_token"):
             # (After a follow the target holds what the source holds now, not what the
             # copy confirmed: deletes were applied.)
-            check_target_kept(dst, target, state.confirmed_docs(), state.job)
+            check_target_kept(dst, target, state.confirmed_docs(), state.job, cfg.retry)
         src_db = src.get_database(source.db)
         metered = accounting_on(cfg.ru_accounting, src_db)
         budget = plan_budget(

@@ -141,6 +141,12 @@ def _secondary_unique(error: Mapping[str, Any], message: str) -> bool:
     return name is not None and name != "_id_"
 
 
+def passing(exc: BaseException) -> bool:
+    """Whether ``exc`` may go away by itself (throttled, cut off): a probe that reads a
+    refusal as "the server cannot do that" must not read this one so."""
+    return classify(exc).retryable
+
+
 def classify(exc: BaseException) -> Verdict:
     """The verdict on any exception a worker meets."""
     if isinstance(exc, BulkWriteError):

@@ -31,6 +31,7 @@ from vida_loader import __version__
 from vida_loader.budget import BudgetPlan, plan_budget
 from vida_loader.config import PlanConfig
 from vida_loader.errors import ConnectError, JobExistsError, UsageError
+from vida_loader.faults import passing
 from vida_loader.indexes import plan_indexes
 from vida_loader.manifest import (
     ID_HINT,
@@ -59,6 +60,7 @@ from vida_loader.ordering import (
     sort_key,
     usable_boundary,
 )
+from vida_loader.retry import patient
 from vida_loader.ru import ESTIMATE_PAGES, accounting_on, measure_read_cost
 from vida_loader.settings.registry import MIB
 
@@ -201,7 +203,9 @@ def read_stats(coll: Collection[dict[str, Any]]) -> SourceStats:
         if not avg and count:
             avg = size / count
         return SourceStats(count, size, avg)
-    except OperationFailure:
+    except OperationFailure as exc:
+        if passing(exc):  # a throttled collStats is no reason to plan without sizes
+            raise
         count = coll.estimated_document_count()
         return SourceStats(count, 0, 0.0)
 
@@ -242,7 +246,9 @@ def probe_minmax(coll: Collection[dict[str, Any]], first: Any) -> bool:
     try:
         below = list(coll.find({}, {"_id": 1}).max(key).hint(ID_HINT).limit(1))
         from_first = list(coll.find({}, {"_id": 1}).min(key).hint(ID_HINT).limit(1))
-    except OperationFailure:
+    except OperationFailure as exc:
+        if passing(exc):
+            raise
         return False
     return not below and len(from_first) == 1 and sort_key(from_first[0]["_id"]) == sort_key(first)
 
@@ -335,10 +341,13 @@ def _source_collection(
 ) -> Collection[dict[str, Any]]:
     db = client.get_database(cfg.source.db, codec_options=CODEC_OPTIONS)
     try:
-        names = db.list_collection_names(filter={"name": cfg.source.collection})
+        names = patient(
+            lambda: db.list_collection_names(filter={"name": cfg.source.collection}),
+            role="source",
+        )
         if names:
             return db.get_collection(cfg.source.collection)
-        dbs = client.list_database_names()
+        dbs = patient(client.list_database_names, role="source")
     except PyMongoError as exc:
         raise ConnectError(
             f"cannot list collections of '{cfg.source.db}' on the source: "
@@ -358,9 +367,14 @@ def _plan(
     # that reports request charges is Cosmos DB, whatever its host name (a private
     # endpoint, a proxy): its indexes follow Cosmos DB's rules.
     kind = ServerKind.COSMOS if metered else server_kind(cfg.source.uri)
-    indexes = plan_indexes(coll, kind, server_kind(cfg.target.uri), cfg.ttl_field)
+    # Each read is tried again when throttled or cut off, as a copy's reads are: a plan
+    # of a busy Cosmos DB account must not fail on its first 16500.
+    indexes = patient(
+        lambda: plan_indexes(coll, kind, server_kind(cfg.target.uri), cfg.ttl_field),
+        role="source",
+    )
     progress(f"read {len(indexes)} index definitions; reading statistics of {cfg.source.namespace}")
-    stats = read_stats(coll)
+    stats = patient(lambda: read_stats(coll), role="source")
     progress(f"source holds {stats.count:,} documents, {stats.size_bytes / MIB:,.1f} MiB")
     if cfg.partitions is not None:
         parts = cfg.partitions
@@ -368,17 +382,20 @@ def _plan(
         parts = max(1, math.ceil(stats.size_bytes / (cfg.size_mb * MIB)))
     parts = max(1, min(parts, stats.count)) if stats.count else 1
     progress("reading the smallest and largest _id")
-    edges = read_id_edges(coll)
-    brackets = find_brackets(coll, *edges) if edges else []
-    mode, reason = _choose_mode(coll, cfg.range_mode, brackets, edges[0] if edges else None)
+    edges = patient(lambda: read_id_edges(coll), role="source")
+    brackets = patient(lambda: find_brackets(coll, *edges), role="source") if edges else []
+    mode, reason = patient(
+        lambda: _choose_mode(coll, cfg.range_mode, brackets, edges[0] if edges else None),
+        role="source",
+    )
     sample_size = 0 if parts == 1 else min(MAX_SAMPLE, parts * cfg.samples_per_partition)
     progress(f"sampling {sample_size:,} _ids for {parts} partitions ({mode} ranges)")
-    sample, exact = read_sample(coll, sample_size, stats.count)
+    sample, exact = patient(lambda: read_sample(coll, sample_size, stats.count), role="source")
     cost = None
     if metered and stats.count:
         progress("measuring the request units a page of the copy costs")
         starts = _spread(sample) if sample else [edges[0]] if edges else []
-        cost = measure_read_cost(coll, starts, stats.avg_doc_bytes)
+        cost = patient(lambda: measure_read_cost(coll, starts, stats.avg_doc_bytes), role="source")
     partitions = build_partitions(
         sample,
         mode=mode,

@@ -153,3 +153,14 @@ class Retrier:
                 continue
             self.succeeded()
             return result
+
+
+def patient(op: Callable[[], T], policy: RetryPolicy | None = None, role: str = "server") -> T:
+    """``op()`` for a one-off call outside any partition (list the collections, probe the
+    target, read the plan's statistics): tried again on throttling or an outage within
+    ``policy``, like a partition's operations. Past the budget it raises the last error
+    itself, so that the caller's own message for a failed call still applies."""
+    try:
+        return Retrier(policy or RetryPolicy(), role=role).call(op)
+    except RetryBudgetExceeded as exc:
+        raise exc.last from None

@@ -32,7 +32,8 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from vida_loader.budget import RuBudget
 from vida_loader.errors import UsageError
-from vida_loader.faults import Fault, classify_code
+from vida_loader.faults import Fault, classify_code, passing
+from vida_loader.retry import patient
 
 STATS_COMMAND = "getLastRequestStatistics"
 # Commands that bill nothing worth counting or that talk about the connection itself.
@@ -196,8 +197,10 @@ class ChargeMeter(monitoring.CommandListener):
 def reports_charges(db: Database[Any]) -> bool:
     """Whether the server answers ``getLastRequestStatistics`` (Cosmos DB does)."""
     try:
-        reply = db.command(STATS_COMMAND)
-    except OperationFailure:
+        reply = patient(lambda: db.command(STATS_COMMAND), role="source")
+    except OperationFailure as exc:
+        if passing(exc):  # throttled for a minute: not a server without charges
+            raise
         return False
     return "RequestCharge" in reply
 
@@ -228,8 +231,10 @@ def provisioned_throughput(db: Database[Any], collection: str) -> float | None:
         {"customAction": "GetDatabase"},
     ):
         try:
-            reply = db.command(request)
-        except OperationFailure:
+            reply = patient(lambda: db.command(request), role="source")  # noqa: B023
+        except OperationFailure as exc:
+            if passing(exc):
+                raise
             continue
         autoscale = reply.get("autoScaleSettings") or {}
         value = reply.get("provisionedThroughput") or autoscale.get("maxThroughput")

@@ -11,11 +11,13 @@ import orjson
 import psutil
 import pytest
 from bson import Binary, ObjectId
+from pymongo import MongoClient
 from pymongo.database import Database
 from support import (
     PAD,
     ShardedTwin,
     every_type_documents,
+    fail_commands,
     fail_inserts,
     ints,
     mixed_ids,
@@ -24,9 +26,11 @@ from support import (
     run_in,
 )
 
+from vida_loader.config import VerifyConfig
 from vida_loader.coordinator import RunProgress, RunResult
 from vida_loader.dev.server import LocalServer
 from vida_loader.runstate import TaskState, load_state
+from vida_loader.verify.counts import verify_job
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
@@ -101,6 +105,35 @@ def test_throttled_acknowledged_write_is_retried(
     recs = result.state.partitions.values()
     assert sorted(r.attempts for r in recs) == [1, 1, 1]
     assert sorted(r.throttled for r in recs) == [0, 0, 1]
+
+
+def test_throttled_metadata_calls_of_plan_run_and_verify_are_waited_out(
+    server: LocalServer, target_server: LocalServer, db: DB, tdb: DB, tmp_path: Path
+) -> None:
+    """Cosmos DB charges and throttles listCollections and collStats too: a command must
+    wait them out as it waits out a throttled read, not stop (or plan without sizes)."""
+    db.src.insert_many([{"_id": v, "pad": PAD} for v in ints(3000, random.Random(8))])
+    vida = MongoClient(server.uri, appname="vida-loader", serverSelectionTimeoutMS=5000)
+
+    def throttle(commands: list[str]) -> None:
+        fail_commands(db, commands, {"times": 2}, errorCode=16500)
+
+    def worn_off() -> bool:  # the next call of vida-loader's passes: both were refused
+        return vida[db.name].list_collection_names() == ["src"]
+
+    throttle(["collStats"])
+    manifest = plan_in(server, target_server, db, tmp_path, partitions=3)
+    # A throttled collStats once fell back to a count and planned without sizes.
+    assert manifest.stats["size_bytes"] >= 3000 * len(PAD)
+    throttle(["listCollections"])
+    result = run_in(tmp_path, jobs=1)
+    _assert_same(db, tdb, result)
+    assert worn_off()
+    throttle(["listCollections"])
+    checked = verify_job(VerifyConfig(job="j", manifest_dir=tmp_path))
+    assert checked.mismatches == [] and len(checked.counts) == 3
+    assert worn_off()
+    vida.close()
 
 
 def test_inline_and_processes_give_the_same_target(

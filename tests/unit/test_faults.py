@@ -20,7 +20,7 @@ from pymongo.errors import (
 
 from vida_loader.errors import ConnectError
 from vida_loader.faults import Fault, classify, classify_write_error, retry_after_ms
-from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryPolicy
+from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryPolicy, patient
 
 # Cosmos DB's current throttling text (code 16500), as its gateway sends it.
 COSMOS_NEW = (
@@ -270,6 +270,29 @@ def test_call_retries_then_returns() -> None:
 
     assert r.call(op) == 5
     assert r.counts.retries == 2 and r.counts.reasons == {"throttled": 1, "network": 1}
+
+
+def test_patient_retries_a_one_off_call_and_past_its_budget_raises_the_last_error_itself() -> None:
+    outcomes: list[BaseException | str] = [op_failure(16500, COSMOS_NEW), "names"]
+
+    def op() -> str:
+        item = outcomes.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    assert patient(op, RetryPolicy(base_ms=1, cap_ms=1)) == "names"
+    last = op_failure(16500, COSMOS_OLD)
+
+    def always() -> str:
+        raise last
+
+    # The caller's own "cannot list collections: <error>" still applies: no wrapper.
+    with pytest.raises(OperationFailure) as info:
+        patient(always, RetryPolicy(attempts=2, base_ms=1, cap_ms=1))
+    assert info.value is last
+    with pytest.raises(OperationFailure):  # fatal: at once, not after a minute
+        patient(lambda: (_ for _ in ()).throw(op_failure(13, "not authorized")))
 
 
 @pytest.mark.parametrize(

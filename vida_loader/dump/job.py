@@ -162,7 +162,7 @@ def dump_job(
     _prepare_out(files, cfg)
     with hold_lock(JobFiles.of_folder(files.work), now_iso()):
         with connect(source.uri, role="source", timeouts=cfg.timeouts) as client:
-            require_source(client, source)
+            require_source(client, source, cfg.retry)
             metered = accounting_on(cfg.ru_accounting, client.get_database(source.db))
             coll = client.get_database(source.db, codec_options=CODEC_OPTIONS)[source.collection]
 

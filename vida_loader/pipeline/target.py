@@ -12,14 +12,20 @@ from pymongo.errors import PyMongoError
 
 from vida_loader.errors import StateError
 from vida_loader.mongo import Endpoint, Timeouts, close_client, connect, describe_error, redact_uri
+from vida_loader.retry import RetryPolicy, patient
 
 Client = MongoClient[dict[str, Any]]
 
 
-def require_source(client: Client, source: Endpoint) -> None:
-    """A ``StateError`` unless the planned source collection still exists."""
+def require_source(client: Client, source: Endpoint, retry: RetryPolicy | None = None) -> None:
+    """A ``StateError`` unless the planned source collection still exists. Like every
+    call here, tried again within ``retry`` when throttled (Cosmos DB charges metadata
+    calls too) or cut off."""
+    db = client[source.db]
     try:
-        names = client[source.db].list_collection_names(filter={"name": source.collection})
+        names = patient(
+            lambda: db.list_collection_names(filter={"name": source.collection}), retry, "source"
+        )
     except PyMongoError as exc:
         raise StateError(
             f"cannot list collections of '{source.db}' on the source: "
@@ -32,32 +38,38 @@ def require_source(client: Client, source: Endpoint) -> None:
         )
 
 
-def holds_documents(client: Client, target: Endpoint) -> bool:
+def holds_documents(client: Client, target: Endpoint, retry: RetryPolicy | None = None) -> bool:
     """Whether the target collection holds any document (one index probe, not a count)."""
+    coll = client[target.db][target.collection]
     try:
-        return client[target.db][target.collection].find_one({}, {"_id": 1}) is not None
+        return patient(lambda: coll.find_one({}, {"_id": 1}), retry, "target") is not None
     except PyMongoError as exc:
         raise StateError(
             f"cannot read target collection '{target.namespace}': {describe_error(exc, target.uri)}"
         ) from None
 
 
-def check_target_empty(client: Client, target: Endpoint, append: bool = False) -> None:
+def check_target_empty(
+    client: Client, target: Endpoint, append: bool = False, retry: RetryPolicy | None = None
+) -> None:
     """Refuse a target that holds documents, unless the user said to add to it."""
-    if holds_documents(client, target) and not append:
+    if holds_documents(client, target, retry) and not append:
         raise StateError(
             f"target collection '{target.namespace}' on '{redact_uri(target.uri)}' already "
             f"holds documents: give --drop-target to empty it first or --append to add to it"
         )
 
 
-def check_target_kept(client: Client, target: Endpoint, confirmed: int, job: str) -> None:
+def check_target_kept(
+    client: Client, target: Endpoint, confirmed: int, job: str, retry: RetryPolicy | None = None
+) -> None:
     """Confirmed partitions are skipped: refuse when the target lost documents since."""
     if not confirmed:
         return
     try:
         # metadata, not a scan: cheap on Atlas and Cosmos DB alike
-        holds = client[target.db][target.collection].estimated_document_count()
+        coll = client[target.db][target.collection]
+        holds = patient(coll.estimated_document_count, retry, "target")
     except PyMongoError as exc:
         raise StateError(
             f"cannot count target collection '{target.namespace}': "

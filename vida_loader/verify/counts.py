@@ -116,7 +116,7 @@ def verify_job(cfg: VerifyConfig, on_progress: VerifyProgress | None = None) -> 
         connect(target.uri, role="target", timeouts=cfg.timeouts, maxPoolSize=cfg.jobs) as dst,
         ThreadPoolExecutor(cfg.jobs, thread_name_prefix="vida-verify") as pool,
     ):
-        require_source(src, source)  # else a dropped source "matches" an empty target
+        require_source(src, source, cfg.retry)  # else a dropped source "matches" an empty target
         src_coll = src[source.db][source.collection]
         dst_coll = dst[target.db][target.collection]
         futures = [

@@ -103,7 +103,7 @@ def repair_job(
             connect(source.uri, role="source", timeouts=cfg.timeouts) as src_client,
             connect(target.uri, role="target", timeouts=cfg.timeouts) as dst_client,
         ):
-            require_source(src_client, source)
+            require_source(src_client, source, cfg.retry)
             src = src_client[source.db].get_collection(source.collection, RAW_OPTIONS)
             dst = dst_client[target.db].get_collection(
                 # Acknowledged and journaled: a repaired document survives a target crash.
