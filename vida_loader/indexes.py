@@ -38,6 +38,7 @@ from pymongo.errors import PyMongoError
 from vida_loader.errors import UsageError
 from vida_loader.jobfiles import from_ejson, load_json_file, to_ejson, write_json_atomic
 from vida_loader.mongo import ServerKind
+from vida_loader.retry import patient
 
 ID_INDEX = "_id_"
 COSMOS_TS = "_ts"  # Cosmos DB's last-modified time: a system field clients never see
@@ -295,8 +296,9 @@ def _is_date(value: Any) -> bool:
 
 
 def read_indexes(coll: Collection[Any]) -> list[IndexSpec]:
-    """Every index of ``coll`` as the server defines it, in the server's order."""
-    return [IndexSpec.from_server(doc) for doc in coll.list_indexes()]
+    """Every index of ``coll`` as the server defines it, in the server's order (a
+    throttled or cut-off ``listIndexes`` is tried again)."""
+    return [IndexSpec.from_server(doc) for doc in patient(lambda: list(coll.list_indexes()))]
 
 
 def secondary_indexes(coll: Collection[Any]) -> list[IndexSpec]:

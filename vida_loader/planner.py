@@ -369,10 +369,7 @@ def _plan(
     kind = ServerKind.COSMOS if metered else server_kind(cfg.source.uri)
     # Each read is tried again when throttled or cut off, as a copy's reads are: a plan
     # of a busy Cosmos DB account must not fail on its first 16500.
-    indexes = patient(
-        lambda: plan_indexes(coll, kind, server_kind(cfg.target.uri), cfg.ttl_field),
-        role="source",
-    )
+    indexes = plan_indexes(coll, kind, server_kind(cfg.target.uri), cfg.ttl_field)
     progress(f"read {len(indexes)} index definitions; reading statistics of {cfg.source.namespace}")
     stats = patient(lambda: read_stats(coll), role="source")
     progress(f"source holds {stats.count:,} documents, {stats.size_bytes / MIB:,.1f} MiB")

@@ -23,6 +23,7 @@ from pymongo.collection import Collection
 
 from vida_loader.errors import UsageError
 from vida_loader.jobfiles import EJSON_OPTIONS, GZ
+from vida_loader.retry import patient
 
 # mongorestore's own gzip level (Go's default): the file sizes are comparable.
 GZIP_LEVEL = 6
@@ -31,9 +32,11 @@ GZIP_LEVEL = 6
 def read_metadata(coll: Collection[Any]) -> dict[str, Any]:
     """``coll``'s metadata as mongodump writes it: options, indexes as ``listIndexes``
     gives them (without ``ns``), uuid (hex) when reported, collectionName, type."""
-    infos = list(coll.database.list_collections(filter={"name": coll.name}))
+    db = coll.database
+    infos = patient(lambda: list(db.list_collections(filter={"name": coll.name})), role="source")
     info = infos[0] if infos else {}
-    indexes = [{k: v for k, v in ix.items() if k != "ns"} for ix in coll.list_indexes()]
+    listed = patient(lambda: list(coll.list_indexes()), role="source")
+    indexes = [{k: v for k, v in ix.items() if k != "ns"} for ix in listed]
     meta: dict[str, Any] = {"options": dict(info.get("options") or {}), "indexes": indexes}
     uuid = (info.get("info") or {}).get("uuid")
     if isinstance(uuid, Binary) and uuid.subtype == UUID_SUBTYPE:
