@@ -72,6 +72,8 @@ def test_a_job_copied_on_dask_is_byte_identical(
     # The tasks ran on the cluster: their events went through its scheduler.
     started = [m for m in cluster.events("vida-") if m[0] == "Started"]
     assert sorted(m[1] for m in started) == sorted(p.id for p in four.partitions)
+    # Workers outlive the run: a client (its RU meter and budget) must not outlive its task.
+    assert set(cluster.clients_held().values()) == {0}
 
     # verify --deep on the same cluster: one altered document is found, byte for byte.
     tdb.dst.update_one({"_id": 1234}, {"$set": {"n": -1}})
@@ -88,6 +90,7 @@ def test_a_job_copied_on_dask_is_byte_identical(
     assert deep.total("altered") == 1 and deep.total("matched") == 3999
     verify_started = [m for m in cluster.events("vida-") if m[0] == "Started"]
     assert len(verify_started) == 2 * len(four.partitions)
+    assert set(cluster.clients_held().values()) == {0}
 
 
 def _run_killing(

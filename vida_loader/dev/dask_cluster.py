@@ -104,6 +104,11 @@ class LocalDask:
         with self._client() as c:
             return sum(len(keys) for keys in c.processing().values())
 
+    def clients_held(self) -> dict[str, int]:
+        """Worker address -> the database clients its process holds now."""
+        with self._client() as c:
+            return dict(c.run(_clients_held))
+
     def wait_workers(self, n: int) -> None:
         deadline = time.monotonic() + START_S
         while len(self.workers()) != n:
@@ -129,6 +134,13 @@ class LocalDask:
         for proc in self.procs.values():
             proc.wait(timeout=10)
         self.procs.clear()
+
+
+def _clients_held() -> int:
+    """(On a worker.) The clients of vida-loader's per-process cache."""
+    from vida_loader.pipeline import clients
+
+    return len(clients._CLIENTS)
 
 
 @contextmanager

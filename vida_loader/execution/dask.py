@@ -148,8 +148,12 @@ class DaskCluster:
     ) -> DaskPool:
         """A pool submitting to this cluster (``jobs``: the scheduler's business).
         ``outbound`` changes a task's arguments before they leave this process,
-        ``inbound`` (picklable) on the worker before the task runs."""
-        return DaskPool(self.client, shared or {}, self.address, self.patience, outbound, inbound)
+        ``inbound`` (picklable) on the worker before the task runs. ``cleanup``
+        (picklable) runs on the worker after each task: a worker outlives the run, and
+        its clients must not outlive the task whose budget and settings made them."""
+        return DaskPool(
+            self.client, shared or {}, self.address, self.patience, outbound, inbound, cleanup
+        )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -169,8 +173,10 @@ class DaskPool:
         patience: float = 60.0,
         outbound: Args | None = None,
         inbound: Args | None = None,
+        cleanup: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
+        self.cleanup = cleanup
         self.shared = shared
         self.address = address
         self.patience = patience
@@ -209,7 +215,7 @@ class DaskPool:
             token,
             self.topic,
             self.stop_name,
-            (self.shared, self.inbound),
+            (self.shared, self.inbound, self.cleanup),
             fn,
             *args,
             key=token,
@@ -334,7 +340,7 @@ def run_remote(
     token: str,
     topic: str,
     stop_name: str,
-    where: tuple[dict[str, Callable[[], Any]], Args | None],
+    where: tuple[dict[str, Callable[[], Any]], Args | None, Callable[[], None] | None],
     fn: Callable[..., T],
     *args: Any,
 ) -> T | _Rerun | _Stopped:
@@ -357,7 +363,7 @@ def run_remote(
                 raise Stopped
         worker.log_event(topic, encode(event))
 
-    shared, inbound = where
+    shared, inbound, cleanup = where
     with _objects(shared):
         try:
             return fn(*(inbound(args) if inbound is not None else args), report)
@@ -366,6 +372,9 @@ def run_remote(
         finally:
             with contextlib.suppress(Exception):
                 started.clear()
+            if cleanup is not None:
+                with contextlib.suppress(Exception):
+                    cleanup()
 
 
 @contextlib.contextmanager
