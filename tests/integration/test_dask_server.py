@@ -122,7 +122,9 @@ def _run_killing(
             )
         finally:
             fail_inserts(tdb, "off")
+        markers = own.markers_held()
     assert killed == workers, "the run ended before the workers could be killed"
+    assert markers == [], "the run left events on the scheduler"
     return result, own.address
 
 

@@ -109,6 +109,11 @@ class LocalDask:
         with self._client() as c:
             return dict(c.run(_clients_held))
 
+    def markers_held(self) -> list[str]:
+        """The names of the ``distributed.Event``s the scheduler keeps now."""
+        with self._client() as c:
+            return list(c.run_on_scheduler(_events_held))
+
     def wait_workers(self, n: int) -> None:
         deadline = time.monotonic() + START_S
         while len(self.workers()) != n:
@@ -141,6 +146,11 @@ def _clients_held() -> int:
     from vida_loader.pipeline import clients
 
     return len(clients._CLIENTS)
+
+
+def _events_held(dask_scheduler: Any) -> list[str]:
+    """(On the scheduler.) Its events' names (``distributed.Event``, not log events)."""
+    return [str(name) for name in dask_scheduler.extensions["events"]._events]
 
 
 @contextmanager

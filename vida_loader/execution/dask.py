@@ -191,6 +191,9 @@ class DaskPool:
         self.stop_event = distributed().Event(self.stop_name, client=client)
         self.events: queue.Queue[Event] = queue.Queue()
         self.running: dict[Future[Any], Any] = {}  # ours -> Dask's
+        # Tasks whose started-marker (an Event on the scheduler) may be left: a task
+        # clears its own when it returns, not when its worker dies under it.
+        self.markers: set[str] = set()
         self.lock = threading.Lock()
         client.subscribe_topic(self.topic, self._arrived)
 
@@ -223,6 +226,7 @@ class DaskPool:
         )
         with self.lock:
             self.running[ours] = theirs
+            self.markers.add(token)
         theirs.add_done_callback(lambda f: self._done(ours, f))
         return ours
 
@@ -250,6 +254,8 @@ class DaskPool:
             result = theirs.result()
             if isinstance(result, _Rerun):
                 return WorkerDied("its Dask worker died")
+            with self.lock:
+                self.markers.discard(theirs.key)  # cleared by the task itself
             return Stopped() if isinstance(result, _Stopped) else result
         if status == "cancelled":
             return ClusterLost(
@@ -323,6 +329,19 @@ class DaskPool:
             self.client.unsubscribe_topic(self.topic)
         with contextlib.suppress(Exception):
             self.stop_event.clear()
+        self._clear_markers()
+
+    def _clear_markers(self) -> None:
+        """Drop the started-markers that died with their workers (each an entry on the
+        scheduler, which outlives the run); a lost scheduler took them with it."""
+        with self.lock:
+            left, self.markers = list(self.markers), set()
+        dd = distributed()
+        for token in left:
+            if self.client.status != "running":
+                return
+            with contextlib.suppress(Exception):
+                dd.Event(f"{token}-started", client=self.client).clear()
 
 
 # --- on a Dask worker ------------------------------------------------------------------
