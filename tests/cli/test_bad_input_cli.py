@@ -13,6 +13,7 @@ import orjson
 import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 from support import fail_inserts
 
 from vida_loader.cli import main
@@ -203,3 +204,22 @@ def test_credentials_never_reach_output_or_job_files(
         for admin in admins:
             admin.admin.command("dropUser", "loader")
             admin.close()
+
+
+def test_a_database_error_no_command_words_is_still_one_line_exit_3_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The last net under every command: a pymongo error that reaches the CLI."""
+
+    def refused(*_args: Any, **_kw: Any) -> Any:
+        raise OperationFailure(f"bad auth for user:{SECRET}", 16500, {"errmsg": f"no {SECRET}"})
+
+    monkeypatch.setattr("vida_loader.cli.verify_job", refused)
+    uri = f"mongodb://user:{SECRET}@127.0.0.1:9/"
+    code = main(["verify", "--job", "j", "--manifest-dir", str(tmp_path), "--source-uri", uri])
+    out = capsys.readouterr()
+    assert code == 3
+    assert out.err.splitlines() == [
+        "vida-loader: error: a database call failed: no *** (code 16500)"
+    ]
+    assert SECRET not in out.out + out.err
