@@ -18,6 +18,7 @@ import pytest
 from pymongo.database import Database
 from support import (
     MIGRATE,
+    fail_commands,
     migrated_raw,
     plan_in,
     raw_by_id,
@@ -64,6 +65,8 @@ def test_changes_during_and_after_the_copy_are_replayed_byte_for_byte(
             during.append(1)
             write_some(db, 1000)
 
+    # The position is taken by opening a change stream: a throttled open is waited out.
+    fail_commands(db, ["aggregate"], {"times": 2}, errorCode=16500)
     assert not run_in(tmp_path, jobs=1, tick=0.05, on_progress=on_progress).failed
     assert during
     write_some(db, 2000)  # after the copy

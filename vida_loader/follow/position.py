@@ -17,6 +17,7 @@ from pymongo.errors import PyMongoError
 
 from vida_loader.jobfiles import from_ejson, to_ejson
 from vida_loader.mongo import Endpoint, ServerKind, describe_error, server_kind
+from vida_loader.retry import patient
 from vida_loader.runstate import now_iso
 
 COSMOS_PIPELINE: list[dict[str, Any]] = [
@@ -77,15 +78,21 @@ def take_position(client: MongoClient[Any], source: Endpoint) -> Position:
     does not need one; ``run --follow`` does)."""
     cosmos = server_kind(source.uri) is ServerKind.COSMOS
     taken_at = now_iso()
+    coll = client[source.db][source.collection]
     try:
-        coll = client[source.db][source.collection]
-        with open_stream(coll, cosmos, None, FIRST_WAIT_MS) as stream:
-            token = stream.resume_token
-            if token is None:
-                stream.try_next()
-                token = stream.resume_token
+        # A throttled open is waited out: a run that took no position cannot --follow.
+        token = patient(lambda: _first_token(coll, cosmos), role="source")
     except PyMongoError as exc:
         return Position(None, taken_at, cosmos, describe_error(exc, source.uri))
     if token is None:
         return Position(None, taken_at, cosmos, "the source's change stream gave no resume token")
     return Position(dict(token), taken_at, cosmos)
+
+
+def _first_token(coll: Collection[Any], cosmos: bool) -> Any:
+    with open_stream(coll, cosmos, None, FIRST_WAIT_MS) as stream:
+        token = stream.resume_token
+        if token is None:
+            stream.try_next()
+            token = stream.resume_token
+    return token
