@@ -31,8 +31,11 @@ from vida_loader.mongo import (
     uri_options,
     wire_advice,
 )
+from vida_loader.retry import RetryPolicy, patient
 
 UNAUTHORIZED = 13
+# A check waits out a throttled call (Cosmos DB charges metadata calls) a little while
+CHECK_RETRY = RetryPolicy(window_s=10.0)
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,9 @@ def _collection(
 ) -> None:
     db = client[ep.db]
     try:
-        found = db.list_collection_names(filter={"name": ep.collection})
+        found = patient(
+            lambda: db.list_collection_names(filter={"name": ep.collection}), CHECK_RETRY
+        )
     except OperationFailure as exc:
         if exc.code == UNAUTHORIZED:
             report.add("collection", False, f"may not list the collections of '{ep.db}'")
@@ -202,7 +207,7 @@ def _collection(
             )
         return
     try:
-        stats = db.command("collStats", ep.collection)
+        stats = patient(lambda: db.command("collStats", ep.collection), CHECK_RETRY)
         count, size_b = int(stats.get("count", 0)), int(stats.get("size", 0))
         size = f"{count:,} documents, {size_b / 2**20:,.1f} MiB"
     except PyMongoError:

@@ -23,6 +23,7 @@ from bson.json_util import CANONICAL_JSON_OPTIONS
 from pymongo.database import Database
 from support import (
     every_type_documents,
+    fail_commands,
     fail_inserts,
     indexed_documents,
     make_indexes,
@@ -251,3 +252,8 @@ def test_a_throttling_and_dropping_target_still_gets_every_document_once(
     assert again.complete and again.total("docs") == N
     assert raw_hashes(tdb.back) == raw_hashes(db.src)
     assert definitions(tdb, "back") == definitions(db, "src")
+    # --drop on a target that throttles the drop itself: waited out, not a failed restore.
+    fail_commands(tdb, ["drop"], {"times": 2}, errorCode=16500)
+    dropped = restore_job(replace(cfg, restart=True, drop=True))
+    assert dropped.complete and dropped.total("docs") == N
+    assert raw_hashes(tdb.back) == raw_hashes(db.src)

@@ -51,6 +51,7 @@ from vida_loader.mongo import (
 )
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.recorded import RecordedTasks
+from vida_loader.retry import patient
 from vida_loader.runstate import (
     IndexRecord,
     RestoreRecord,
@@ -390,20 +391,25 @@ def _prepare_target(
     """--drop (once, when the restore starts), then the collection with the dump's
     options when it does not exist yet (capped, collation, validator...)."""
     db = client.get_database(target.db, codec_options=CODEC_OPTIONS)
+    options = dict((meta or {}).get("options") or {})
+
+    def create() -> None:
+        if target.collection in db.list_collection_names(filter={"name": target.collection}):
+            return
+        try:
+            db.command({"create": target.collection, **options})
+        except OperationFailure as exc:
+            if exc.code != 48:  # NamespaceExists: created meanwhile (or by a retried try)
+                raise
+
     try:
+        # Each step may be tried again (throttled, cut off): both are idempotent.
         if cfg.drop and not state.dropped and not state.ranges:
-            db.drop_collection(target.collection)
+            patient(lambda: db.drop_collection(target.collection), cfg.retry, "target")
             state.dropped = True
             _save(files, state)
-        options = dict((meta or {}).get("options") or {})
-        if options and target.collection not in db.list_collection_names(
-            filter={"name": target.collection}
-        ):
-            try:
-                db.command({"create": target.collection, **options})
-            except OperationFailure as exc:
-                if exc.code != 48:  # NamespaceExists: created meanwhile
-                    raise
+        if options:
+            patient(create, cfg.retry, "target")
     except PyMongoError as exc:
         raise ConnectError(
             f"cannot prepare the target collection {target.namespace}: "
