@@ -35,10 +35,12 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
 from vida_loader.errors import PluginError, StateError, UsageError, VidaError
+from vida_loader.faults import passing
 from vida_loader.jobfiles import to_ejson
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.confirm import id_key
 from vida_loader.pyfile import file_sha256, load_module, split_spec
+from vida_loader.retry import patient
 
 FLAG = "--transform"
 PARTS = ("filter", "projection", "transform", "validate", "verify_ignore")
@@ -119,8 +121,10 @@ def check_transform_query(coll: Collection[Any], t: Transform) -> None:
     if t.filter is None and t.projection is None:
         return
     try:
-        next(iter(coll.find(t.filter or {}, t.projection, limit=1)), None)
+        patient(lambda: next(iter(coll.find(t.filter or {}, t.projection, limit=1)), None))
     except OperationFailure as exc:
+        if passing(exc):  # throttled past the window: not the query's fault
+            raise
         raise UsageError(
             f"the source refuses the filter/projection of transform {t.spec.describe()}: "
             f"{exc.details.get('errmsg') if exc.details else exc}",

@@ -13,6 +13,7 @@ from typing import Any
 import bson
 import pytest
 from bson.raw_bson import RawBSONDocument
+from pymongo import MongoClient
 from pymongo.database import Database
 from support import (
     MIGRATE,
@@ -24,12 +25,13 @@ from support import (
 )
 
 from vida_loader.dev.server import LocalServer
+from vida_loader.errors import UsageError
 from vida_loader.generate.service_orders import ServiceOrders
 from vida_loader.manifest import Partition, RangeMode
 from vida_loader.mongo import Endpoint
 from vida_loader.retry import RetryPolicy
 from vida_loader.runstate import TaskState
-from vida_loader.transform import load_transform
+from vida_loader.transform import check_transform_query, load_transform
 from vida_loader.worker import CopySettings, copy_partition
 
 pytestmark = pytest.mark.integration
@@ -158,6 +160,23 @@ def test_a_filter_alone_keeps_documents_raw(
     assert raw_by_id(tdb.dst) == {
         d["_id"]: bson.encode({k: v for k, v in d.items() if k != "pad"}) for d in kept
     }
+
+
+def test_the_transforms_query_check_waits_out_throttling_and_still_refuses_a_bad_query(
+    server: LocalServer, db: DB, tmp_path: Path
+) -> None:
+    db.src.insert_many(source_docs(50))
+    vida: MongoClient[dict[str, Any]] = MongoClient(server.uri, appname="vida-loader")
+    coll = vida[db.name].src
+    # A throttled find once read as "the source refuses the filter": a usage error.
+    fail_commands(db, ["find"], {"times": 2}, errorCode=16500)
+    check_transform_query(coll, load_transform(str(transform_file(tmp_path, KEEP_SOME))))
+    assert coll.find_one({}) is not None  # both throttles were spent on the check
+    bad = "class Bad:\n    filter = {'$bogus': 1}\n"
+    (tmp_path / "b").mkdir()
+    with pytest.raises(UsageError, match="the source refuses the filter/projection"):
+        check_transform_query(coll, load_transform(str(transform_file(tmp_path / "b", bad))))
+    vida.close()
 
 
 def test_a_filtered_range_resumed_counts_only_what_matches(
