@@ -73,6 +73,7 @@ def test_changes_during_and_after_the_copy_are_replayed_byte_for_byte(
     state = load_state(JobFiles(tmp_path, "j").state)
     assert state is not None and state.changes is not None and state.changes["token"]
     cfg = RunConfig(job="j", manifest_dir=tmp_path, follow=True, until_caught_up=0)
+    fail_commands(db, ["aggregate"], {"times": 2}, errorCode=16500)  # the follow's open too
     result = follow_job(cfg)
     assert result.caught_up and result.progress.lag_s == 0
     assert result.progress.deletes >= 2 and result.progress.upserts >= 40

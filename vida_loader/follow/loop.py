@@ -37,7 +37,7 @@ from vida_loader.mongo import Endpoint, connect, describe_error, write_concern
 from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.report.progress import format_duration
-from vida_loader.retry import Retrier
+from vida_loader.retry import Retrier, patient
 from vida_loader.runstate import RunState, load_state, now_iso, save_state
 from vida_loader.transform import Transform, TransformSpec, check_transform_file
 
@@ -211,7 +211,11 @@ class _Loop:
     def _open(self, coll: Any) -> Any:
         """The change stream from the saved position; a position gone is a ``StateError``."""
         try:
-            return open_stream(coll, self.position.cosmos, self.token, WAIT_MS)
+            return patient(
+                lambda: open_stream(coll, self.position.cosmos, self.token, WAIT_MS),
+                self.cfg.retry,
+                "source",
+            )
         except OperationFailure as exc:
             if exc.code in LOST_POSITION or "resume" in str(exc).lower():
                 raise self._lost(exc) from None
