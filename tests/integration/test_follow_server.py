@@ -87,6 +87,11 @@ def test_changes_during_and_after_the_copy_are_replayed_byte_for_byte(
     assert changes["events"] == result.progress.events and changes["applied"] > 0
     assert main(["status", "--job", "j", "--manifest-dir", str(tmp_path)]) == 0
     assert f"followed    {changes['events']:,} changes read" in capsys.readouterr().out
+    write_some(db, 3000)
+    fail_commands(db, ["getMore"], {"times": 2}, errorCode=16500)  # mid-stream throttling
+    third = follow_job(cfg)
+    assert third.caught_up and third.progress.events >= 23
+    assert raw_hashes(tdb.dst) == raw_hashes(db.src)
 
 
 def _applied(state_file: Path) -> int:

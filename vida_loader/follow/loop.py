@@ -166,6 +166,9 @@ class _Loop:
         self.should_stop: Callable[[], bool] | None = None
         self.started = self.last_tick = 0.0
         self.retrier = Retrier(cfg.retry, role="target")
+        # The reading thread's own: a throttled getMore is tried again in place (the
+        # cursor lives on; a lost one resumes from the token, as pymongo does).
+        self.read_retrier = Retrier(cfg.retry, role="source")
         self.token: dict[str, Any] = dict(position.token or {})
         saved = (state.changes or {}).get("resume_token")
         if saved is not None:  # where an earlier follow got to
@@ -259,7 +262,7 @@ class _Loop:
         reading thread)."""
         batch = Batch()
         while batch.events < BATCH_EVENTS:
-            event = stream.try_next()
+            event = self.read_retrier.call(stream.try_next)
             if event is None:
                 break
             batch.add(event, self.t)
