@@ -29,7 +29,7 @@ from vida_loader import __version__
 from vida_loader.config import JobConfig
 from vida_loader.errors import ConnectError, UsageError, VidaError
 from vida_loader.execution.dask import ClusterError, DaskCluster
-from vida_loader.execution.pool import TaskPool, make_pool
+from vida_loader.execution.pool import PoolFactory, make_pool
 from vida_loader.mongo import (
     Endpoint,
     Timeouts,
@@ -39,7 +39,6 @@ from vida_loader.mongo import (
 )
 
 ROLES = ("source", "target")
-PoolFactory = Callable[[int, Callable[[], None] | None], TaskPool]
 WORKER_FIX = (
     "start each worker with `dask worker tcp://HOST:8786 --nthreads 1 --nworkers N`, in an "
     "environment with the same versions (pip install 'vida-loader[dask]==VERSION')"

@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from bson.codec_options import CodecOptions
@@ -231,7 +232,7 @@ def provisioned_throughput(db: Database[Any], collection: str) -> float | None:
         {"customAction": "GetDatabase"},
     ):
         try:
-            reply = patient(lambda: db.command(request), role="source")  # noqa: B023
+            reply = patient(partial(db.command, request), role="source")
         except OperationFailure as exc:
             if passing(exc):
                 raise

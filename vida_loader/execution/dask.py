@@ -20,7 +20,8 @@ through the cluster's event topics (a worker's ``log_event``, the client's
   factories instead, and each task makes its own objects.
 
 Workers run one task at a time (``--nthreads 1``): a task's clients, meters and shared
-objects belong to its process, as in a local worker process.
+objects belong to its process, as in a local worker process, and the pool's ``cleanup``
+closes the clients when the task ends (a worker outlives the run).
 
 Nothing here imports the rest of vida-loader; ``distributed`` is imported only when a
 cluster is opened (it is an optional extra).
@@ -68,12 +69,8 @@ class ClusterLost(Exception):
 
 
 class ClusterError(Exception):
-    """The Dask cluster cannot be used: unreachable, no workers, or a worker unfit
-    (``worker`` names it)."""
-
-    def __init__(self, message: str, worker: str | None = None) -> None:
-        super().__init__(message)
-        self.worker = worker
+    """The Dask cluster cannot be used: ``distributed`` is missing or the scheduler does
+    not answer."""
 
 
 def quiet_logs() -> None:

@@ -39,6 +39,10 @@ class TaskPool(Protocol):
     def close(self, cancel: bool = False) -> None: ...
 
 
+# (jobs, cleanup) -> a pool: how the scheduler makes (and replaces) its pool
+PoolFactory = Callable[[int, Callable[[], None] | None], TaskPool]
+
+
 class Pool:
     """An executor running tasks plus the queue their events arrive on."""
 

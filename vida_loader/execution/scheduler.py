@@ -20,7 +20,7 @@ from types import FrameType, TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 from vida_loader.execution.events import Event
-from vida_loader.execution.pool import TaskPool, WorkerDied, make_pool
+from vida_loader.execution.pool import PoolFactory, TaskPool, WorkerDied, make_pool
 
 K = TypeVar("K")
 R = TypeVar("R")
@@ -65,7 +65,7 @@ class Scheduler(Generic[K, R]):
         slots: int | None = None,
         tick: float = 0.5,
         cleanup: Callable[[], None] | None = None,
-        pool_factory: Callable[[int, Callable[[], None] | None], TaskPool] = make_pool,
+        pool_factory: PoolFactory = make_pool,
     ) -> None:
         self.jobs = max(1, jobs)
         self.slots = max(1, slots or self.jobs)

@@ -199,9 +199,8 @@ def deep_verify_job(
         if spec is not None:
             check_transform_file(spec)
         with connect(source.uri, role="source", timeouts=cfg.timeouts) as src:
-            require_source(
-                src, source, cfg.retry
-            )  # else a dropped source "matches" an empty target
+            # else a dropped source "matches" an empty target
+            require_source(src, source, cfg.retry)
             metered = accounting_on(cfg.ru_accounting, src.get_database(source.db))
         sides = [("source", source), ("target", target)]
         executor = stack.enter_context(open_executor(cfg, sides))
