@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from pymongo.errors import (
@@ -200,6 +202,19 @@ class FakeTime:
         return self.now
 
 
+def scripted(*outcomes: Any) -> Callable[[], Any]:
+    """A call that raises or returns each of ``outcomes`` in turn."""
+    left = list(outcomes)
+
+    def op() -> Any:
+        item = left.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    return op
+
+
 def retrier(policy: RetryPolicy, t: FakeTime, role: str = "source") -> Retrier:
     return Retrier(policy, role=role, sleep=t.sleep, clock=t.clock, rng=random.Random(7))
 
@@ -260,39 +275,23 @@ def test_fatal_is_raised_at_once() -> None:
 def test_call_retries_then_returns() -> None:
     t = FakeTime()
     r = retrier(RetryPolicy(base_ms=1, cap_ms=1), t)
-    outcomes: list[BaseException | int] = [op_failure(16500, COSMOS_OLD), AutoReconnect("x"), 5]
-
-    def op() -> int:
-        item = outcomes.pop(0)
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
+    op = scripted(op_failure(16500, COSMOS_OLD), AutoReconnect("x"), 5)
     assert r.call(op) == 5
     assert r.counts.retries == 2 and r.counts.reasons == {"throttled": 1, "network": 1}
 
 
 def test_patient_retries_a_one_off_call_and_past_its_budget_raises_the_last_error_itself() -> None:
-    outcomes: list[BaseException | str] = [op_failure(16500, COSMOS_NEW), "names"]
-
-    def op() -> str:
-        item = outcomes.pop(0)
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
+    op = scripted(op_failure(16500, COSMOS_NEW), "names")
     assert patient(op, RetryPolicy(base_ms=1, cap_ms=1)) == "names"
     last = op_failure(16500, COSMOS_OLD)
-
-    def always() -> str:
-        raise last
-
     # The caller's own "cannot list collections: <error>" still applies: no wrapper.
     with pytest.raises(OperationFailure) as info:
-        patient(always, RetryPolicy(attempts=2, base_ms=1, cap_ms=1))
+        patient(scripted(*[last] * 3), RetryPolicy(attempts=2, base_ms=1, cap_ms=1))
     assert info.value is last
-    with pytest.raises(OperationFailure):  # fatal: at once, not after a minute
-        patient(lambda: (_ for _ in ()).throw(op_failure(13, "not authorized")))
+    fatal = scripted(op_failure(13, "not authorized"), "never reached")
+    with pytest.raises(OperationFailure, match="not authorized"):  # at once, not in a minute
+        patient(fatal)
+    assert fatal() == "never reached"  # it was called once only
 
 
 @pytest.mark.parametrize(
