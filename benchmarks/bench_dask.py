@@ -27,7 +27,7 @@ from typing import Any
 from common import hashes, load_and_plan, write_results
 
 from vida_loader.config import RunConfig
-from vida_loader.coordinator import run_job
+from vida_loader.copy.coordinator import run_job
 from vida_loader.dev.dask_cluster import local_dask
 from vida_loader.dev.server import LocalServer
 

@@ -27,7 +27,7 @@ from typing import Any
 from common import hashes, load_and_plan, write_results
 
 from vida_loader.config import DumpConfig, RestoreConfig, RunConfig
-from vida_loader.coordinator import run_job
+from vida_loader.copy.coordinator import run_job
 from vida_loader.dev.server import LocalServer
 from vida_loader.dump.job import dump_job
 from vida_loader.dump.restore import restore_job

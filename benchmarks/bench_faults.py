@@ -35,11 +35,11 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 
 from vida_loader.config import PlanConfig, RunConfig
-from vida_loader.coordinator import RunProgress, RunResult, run_job
+from vida_loader.copy.coordinator import RunProgress, RunResult, run_job
+from vida_loader.copy.planner import plan_job
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
 from vida_loader.mongo import Endpoint
-from vida_loader.planner import plan_job
 
 N = int(os.environ.get("BENCH_FAULTS_N", "30000"))
 ROUNDS = int(os.environ.get("BENCH_FAULTS_ROUNDS", "2"))

@@ -36,9 +36,9 @@ import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient, ReplaceOne
 
-from vida_loader import planner
 from vida_loader.config import PlanConfig, RunConfig
-from vida_loader.coordinator import run_job
+from vida_loader.copy import planner
+from vida_loader.copy.coordinator import run_job
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
 from vida_loader.follow.loop import FOLLOW_WRITES, FollowProgress, follow_job

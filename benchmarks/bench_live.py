@@ -24,11 +24,11 @@ from pymongo import MongoClient
 from rich.console import Console
 
 from vida_loader.config import PlanConfig, RunConfig
-from vida_loader.coordinator import RunProgress, run_job
+from vida_loader.copy.coordinator import RunProgress, run_job
+from vida_loader.copy.planner import plan_job
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
 from vida_loader.mongo import Endpoint
-from vida_loader.planner import plan_job
 from vida_loader.report.live import LiveView
 from vida_loader.report.progress import ProgressPrinter
 

@@ -44,12 +44,12 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from vida_loader.config import PlanConfig, RunConfig
-from vida_loader.coordinator import RunResult, run_job
+from vida_loader.copy.coordinator import RunResult, run_job
+from vida_loader.copy.planner import plan_job
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
 from vida_loader.mongo import Endpoint
-from vida_loader.planner import plan_job
 
 N = int(os.environ.get("BENCH_RU_N", "20000"))
 R = float(os.environ.get("BENCH_RU_R", "3000"))

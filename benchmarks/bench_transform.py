@@ -32,14 +32,14 @@ from typing import Any
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 
+from vida_loader.copy.task import CopySettings, copy_partition
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
-from vida_loader.manifest import Partition, RangeMode
+from vida_loader.job.manifest import Partition, RangeMode
+from vida_loader.job.runstate import TaskState
 from vida_loader.mongo import Endpoint
 from vida_loader.pipeline.clients import close_clients
-from vida_loader.runstate import TaskState
 from vida_loader.transform import load_transform
-from vida_loader.worker import CopySettings, copy_partition
 
 N = int(os.environ.get("BENCH_TRANSFORM_N", "50000"))
 ROUNDS = int(os.environ.get("BENCH_TRANSFORM_ROUNDS", "3"))

@@ -41,12 +41,12 @@ from pymongo import MongoClient
 
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
-from vida_loader.manifest import Partition, RangeMode
+from vida_loader.job.manifest import Partition, RangeMode
+from vida_loader.job.runstate import TaskState
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import close_clients, collection
 from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.retry import Retrier, RetryPolicy
-from vida_loader.runstate import TaskState
 from vida_loader.verify.deep import DeepSettings, verify_partition
 
 N = int(os.environ.get("BENCH_VERIFY_N", "50000"))

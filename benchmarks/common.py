@@ -32,8 +32,8 @@ def write_results(path: Path, out: dict[str, Any]) -> None:
 def load_and_plan(src: str, dst: str, db: str, n: int, partitions: int, parts: Path) -> None:
     """``n`` service orders into ``db.orders`` at ``src``, planned as job "bench" in
     ``partitions`` partitions to the same namespace at ``dst``."""
-    from vida_loader import planner
     from vida_loader.config import PlanConfig
+    from vida_loader.copy import planner
     from vida_loader.dev.demo import load_service_orders
     from vida_loader.mongo import Endpoint
 

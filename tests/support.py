@@ -35,12 +35,12 @@ from pymongo import monitoring
 from pymongo.collation import Collation
 from pymongo.collection import Collection
 
-from vida_loader import planner
 from vida_loader.cli import main
 from vida_loader.config import PlanConfig, RunConfig
-from vida_loader.coordinator import RunProgress, RunResult, run_job
+from vida_loader.copy import planner
+from vida_loader.copy.coordinator import RunProgress, RunResult, run_job
 from vida_loader.dev.server import LocalServer
-from vida_loader.manifest import Manifest
+from vida_loader.job.manifest import Manifest
 from vida_loader.mongo import Endpoint
 from vida_loader.pipeline import confirm, reader
 from vida_loader.pipeline.clients import close_clients

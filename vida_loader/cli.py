@@ -20,7 +20,6 @@ from click.core import ParameterSource
 from pymongo.errors import PyMongoError
 
 from vida_loader import __version__
-from vida_loader.builder import target_indexes
 from vida_loader.config import (
     DumpConfig,
     JobConfig,
@@ -31,7 +30,9 @@ from vida_loader.config import (
     VerifyConfig,
     default_job_name,
 )
-from vida_loader.coordinator import RunResult, run_job
+from vida_loader.copy.coordinator import RunResult, run_job
+from vida_loader.copy.planner import plan_job
+from vida_loader.copy.preflight import check_copy, check_generate
 from vida_loader.dump.job import dump_job
 from vida_loader.dump.restore import find_inputs, restore_job
 from vida_loader.errors import EXIT_FAILED, EXIT_STATE, EXIT_USAGE, UsageError, VidaError
@@ -41,10 +42,10 @@ from vida_loader.follow.loop import follow_job
 from vida_loader.generate import sources
 from vida_loader.generate.runner import GenerateConfig
 from vida_loader.generate.runner import generate as run_generate
-from vida_loader.job import continue_command, resolve_job
+from vida_loader.indexes.build import target_indexes
+from vida_loader.job.planned import continue_command, resolve_job
+from vida_loader.job.status import job_status
 from vida_loader.mongo import describe_error
-from vida_loader.planner import plan_job
-from vida_loader.preflight import check_copy, check_generate
 from vida_loader.report.live import LiveBar, LiveView
 from vida_loader.report.machine import (
     deep_verify_json,
@@ -86,7 +87,6 @@ from vida_loader.settings.registry import (
     legacy_names,
 )
 from vida_loader.settings.resolve import Settings, resolve
-from vida_loader.status import job_status
 from vida_loader.verify.counts import verify_job
 from vida_loader.verify.deep_job import deep_verify_job
 from vida_loader.verify.repair import repair_job

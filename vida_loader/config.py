@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from vida_loader.errors import UsageError
-from vida_loader.jobfiles import JobFiles
-from vida_loader.manifest import RangeMode
+from vida_loader.job.files import JobFiles
+from vida_loader.job.manifest import RangeMode
 from vida_loader.mongo import (
     Endpoint,
     Timeouts,

@@ -20,9 +20,9 @@ from bson import ObjectId
 from pymongo import MongoClient, monitoring
 
 from vida_loader.config import PlanConfig
+from vida_loader.copy.planner import plan_job
 from vida_loader.dev.server import LocalServer
 from vida_loader.mongo import Endpoint
-from vida_loader.planner import plan_job
 
 
 class CommandCounter(monitoring.CommandListener):

@@ -21,7 +21,7 @@ from support import plan_by_env, raw_hashes, running, start_slow_run, wait_for
 
 from vida_loader.cli import main
 from vida_loader.dev.server import LocalServer
-from vida_loader.runstate import load_state
+from vida_loader.job.runstate import load_state
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]
@@ -170,7 +170,7 @@ def test_kill_between_write_and_rename_leaves_state_that_loads(planned: Path) ->
         f"""
         import os, signal
         from pathlib import Path
-        from vida_loader import runstate
+        from vida_loader.job import runstate
         path = Path({str(planned / "state.json")!r})
         state = runstate.load_state(path)
         state.runs = 99

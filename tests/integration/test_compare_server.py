@@ -12,7 +12,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.database import Database
 from support import mixed_ids
 
-from vida_loader.manifest import Partition, RangeMode
+from vida_loader.job.manifest import Partition, RangeMode
 from vida_loader.pipeline.reader import read_raw
 from vida_loader.verify.compare import Tally, compare_sorted
 

@@ -11,13 +11,13 @@ import pytest
 from pymongo.database import Database
 from support import PAD, Commands, fail_commands, fail_inserts, ints, listen, raw_hashes, wait_for
 
+from vida_loader.copy.task import CopySettings, copy_partition
 from vida_loader.dev.server import LocalServer
-from vida_loader.manifest import Partition, RangeMode
+from vida_loader.job.manifest import Partition, RangeMode
+from vida_loader.job.runstate import TaskState
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.writer import Writer
 from vida_loader.retry import RetryPolicy
-from vida_loader.runstate import TaskState
-from vida_loader.worker import CopySettings, copy_partition
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

@@ -29,16 +29,16 @@ from support import (
     wait_for,
 )
 
-from vida_loader import planner
 from vida_loader.cli import main
 from vida_loader.config import PlanConfig, VerifyConfig
-from vida_loader.coordinator import RunProgress, RunResult
+from vida_loader.copy import planner
+from vida_loader.copy.coordinator import RunProgress, RunResult
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.dask_cluster import LocalDask, local_dask
 from vida_loader.dev.server import LocalServer
-from vida_loader.manifest import Manifest
+from vida_loader.job.manifest import Manifest
+from vida_loader.job.runstate import TaskState
 from vida_loader.mongo import Endpoint
-from vida_loader.runstate import TaskState
 from vida_loader.verify.deep_job import deep_verify_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -14,14 +14,14 @@ import pytest
 from pymongo.database import Database
 from support import fail_commands, indexed_documents, make_indexes, plan_in, raw_hashes, run_in
 
-from vida_loader import planner
 from vida_loader.config import PlanConfig
+from vida_loader.copy import planner
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer
 from vida_loader.errors import StateError
-from vida_loader.indexes import Action
+from vida_loader.indexes.definition import Action
+from vida_loader.job.runstate import TaskState, index_task
 from vida_loader.mongo import Endpoint, Timeouts
-from vida_loader.runstate import TaskState, index_task
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

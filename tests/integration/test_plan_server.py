@@ -11,10 +11,10 @@ from bson import MaxKey, ObjectId
 from pymongo.database import Database
 from support import PAD, ints, mixed_ids, objectids, strings
 
-from vida_loader import planner
 from vida_loader.config import PlanConfig
+from vida_loader.copy import planner
 from vida_loader.dev.server import LocalServer
-from vida_loader.manifest import RangeMode, load_manifest
+from vida_loader.job.manifest import RangeMode, load_manifest
 from vida_loader.mongo import Endpoint
 from vida_loader.ordering import sort_key
 

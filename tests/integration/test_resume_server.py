@@ -10,12 +10,12 @@ from pymongo.database import Database
 from support import PAD, fail_inserts, plan_in, raw_hashes, run_in
 
 from vida_loader.config import RunConfig
-from vida_loader.coordinator import RunProgress
+from vida_loader.copy.coordinator import RunProgress
 from vida_loader.dev.server import LocalServer
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
-from vida_loader.jobfiles import JobFiles
-from vida_loader.manifest import Manifest
-from vida_loader.runstate import TaskState, load_state, save_state
+from vida_loader.job.files import JobFiles
+from vida_loader.job.manifest import Manifest
+from vida_loader.job.runstate import TaskState, load_state, save_state
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

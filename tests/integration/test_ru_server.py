@@ -16,15 +16,15 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.database import Database
 from support import PAD, busy_seconds, raw_hashes, run_in
 
-from vida_loader import planner
 from vida_loader.cli import main
 from vida_loader.config import DumpConfig, PlanConfig
+from vida_loader.copy import planner
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer
 from vida_loader.dump.job import dump_job
-from vida_loader.jobfiles import DumpFiles, JobFiles, read_jsonl
+from vida_loader.job.files import DumpFiles, JobFiles, read_jsonl
+from vida_loader.job.runstate import load_state
 from vida_loader.mongo import Endpoint
-from vida_loader.runstate import load_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 DB = Database[dict[str, Any]]

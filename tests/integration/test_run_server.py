@@ -27,9 +27,9 @@ from support import (
 )
 
 from vida_loader.config import VerifyConfig
-from vida_loader.coordinator import RunProgress, RunResult
+from vida_loader.copy.coordinator import RunProgress, RunResult
 from vida_loader.dev.server import LocalServer
-from vida_loader.runstate import TaskState, load_state
+from vida_loader.job.runstate import TaskState, load_state
 from vida_loader.verify.counts import verify_job
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import multiprocessing
 
 import pytest
 
-from vida_loader.budget import CUT, TARGET, UNBOUNDED, RuBudget, plan_budget
 from vida_loader.errors import UsageError
+from vida_loader.ru.budget import CUT, TARGET, UNBOUNDED, RuBudget, plan_budget
 
 CTX = multiprocessing.get_context("spawn")
 

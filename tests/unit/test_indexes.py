@@ -10,10 +10,9 @@ from bson.int64 import Int64
 from bson.son import SON
 from pymongo.errors import DuplicateKeyError
 
-from vida_loader.builder import build_progress
-from vida_loader.coordinator import RunProgress
-from vida_loader.index_phase import IndexProgress
-from vida_loader.indexes import (
+from vida_loader.copy.coordinator import RunProgress
+from vida_loader.indexes.build import build_progress
+from vida_loader.indexes.definition import (
     Action,
     IndexContext,
     IndexPlan,
@@ -25,6 +24,7 @@ from vida_loader.indexes import (
     translate,
     wanted_indexes,
 )
+from vida_loader.indexes.phase import IndexProgress
 from vida_loader.mongo import ServerKind
 from vida_loader.report.progress import format_progress
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
-from vida_loader.coordinator import RunProgress, WorkerProgress
-from vida_loader.index_phase import IndexProgress
+from vida_loader.copy.coordinator import RunProgress, WorkerProgress
+from vida_loader.indexes.phase import IndexProgress
 from vida_loader.report import live
 from vida_loader.report.live import LiveView
 

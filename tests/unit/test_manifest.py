@@ -11,8 +11,8 @@ from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Tim
 from bson.datetime_ms import DatetimeMS
 
 from vida_loader.errors import StateError
-from vida_loader.indexes import Action, IndexPlan, IndexSpec
-from vida_loader.manifest import (
+from vida_loader.indexes.definition import Action, IndexPlan, IndexSpec
+from vida_loader.job.manifest import (
     Manifest,
     Partition,
     RangeMode,

@@ -8,9 +8,9 @@ from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vida_loader.manifest import RangeMode
+from vida_loader.copy.planner import build_partitions, pick_boundaries, sample_hits, sorted_unique
+from vida_loader.job.manifest import RangeMode
 from vida_loader.ordering import bracket_of, sort_key
-from vida_loader.planner import build_partitions, pick_boundaries, sample_hits, sorted_unique
 
 
 def test_pick_boundaries_takes_quantiles() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
-from vida_loader.planner import probe_minmax
+from vida_loader.copy.planner import probe_minmax
 
 IDS = [1, 2, 3]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import bson
 
-from vida_loader.jobfiles import JobFiles
-from vida_loader.rejects import RejectsLog, read_rejects
+from vida_loader.job.files import JobFiles
+from vida_loader.job.rejects import RejectsLog, read_rejects
 from vida_loader.transform import Reject
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pymongo.errors import AutoReconnect, OperationFailure
 
-from vida_loader.ru import ChargeMeter, accounting_on, reports_charges
+from vida_loader.ru.meter import ChargeMeter, accounting_on, reports_charges
 
 
 class _Event:

@@ -22,11 +22,11 @@ from typing import Any
 
 from vida_loader import __version__
 from vida_loader.config import DumpConfig, PlanConfig
+from vida_loader.copy.planner import plan_source
 from vida_loader.dump.layout import GZIP_LEVEL, metadata_bytes, read_metadata
 from vida_loader.dump.task import DumpResult, DumpSettings, dump_partition
 from vida_loader.errors import StateError, UsageError
-from vida_loader.job import planned_endpoint
-from vida_loader.jobfiles import (
+from vida_loader.job.files import (
     DumpFiles,
     JobFiles,
     atomic_file,
@@ -36,15 +36,15 @@ from vida_loader.jobfiles import (
     write_atomic,
     write_json_atomic,
 )
-from vida_loader.lock import hold_lock
-from vida_loader.manifest import Manifest, load_manifest
+from vida_loader.job.lock import hold_lock
+from vida_loader.job.manifest import Manifest, load_manifest
+from vida_loader.job.planned import planned_endpoint
+from vida_loader.job.recorded import RecordedTasks
+from vida_loader.job.runstate import DumpRecord, TaskState, now_iso
 from vida_loader.mongo import CODEC_OPTIONS, Endpoint, check_uri, connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import require_source
-from vida_loader.planner import plan_source
-from vida_loader.recorded import RecordedTasks
-from vida_loader.ru import accounting_on
-from vida_loader.runstate import DumpRecord, TaskState, now_iso
+from vida_loader.ru.meter import accounting_on
 
 DUMP_SCHEMA = 1
 JOIN_CHUNK = 8 << 20  # bytes per read while joining the parts

@@ -27,9 +27,9 @@ from vida_loader.dump.bson_file import FileRange, Scan, scan
 from vida_loader.dump.layout import load_metadata
 from vida_loader.dump.restore_task import RestoreResult, RestoreSettings, restore_range
 from vida_loader.errors import ConnectError, StateError, UsageError
-from vida_loader.index_phase import IndexBuilds
-from vida_loader.indexes import IndexContext, IndexSpec, translate
-from vida_loader.jobfiles import (
+from vida_loader.indexes.definition import IndexContext, IndexSpec, translate
+from vida_loader.indexes.phase import IndexBuilds
+from vida_loader.job.files import (
     GZ,
     JobFiles,
     atomic_file,
@@ -38,7 +38,16 @@ from vida_loader.jobfiles import (
     to_ejson,
     write_json_atomic,
 )
-from vida_loader.lock import hold_lock
+from vida_loader.job.lock import hold_lock
+from vida_loader.job.recorded import RecordedTasks
+from vida_loader.job.runstate import (
+    IndexRecord,
+    RestoreRecord,
+    TaskRecord,
+    TaskState,
+    index_task,
+    now_iso,
+)
 from vida_loader.mongo import (
     CODEC_OPTIONS,
     Endpoint,
@@ -50,16 +59,7 @@ from vida_loader.mongo import (
     strip_credentials,
 )
 from vida_loader.pipeline.clients import close_clients
-from vida_loader.recorded import RecordedTasks
 from vida_loader.retry import patient
-from vida_loader.runstate import (
-    IndexRecord,
-    RestoreRecord,
-    TaskRecord,
-    TaskState,
-    index_task,
-    now_iso,
-)
 
 RESTORE_SCHEMA = 1
 MIN_RANGE = 64 * 1024

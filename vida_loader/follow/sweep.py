@@ -16,7 +16,7 @@ from typing import Any
 import bson
 from pymongo.collection import Collection
 
-from vida_loader.manifest import Manifest
+from vida_loader.job.manifest import Manifest
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.confirm import range_ids
 from vida_loader.retry import Retrier

@@ -35,7 +35,8 @@ from vida_loader.execution.events import Event, Moved, Reporter
 from vida_loader.execution.scheduler import Scheduler
 from vida_loader.generate import BLOCK
 from vida_loader.generate.sources import BUILT_INS, DEFAULT_SOURCE, load_source, resolve_source
-from vida_loader.jobfiles import JobFiles, append_jsonl, cut_torn_line
+from vida_loader.job.files import JobFiles, append_jsonl, cut_torn_line
+from vida_loader.job.runstate import now_iso
 from vida_loader.mongo import (
     CODEC_OPTIONS,
     Endpoint,
@@ -50,7 +51,6 @@ from vida_loader.pipeline.target import prepare_target
 from vida_loader.pipeline.task import task_failure, wait_reporter
 from vida_loader.pipeline.writer import chunked, resend, writer_for
 from vida_loader.retry import Retrier, RetryCounts, RetryPolicy
-from vida_loader.runstate import now_iso
 from vida_loader.settings.registry import (
     DEFAULT_ATTEMPTS,
     DEFAULT_BATCH_MB,

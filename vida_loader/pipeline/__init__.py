@@ -5,6 +5,6 @@ unacknowledged writes), confirmation and repair (what the target lacks is sent a
 acknowledged), target preparation (empty, drop, append) and the never-raise boundary
 of a task (``task``).
 
-``worker.copy_partition`` and ``generate.runner.generate_slice`` are assembled from
+``copy.task.copy_partition`` and ``generate.runner.generate_slice`` are assembled from
 these; the next task kinds (dump, restore, follow) are meant to be too.
 """

@@ -10,9 +10,9 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from vida_loader.budget import RuBudget
 from vida_loader.mongo import Endpoint, Timeouts, close_client, connect
-from vida_loader.ru import ChargeMeter
+from vida_loader.ru.budget import RuBudget
+from vida_loader.ru.meter import ChargeMeter
 
 # Documents stay undecoded: each is a slice of the server's reply, inserted as it came.
 RAW_OPTIONS: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)

@@ -13,7 +13,7 @@ from bson import json_util
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
-from vida_loader.manifest import Partition
+from vida_loader.job.manifest import Partition
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.pipeline.writer import resend

@@ -12,12 +12,12 @@ from pymongo.collection import Collection
 from pymongo.cursor import Cursor
 from pymongo.errors import PyMongoError
 
-from vida_loader.manifest import Partition
+from vida_loader.job.manifest import Partition
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.ordering import usable_boundary
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.retry import Retrier
-from vida_loader.ru import ChargeMeter
+from vida_loader.ru.meter import ChargeMeter
 
 
 class ResumingReader:

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 from vida_loader.errors import VidaError
 from vida_loader.execution.events import Reporter, Waiting
 from vida_loader.faults import Fault, Verdict, classify
+from vida_loader.job.runstate import TaskState
 from vida_loader.mongo import describe_error
 from vida_loader.retry import Retrier, RetryBudgetExceeded, RetryCounts, RetryPolicy
-from vida_loader.runstate import TaskState
 
 
 def wait_reporter(report: Reporter, task: str) -> Callable[[str, Verdict, float], None]:

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from vida_loader.coordinator import RunProgress
+from vida_loader.copy.coordinator import RunProgress
 from vida_loader.generate.runner import GenerateProgress
-from vida_loader.index_phase import IndexProgress
+from vida_loader.indexes.phase import IndexProgress
 from vida_loader.settings.registry import DEFAULT_PROGRESS_INTERVAL as DEFAULT_INTERVAL
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import bson
 
-from vida_loader.jobfiles import to_ejson
+from vida_loader.job.files import to_ejson
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.ordering import sort_key
 

@@ -27,7 +27,8 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
 from vida_loader.execution.events import Moved, Phase, Reporter, Started, no_report
-from vida_loader.manifest import Partition
+from vida_loader.job.manifest import Partition
+from vida_loader.job.runstate import TaskState, VerifyRecord
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import collection, meter_of
@@ -35,8 +36,7 @@ from vida_loader.pipeline.confirm import find_raw_by_ids
 from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts
 from vida_loader.retry import Retrier, RetryPolicy
-from vida_loader.ru import Charges
-from vida_loader.runstate import TaskState, VerifyRecord
+from vida_loader.ru.meter import Charges
 from vida_loader.settings.registry import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_READ_BATCH_MB,

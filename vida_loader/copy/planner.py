@@ -28,12 +28,11 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from vida_loader import __version__
-from vida_loader.budget import BudgetPlan, plan_budget
 from vida_loader.config import PlanConfig
 from vida_loader.errors import ConnectError, JobExistsError, UsageError
 from vida_loader.faults import passing
-from vida_loader.indexes import plan_indexes
-from vida_loader.manifest import (
+from vida_loader.indexes.definition import plan_indexes
+from vida_loader.job.manifest import (
     ID_HINT,
     Manifest,
     Partition,
@@ -61,7 +60,8 @@ from vida_loader.ordering import (
     usable_boundary,
 )
 from vida_loader.retry import patient
-from vida_loader.ru import ESTIMATE_PAGES, accounting_on, measure_read_cost
+from vida_loader.ru.budget import BudgetPlan, plan_budget
+from vida_loader.ru.meter import ESTIMATE_PAGES, accounting_on, measure_read_cost
 from vida_loader.settings.registry import MIB
 
 # Up to this many documents the planner reads every `_id` (exact, and cheap).

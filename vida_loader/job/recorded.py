@@ -16,8 +16,8 @@ from vida_loader.cluster import Executor
 from vida_loader.errors import RunInterruptedError
 from vida_loader.execution.events import Event, Moved, Started
 from vida_loader.execution.scheduler import Scheduler
+from vida_loader.job.runstate import TaskRecord, TaskState, now_iso
 from vida_loader.retry import RetryCounts
-from vida_loader.runstate import TaskRecord, TaskState, now_iso
 
 
 class TaskResult(Protocol):

@@ -19,22 +19,36 @@ from typing import Any
 
 import psutil
 
-from vida_loader.budget import BudgetPlan, plan_budget
-from vida_loader.builder import (
-    disable_target_indexes,
-)
 from vida_loader.cluster import Executor, open_executor
 from vida_loader.config import RunConfig
+from vida_loader.copy.task import (
+    RU_BUDGET,
+    CopySettings,
+    PartitionResult,
+    copy_partition,
+)
 from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Phase, Started, Waiting
 from vida_loader.execution.scheduler import Scheduler
 from vida_loader.follow.position import Position, take_position
-from vida_loader.index_phase import IndexBuilds, IndexProgress
-from vida_loader.indexes import IndexSpec, load_saved, wanted_indexes
-from vida_loader.job import continue_command, open_job
-from vida_loader.jobfiles import JobFiles, append_jsonl, cut_torn_line
-from vida_loader.lock import hold_lock
-from vida_loader.manifest import Manifest
+from vida_loader.indexes.build import (
+    disable_target_indexes,
+)
+from vida_loader.indexes.definition import IndexSpec, load_saved, wanted_indexes
+from vida_loader.indexes.phase import IndexBuilds, IndexProgress
+from vida_loader.job.files import JobFiles, append_jsonl, cut_torn_line
+from vida_loader.job.lock import hold_lock
+from vida_loader.job.manifest import Manifest
+from vida_loader.job.planned import continue_command, open_job
+from vida_loader.job.rejects import RejectsLog
+from vida_loader.job.runstate import (
+    RunState,
+    TaskKind,
+    TaskState,
+    load_state,
+    now_iso,
+    save_state,
+)
 from vida_loader.mongo import (
     Endpoint,
     connect,
@@ -46,17 +60,9 @@ from vida_loader.pipeline.target import (
     drop_target,
     require_source,
 )
-from vida_loader.rejects import RejectsLog
 from vida_loader.retry import RetryCounts
-from vida_loader.ru import Charges, accounting_on, provisioned_throughput
-from vida_loader.runstate import (
-    RunState,
-    TaskKind,
-    TaskState,
-    load_state,
-    now_iso,
-    save_state,
-)
+from vida_loader.ru.budget import BudgetPlan, plan_budget
+from vida_loader.ru.meter import Charges, accounting_on, provisioned_throughput
 from vida_loader.settings.registry import DEFAULT_MAX_REJECTS
 from vida_loader.transform import (
     Transform,
@@ -64,12 +70,6 @@ from vida_loader.transform import (
     check_transform,
     check_transform_query,
     load_transform,
-)
-from vida_loader.worker import (
-    RU_BUDGET,
-    CopySettings,
-    PartitionResult,
-    copy_partition,
 )
 
 SAVE_EVERY = 5.0  # seconds between saves of running partitions' counts

@@ -26,10 +26,10 @@ from typing import Any, TypeVar
 
 from bson.raw_bson import RawBSONDocument
 
-from vida_loader.budget import UNBOUNDED, RuBudget
 from vida_loader.execution.events import Charged, Phase, Reporter, Started, no_report
 from vida_loader.execution.pool import shared_object
-from vida_loader.manifest import Partition
+from vida_loader.job.manifest import Partition
+from vida_loader.job.runstate import PartitionRecord, TaskState
 from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.ordering import usable_boundary
 from vida_loader.pipeline.clients import collection, meter_of
@@ -44,8 +44,8 @@ from vida_loader.pipeline.reader import PageSizer, ResumingReader
 from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts
 from vida_loader.pipeline.writer import chunked, writer_for
 from vida_loader.retry import RetryPolicy
-from vida_loader.ru import ChargeMeter, Charges
-from vida_loader.runstate import PartitionRecord, TaskState
+from vida_loader.ru.budget import UNBOUNDED, RuBudget
+from vida_loader.ru.meter import ChargeMeter, Charges
 from vida_loader.settings.registry import (
     DEFAULT_BATCH_MB,
     DEFAULT_BATCH_SIZE,

@@ -31,10 +31,10 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
-from vida_loader.budget import RuBudget
 from vida_loader.errors import UsageError
 from vida_loader.faults import Fault, classify_code, passing
 from vida_loader.retry import patient
+from vida_loader.ru.budget import RuBudget
 
 STATS_COMMAND = "getLastRequestStatistics"
 # Commands that bill nothing worth counting or that talk about the connection itself.

@@ -22,8 +22,8 @@ from pymongo.collection import Collection
 from pymongo.cursor import Cursor
 
 from vida_loader.errors import StateError
-from vida_loader.indexes import IndexPlan, IndexSpec
-from vida_loader.jobfiles import from_ejson, load_json_file, to_ejson, write_json_atomic
+from vida_loader.indexes.definition import IndexPlan, IndexSpec
+from vida_loader.job.files import from_ejson, load_json_file, to_ejson, write_json_atomic
 from vida_loader.ordering import BRACKET_BY_NAME, bracket_of, sort_key
 
 SCHEMA_VERSION = 1

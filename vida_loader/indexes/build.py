@@ -28,7 +28,7 @@ from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 from vida_loader.config import JobConfig
 from vida_loader.errors import ConnectError, StateError
 from vida_loader.execution.events import Reporter, Started, no_report
-from vida_loader.indexes import (
+from vida_loader.indexes.definition import (
     IndexDiff,
     IndexSpec,
     compare,
@@ -40,8 +40,9 @@ from vida_loader.indexes import (
     secondary_indexes,
     wanted_indexes,
 )
-from vida_loader.job import open_job
-from vida_loader.manifest import Manifest
+from vida_loader.job.manifest import Manifest
+from vida_loader.job.planned import open_job
+from vida_loader.job.runstate import IndexRecord, TaskState
 from vida_loader.mongo import Endpoint, Timeouts, close_client, connect, describe_error
 from vida_loader.pipeline.clients import collection
 from vida_loader.pipeline.task import (
@@ -52,7 +53,6 @@ from vida_loader.pipeline.task import (
     with_counts,
 )
 from vida_loader.retry import Retrier, RetryPolicy
-from vida_loader.runstate import IndexRecord, TaskState
 
 POLL_S = 2.0  # between looks at a build whose answer did not come in time
 
