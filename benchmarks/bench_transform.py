@@ -39,7 +39,7 @@ from vida_loader.job.manifest import Partition, RangeMode
 from vida_loader.job.runstate import TaskState
 from vida_loader.mongo import Endpoint
 from vida_loader.pipeline.clients import close_clients
-from vida_loader.transform import load_transform
+from vida_loader.transform.plugin import load_transform
 
 N = int(os.environ.get("BENCH_TRANSFORM_N", "50000"))
 ROUNDS = int(os.environ.get("BENCH_TRANSFORM_ROUNDS", "3"))

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from vida_loader.errors import UsageError
-from vida_loader.job.files import JobFiles
-from vida_loader.job.manifest import RangeMode
+from vida_loader.jobfiles import JobFiles
 from vida_loader.mongo import (
     Endpoint,
     Timeouts,
     has_secret,
     write_concern,
 )
+from vida_loader.ordering import RangeMode
 from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryPolicy
 from vida_loader.settings.registry import (
     DEFAULT_ATTEMPTS,

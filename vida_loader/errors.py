@@ -110,3 +110,11 @@ class RunInterruptedError(VidaError):
 
 class GenerateInterruptedError(RunInterruptedError):
     """Ctrl-C stopped a generate run; what was written is reported."""
+
+
+def format_duration(seconds: float) -> str:
+    """``1:02:03``: a duration as messages and progress lines write it."""
+    seconds = max(0, int(seconds + 0.5))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}"

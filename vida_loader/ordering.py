@@ -21,6 +21,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from bson import Binary, Decimal128, MaxKey, MinKey, ObjectId, Regex, Timestamp
@@ -28,6 +29,13 @@ from bson.code import Code
 from bson.datetime_ms import DatetimeMS
 
 from vida_loader.errors import UsageError
+
+
+class RangeMode(StrEnum):
+    """How a partition's range is expressed to the server."""
+
+    TYPED = "typed"  # $gte/$lt inside one BSON type bracket (works everywhere)
+    MINMAX = "minmax"  # find().min().max().hint({_id: 1}): spans type brackets
 
 
 @dataclass(frozen=True)

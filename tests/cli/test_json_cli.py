@@ -17,7 +17,7 @@ from support import start_slow_run, wait_for
 
 from vida_loader.cli import main
 from vida_loader.dev.server import LocalServer
-from vida_loader.job.files import read_jsonl
+from vida_loader.jobfiles import read_jsonl
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

@@ -20,7 +20,7 @@ from pymongo.database import Database
 from support import fail_inserts, start_slow_run, wait_for
 
 from vida_loader.cli import main
-from vida_loader.job.files import read_jsonl
+from vida_loader.jobfiles import read_jsonl
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

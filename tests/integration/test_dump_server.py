@@ -27,7 +27,7 @@ from vida_loader.config import DumpConfig
 from vida_loader.dev.server import LocalServer
 from vida_loader.dump.job import dump_job
 from vida_loader.dump.layout import load_metadata
-from vida_loader.job.files import DumpFiles
+from vida_loader.jobfiles import DumpFiles
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

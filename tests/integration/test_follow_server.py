@@ -32,8 +32,8 @@ from vida_loader.cli import main
 from vida_loader.config import RunConfig
 from vida_loader.dev.server import LocalServer
 from vida_loader.follow.loop import follow_job
-from vida_loader.job.files import JobFiles
 from vida_loader.job.runstate import load_state, save_state
+from vida_loader.jobfiles import JobFiles
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

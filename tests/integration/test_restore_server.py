@@ -37,7 +37,7 @@ from vida_loader.config import DumpConfig, RestoreConfig
 from vida_loader.dev.server import LocalServer
 from vida_loader.dump.job import dump_job
 from vida_loader.dump.restore import restore_job
-from vida_loader.job.files import DumpFiles, JobFiles
+from vida_loader.jobfiles import DumpFiles, JobFiles
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

@@ -13,9 +13,9 @@ from vida_loader.config import RunConfig
 from vida_loader.copy.coordinator import RunProgress
 from vida_loader.dev.server import LocalServer
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
-from vida_loader.job.files import JobFiles
 from vida_loader.job.manifest import Manifest
 from vida_loader.job.runstate import TaskState, load_state, save_state
+from vida_loader.jobfiles import JobFiles
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

@@ -22,8 +22,8 @@ from vida_loader.copy import planner
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer
 from vida_loader.dump.job import dump_job
-from vida_loader.job.files import DumpFiles, JobFiles, read_jsonl
 from vida_loader.job.runstate import load_state
+from vida_loader.jobfiles import DumpFiles, JobFiles, read_jsonl
 from vida_loader.mongo import Endpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

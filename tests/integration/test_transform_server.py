@@ -32,7 +32,7 @@ from vida_loader.job.manifest import Partition, RangeMode
 from vida_loader.job.runstate import TaskState
 from vida_loader.mongo import Endpoint
 from vida_loader.retry import RetryPolicy
-from vida_loader.transform import check_transform_query, load_transform
+from vida_loader.transform.plugin import check_transform_query, load_transform
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

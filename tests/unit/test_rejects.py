@@ -6,9 +6,9 @@ from pathlib import Path
 
 import bson
 
-from vida_loader.job.files import JobFiles
-from vida_loader.job.rejects import RejectsLog, read_rejects
-from vida_loader.transform import Reject
+from vida_loader.jobfiles import JobFiles
+from vida_loader.transform.plugin import Reject
+from vida_loader.transform.rejects import RejectsLog, read_rejects
 
 
 def reject(i: int, reason: str = "bad") -> Reject:

@@ -11,7 +11,7 @@ from bson.raw_bson import RawBSONDocument
 
 from tests.support import every_type_documents
 from vida_loader.errors import PluginError
-from vida_loader.transform import (
+from vida_loader.transform.plugin import (
     IdChangedError,
     Outcomes,
     TransformSpec,

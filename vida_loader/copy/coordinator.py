@@ -36,11 +36,9 @@ from vida_loader.indexes.build import (
 )
 from vida_loader.indexes.definition import IndexSpec, load_saved, wanted_indexes
 from vida_loader.indexes.phase import IndexBuilds, IndexProgress
-from vida_loader.job.files import JobFiles, append_jsonl, cut_torn_line
 from vida_loader.job.lock import hold_lock
 from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import continue_command, open_job
-from vida_loader.job.rejects import RejectsLog
 from vida_loader.job.runstate import (
     RunState,
     TaskKind,
@@ -49,6 +47,7 @@ from vida_loader.job.runstate import (
     now_iso,
     save_state,
 )
+from vida_loader.jobfiles import JobFiles, append_jsonl, cut_torn_line
 from vida_loader.mongo import (
     Endpoint,
     connect,
@@ -64,13 +63,14 @@ from vida_loader.retry import RetryCounts
 from vida_loader.ru.budget import BudgetPlan, plan_budget
 from vida_loader.ru.meter import Charges, accounting_on, provisioned_throughput
 from vida_loader.settings.registry import DEFAULT_MAX_REJECTS
-from vida_loader.transform import (
+from vida_loader.transform.plugin import (
     Transform,
     TransformSpec,
     check_transform,
     check_transform_query,
     load_transform,
 )
+from vida_loader.transform.rejects import RejectsLog
 
 SAVE_EVERY = 5.0  # seconds between saves of running partitions' counts
 RU_NOW_WINDOW = 5.0  # seconds over which "RU/s now" is measured

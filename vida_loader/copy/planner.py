@@ -36,7 +36,6 @@ from vida_loader.job.manifest import (
     ID_HINT,
     Manifest,
     Partition,
-    RangeMode,
     save_manifest,
 )
 from vida_loader.mongo import (
@@ -55,6 +54,7 @@ from vida_loader.mongo import (
 from vida_loader.ordering import (
     BRACKET_BY_NAME,
     ID_BRACKETS,
+    RangeMode,
     bracket_of,
     sort_key,
     usable_boundary,

@@ -54,7 +54,7 @@ from vida_loader.settings.registry import (
     DEFAULT_WRITE_CONCERN,
     MIB,
 )
-from vida_loader.transform import Outcomes, Reject, TransformSpec, transform_for
+from vida_loader.transform.plugin import Outcomes, Reject, TransformSpec, transform_for
 
 T = TypeVar("T")
 RU_BUDGET = "ru_budget"  # the pool's shared object: the run's RU budget

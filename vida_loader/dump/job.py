@@ -26,7 +26,12 @@ from vida_loader.copy.planner import plan_source
 from vida_loader.dump.layout import GZIP_LEVEL, metadata_bytes, read_metadata
 from vida_loader.dump.task import DumpResult, DumpSettings, dump_partition
 from vida_loader.errors import StateError, UsageError
-from vida_loader.job.files import (
+from vida_loader.job.lock import hold_lock
+from vida_loader.job.manifest import Manifest, load_manifest
+from vida_loader.job.planned import planned_endpoint
+from vida_loader.job.recorded import RecordedTasks
+from vida_loader.job.runstate import DumpRecord, TaskState, now_iso
+from vida_loader.jobfiles import (
     DumpFiles,
     JobFiles,
     atomic_file,
@@ -36,11 +41,6 @@ from vida_loader.job.files import (
     write_atomic,
     write_json_atomic,
 )
-from vida_loader.job.lock import hold_lock
-from vida_loader.job.manifest import Manifest, load_manifest
-from vida_loader.job.planned import planned_endpoint
-from vida_loader.job.recorded import RecordedTasks
-from vida_loader.job.runstate import DumpRecord, TaskState, now_iso
 from vida_loader.mongo import CODEC_OPTIONS, Endpoint, check_uri, connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import require_source

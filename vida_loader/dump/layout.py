@@ -22,7 +22,7 @@ from bson.binary import UUID_SUBTYPE, Binary
 from pymongo.collection import Collection
 
 from vida_loader.errors import UsageError
-from vida_loader.job.files import EJSON_OPTIONS, GZ
+from vida_loader.jobfiles import EJSON_OPTIONS, GZ
 from vida_loader.retry import patient
 
 # mongorestore's own gzip level (Go's default): the file sizes are comparable.

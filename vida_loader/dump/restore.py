@@ -29,15 +29,6 @@ from vida_loader.dump.restore_task import RestoreResult, RestoreSettings, restor
 from vida_loader.errors import ConnectError, StateError, UsageError
 from vida_loader.indexes.definition import IndexContext, IndexSpec, translate
 from vida_loader.indexes.phase import IndexBuilds
-from vida_loader.job.files import (
-    GZ,
-    JobFiles,
-    atomic_file,
-    from_ejson,
-    load_json_file,
-    to_ejson,
-    write_json_atomic,
-)
 from vida_loader.job.lock import hold_lock
 from vida_loader.job.recorded import RecordedTasks
 from vida_loader.job.runstate import (
@@ -47,6 +38,15 @@ from vida_loader.job.runstate import (
     TaskState,
     index_task,
     now_iso,
+)
+from vida_loader.jobfiles import (
+    GZ,
+    JobFiles,
+    atomic_file,
+    from_ejson,
+    load_json_file,
+    to_ejson,
+    write_json_atomic,
 )
 from vida_loader.mongo import (
     CODEC_OPTIONS,

@@ -25,7 +25,7 @@ from pymongo import DeleteOne, ReplaceOne
 
 from vida_loader.errors import StateError
 from vida_loader.mongo import CODEC_OPTIONS
-from vida_loader.transform import Transform
+from vida_loader.transform.plugin import Transform
 
 UPSERTS = ("insert", "replace", "update")
 # What ends a collection's stream: follow cannot go on after them.

@@ -35,8 +35,8 @@ from vida_loader.execution.events import Event, Moved, Reporter
 from vida_loader.execution.scheduler import Scheduler
 from vida_loader.generate import BLOCK
 from vida_loader.generate.sources import BUILT_INS, DEFAULT_SOURCE, load_source, resolve_source
-from vida_loader.job.files import JobFiles, append_jsonl, cut_torn_line
 from vida_loader.job.runstate import now_iso
+from vida_loader.jobfiles import JobFiles, append_jsonl, cut_torn_line
 from vida_loader.mongo import (
     CODEC_OPTIONS,
     Endpoint,

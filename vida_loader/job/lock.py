@@ -22,7 +22,7 @@ import orjson
 import psutil
 
 from vida_loader.errors import StateError
-from vida_loader.job.files import JobFiles
+from vida_loader.jobfiles import JobFiles
 
 
 @dataclass(frozen=True)

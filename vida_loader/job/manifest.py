@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,19 +22,12 @@ from pymongo.cursor import Cursor
 
 from vida_loader.errors import StateError
 from vida_loader.indexes.definition import IndexPlan, IndexSpec
-from vida_loader.job.files import from_ejson, load_json_file, to_ejson, write_json_atomic
-from vida_loader.ordering import BRACKET_BY_NAME, bracket_of, sort_key
+from vida_loader.jobfiles import from_ejson, load_json_file, to_ejson, write_json_atomic
+from vida_loader.ordering import BRACKET_BY_NAME, RangeMode, bracket_of, sort_key
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
 ID_HINT: list[tuple[str, int]] = [("_id", 1)]
-
-
-class RangeMode(StrEnum):
-    """How a partition's range is expressed to the server."""
-
-    TYPED = "typed"  # $gte/$lt inside one BSON type bracket (works everywhere)
-    MINMAX = "minmax"  # find().min().max().hint({_id: 1}): spans type brackets
 
 
 @dataclass(frozen=True)

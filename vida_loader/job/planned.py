@@ -9,8 +9,8 @@ from typing import Any
 
 from vida_loader.config import JobConfig, RunConfig
 from vida_loader.errors import StateError, UsageError
-from vida_loader.job.files import planned_jobs
 from vida_loader.job.manifest import Manifest, load_manifest
+from vida_loader.jobfiles import planned_jobs
 from vida_loader.mongo import Endpoint, check_uri, has_secret, normal_hosts, redact_uri, uri_hosts
 from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
 from vida_loader.settings.registry import (

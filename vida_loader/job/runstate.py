@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vida_loader.errors import StateError
-from vida_loader.job.files import load_json_file, write_json_atomic
 from vida_loader.job.manifest import Manifest
+from vida_loader.jobfiles import load_json_file, write_json_atomic
 
 STATE_SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)

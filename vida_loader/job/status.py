@@ -9,11 +9,11 @@ from typing import Any
 
 from vida_loader.config import JobConfig
 from vida_loader.errors import UsageError
-from vida_loader.job.files import load_json_file
 from vida_loader.job.lock import LockHolder, read_holder
 from vida_loader.job.manifest import Manifest, load_manifest
 from vida_loader.job.planned import continue_command
 from vida_loader.job.runstate import RunState, TaskState, load_state
+from vida_loader.jobfiles import load_json_file
 
 
 @dataclass(frozen=True)

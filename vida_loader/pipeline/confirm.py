@@ -16,9 +16,9 @@ from pymongo.collection import Collection
 from vida_loader.job.manifest import Partition
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.clients import RAW_OPTIONS
+from vida_loader.pipeline.rawid import raw_id
 from vida_loader.pipeline.writer import resend
 from vida_loader.retry import Retrier, RetryPolicy
-from vida_loader.verify.compare import raw_id
 
 
 def _raw_ids(
@@ -153,6 +153,6 @@ def _ejson(doc: dict[str, Any]) -> Any:
 
 def id_key(doc: RawBSONDocument) -> bytes:
     """The raw ``{_id: ...}`` document of ``doc`` (what ``_raw_ids`` yields), read from its
-    first element without decoding the document (``compare.raw_id``)."""
+    first element without decoding the document (``rawid.raw_id``)."""
     raw = doc.raw
     return raw_id(raw if isinstance(raw, bytes) else bytes(raw))

@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vida_loader.copy.coordinator import RunProgress
-from vida_loader.report.progress import format_duration
+from vida_loader.errors import format_duration
 
 MAX_FPS = 4
 SMOOTHING = 0.3  # weight of the newest rate in the moving averages

@@ -18,7 +18,7 @@ from vida_loader.follow.loop import FollowResult
 from vida_loader.generate.runner import GenerateResult
 from vida_loader.job.runstate import RunState, TaskKind, TaskState
 from vida_loader.job.status import JobStatus
-from vida_loader.transform import TransformSpec
+from vida_loader.transform.plugin import TransformSpec
 from vida_loader.verify.counts import VerifyResult
 from vida_loader.verify.deep_job import DeepVerifyResult
 from vida_loader.verify.repair import RepairOutcome

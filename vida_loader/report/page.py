@@ -17,8 +17,8 @@ from typing import Any
 
 from vida_loader.config import JobConfig
 from vida_loader.errors import UsageError
-from vida_loader.job.files import read_jsonl, write_atomic
 from vida_loader.job.status import job_status
+from vida_loader.jobfiles import read_jsonl, write_atomic
 from vida_loader.report.machine import status_json
 from vida_loader.report.plots import Plot, draw_plots
 

@@ -7,16 +7,10 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from vida_loader.copy.coordinator import RunProgress
+from vida_loader.errors import format_duration
 from vida_loader.generate.runner import GenerateProgress
 from vida_loader.indexes.phase import IndexProgress
 from vida_loader.settings.registry import DEFAULT_PROGRESS_INTERVAL as DEFAULT_INTERVAL
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds + 0.5))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}"
 
 
 def _retries(retries: int, throttled: int) -> list[str]:

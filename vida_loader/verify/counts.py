@@ -18,13 +18,13 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from vida_loader.config import VerifyConfig
-from vida_loader.job.files import from_ejson, write_json_atomic
 from vida_loader.job.manifest import Manifest, Partition
 from vida_loader.job.planned import open_job
 from vida_loader.job.runstate import PartitionRecord, load_state, now_iso
+from vida_loader.jobfiles import from_ejson, write_json_atomic
 from vida_loader.mongo import connect, describe_error
 from vida_loader.pipeline.target import require_source
-from vida_loader.transform import TransformSpec
+from vida_loader.transform.plugin import TransformSpec
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import collection, meter_of
 from vida_loader.pipeline.confirm import find_raw_by_ids
+from vida_loader.pipeline.rawid import raw_id
 from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts
 from vida_loader.retry import Retrier, RetryPolicy
@@ -43,14 +44,13 @@ from vida_loader.settings.registry import (
     DEFAULT_READ_BATCH_SIZE,
     MIB,
 )
-from vida_loader.transform import Outcomes, Transform, TransformSpec, ignoring, transform_for
+from vida_loader.transform.plugin import Outcomes, Transform, TransformSpec, ignoring, transform_for
 from vida_loader.verify.compare import (
     Difference,
     Tally,
     compare_sorted,
     differ,
     id_sort_key,
-    raw_id,
 )
 
 DEFAULT_MAX_LISTED = 10_000  # differences a range lists (the rest are counted)

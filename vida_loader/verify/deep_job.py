@@ -24,7 +24,6 @@ from typing import Any
 from vida_loader.cluster import open_executor
 from vida_loader.config import VerifyConfig
 from vida_loader.errors import StateError
-from vida_loader.job.files import write_json_atomic
 from vida_loader.job.lock import hold_lock
 from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import job_command, open_job
@@ -39,11 +38,12 @@ from vida_loader.job.runstate import (
     save_state,
     verify_task,
 )
+from vida_loader.jobfiles import write_json_atomic
 from vida_loader.mongo import connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import require_source
 from vida_loader.ru.meter import accounting_on
-from vida_loader.transform import TransformSpec, check_transform_file
+from vida_loader.transform.plugin import TransformSpec, check_transform_file
 from vida_loader.verify import mismatches
 from vida_loader.verify.deep import DeepResult, DeepSettings, verify_partition
 

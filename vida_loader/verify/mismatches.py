@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from vida_loader.job.files import append_jsonl, read_jsonl, write_atomic
+from vida_loader.jobfiles import append_jsonl, read_jsonl, write_atomic
 from vida_loader.verify.compare import Difference
 
 

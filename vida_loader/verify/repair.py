@@ -25,15 +25,15 @@ from pymongo.collection import Collection
 
 from vida_loader.config import RepairConfig
 from vida_loader.errors import StateError
-from vida_loader.job.files import from_ejson
 from vida_loader.job.lock import hold_lock
 from vida_loader.job.planned import job_command, open_job
 from vida_loader.job.runstate import load_state, now_iso, save_state
+from vida_loader.jobfiles import from_ejson
 from vida_loader.mongo import CODEC_OPTIONS, connect, write_concern
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.pipeline.target import require_source
 from vida_loader.retry import Retrier
-from vida_loader.transform import Transform, TransformSpec, check_transform_file, ignoring
+from vida_loader.transform.plugin import Transform, TransformSpec, check_transform_file, ignoring
 from vida_loader.verify import mismatches
 from vida_loader.verify.compare import Difference, differ, id_sort_key
 from vida_loader.verify.deep import LOOKUP, lookup

@@ -21,10 +21,10 @@ from typing import Any
 import bson
 import orjson
 
-from vida_loader.job.files import JobFiles, cut_torn_line, read_jsonl, to_ejson
 from vida_loader.job.runstate import now_iso
+from vida_loader.jobfiles import JobFiles, cut_torn_line, read_jsonl, to_ejson
 from vida_loader.mongo import CODEC_OPTIONS
-from vida_loader.transform import Reject
+from vida_loader.transform.plugin import Reject
 
 
 class RejectsLog:

@@ -36,7 +36,7 @@ from pymongo.errors import OperationFailure
 
 from vida_loader.errors import PluginError, StateError, UsageError, VidaError
 from vida_loader.faults import passing
-from vida_loader.job.files import to_ejson
+from vida_loader.jobfiles import to_ejson
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.confirm import id_key
 from vida_loader.pyfile import file_sha256, load_module, split_spec
