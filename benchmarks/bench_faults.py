@@ -39,7 +39,7 @@ from vida_loader.copy.coordinator import RunProgress, RunResult, run_job
 from vida_loader.copy.planner import plan_job
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
-from vida_loader.mongo import Endpoint
+from vida_loader.endpoint import Endpoint
 
 N = int(os.environ.get("BENCH_FAULTS_N", "30000"))
 ROUNDS = int(os.environ.get("BENCH_FAULTS_ROUNDS", "2"))

@@ -41,8 +41,8 @@ from vida_loader.copy import planner
 from vida_loader.copy.coordinator import run_job
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint
 from vida_loader.follow.loop import FOLLOW_WRITES, FollowProgress, follow_job
-from vida_loader.mongo import Endpoint
 
 N = int(os.environ.get("BENCH_FOLLOW_N", "20000"))
 RATE = float(os.environ.get("BENCH_FOLLOW_RATE", "200"))

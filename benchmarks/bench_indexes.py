@@ -40,7 +40,7 @@ from vida_loader.copy.coordinator import RunResult, run_job
 from vida_loader.copy.planner import plan_job
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
-from vida_loader.mongo import Endpoint
+from vida_loader.endpoint import Endpoint
 
 # 1M asked for; this server holds each range scan's whole result in memory and four
 # concurrent scans of 1M documents took it to 18 GB of this machine's 24 (two were

@@ -28,7 +28,7 @@ from vida_loader.copy.coordinator import RunProgress, run_job
 from vida_loader.copy.planner import plan_job
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
-from vida_loader.mongo import Endpoint
+from vida_loader.endpoint import Endpoint
 from vida_loader.report.live import LiveView
 from vida_loader.report.progress import ProgressPrinter
 

@@ -49,7 +49,7 @@ from vida_loader.copy.planner import plan_job
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
-from vida_loader.mongo import Endpoint
+from vida_loader.endpoint import Endpoint
 
 N = int(os.environ.get("BENCH_RU_N", "20000"))
 R = float(os.environ.get("BENCH_RU_R", "3000"))

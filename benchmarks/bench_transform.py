@@ -35,9 +35,9 @@ from pymongo import MongoClient
 from vida_loader.copy.task import CopySettings, copy_partition
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint
 from vida_loader.job.manifest import Partition, RangeMode
 from vida_loader.job.runstate import TaskState
-from vida_loader.mongo import Endpoint
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.transform.plugin import load_transform
 

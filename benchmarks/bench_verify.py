@@ -41,9 +41,9 @@ from pymongo import MongoClient
 
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.job.manifest import Partition, RangeMode
 from vida_loader.job.runstate import TaskState
-from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import close_clients, collection
 from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.retry import Retrier, RetryPolicy

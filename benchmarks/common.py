@@ -35,7 +35,7 @@ def load_and_plan(src: str, dst: str, db: str, n: int, partitions: int, parts: P
     from vida_loader.config import PlanConfig
     from vida_loader.copy import planner
     from vida_loader.dev.demo import load_service_orders
-    from vida_loader.mongo import Endpoint
+    from vida_loader.endpoint import Endpoint
 
     with MongoClient(src) as client:
         load_service_orders(client[db]["orders"], n)

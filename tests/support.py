@@ -40,8 +40,8 @@ from vida_loader.config import PlanConfig, RunConfig
 from vida_loader.copy import planner
 from vida_loader.copy.coordinator import RunProgress, RunResult, run_job
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint
 from vida_loader.job.manifest import Manifest
-from vida_loader.mongo import Endpoint
 from vida_loader.pipeline import confirm, reader
 from vida_loader.pipeline.clients import close_clients
 

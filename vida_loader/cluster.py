@@ -27,16 +27,11 @@ import pymongo
 
 from vida_loader import __version__
 from vida_loader.config import JobConfig
+from vida_loader.endpoint import Endpoint, Timeouts, strip_credentials, uri_hosts
 from vida_loader.errors import ConnectError, UsageError, VidaError
 from vida_loader.execution.dask import ClusterError, DaskCluster
 from vida_loader.execution.pool import PoolFactory, make_pool
-from vida_loader.mongo import (
-    Endpoint,
-    Timeouts,
-    connect,
-    strip_credentials,
-    uri_hosts,
-)
+from vida_loader.mongo import connect
 
 ROLES = ("source", "target")
 WORKER_FIX = (

@@ -7,18 +7,19 @@ import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vida_loader.errors import UsageError
-from vida_loader.jobfiles import JobFiles
-from vida_loader.mongo import (
+from vida_loader.endpoint import (
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_WINDOW_S,
     Endpoint,
     Timeouts,
+    check_write_concern,
     has_secret,
-    write_concern,
 )
+from vida_loader.errors import UsageError
+from vida_loader.jobfiles import JobFiles
 from vida_loader.ordering import RangeMode
-from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S, RetryPolicy
 from vida_loader.settings.registry import (
     DEFAULT_ATTEMPTS,
     DEFAULT_BATCH_MB,
@@ -33,6 +34,9 @@ from vida_loader.settings.registry import (
     Layer,
 )
 from vida_loader.settings.resolve import Settings
+
+if TYPE_CHECKING:
+    from vida_loader.retry import RetryPolicy
 
 _FIELD = re.compile(r"^[^.$\x00][^.\x00]*(\.[^.$\x00][^.\x00]*)*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
@@ -153,6 +157,8 @@ class JobConfig:
 
     @property
     def retry(self) -> RetryPolicy:
+        from vida_loader.retry import RetryPolicy  # the driver's errors: not for `status`
+
         return RetryPolicy(attempts=self.retry_attempts, window_s=self.retry_window)
 
 
@@ -188,7 +194,7 @@ class RunConfig(JobConfig):
             raise UsageError(
                 "--drop-target and --append exclude each other: empty the target or add to it"
             )
-        write_concern(self.write_concern)  # refuses anything but 0, 1, majority
+        check_write_concern(self.write_concern)  # refuses anything but 0, 1, majority
         check_batches(self.batch_size, self.batch_mb)
         if self.disable_indexes and self.indexes != "after":
             raise UsageError(
@@ -431,7 +437,7 @@ class RestoreConfig(JobConfig):
                 setting="--write-concern",
                 fix="use 1 or majority",
             )
-        write_concern(self.write_concern)
+        check_write_concern(self.write_concern)
         if self.indexes == "before":
             raise UsageError(
                 "--indexes 'before' does not apply to restore",

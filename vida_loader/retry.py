@@ -22,14 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from vida_loader.endpoint import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
 from vida_loader.faults import Fault, Verdict, classify
 
 T = TypeVar("T")
 
-# Throttling storms bring long runs of 16500 with short RetryAfterMs: the window, not
-# the count, is what normally ends a hopeless retry.
-DEFAULT_RETRY_ATTEMPTS = 100
-DEFAULT_RETRY_WINDOW_S = 60.0  # a server may be away this long (restart, failover)
 
 
 @dataclass(frozen=True)

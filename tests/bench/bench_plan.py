@@ -22,7 +22,7 @@ from pymongo import MongoClient, monitoring
 from vida_loader.config import PlanConfig
 from vida_loader.copy.planner import plan_job
 from vida_loader.dev.server import LocalServer
-from vida_loader.mongo import Endpoint
+from vida_loader.endpoint import Endpoint
 
 
 class CommandCounter(monitoring.CommandListener):

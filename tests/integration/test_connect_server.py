@@ -9,7 +9,8 @@ import pytest
 from pymongo import MongoClient
 
 from vida_loader.dev.server import LocalServer
-from vida_loader.mongo import Timeouts, connect
+from vida_loader.endpoint import Timeouts
+from vida_loader.mongo import connect
 
 pytestmark = pytest.mark.integration
 

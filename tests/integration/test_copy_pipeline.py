@@ -13,9 +13,9 @@ from support import PAD, Commands, fail_commands, fail_inserts, ints, listen, ra
 
 from vida_loader.copy.task import CopySettings, copy_partition
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.job.manifest import Partition, RangeMode
 from vida_loader.job.runstate import TaskState
-from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.writer import Writer
 from vida_loader.retry import RetryPolicy
 

@@ -36,9 +36,9 @@ from vida_loader.copy.coordinator import RunProgress, RunResult
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.dask_cluster import LocalDask, local_dask
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint
 from vida_loader.job.manifest import Manifest
 from vida_loader.job.runstate import TaskState
-from vida_loader.mongo import Endpoint
 from vida_loader.verify.deep_job import deep_verify_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

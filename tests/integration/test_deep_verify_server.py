@@ -32,11 +32,11 @@ from support import (
 from vida_loader.cli import main
 from vida_loader.config import VerifyConfig
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint
 from vida_loader.execution.events import Phase
 from vida_loader.job.manifest import Partition, RangeMode
 from vida_loader.job.runstate import TaskState, load_state, save_state, verify_task
 from vida_loader.jobfiles import JobFiles, from_ejson
-from vida_loader.mongo import Endpoint
 from vida_loader.verify.deep import DeepSettings, verify_partition
 from vida_loader.verify.deep_job import deep_verify_job, pick
 from vida_loader.verify.mismatches import read

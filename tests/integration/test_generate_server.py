@@ -15,9 +15,9 @@ import pytest
 from support import fail_inserts, listen, raw_hashes, wait_for
 
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint
 from vida_loader.generate.runner import GenerateConfig, generate
 from vida_loader.generate.service_orders import ServiceOrders
-from vida_loader.mongo import Endpoint
 from vida_loader.retry import RetryPolicy
 
 pytestmark = pytest.mark.integration

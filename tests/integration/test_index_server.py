@@ -18,10 +18,10 @@ from vida_loader.config import PlanConfig
 from vida_loader.copy import planner
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.errors import StateError
 from vida_loader.indexes.definition import Action
 from vida_loader.job.runstate import TaskState, index_task
-from vida_loader.mongo import Endpoint, Timeouts
 
 pytestmark = pytest.mark.integration
 DB = Database[dict[str, Any]]

@@ -28,9 +28,9 @@ from vida_loader.cli import main
 from vida_loader.copy.coordinator import RunProgress
 from vida_loader.copy.task import CopySettings, copy_partition
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.job.manifest import Partition, RangeMode
 from vida_loader.job.runstate import TaskState
-from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.report.progress import format_progress
 

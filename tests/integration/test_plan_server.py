@@ -14,8 +14,8 @@ from support import PAD, ints, mixed_ids, objectids, strings
 from vida_loader.config import PlanConfig
 from vida_loader.copy import planner
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint
 from vida_loader.job.manifest import RangeMode, load_manifest
-from vida_loader.mongo import Endpoint
 from vida_loader.ordering import sort_key
 
 pytestmark = pytest.mark.integration

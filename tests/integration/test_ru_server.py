@@ -22,9 +22,9 @@ from vida_loader.copy import planner
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.server import LocalServer
 from vida_loader.dump.job import dump_job
+from vida_loader.endpoint import Endpoint
 from vida_loader.job.runstate import load_state
 from vida_loader.jobfiles import DumpFiles, JobFiles, read_jsonl
-from vida_loader.mongo import Endpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 DB = Database[dict[str, Any]]

@@ -26,11 +26,11 @@ from support import (
 
 from vida_loader.copy.task import CopySettings, copy_partition
 from vida_loader.dev.server import LocalServer
+from vida_loader.endpoint import Endpoint
 from vida_loader.errors import UsageError
 from vida_loader.generate.service_orders import ServiceOrders
 from vida_loader.job.manifest import Partition, RangeMode
 from vida_loader.job.runstate import TaskState
-from vida_loader.mongo import Endpoint
 from vida_loader.retry import RetryPolicy
 from vida_loader.transform.plugin import check_transform_query, load_transform
 

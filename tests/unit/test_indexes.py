@@ -11,6 +11,7 @@ from bson.son import SON
 from pymongo.errors import DuplicateKeyError
 
 from vida_loader.copy.coordinator import RunProgress
+from vida_loader.endpoint import ServerKind
 from vida_loader.indexes.build import build_progress
 from vida_loader.indexes.definition import (
     Action,
@@ -25,7 +26,6 @@ from vida_loader.indexes.definition import (
     wanted_indexes,
 )
 from vida_loader.indexes.phase import IndexProgress
-from vida_loader.mongo import ServerKind
 from vida_loader.report.progress import format_progress
 
 NS = "shop.orders"

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from vida_loader.config import JobConfig, RunConfig
+from vida_loader.endpoint import has_secret
 from vida_loader.errors import StateError
 from vida_loader.job.lock import LockHolder, hold_lock, read_holder
 from vida_loader.job.planned import continue_command
 from vida_loader.job.runstate import now_iso
 from vida_loader.jobfiles import JobFiles
-from vida_loader.mongo import has_secret
 
 SECRET = "s3cr3t-Pass"
 

@@ -13,12 +13,12 @@ from bson.raw_bson import RawBSONDocument
 from vida_loader.config import RunConfig
 from vida_loader.copy.coordinator import RunProgress
 from vida_loader.copy.task import CopySettings, PartitionResult, read_batch_size
+from vida_loader.endpoint import Endpoint
 from vida_loader.errors import StateError, UsageError
 from vida_loader.job.manifest import Partition, RangeMode
 from vida_loader.job.planned import planned_endpoint, resolve_job
 from vida_loader.job.runstate import PartitionRecord, RunState, TaskState, load_state, save_state
 from vida_loader.jobfiles import write_atomic
-from vida_loader.mongo import Endpoint
 from vida_loader.pipeline.writer import chunked
 from vida_loader.report.progress import ProgressPrinter, format_duration, format_progress
 

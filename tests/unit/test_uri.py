@@ -1,16 +1,15 @@
 import pytest
 
-from vida_loader.errors import UsageError
-from vida_loader.mongo import (
+from vida_loader.endpoint import (
     ServerKind,
     Timeouts,
-    check_uri,
-    client_options,
     redact_uri,
     server_kind,
     strip_credentials,
     uri_hosts,
 )
+from vida_loader.errors import UsageError
+from vida_loader.mongo import check_uri, client_options
 
 COSMOS = (
     "mongodb://acct:Zk9/x+Qw==@acct.mongo.cosmos.azure.com:10255/?ssl=true&replicaSet=globaldb"

@@ -27,6 +27,7 @@ from vida_loader.copy.task import (
     PartitionResult,
     copy_partition,
 )
+from vida_loader.endpoint import Endpoint
 from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Phase, Started, Waiting
 from vida_loader.execution.scheduler import Scheduler
@@ -48,10 +49,7 @@ from vida_loader.job.runstate import (
     save_state,
 )
 from vida_loader.jobfiles import JobFiles, append_jsonl, cut_torn_line
-from vida_loader.mongo import (
-    Endpoint,
-    connect,
-)
+from vida_loader.mongo import connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import (
     check_target_empty,

@@ -29,6 +29,14 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from vida_loader import __version__
 from vida_loader.config import PlanConfig
+from vida_loader.endpoint import (
+    Endpoint,
+    ServerKind,
+    redact_uri,
+    server_kind,
+    strip_credentials,
+    uri_hosts,
+)
 from vida_loader.errors import ConnectError, JobExistsError, UsageError
 from vida_loader.faults import passing
 from vida_loader.indexes.definition import plan_indexes
@@ -38,19 +46,7 @@ from vida_loader.job.manifest import (
     Partition,
     save_manifest,
 )
-from vida_loader.mongo import (
-    CODEC_OPTIONS,
-    Endpoint,
-    ServerKind,
-    check_uri,
-    close_client,
-    connect,
-    describe_error,
-    redact_uri,
-    server_kind,
-    strip_credentials,
-    uri_hosts,
-)
+from vida_loader.mongo import CODEC_OPTIONS, check_uri, close_client, connect, describe_error
 from vida_loader.ordering import (
     BRACKET_BY_NAME,
     ID_BRACKETS,

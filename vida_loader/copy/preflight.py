@@ -17,20 +17,10 @@ import pymongo
 from pymongo import MongoClient, common
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
+from vida_loader.endpoint import Endpoint, Timeouts, redact_uri, uri_hosts, uri_options
 from vida_loader.errors import UsageError
 from vida_loader.faults import classify
-from vida_loader.mongo import (
-    Endpoint,
-    Timeouts,
-    check_uri,
-    client_options,
-    close_client,
-    describe_error,
-    redact_uri,
-    uri_hosts,
-    uri_options,
-    wire_advice,
-)
+from vida_loader.mongo import check_uri, client_options, close_client, describe_error, wire_advice
 from vida_loader.retry import RetryPolicy, patient
 
 UNAUTHORIZED = 13

@@ -26,11 +26,11 @@ from typing import Any, TypeVar
 
 from bson.raw_bson import RawBSONDocument
 
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.execution.events import Charged, Phase, Reporter, Started, no_report
 from vida_loader.execution.pool import shared_object
 from vida_loader.job.manifest import Partition
 from vida_loader.job.runstate import PartitionRecord, TaskState
-from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.ordering import usable_boundary
 from vida_loader.pipeline.clients import collection, meter_of
 from vida_loader.pipeline.confirm import (

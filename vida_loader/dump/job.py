@@ -25,6 +25,7 @@ from vida_loader.config import DumpConfig, PlanConfig
 from vida_loader.copy.planner import plan_source
 from vida_loader.dump.layout import GZIP_LEVEL, metadata_bytes, read_metadata
 from vida_loader.dump.task import DumpResult, DumpSettings, dump_partition
+from vida_loader.endpoint import Endpoint
 from vida_loader.errors import StateError, UsageError
 from vida_loader.job.lock import hold_lock
 from vida_loader.job.manifest import Manifest, load_manifest
@@ -41,7 +42,7 @@ from vida_loader.jobfiles import (
     write_atomic,
     write_json_atomic,
 )
-from vida_loader.mongo import CODEC_OPTIONS, Endpoint, check_uri, connect
+from vida_loader.mongo import CODEC_OPTIONS, check_uri, connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import require_source
 from vida_loader.ru.meter import accounting_on

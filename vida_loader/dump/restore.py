@@ -26,6 +26,7 @@ from vida_loader.config import RestoreConfig, check_namespace
 from vida_loader.dump.bson_file import FileRange, Scan, scan
 from vida_loader.dump.layout import load_metadata
 from vida_loader.dump.restore_task import RestoreResult, RestoreSettings, restore_range
+from vida_loader.endpoint import Endpoint, ServerKind, server_kind, strip_credentials
 from vida_loader.errors import ConnectError, StateError, UsageError
 from vida_loader.indexes.definition import IndexContext, IndexSpec, translate
 from vida_loader.indexes.phase import IndexBuilds
@@ -48,16 +49,7 @@ from vida_loader.jobfiles import (
     to_ejson,
     write_json_atomic,
 )
-from vida_loader.mongo import (
-    CODEC_OPTIONS,
-    Endpoint,
-    ServerKind,
-    check_uri,
-    connect,
-    describe_error,
-    server_kind,
-    strip_credentials,
-)
+from vida_loader.mongo import CODEC_OPTIONS, check_uri, connect, describe_error
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.retry import patient
 

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 
 from vida_loader.dump.bson_file import FileRange, read_range
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.execution.events import Reporter, Started, no_report
 from vida_loader.job.runstate import RestoreRecord, TaskState
-from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import collection
 from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts
 from vida_loader.pipeline.writer import chunked, writer_for

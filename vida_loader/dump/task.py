@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from vida_loader.dump.layout import GZIP_LEVEL
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.execution.events import Moved, Reporter, Started, no_report
 from vida_loader.job.manifest import Partition
 from vida_loader.job.runstate import DumpRecord, TaskState
 from vida_loader.jobfiles import atomic_file
-from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.clients import collection, meter_of
 from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts

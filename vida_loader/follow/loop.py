@@ -24,6 +24,7 @@ from typing import Any
 from pymongo.errors import OperationFailure
 
 from vida_loader.config import RunConfig
+from vida_loader.endpoint import Endpoint
 from vida_loader.errors import RunInterruptedError, StateError, UsageError, format_duration
 from vida_loader.follow.apply import Batch
 from vida_loader.follow.finalize import Finalized, finalize_in
@@ -34,7 +35,7 @@ from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import open_job
 from vida_loader.job.runstate import RunState, load_state, now_iso, save_state
 from vida_loader.jobfiles import from_ejson, to_ejson
-from vida_loader.mongo import Endpoint, connect, describe_error, write_concern
+from vida_loader.mongo import connect, describe_error, write_concern
 from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.retry import Retrier, patient

@@ -15,9 +15,10 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from vida_loader.endpoint import Endpoint, ServerKind, server_kind
 from vida_loader.job.runstate import now_iso
 from vida_loader.jobfiles import from_ejson, to_ejson
-from vida_loader.mongo import Endpoint, ServerKind, describe_error, server_kind
+from vida_loader.mongo import describe_error
 from vida_loader.retry import patient
 
 COSMOS_PIPELINE: list[dict[str, Any]] = [

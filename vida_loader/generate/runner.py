@@ -30,6 +30,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
 from vida_loader.config import check_batches, check_namespace, default_job_name
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.errors import GenerateInterruptedError, UsageError, VidaError
 from vida_loader.execution.events import Event, Moved, Reporter
 from vida_loader.execution.scheduler import Scheduler
@@ -37,14 +38,7 @@ from vida_loader.generate import BLOCK
 from vida_loader.generate.sources import BUILT_INS, DEFAULT_SOURCE, load_source, resolve_source
 from vida_loader.job.runstate import now_iso
 from vida_loader.jobfiles import JobFiles, append_jsonl, cut_torn_line
-from vida_loader.mongo import (
-    CODEC_OPTIONS,
-    Endpoint,
-    Timeouts,
-    close_client,
-    connect,
-    write_concern,
-)
+from vida_loader.mongo import CODEC_OPTIONS, close_client, connect, write_concern
 from vida_loader.pipeline.clients import RAW_OPTIONS, close_clients, collection
 from vida_loader.pipeline.confirm import id_key
 from vida_loader.pipeline.target import prepare_target

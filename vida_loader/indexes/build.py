@@ -26,6 +26,7 @@ from pymongo.collection import Collection
 from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 
 from vida_loader.config import JobConfig
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.errors import ConnectError, StateError
 from vida_loader.execution.events import Reporter, Started, no_report
 from vida_loader.indexes.definition import (
@@ -43,7 +44,7 @@ from vida_loader.indexes.definition import (
 from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import open_job
 from vida_loader.job.runstate import IndexRecord, TaskState
-from vida_loader.mongo import Endpoint, Timeouts, close_client, connect, describe_error
+from vida_loader.mongo import close_client, connect, describe_error
 from vida_loader.pipeline.clients import collection
 from vida_loader.pipeline.task import (
     AttemptResult,

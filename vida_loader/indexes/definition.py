@@ -35,9 +35,9 @@ from bson.int64 import Int64
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from vida_loader.endpoint import ServerKind
 from vida_loader.errors import UsageError
 from vida_loader.jobfiles import from_ejson, load_json_file, to_ejson, write_json_atomic
-from vida_loader.mongo import ServerKind
 from vida_loader.retry import patient
 
 ID_INDEX = "_id_"

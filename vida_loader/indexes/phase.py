@@ -15,13 +15,14 @@ from typing import Any, Protocol
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.errors import VidaError
 from vida_loader.execution.events import Event, Started
 from vida_loader.execution.scheduler import Scheduler
 from vida_loader.indexes.build import IndexResult, IndexSettings, build_index, build_progress
 from vida_loader.indexes.definition import IndexSpec, relaxed
 from vida_loader.job.runstate import IndexRecord, TaskState, index_task, now_iso
-from vida_loader.mongo import Endpoint, Timeouts, close_client, connect
+from vida_loader.mongo import close_client, connect
 from vida_loader.retry import RetryCounts, RetryPolicy
 
 PROGRESS_POLL_S = 5.0  # seconds between reads of the server's index build progress

@@ -8,11 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from vida_loader.config import JobConfig, RunConfig
+from vida_loader.endpoint import (
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_WINDOW_S,
+    Endpoint,
+    has_secret,
+    normal_hosts,
+    redact_uri,
+    uri_hosts,
+)
 from vida_loader.errors import StateError, UsageError
 from vida_loader.job.manifest import Manifest, load_manifest
 from vida_loader.jobfiles import planned_jobs
-from vida_loader.mongo import Endpoint, check_uri, has_secret, normal_hosts, redact_uri, uri_hosts
-from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
+from vida_loader.mongo import check_uri
 from vida_loader.settings.registry import (
     DEFAULT_ATTEMPTS,
     DEFAULT_BATCH_MB,

@@ -10,7 +10,8 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from vida_loader.mongo import Endpoint, Timeouts, close_client, connect
+from vida_loader.endpoint import Endpoint, Timeouts
+from vida_loader.mongo import close_client, connect
 from vida_loader.ru.budget import RuBudget
 from vida_loader.ru.meter import ChargeMeter
 

@@ -10,8 +10,9 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from vida_loader.endpoint import Endpoint, Timeouts, redact_uri
 from vida_loader.errors import StateError
-from vida_loader.mongo import Endpoint, Timeouts, close_client, connect, describe_error, redact_uri
+from vida_loader.mongo import close_client, connect, describe_error
 from vida_loader.retry import RetryPolicy, patient
 
 Client = MongoClient[dict[str, Any]]

@@ -7,21 +7,23 @@ apply is null, never left out.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vida_loader.copy.coordinator import RunResult
-from vida_loader.copy.planner import PlanResult
-from vida_loader.dump.job import DumpOutcome
-from vida_loader.dump.restore import RestoreOutcome
 from vida_loader.errors import RunInterruptedError, VidaError
-from vida_loader.follow.loop import FollowResult
-from vida_loader.generate.runner import GenerateResult
 from vida_loader.job.runstate import RunState, TaskKind, TaskState
-from vida_loader.job.status import JobStatus
 from vida_loader.transform.plugin import TransformSpec
-from vida_loader.verify.counts import VerifyResult
-from vida_loader.verify.deep_job import DeepVerifyResult
-from vida_loader.verify.repair import RepairOutcome
+
+if TYPE_CHECKING:
+    from vida_loader.copy.coordinator import RunResult
+    from vida_loader.copy.planner import PlanResult
+    from vida_loader.dump.job import DumpOutcome
+    from vida_loader.dump.restore import RestoreOutcome
+    from vida_loader.follow.loop import FollowResult
+    from vida_loader.generate.runner import GenerateResult
+    from vida_loader.job.status import JobStatus
+    from vida_loader.verify.counts import VerifyResult
+    from vida_loader.verify.deep_job import DeepVerifyResult
+    from vida_loader.verify.repair import RepairOutcome
 
 
 def plan_json(result: PlanResult) -> dict[str, Any]:

@@ -4,31 +4,34 @@ generate summaries, and the settings table. Pure formatting of library results."
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vida_loader.config import RunConfig
-from vida_loader.copy.coordinator import RunResult
-from vida_loader.copy.planner import PlanResult
-from vida_loader.dump.job import DumpOutcome
-from vida_loader.dump.restore import RestoreOutcome
 from vida_loader.errors import format_duration
-from vida_loader.follow.finalize import Finalized
-from vida_loader.follow.loop import FollowResult
-from vida_loader.generate.runner import GenerateConfig, GenerateResult
-from vida_loader.indexes.build import TargetIndexes
 from vida_loader.indexes.definition import Action
-from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import job_command
 from vida_loader.job.runstate import RunState, TaskKind, TaskState
-from vida_loader.job.status import JobStatus
 from vida_loader.jobfiles import JobFiles
-from vida_loader.ru.budget import BudgetPlan
-from vida_loader.settings.resolve import Settings
 from vida_loader.transform.plugin import TransformSpec
-from vida_loader.verify.counts import VerifyResult
-from vida_loader.verify.deep_job import DeepVerifyResult
-from vida_loader.verify.repair import RepairOutcome
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from vida_loader.config import RunConfig
+    from vida_loader.copy.coordinator import RunResult
+    from vida_loader.copy.planner import PlanResult
+    from vida_loader.dump.job import DumpOutcome
+    from vida_loader.dump.restore import RestoreOutcome
+    from vida_loader.follow.finalize import Finalized
+    from vida_loader.follow.loop import FollowResult
+    from vida_loader.generate.runner import GenerateConfig, GenerateResult
+    from vida_loader.indexes.build import TargetIndexes
+    from vida_loader.job.manifest import Manifest
+    from vida_loader.job.status import JobStatus
+    from vida_loader.ru.budget import BudgetPlan
+    from vida_loader.settings.resolve import Settings
+    from vida_loader.verify.counts import VerifyResult
+    from vida_loader.verify.deep_job import DeepVerifyResult
+    from vida_loader.verify.repair import RepairOutcome
 
 
 def format_settings(s: Settings) -> str:

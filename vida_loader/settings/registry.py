@@ -9,13 +9,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from vida_loader.errors import SettingError
-from vida_loader.mongo import (
+from vida_loader.endpoint import (
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_WINDOW_S,
     Timeouts,
     redact_uri,
     uri_has_host,
 )
-from vida_loader.retry import DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_WINDOW_S
+from vida_loader.errors import SettingError
 
 DEFAULT_PARTITION_SIZE_MB = 64.0
 DEFAULT_MANIFEST_DIR = Path("partitions")

@@ -13,8 +13,7 @@ from typing import Any
 
 from dotenv.parser import parse_stream
 
-from vida_loader.errors import UsageError
-from vida_loader.mongo import (
+from vida_loader.endpoint import (
     Endpoint,
     ServerKind,
     Timeouts,
@@ -22,6 +21,7 @@ from vida_loader.mongo import (
     server_kind,
     uri_options,
 )
+from vida_loader.errors import UsageError
 from vida_loader.settings import profile as profiles
 from vida_loader.settings.registry import (
     COMMANDS,

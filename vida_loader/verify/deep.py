@@ -26,10 +26,10 @@ from typing import Any
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 
+from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.execution.events import Moved, Phase, Reporter, Started, no_report
 from vida_loader.job.manifest import Partition
 from vida_loader.job.runstate import TaskState, VerifyRecord
-from vida_loader.mongo import Endpoint, Timeouts
 from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import collection, meter_of
 from vida_loader.pipeline.confirm import find_raw_by_ids
