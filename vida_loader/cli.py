@@ -12,73 +12,14 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 from click.core import ParameterSource
-from pymongo.errors import PyMongoError
 
 from vida_loader import __version__
-from vida_loader.config import (
-    DumpConfig,
-    JobConfig,
-    PlanConfig,
-    RepairConfig,
-    RestoreConfig,
-    RunConfig,
-    VerifyConfig,
-    default_job_name,
-)
-from vida_loader.copy.coordinator import RunResult, run_job
-from vida_loader.copy.planner import plan_job
-from vida_loader.copy.preflight import check_copy, check_generate
-from vida_loader.dump.job import dump_job
-from vida_loader.dump.restore import find_inputs, restore_job
 from vida_loader.errors import EXIT_FAILED, EXIT_STATE, EXIT_USAGE, UsageError, VidaError
-from vida_loader.execution.scheduler import sigterm_as_interrupt
-from vida_loader.follow.finalize import finalize_indexes
-from vida_loader.follow.loop import follow_job
-from vida_loader.generate import sources
-from vida_loader.generate.runner import GenerateConfig
-from vida_loader.generate.runner import generate as run_generate
-from vida_loader.indexes.build import target_indexes
-from vida_loader.job.planned import continue_command, resolve_job
-from vida_loader.job.status import job_status
-from vida_loader.mongo import describe_error
-from vida_loader.report.live import LiveBar, LiveView
-from vida_loader.report.machine import (
-    deep_verify_json,
-    dump_json,
-    error_json,
-    follow_json,
-    generate_json,
-    plan_json,
-    repair_json,
-    restore_json,
-    run_json,
-    status_json,
-    verify_json,
-)
-from vida_loader.report.page import write_report
-from vida_loader.report.progress import ProgressPrinter, format_generate
-from vida_loader.report.text import (
-    format_deep_verify,
-    format_dump,
-    format_finalized,
-    format_follow,
-    format_generated,
-    format_index_build,
-    format_plan,
-    format_repair,
-    format_restore,
-    format_run,
-    format_settings,
-    format_status,
-    format_target_indexes,
-    format_verify,
-)
-from vida_loader.settings.profile import find_profile, list_profiles
 from vida_loader.settings.registry import (
     COMMANDS,
     DEFAULT_PROGRESS_INTERVAL,
@@ -87,9 +28,12 @@ from vida_loader.settings.registry import (
     legacy_names,
 )
 from vida_loader.settings.resolve import Settings, resolve
-from vida_loader.verify.counts import verify_job
-from vida_loader.verify.deep_job import deep_verify_job
-from vida_loader.verify.repair import repair_job
+
+if TYPE_CHECKING:
+    from vida_loader.config import RunConfig, VerifyConfig
+    from vida_loader.copy.coordinator import RunResult
+    from vida_loader.report.live import LiveBar, LiveView
+    from vida_loader.report.progress import ProgressPrinter
 
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
@@ -217,6 +161,8 @@ def load_settings(
     for notice in s.notices:
         _notice(notice)
     if verbose and s.get("verbose"):
+        from vida_loader.report.text import format_settings
+
         click.echo(format_settings(s), err=True)
     return s
 
@@ -238,6 +184,11 @@ def load_settings(
 @json_option
 def plan(replan: bool, as_json: bool, **params: Any) -> int:
     """Split the source collection into _id ranges and write the job's manifest."""
+    from vida_loader.config import PlanConfig, default_job_name
+    from vida_loader.copy.planner import plan_job
+    from vida_loader.report.machine import plan_json
+    from vida_loader.report.text import format_plan
+
     s = load_settings("plan", params)
     source = s.endpoint("source")
     cfg = PlanConfig(
@@ -315,6 +266,12 @@ def run(
     from what the target already holds. A fresh start refuses a target collection that
     holds documents unless --drop-target or --append says what to do with them.
     """
+    from vida_loader.config import RunConfig
+    from vida_loader.follow.loop import follow_job
+    from vida_loader.job.planned import resolve_job
+    from vida_loader.report.machine import follow_json, run_json
+    from vida_loader.report.text import format_follow, format_run
+
     if strategy is not None and params.get("transform") not in (None, strategy):
         raise UsageError(
             f"--strategy '{strategy}' and --transform '{params['transform']}' name two "
@@ -362,6 +319,8 @@ def run(
 
 def run_outcome(result: RunResult, cfg: RunConfig) -> tuple[int, str, str | None]:
     """How a run ended: (exit code, reason, the line that says what to do, or None)."""
+    from vida_loader.job.planned import continue_command
+
     failed = result.failed
     total = len(result.state.partitions)
     done = total - len(failed)
@@ -420,6 +379,9 @@ def progress_sink(
 ) -> LiveBar | ProgressPrinter:
     """A long command's progress on stderr: a bar on a terminal, plain lines every
     --progress-interval seconds otherwise, nothing with --quiet."""
+    from vida_loader.report.live import LiveBar
+    from vida_loader.report.progress import ProgressPrinter
+
     if sys.stderr.isatty() and not s["quiet"]:
         return LiveBar(sys.stderr, share, text, prefix)
     interval = s.get("progress_interval") or DEFAULT_PROGRESS_INTERVAL
@@ -431,6 +393,11 @@ def progress_sink(
 def _run_with_progress(cfg: RunConfig, interval: float, quiet: bool = False) -> RunResult:
     """``run_job`` with its progress on stderr: the live view on a terminal, plain lines
     otherwise, nothing with --quiet. SIGTERM stops it as Ctrl-C does."""
+    from vida_loader.copy.coordinator import run_job
+    from vida_loader.execution.scheduler import sigterm_as_interrupt
+    from vida_loader.report.live import LiveView
+    from vida_loader.report.progress import ProgressPrinter
+
     view: LiveView | ProgressPrinter | None = None
     if not quiet:
         view = (
@@ -479,6 +446,12 @@ def verify(restart: bool, as_json: bool, **params: Any) -> int:
     which `vida-loader repair` fixes. An interrupted deep verify continues where it
     stopped.
     """
+    from vida_loader.config import VerifyConfig
+    from vida_loader.job.planned import resolve_job
+    from vida_loader.report.machine import verify_json
+    from vida_loader.report.text import format_verify
+    from vida_loader.verify.counts import verify_job
+
     s = load_settings("verify", params)
     cfg = VerifyConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]), restart)
     if cfg.deep:
@@ -515,6 +488,10 @@ def verify(restart: bool, as_json: bool, **params: Any) -> int:
 
 
 def _deep_verify(cfg: VerifyConfig, s: Settings, as_json: bool) -> int:
+    from vida_loader.report.machine import deep_verify_json
+    from vida_loader.report.text import format_deep_verify
+    from vida_loader.verify.deep_job import deep_verify_job
+
     result = _with_progress(
         s,
         "verify --deep: ",
@@ -549,6 +526,12 @@ def repair(as_json: bool, **params: Any) -> int:
     replace the altered (acknowledged, journaled), delete the extra only with
     --delete-extra; then check those documents again and keep in mismatches.jsonl only
     the ones still different. Exit 0 when none is left. Running it again is harmless."""
+    from vida_loader.config import RepairConfig
+    from vida_loader.job.planned import resolve_job
+    from vida_loader.report.machine import repair_json
+    from vida_loader.report.text import format_repair
+    from vida_loader.verify.repair import repair_job
+
     s = load_settings("repair", params)
     cfg = RepairConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]))
     result = _with_progress(
@@ -577,6 +560,8 @@ def _with_progress(
 ) -> R:
     """``work(on_progress=..., notify=...)`` with its progress on stderr; SIGTERM stops
     it as Ctrl-C does."""
+    from vida_loader.execution.scheduler import sigterm_as_interrupt
+
     printer = progress_sink(s, prefix, text=text, share=share)
     try:
         with sigterm_as_interrupt():
@@ -621,6 +606,12 @@ def dump(restart: bool, as_json: bool, **params: Any) -> int:
     DIR/<db>/<collection>.bson, with its options and indexes in
     <collection>.metadata.json. An interrupted dump continues with the partitions it had
     not finished."""
+    from vida_loader.config import DumpConfig, default_job_name
+    from vida_loader.dump.job import dump_job
+    from vida_loader.job.planned import resolve_job
+    from vida_loader.report.machine import dump_json
+    from vida_loader.report.text import format_dump
+
     s = load_settings("dump", params)
     own = not s["job"] and bool(s["source_db"] or s["source_collection"])
     if own:  # a collection no job planned: the dump plans it (the plan stays in DIR)
@@ -671,6 +662,11 @@ def restore(source: Path, restart: bool, as_json: bool, **params: Any) -> int:
     already there counts as restored), then its indexes are built. An interrupted
     restore continues where it stopped; --drop empties each target collection first,
     as mongorestore --drop."""
+    from vida_loader.config import RestoreConfig, default_job_name
+    from vida_loader.dump.restore import find_inputs, restore_job
+    from vida_loader.report.machine import restore_json
+    from vida_loader.report.text import format_restore
+
     s = load_settings("restore", params)
     found = find_inputs(source)
     several = len(found) > 1
@@ -745,6 +741,10 @@ def report(out: Path | None, **params: Any) -> int:
     """Write a self-contained report.html with PNG plots of a job (running, finished or
     failed): throughput, workers, throttling, RU/s against the budget, partition
     durations; its summary agrees with `status` and the last `verify`."""
+    from vida_loader.config import JobConfig
+    from vida_loader.job.planned import resolve_job
+    from vida_loader.report.page import write_report
+
     if out is not None and params.get("report_dir") not in (None, out):
         raise UsageError(
             f"--out '{out}' and --report-dir '{params['report_dir']}' differ: give one"
@@ -765,6 +765,12 @@ def report(out: Path | None, **params: Any) -> int:
 def status(as_json: bool, **params: Any) -> int:
     """Show a job's progress from its files: partitions per state, documents, repairs,
     failures, whether a run holds it now, and the command that continues it."""
+    from vida_loader.config import JobConfig
+    from vida_loader.job.planned import resolve_job
+    from vida_loader.job.status import job_status
+    from vida_loader.report.machine import status_json
+    from vida_loader.report.text import format_status
+
     s = load_settings("status", params)
     cfg = JobConfig(job=resolve_job(s["manifest_dir"], s["job"]), manifest_dir=s["manifest_dir"])
     st = job_status(cfg)
@@ -802,6 +808,14 @@ def generate(
 ) -> int:
     """Generate realistic documents (service orders) at full speed into a collection or a
     .bson file. Document i depends only on --seed and i, so -j never changes the data."""
+    from vida_loader.execution.scheduler import sigterm_as_interrupt
+    from vida_loader.generate import sources
+    from vida_loader.generate.runner import GenerateConfig
+    from vida_loader.generate.runner import generate as run_generate
+    from vida_loader.report.machine import generate_json
+    from vida_loader.report.progress import format_generate
+    from vida_loader.report.text import format_generated
+
     if list_generators or list_templates:
         found = sources.list_generators() if list_generators else sources.list_templates()
         for name, description in found:
@@ -860,6 +874,9 @@ INDEX_READ_KEYS = ("job", "manifest_dir", "target_uri", "select_timeout", "socke
 @settings_options("verify", *INDEX_READ_KEYS, **JOB_HELPS)
 def indexes_list(**params: Any) -> int:
     """Every index of the job and where it stands on the target."""
+    from vida_loader.indexes.build import target_indexes
+    from vida_loader.report.text import format_target_indexes
+
     click.echo(format_target_indexes(target_indexes(_index_config(params))))
     return 0
 
@@ -868,12 +885,18 @@ def indexes_list(**params: Any) -> int:
 @settings_options("verify", *INDEX_READ_KEYS, **JOB_HELPS)
 def indexes_diff(**params: Any) -> int:
     """What differs between the job's indexes and the target's; exit 1 when anything does."""
+    from vida_loader.indexes.build import target_indexes
+    from vida_loader.report.text import format_target_indexes
+
     found = target_indexes(_index_config(params))
     click.echo(format_target_indexes(found, differences_only=True))
     return 0 if found.diff.clean else EXIT_FAILED
 
 
 def _index_config(params: dict[str, Any]) -> VerifyConfig:
+    from vida_loader.config import VerifyConfig
+    from vida_loader.job.planned import resolve_job
+
     s = load_settings("verify", params)
     return VerifyConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]))
 
@@ -895,6 +918,10 @@ def _index_config(params: dict[str, Any]) -> VerifyConfig:
 def indexes_build(**params: Any) -> int:
     """Build the job's indexes the target lacks, recorded in the run state like `run`'s
     (resumable); copies no data. TTL indexes wait until the data is complete."""
+    from vida_loader.config import RunConfig
+    from vida_loader.job.planned import resolve_job
+    from vida_loader.report.text import format_index_build
+
     s = load_settings("run", params)
     cfg = RunConfig.from_settings(s, resolve_job(s["manifest_dir"], s["job"]), only_indexes=True)
     cfg = dataclasses.replace(cfg, indexes="after", disable_indexes=False)
@@ -919,6 +946,11 @@ def indexes_finalize(**params: Any) -> int:
     unique indexes unique, TTL indexes their real expiry. `--until-caught-up` does it at
     its end; this is for a switch-over done otherwise. Exit 1 naming the documents that
     share a key when a unique index cannot be made unique."""
+    from vida_loader.config import JobConfig
+    from vida_loader.follow.finalize import finalize_indexes
+    from vida_loader.job.planned import resolve_job
+    from vida_loader.report.text import format_finalized
+
     s = load_settings("run", params)
     cfg = JobConfig(
         **JobConfig.given(
@@ -944,6 +976,8 @@ def indexes_finalize(**params: Any) -> int:
 def config(ctx: click.Context, /, for_command: str, **params: Any) -> int:
     """Print every effective setting, its value (passwords redacted) and where it came from:
     flag, VIDA_* environment, legacy environment, .env_local, .env, profile or default."""
+    from vida_loader.report.text import format_settings
+
     if ctx.invoked_subcommand is not None:
         return 0
     s = load_settings(for_command, params, verbose=False)
@@ -972,6 +1006,8 @@ def config_check(for_command: str, **params: Any) -> int:
     server kind and version, wire version and whether this pymongo can talk to it, the
     source collection and its size, the right to read it and to write the target
     (a scratch collection, dropped again), TLS. Exit 0 only when a copy can start."""
+    from vida_loader.copy.preflight import check_copy, check_generate
+
     command = "generate" if for_command == "generate" else "plan"
     s = load_settings(command, params, verbose=False)
     if command == "generate":
@@ -1004,6 +1040,8 @@ def profiles() -> None:
 @profiles.command("list")
 def profiles_list() -> int:
     """List every profile a name can pick, where its file is and what it is for."""
+    from vida_loader.settings.profile import list_profiles
+
     found = list_profiles(Path.cwd())
     width = max(len(p.name) for p in found)
     for p in found:
@@ -1017,6 +1055,8 @@ def profiles_list() -> int:
 def profiles_show(name: str, for_command: str) -> int:
     """Every setting of a command with profile NAME, its value and source: the profile's
     own values, and what flags, environment and env files would still override."""
+    from vida_loader.report.text import format_settings
+
     s = resolve(for_command, {"profile": name})
     click.echo(format_settings(s))
     return 0
@@ -1026,6 +1066,8 @@ def profiles_show(name: str, for_command: str) -> int:
 @click.argument("name")
 def profiles_check(name: str) -> int:
     """Check that profile NAME loads: known settings only, every value in range."""
+    from vida_loader.settings.profile import find_profile
+
     p = find_profile(name, Path.cwd())  # loading checks every key and value
     click.echo(f"profile '{p.name}' ({p.path}) is valid: {len(p.values)} settings")
     return 0
@@ -1054,13 +1096,20 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"vida-loader: error: {exc.line()}", err=True)
         if "--json" in args:
+            from vida_loader.report.machine import error_json
+
             command = next((a for a in args if not a.startswith("-")), None)
             _print_json(error_json(command, exc))
         return exc.exit_code
-    except PyMongoError as exc:
-        # A call that no command turned into its own message: still one line, exit 3.
-        if debug:
+    except Exception as exc:
+        # A database call that no command turned into its own message: still one line,
+        # exit 3. The driver is imported by the commands that use it; unloaded, it raised
+        # nothing.
+        driver = sys.modules.get("pymongo.errors")
+        if debug or driver is None or not isinstance(exc, driver.PyMongoError):
             raise
+        from vida_loader.mongo import describe_error
+
         uris = [a.split("=", 1)[-1] for a in args if "://" in a]
         uris += [os.environ.get(f"VIDA_{side}_URI", "") for side in ("SOURCE", "TARGET")]
         click.echo(
