@@ -8,7 +8,7 @@ reach both databases. The first worker that does not is named in one line.
 What the Dask scheduler sees: task keys name the task's function and a random token,
 never an argument; the arguments (the partition, the settings with the full URIs) travel
 pickled through it to a worker, as they do through a local process pool's pipe. Secure
-the cluster (TLS, a private network) as you would the databases (README).
+the cluster (TLS, a private network) as you would the databases (docs/many-machines.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The README's map of the code names every module and package of the library, and
-nothing that is not there."""
+"""The manual's map of the code (docs/layout.md) names every module and package of the
+library, and nothing that is not there."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ PACKAGE = ROOT / "vida_loader"
 
 
 def _layout_block() -> str:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("## How the code is laid out")
-    end = readme.index("\n## ", start + 1)
-    block = readme[start:end]
-    return block[block.index("```") : block.rindex("```")]
+    page = (ROOT / "docs" / "layout.md").read_text()
+    start = page.index("```\nvida_loader/")
+    return page[start : page.index("\n```", start + 3)]
 
 
 def _entries(block: str) -> set[str]:
@@ -27,9 +25,10 @@ def _entries(block: str) -> set[str]:
     return names
 
 
-def test_the_readme_map_matches_the_tree() -> None:
+def test_the_layout_map_matches_the_tree() -> None:
     listed = _entries(_layout_block())
     modules = {p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
     packages = {p.parent.name + "/" for p in PACKAGE.glob("*/__init__.py")}
-    assert sorted((modules | packages) - listed) == [], "README's map lacks these"
-    assert sorted(listed - modules - packages) == [], "README's map names what the tree lacks"
+    assert sorted((modules | packages) - listed) == [], "docs/layout.md's map lacks these"
+    extra = sorted(listed - modules - packages)
+    assert extra == [], "docs/layout.md's map names what the tree lacks"
