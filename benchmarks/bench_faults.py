@@ -35,8 +35,9 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 
 from vida_loader.config import PlanConfig, RunConfig
-from vida_loader.copy.coordinator import RunProgress, RunResult, run_job
+from vida_loader.copy.coordinator import RunResult, run_job
 from vida_loader.copy.planner import plan_job
+from vida_loader.copy.progress import RunProgress
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
 from vida_loader.endpoint import Endpoint

@@ -24,8 +24,9 @@ from pymongo import MongoClient
 from rich.console import Console
 
 from vida_loader.config import PlanConfig, RunConfig
-from vida_loader.copy.coordinator import RunProgress, run_job
+from vida_loader.copy.coordinator import run_job
 from vida_loader.copy.planner import plan_job
+from vida_loader.copy.progress import RunProgress
 from vida_loader.dev.demo import load_service_orders
 from vida_loader.dev.server import LocalServer
 from vida_loader.endpoint import Endpoint

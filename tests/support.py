@@ -38,7 +38,8 @@ from pymongo.collection import Collection
 from vida_loader.cli import main
 from vida_loader.config import PlanConfig, RunConfig
 from vida_loader.copy import planner
-from vida_loader.copy.coordinator import RunProgress, RunResult, run_job
+from vida_loader.copy.coordinator import RunResult, run_job
+from vida_loader.copy.progress import RunProgress
 from vida_loader.dev.server import LocalServer
 from vida_loader.endpoint import Endpoint
 from vida_loader.job.manifest import Manifest

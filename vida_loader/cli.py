@@ -32,6 +32,8 @@ from vida_loader.settings.resolve import Settings, resolve
 if TYPE_CHECKING:
     from vida_loader.config import RunConfig, VerifyConfig
     from vida_loader.copy.coordinator import RunResult
+    from vida_loader.dump.restore import DumpInput
+    from vida_loader.follow.loop import FollowResult
     from vida_loader.report.live import LiveBar, LiveView
     from vida_loader.report.progress import ProgressPrinter
 
@@ -267,22 +269,11 @@ def run(
     holds documents unless --drop-target or --append says what to do with them.
     """
     from vida_loader.config import RunConfig
-    from vida_loader.follow.loop import follow_job
     from vida_loader.job.planned import resolve_job
     from vida_loader.report.machine import follow_json, run_json
-    from vida_loader.report.text import format_follow, format_run
+    from vida_loader.report.text import format_run
 
-    if strategy is not None and params.get("transform") not in (None, strategy):
-        raise UsageError(
-            f"--strategy '{strategy}' and --transform '{params['transform']}' name two "
-            "transforms: give one (--strategy is the old name of --transform)"
-        )
-    s = load_settings("run", params, transform=strategy)
-    if create_indexes and s["indexes"] != "after":
-        raise UsageError(
-            f"--create-indexes builds the indexes after the data: it cannot go with "
-            f"--indexes '{s['indexes']}'"
-        )
+    s = _run_settings(params, strategy, create_indexes)
     cfg = RunConfig.from_settings(
         s,
         resolve_job(s["manifest_dir"], s["job"]),
@@ -297,17 +288,7 @@ def run(
         click.echo(f"vida-loader: {message}", err=True)
     followed = None
     if cfg.follow and code == 0:
-        followed = _with_progress(
-            s,
-            "follow: ",
-            lambda p: (
-                f"{p.events:,} changes, {p.rate:,.1f}/s, "
-                + ("behind: unknown" if p.lag_s is None else f"{p.lag_s:,.1f} s behind")
-            ),
-            lambda p: 1.0 if p.lag_s == 0 else 0.0,
-            partial(follow_job, cfg),
-        )
-        click.echo(format_follow(followed), err=as_json)
+        followed = _follow(s, cfg, as_json)
         if followed.finalize_errors:
             code, reason = EXIT_FAILED, "indexes_failed"
             message = followed.finalize_errors[0]
@@ -315,6 +296,42 @@ def run(
     if as_json:
         _print_json({**run_json(result, code, reason, message), "follow": follow_json(followed)})
     return code
+
+
+def _run_settings(params: dict[str, Any], strategy: str | None, create_indexes: bool) -> Settings:
+    """The settings of `run`, with the old tool's names of two flags taken in."""
+    if strategy is not None and params.get("transform") not in (None, strategy):
+        raise UsageError(
+            f"--strategy '{strategy}' and --transform '{params['transform']}' name two "
+            "transforms: give one (--strategy is the old name of --transform)"
+        )
+    s = load_settings("run", params, transform=strategy)
+    if create_indexes and s["indexes"] != "after":
+        raise UsageError(
+            f"--create-indexes builds the indexes after the data: it cannot go with "
+            f"--indexes '{s['indexes']}'"
+        )
+    return s
+
+
+def _follow(s: Settings, cfg: RunConfig, as_json: bool) -> FollowResult:
+    """``run --follow`` after a copy that ended well: the source's changes, with their
+    progress and summary."""
+    from vida_loader.follow.loop import follow_job
+    from vida_loader.report.text import format_follow
+
+    followed = _with_progress(
+        s,
+        "follow: ",
+        lambda p: (
+            f"{p.events:,} changes, {p.rate:,.1f}/s, "
+            + ("behind: unknown" if p.lag_s is None else f"{p.lag_s:,.1f} s behind")
+        ),
+        lambda p: 1.0 if p.lag_s == 0 else 0.0,
+        partial(follow_job, cfg),
+    )
+    click.echo(format_follow(followed), err=as_json)
+    return followed
 
 
 def run_outcome(result: RunResult, cfg: RunConfig) -> tuple[int, str, str | None]:
@@ -352,6 +369,12 @@ def run_outcome(result: RunResult, cfg: RunConfig) -> tuple[int, str, str | None
             f"{len(failed)} of {total} partitions failed ({first_pid}: {first_error}); fix the "
             f"cause, then continue with: {again}",
         )
+    return _outcome_after_data(result, again)
+
+
+def _outcome_after_data(result: RunResult, again: str) -> tuple[int, str, str | None]:
+    """How a run whose every partition is confirmed ended: its indexes, the source's
+    duplicate _ids."""
     index_failures = result.index_failures
     if index_failures:
         name, error = index_failures[0]
@@ -662,72 +685,81 @@ def restore(source: Path, restart: bool, as_json: bool, **params: Any) -> int:
     already there counts as restored), then its indexes are built. An interrupted
     restore continues where it stopped; --drop empties each target collection first,
     as mongorestore --drop."""
-    from vida_loader.config import RestoreConfig, default_job_name
-    from vida_loader.dump.restore import find_inputs, restore_job
-    from vida_loader.report.machine import restore_json
-    from vida_loader.report.text import format_restore
+    from vida_loader.dump.restore import find_inputs
 
     s = load_settings("restore", params)
     found = find_inputs(source)
     several = len(found) > 1
     if several:
-        for key in ("job", "target_collection"):
-            if s[key]:
-                names = ", ".join(f"{f.db}.{f.collection}" for f in found[:5])
-                raise UsageError(
-                    f"--{key.replace('_', '-')} '{s[key]}' names one collection but "
-                    f"'{source}' holds {len(found)} ({names}{' ...' if len(found) > 5 else ''})",
-                    value=s[key],
-                    setting=f"--{key.replace('_', '-')}",
-                    fix="leave it out (each collection keeps its name and gets a restore job "
-                    "of its own), or give the .bson file of one collection",
-                )
-    results, objs, code = [], [], 0
+        _refuse_names_of_one(s, source, found)
+    objs, code = [], 0
     for one in found:
-        job = s["job"] or "restore." + default_job_name(one.db, one.collection)
-        cfg = RestoreConfig.from_settings(s, job, source, restart, several)
-        result = _with_progress(
-            s,
-            f"restore {one.db}.{one.collection}: ",
-            lambda p: (
-                f"{p.done}/{p.total} ranges, {p.docs:,} documents"
-                + (f", {p.indexes_done}/{p.indexes} indexes" if p.indexes else "")
-            ),
-            lambda p: p.done / max(p.total, 1),
-            partial(restore_job, cfg, one),
-        )
-        one_code = 0 if result.complete else EXIT_FAILED
+        one_code, obj = _restore_one(s, one, source, restart, several, as_json)
         code = max(code, one_code)
-        said = None
-        if result.failed:
-            said = (
-                f"{len(result.failed)} tasks of {one.db}.{one.collection} failed "
-                f"({', '.join(result.failed[:5])}); continue with: {cfg.command()}"
-            )
-        elif result.bad_at is not None:
-            said = (
-                f"'{result.source.bson}' is cut short or corrupt at byte offset "
-                f"{result.bad_at:,}: the documents before it were restored"
-            )
-        click.echo(format_restore(result), err=as_json)
-        if said is not None:
-            click.echo(f"vida-loader: {said}", err=True)
-        results.append(result)
-        objs.append(restore_json(result, one_code))
-    if as_json:
-        if several:
-            bad = code != 0
-            _print_json(
-                {
-                    "command": "restore",
-                    "exit_code": code,
-                    "exit_reason": "collections failed" if bad else "done",
-                    "collections": objs,
-                }
-            )
-        else:
-            _print_json(objs[0])
+        objs.append(obj)
+    if as_json and several:
+        reason = "collections failed" if code != 0 else "done"
+        _print_json(
+            {"command": "restore", "exit_code": code, "exit_reason": reason, "collections": objs}
+        )
+    elif as_json:
+        _print_json(objs[0])
     return code
+
+
+def _refuse_names_of_one(s: Settings, source: Path, found: list[DumpInput]) -> None:
+    """--job and --target-collection name one collection: not for a folder of several."""
+    for key in ("job", "target_collection"):
+        if s[key]:
+            names = ", ".join(f"{f.db}.{f.collection}" for f in found[:5])
+            raise UsageError(
+                f"--{key.replace('_', '-')} '{s[key]}' names one collection but "
+                f"'{source}' holds {len(found)} ({names}{' ...' if len(found) > 5 else ''})",
+                value=s[key],
+                setting=f"--{key.replace('_', '-')}",
+                fix="leave it out (each collection keeps its name and gets a restore job "
+                "of its own), or give the .bson file of one collection",
+            )
+
+
+def _restore_one(
+    s: Settings, one: DumpInput, source: Path, restart: bool, several: bool, as_json: bool
+) -> tuple[int, dict[str, Any]]:
+    """Restore one collection of the input, with its progress and summary; returns its
+    exit code and its JSON object."""
+    from vida_loader.config import RestoreConfig, default_job_name
+    from vida_loader.dump.restore import restore_job
+    from vida_loader.report.machine import restore_json
+    from vida_loader.report.text import format_restore
+
+    job = s["job"] or "restore." + default_job_name(one.db, one.collection)
+    cfg = RestoreConfig.from_settings(s, job, source, restart, several)
+    result = _with_progress(
+        s,
+        f"restore {one.db}.{one.collection}: ",
+        lambda p: (
+            f"{p.done}/{p.total} ranges, {p.docs:,} documents"
+            + (f", {p.indexes_done}/{p.indexes} indexes" if p.indexes else "")
+        ),
+        lambda p: p.done / max(p.total, 1),
+        partial(restore_job, cfg, one),
+    )
+    said = None
+    if result.failed:
+        said = (
+            f"{len(result.failed)} tasks of {one.db}.{one.collection} failed "
+            f"({', '.join(result.failed[:5])}); continue with: {cfg.command()}"
+        )
+    elif result.bad_at is not None:
+        said = (
+            f"'{result.source.bson}' is cut short or corrupt at byte offset "
+            f"{result.bad_at:,}: the documents before it were restored"
+        )
+    click.echo(format_restore(result), err=as_json)
+    if said is not None:
+        click.echo(f"vida-loader: {said}", err=True)
+    code = 0 if result.complete else EXIT_FAILED
+    return code, restore_json(result, code)
 
 
 @cli.command()

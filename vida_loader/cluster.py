@@ -208,6 +208,13 @@ def check_workers(
             fix="check that every worker has vida-loader installed: pip install "
             "'vida-loader[dask]'",
         ) from None
+    _check_facts(facts, sides, own)
+
+
+def _check_facts(
+    facts: dict[str, dict[str, Any]], sides: list[tuple[str, Endpoint]], own: bool
+) -> None:
+    """Refuse the first worker that runs other versions or cannot reach a side."""
     mine = versions()
     for address, got in sorted(facts.items()):
         differ = [f"{k} {got.get(k)} (here {v})" for k, v in mine.items() if got.get(k) != v]

@@ -214,7 +214,7 @@ def test_a_database_error_no_command_words_is_still_one_line_exit_3_without_the_
     def refused(*_args: Any, **_kw: Any) -> Any:
         raise OperationFailure(f"bad auth for user:{SECRET}", 16500, {"errmsg": f"no {SECRET}"})
 
-    monkeypatch.setattr("vida_loader.cli.verify_job", refused)
+    monkeypatch.setattr("vida_loader.verify.counts.verify_job", refused)  # as cli imports it
     uri = f"mongodb://user:{SECRET}@127.0.0.1:9/"
     code = main(["verify", "--job", "j", "--manifest-dir", str(tmp_path), "--source-uri", uri])
     out = capsys.readouterr()

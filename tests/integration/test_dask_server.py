@@ -32,7 +32,8 @@ from support import (
 from vida_loader.cli import main
 from vida_loader.config import PlanConfig, VerifyConfig
 from vida_loader.copy import planner
-from vida_loader.copy.coordinator import RunProgress, RunResult
+from vida_loader.copy.coordinator import RunResult
+from vida_loader.copy.progress import RunProgress
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.dask_cluster import LocalDask, local_dask
 from vida_loader.dev.server import LocalServer

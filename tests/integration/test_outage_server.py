@@ -25,7 +25,7 @@ from support import (
 )
 
 from vida_loader.cli import main
-from vida_loader.copy.coordinator import RunProgress
+from vida_loader.copy.progress import RunProgress
 from vida_loader.copy.task import CopySettings, copy_partition
 from vida_loader.dev.server import LocalServer
 from vida_loader.endpoint import Endpoint, Timeouts

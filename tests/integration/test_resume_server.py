@@ -10,7 +10,7 @@ from pymongo.database import Database
 from support import PAD, fail_inserts, plan_in, raw_hashes, run_in
 
 from vida_loader.config import RunConfig
-from vida_loader.copy.coordinator import RunProgress
+from vida_loader.copy.progress import RunProgress
 from vida_loader.dev.server import LocalServer
 from vida_loader.errors import RunInterruptedError, StateError, UsageError
 from vida_loader.job.manifest import Manifest

@@ -27,7 +27,8 @@ from support import (
 )
 
 from vida_loader.config import VerifyConfig
-from vida_loader.copy.coordinator import RunProgress, RunResult
+from vida_loader.copy.coordinator import RunResult
+from vida_loader.copy.progress import RunProgress
 from vida_loader.dev.server import LocalServer
 from vida_loader.job.runstate import TaskState, load_state
 from vida_loader.verify.counts import verify_job

@@ -10,7 +10,7 @@ from bson.int64 import Int64
 from bson.son import SON
 from pymongo.errors import DuplicateKeyError
 
-from vida_loader.copy.coordinator import RunProgress
+from vida_loader.copy.progress import RunProgress
 from vida_loader.endpoint import ServerKind
 from vida_loader.indexes.build import build_progress
 from vida_loader.indexes.definition import (

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from vida_loader.copy.coordinator import RunProgress, WorkerProgress
+from vida_loader.copy.progress import RunProgress, WorkerProgress
 from vida_loader.indexes.phase import IndexProgress
 from vida_loader.report import live
 from vida_loader.report.live import LiveView

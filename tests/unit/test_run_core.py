@@ -11,7 +11,7 @@ import pytest
 from bson.raw_bson import RawBSONDocument
 
 from vida_loader.config import RunConfig
-from vida_loader.copy.coordinator import RunProgress
+from vida_loader.copy.progress import RunProgress
 from vida_loader.copy.task import CopySettings, PartitionResult, read_batch_size
 from vida_loader.endpoint import Endpoint
 from vida_loader.errors import StateError, UsageError

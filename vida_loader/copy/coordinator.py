@@ -11,16 +11,15 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from vida_loader.cluster import Executor, open_executor
 from vida_loader.config import RunConfig
+from vida_loader.copy.journal import RunJournal
+from vida_loader.copy.progress import Attempts, ProgressSink, RunProgress, RuRate
 from vida_loader.copy.task import (
     RU_BUDGET,
     CopySettings,
@@ -36,11 +35,12 @@ from vida_loader.indexes.build import (
     disable_target_indexes,
 )
 from vida_loader.indexes.definition import IndexSpec, load_saved, wanted_indexes
-from vida_loader.indexes.phase import IndexBuilds, IndexProgress
+from vida_loader.indexes.phase import IndexBuilds
 from vida_loader.job.lock import hold_lock
 from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import continue_command, open_job
 from vida_loader.job.runstate import (
+    PartitionRecord,
     RunState,
     TaskKind,
     TaskState,
@@ -48,7 +48,7 @@ from vida_loader.job.runstate import (
     now_iso,
     save_state,
 )
-from vida_loader.jobfiles import JobFiles, append_jsonl, cut_torn_line
+from vida_loader.jobfiles import JobFiles, cut_torn_line
 from vida_loader.mongo import connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import (
@@ -68,58 +68,8 @@ from vida_loader.transform.plugin import (
     check_transform_query,
     load_transform,
 )
-from vida_loader.transform.rejects import RejectsLog
 
-SAVE_EVERY = 5.0  # seconds between saves of running partitions' counts
-RU_NOW_WINDOW = 5.0  # seconds over which "RU/s now" is measured
-METRICS_EVERY = 5.0  # seconds between the run's records in metrics.jsonl
-
-
-# --- progress and results ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WorkerProgress:
-    """One running copy task, as the live view shows it."""
-
-    task: str  # the partition
-    docs: int  # written by its current attempt
-    bytes: int
-    seconds: float  # since its attempt started
-    doing: str  # copying, confirming, repairing, waiting for the target, backing off...
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """A snapshot for progress output."""
-
-    docs: int
-    bytes: int
-    base_docs: int  # of ``docs``: confirmed by earlier runs of the job
-    base_bytes: int
-    est_docs: int
-    est_bytes: int
-    elapsed: float
-    parts_done: int
-    parts_failed: int
-    parts_running: int
-    parts_total: int
-    repaired: int
-    retries: int  # operations tried again by this run (throttled, network, cursor lost)
-    throttled: int = 0  # of those, throttled by the server
-    reruns: int = 0  # partitions started again after a failed attempt
-    waiting_for: tuple[str, ...] = ()  # sides some worker is waiting for ("target", ...)
-    metered: bool = False  # the source's request charges are read
-    ru: float = 0.0  # request units this run's commands were charged
-    ru_now: float = 0.0  # RU per second over the last few seconds
-    indexes_done: int = 0  # index builds done (all runs)
-    indexes_total: int = 0  # index builds this run makes or made (0: none, or skipped)
-    indexes_failed: int = 0
-    building: tuple[IndexProgress, ...] = ()  # indexes being built now
-    workers: tuple[WorkerProgress, ...] = ()  # the running copy tasks
-    throttling: bool = False  # some task is backing off because the server throttled
-    ru_budget: float | None = None  # the RU/s the run paces itself to, when known
-    wait_s: float = 0.0  # seconds tasks of this run spent waiting to retry
+# --- results ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -201,55 +151,6 @@ class RunResult:
         return JobFiles.of_folder(self.state_path.parent).duplicates
 
 
-ProgressSink = Callable[[RunProgress], None]
-
-
-def metrics_record(p: RunProgress, run: int) -> dict[str, Any]:
-    """The run's periodic line of metrics.jsonl (the live view's issue adds to it)."""
-    elapsed = max(p.elapsed, 1e-9)
-    return {
-        "kind": "run",
-        "time": now_iso(),
-        "run": run,
-        "elapsed_s": round(p.elapsed, 3),
-        "docs": p.docs,
-        "bytes": p.bytes,
-        "docs_s": round((p.docs - p.base_docs) / elapsed, 1),
-        "bytes_s": round((p.bytes - p.base_bytes) / elapsed, 1),
-        "partitions_done": p.parts_done,
-        "partitions_running": p.parts_running,
-        "partitions_failed": p.parts_failed,
-        "retries": p.retries,
-        "throttled": p.throttled,
-        "waiting_for": list(p.waiting_for),
-        "wait_s": round(p.wait_s, 3),
-        "ru": round(p.ru, 2) if p.metered else None,
-        "ru_s": round(p.ru_now, 1) if p.metered else None,
-        "ru_budget": p.ru_budget,
-        "rss_bytes": psutil.Process().memory_info().rss,
-    }
-
-
-def task_record(r: PartitionResult, run: int) -> dict[str, Any]:
-    """One finished attempt's line of metrics.jsonl."""
-    return {
-        "kind": "task",
-        "time": now_iso(),
-        "run": run,
-        "task": r.partition_id,
-        "state": str(r.state),
-        "docs": r.docs,
-        "bytes": r.bytes,
-        "seconds": round(r.seconds, 3),
-        "retries": r.retries,
-        "throttled": r.throttled,
-        "repaired": r.repaired,
-        "dropped": r.dropped,
-        "rejected": r.rejected,
-        "ru": round(r.charges.ru, 2) if r.charges is not None else None,
-        "ru_paced_s": round(r.charges.paced_s, 3) if r.charges is not None else None,
-    }
-
 
 # --- the run ------------------------------------------------------------------------------
 
@@ -310,30 +211,13 @@ def run_job(
     # Before anything is written: a transform that does not load stops the run here.
     transform = load_transform(cfg.transform) if cfg.transform and not cfg.only_indexes else None
     spec = transform.recorded() if transform is not None else None
-    files = cfg.files
-    path = files.state
-    since = now_iso()
-    with hold_lock(files, since) as stale, contextlib.ExitStack() as stack:
+    with hold_lock(cfg.files, now_iso()) as stale, contextlib.ExitStack() as stack:
         if stale is not None and notify:
             notify(
                 f"took over the lock of job '{cfg.job}' from {stale.describe()}, which is "
                 "no longer running"
             )
-        state = None if cfg.restart else load_state(path)
-        if state is not None:
-            state.check_plan(manifest, path)
-            if not cfg.only_indexes:
-                check_transform(state, spec, path)
-            if cfg.drop_target:
-                raise UsageError(
-                    f"--drop-target would empty the target of job '{cfg.job}', which has "
-                    f"already run: give --restart with it to start the job over"
-                )
-        if cfg.only_indexes and state is None:
-            raise UsageError(
-                f"job '{cfg.job}' has not run yet: `vida-loader run` builds its indexes after "
-                "the data (or before it, with --indexes before)"
-            )
+        state = _saved_state(cfg, manifest, spec)
         budget, position = (
             (None, None)
             if cfg.only_indexes
@@ -342,56 +226,103 @@ def run_job(
         # A cluster's workers are checked before anything is written.
         sides = [("source", source), ("target", target)]
         executor = stack.enter_context(open_executor(cfg, sides))
+        continuing = state is not None
         if state is None:
             # (A copy needs no position: a source without change streams is recorded.)
             changes = position.to_json() if position is not None else None
             state = RunState.fresh(
                 manifest, cfg.settings(), appended=cfg.append, transform=spec, changes=changes
             )
-            continuing = False
         else:
             state.continue_run(cfg.settings())
-            continuing = True
-        settings = CopySettings(
-            source=source,
-            target=target,
-            write_concern=cfg.write_concern,
-            batch_size=cfg.batch_size,
-            batch_bytes=cfg.batch_bytes,
-            repair_rounds=cfg.repair_rounds,
-            timeouts=cfg.timeouts,
-            count_always=state.appended,
-            retry=cfg.retry,
-            meter_every=1 if budget is not None else 0,
-            workers=1 if executor.remote else cfg.jobs,  # remote: each task its budget share
-            transform=transform.spec if transform is not None else None,
-            keep_rejects=cfg.max_rejects + 1,  # more stops the run: no need to keep them
-        )
-        # The fresh state goes to disk before the target is emptied: a kill in between
-        # must not leave an old state that calls the emptied partitions done.
-        save_state(state, path)
-        for appended in (files.metrics, files.duplicates):
-            cut_torn_line(appended)  # a line a killed run left half-written
-        if not continuing:
-            files.duplicates.unlink(missing_ok=True)  # an earlier start's
-        if not continuing and cfg.drop_target:
-            files.indexes.unlink(missing_ok=True)  # the target's own: dropped with it
-            drop_target(target, cfg.timeouts)
-        saved = load_saved(files.indexes)
-        if cfg.disable_indexes and not continuing:
-            saved = disable_target_indexes(target, cfg.timeouts, files.indexes)
-        builds = wanted_indexes(manifest.index_builds(), saved)
-        if cfg.indexes != "skip":
-            state.add_index_tasks([spec.name for spec in builds])
-            save_state(state, path)
+        settings = _copy_settings(cfg, source, target, state, budget, executor, transform)
+        builds = _prepare_target(cfg, manifest, state, target, continuing)
         run = _Run(
             manifest, state, settings, cfg, on_progress, continuing, budget, builds, executor
         )
         return run.execute(tick)
 
 
+def _saved_state(
+    cfg: RunConfig, manifest: Manifest, spec: dict[str, Any] | None
+) -> RunState | None:
+    """The job's run state to continue (None: a fresh start), once it is checked against
+    the plan, the transform and the flags."""
+    path = cfg.files.state
+    state = None if cfg.restart else load_state(path)
+    if state is not None:
+        state.check_plan(manifest, path)
+        if not cfg.only_indexes:
+            check_transform(state, spec, path)
+        if cfg.drop_target:
+            raise UsageError(
+                f"--drop-target would empty the target of job '{cfg.job}', which has "
+                f"already run: give --restart with it to start the job over"
+            )
+    if cfg.only_indexes and state is None:
+        raise UsageError(
+            f"job '{cfg.job}' has not run yet: `vida-loader run` builds its indexes after "
+            "the data (or before it, with --indexes before)"
+        )
+    return state
+
+
+def _copy_settings(
+    cfg: RunConfig,
+    source: Endpoint,
+    target: Endpoint,
+    state: RunState,
+    budget: BudgetPlan | None,
+    executor: Executor,
+    transform: Transform | None,
+) -> CopySettings:
+    """What every copy task of this run is given."""
+    return CopySettings(
+        source=source,
+        target=target,
+        write_concern=cfg.write_concern,
+        batch_size=cfg.batch_size,
+        batch_bytes=cfg.batch_bytes,
+        repair_rounds=cfg.repair_rounds,
+        timeouts=cfg.timeouts,
+        count_always=state.appended,
+        retry=cfg.retry,
+        meter_every=1 if budget is not None else 0,
+        workers=1 if executor.remote else cfg.jobs,  # remote: each task its budget share
+        transform=transform.spec if transform is not None else None,
+        keep_rejects=cfg.max_rejects + 1,  # more stops the run: no need to keep them
+    )
+
+
+def _prepare_target(
+    cfg: RunConfig, manifest: Manifest, state: RunState, target: Endpoint, continuing: bool
+) -> list[IndexSpec]:
+    """Save the state, then empty (or strip the indexes of) the target as the flags say;
+    returns the index builds the run owes the target, recorded as tasks in the state."""
+    files = cfg.files
+    # The fresh state goes to disk before the target is emptied: a kill in between
+    # must not leave an old state that calls the emptied partitions done.
+    save_state(state, files.state)
+    for appended in (files.metrics, files.duplicates):
+        cut_torn_line(appended)  # a line a killed run left half-written
+    if not continuing:
+        files.duplicates.unlink(missing_ok=True)  # an earlier start's
+    if not continuing and cfg.drop_target:
+        files.indexes.unlink(missing_ok=True)  # the target's own: dropped with it
+        drop_target(target, cfg.timeouts)
+    saved = load_saved(files.indexes)
+    if cfg.disable_indexes and not continuing:
+        saved = disable_target_indexes(target, cfg.timeouts, files.indexes)
+    builds = wanted_indexes(manifest.index_builds(), saved)
+    if cfg.indexes != "skip":
+        state.add_index_tasks([spec.name for spec in builds])
+        save_state(state, files.state)
+    return builds
+
+
 class _Run:
-    """The coordinator's loop; the only code that changes ``state``."""
+    """The coordinator's loop and the scheduler's handler of copy tasks; the only code that
+    changes ``state``, which it writes through its journal."""
 
     def __init__(
         self,
@@ -410,41 +341,54 @@ class _Run:
         self.executor = executor or Executor()
         self.budget = budget
         self.state = state
-        self.files = cfg.files
-        self.path = self.files.state
         self.settings = settings
         self.cfg = cfg
         self.on_progress = on_progress
+        self.journal = RunJournal(state, cfg.files, fresh=not continuing)
         self.parts = {p.id: p for p in manifest.partitions}
         self.records = state.partitions  # the same record objects, looked up per event
+        self.attempts = Attempts()  # what the running attempts' events tell
         self.reruns = 0
-        # Operation retries: this run's finished attempts, plus live counts from the
-        # wait events of attempts still running (replaced by their results).
-        self.retried = RetryCounts()
-        self.live: dict[str, RetryCounts] = {}  # pid -> counted from its wait events
-        self.waiting: dict[str, str] = {}  # pid -> side it waits for
-        self.throttled_now: set[str] = set()  # of those, the ones backing off a throttle
-        self.doing: dict[str, str] = {}  # pid -> the step its attempt is at
-        self.began: dict[str, float] = {}  # pid -> when its attempt started (monotonic)
+        self.retried = RetryCounts()  # operation retries of this run's finished attempts
         self.outage: str | None = None  # a side stayed away past the retry window
         self.started = time.monotonic()
         self.tries: dict[str, int] = {}  # attempts in this run
         self.read = [0, 0]  # docs and bytes read by this run
         self.skipped = state.count(TaskState.DONE)
         self.charges = Charges()  # this run's finished attempts
-        self.ru_live: dict[str, float] = {}  # pid -> charged to its running attempt
-        self.ru_seen: deque[tuple[float, float]] = deque()  # (time, RU) for "RU/s now"
+        self.ru_rate = RuRate()
         self.base = [state.confirmed_docs(), state.confirmed_bytes()]
         # An earlier run may have written part of any unconfirmed range: continue it
         # from what the target holds instead of sending it all again.
         self.resume = {pid for pid, r in state.partitions.items() if continuing and not r.done}
         self.resumed = 0
-        self.last_save = 0.0
-        self.last_metrics = time.monotonic()
         self.builds = IndexBuilds(self, relax=cfg.follow, recheck_done=cfg.only_indexes)
-        self.rejects = RejectsLog(self.files, fresh=not continuing)
 
     def execute(self, tick: float) -> RunResult:
+        try:
+            held_back = self._schedule(tick)
+        except BaseException as exc:
+            self.journal.interrupted()
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
+            done = self.state.count(TaskState.DONE)
+            raise RunInterruptedError(
+                f"interrupted: {done} of {len(self.parts)} partitions confirmed, state saved "
+                f"in '{self.journal.path}'; continue with: "
+                f"{continue_command(self.cfg, manifest=self.manifest)}"
+            ) from None
+        self._not_started(held_back)
+        self.state.finished_at = now_iso()
+        self.journal.save()
+        progress = self.snapshot()
+        if self.on_progress:
+            self.on_progress(progress)
+        self.journal.metrics(progress)
+        return self._result()
+
+    def _schedule(self, tick: float) -> list[str]:
+        """The copy tasks and the index builds on one scheduler; returns the partitions
+        held back (a side away too long, too many rejects)."""
         # Largest first, so the last partitions to finish are short ones.
         todo = [
             p
@@ -452,46 +396,31 @@ class _Run:
             if not self.records[p.id].done and not self.cfg.only_indexes
         ]
         order = [p.id for p in sorted(todo, key=lambda p: (-p.est_docs, p.id))]
-        try:
-            shared, remote = {}, {}
-            if self.budget is not None and self.executor.remote:
-                remote[RU_BUDGET] = self.budget.share(self.cfg.jobs)
-            elif self.budget is not None:
-                shared[RU_BUDGET] = self.budget.make(multiprocessing.get_context("spawn"))
-            with Scheduler[str, Any](
-                self.cfg.jobs,
-                tick=tick,
-                cleanup=close_clients,
-                pool_factory=self.executor.pool_factory(shared, remote),
-            ) as scheduler:
-                if self.cfg.indexes == "before":
-                    self.builds.run(scheduler, before_data=True)
-                held_back = scheduler.run(order, self)
-                if self.cfg.indexes != "skip" and self._data_done():
-                    self.builds.run(scheduler, before_data=False)
-                elif self.cfg.only_indexes and self.outage is None:
-                    self.builds.run(scheduler, before_data=True)
-        except BaseException as exc:
-            self._interrupted()
-            if not isinstance(exc, KeyboardInterrupt):
-                raise
-            done = self.state.count(TaskState.DONE)
-            raise RunInterruptedError(
-                f"interrupted: {done} of {len(self.parts)} partitions confirmed, state saved "
-                f"in '{self.path}'; continue with: "
-                f"{continue_command(self.cfg, manifest=self.manifest)}"
-            ) from None
-        self._not_started(held_back)
-        self.state.finished_at = now_iso()
-        save_state(self.state, self.path)
-        progress = self.snapshot()
-        if self.on_progress:
-            self.on_progress(progress)
-        self._metrics(progress)
+        shared, remote = {}, {}
+        if self.budget is not None and self.executor.remote:
+            remote[RU_BUDGET] = self.budget.share(self.cfg.jobs)
+        elif self.budget is not None:
+            shared[RU_BUDGET] = self.budget.make(multiprocessing.get_context("spawn"))
+        with Scheduler[str, Any](
+            self.cfg.jobs,
+            tick=tick,
+            cleanup=close_clients,
+            pool_factory=self.executor.pool_factory(shared, remote),
+        ) as scheduler:
+            if self.cfg.indexes == "before":
+                self.builds.run(scheduler, before_data=True)
+            held_back = scheduler.run(order, self)
+            if self.cfg.indexes != "skip" and self._data_done():
+                self.builds.run(scheduler, before_data=False)
+            elif self.cfg.only_indexes and self.outage is None:
+                self.builds.run(scheduler, before_data=True)
+        return held_back
+
+    def _result(self) -> RunResult:
         return RunResult(
             self.manifest,
             self.state,
-            self.path,
+            self.journal.path,
             time.monotonic() - self.started,
             self.reruns,
             read_docs=self.read[0],
@@ -540,50 +469,45 @@ class _Run:
         return PartitionResult(pid, TaskState.FAILED, error=why, transient=died)
 
     def events(self, events: list[Event]) -> None:
-        """Apply progress events; save the state when a partition started (for `status`
-        and for resume: who runs) and, every few seconds, when counts moved."""
+        """Apply progress events, then save the state as the journal says is due."""
         news = ""
         for ev in events:
             rec = self.records.get(ev.task)
             if rec is None or rec.state in (TaskState.DONE, TaskState.FAILED):
                 continue  # late news of a finished attempt
-            if isinstance(ev, Started):
-                rec.state = TaskState.RUNNING
-                rec.started_at = now_iso()
-                self.doing[ev.task] = "copying"
-                self.began[ev.task] = time.monotonic()
-                if ev.task in self.resume and not self.tries.get(ev.task):
-                    # Continuing a killed run: the worker skips about what the last
-                    # save said it had read; count that as done, not as this run's pace.
-                    self.base[0] += rec.docs
-                    self.base[1] += rec.bytes
-                else:
-                    rec.docs = rec.bytes = 0
-                news = "started"
-            elif isinstance(ev, Moved) and rec.state is TaskState.RUNNING:
-                rec.docs += ev.docs
-                rec.bytes += ev.bytes
-                self.waiting.pop(ev.task, None)
-                self.throttled_now.discard(ev.task)
-                news = news or "moved"
-            elif isinstance(ev, Phase):
-                self.doing[ev.task] = ev.phase
-                self.waiting.pop(ev.task, None)
-                self.throttled_now.discard(ev.task)
-            elif isinstance(ev, Charged):
-                self.ru_live[ev.task] = self.ru_live.get(ev.task, 0.0) + ev.ru
-            elif isinstance(ev, Waiting):
-                self.live.setdefault(ev.task, RetryCounts()).merge(
-                    1, int(ev.throttled), ev.delay_ms / 1000
-                )
-                self.waiting[ev.task] = ev.side
-                if ev.throttled:
-                    self.throttled_now.add(ev.task)
-                else:
-                    self.throttled_now.discard(ev.task)
-        now = time.monotonic()
-        if news == "started" or (news and now - self.last_save >= SAVE_EVERY):
-            self.save()
+            said = self._event(ev, rec)
+            news = "started" if said == "started" else news or said
+        self.journal.save_for(news)
+
+    def _event(self, ev: Event, rec: PartitionRecord) -> str:
+        """Apply one event: "started", "moved" when it moved documents, else ""."""
+        if isinstance(ev, Started):
+            self._started(ev.task, rec)
+            return "started"
+        if isinstance(ev, Moved) and rec.state is TaskState.RUNNING:
+            rec.docs += ev.docs
+            rec.bytes += ev.bytes
+            self.attempts.moved(ev.task)
+            return "moved"
+        if isinstance(ev, Phase):
+            self.attempts.phase(ev.task, ev.phase)
+        elif isinstance(ev, Charged):
+            self.attempts.charged(ev.task, ev.ru)
+        elif isinstance(ev, Waiting):
+            self.attempts.waited(ev)
+        return ""
+
+    def _started(self, pid: str, rec: PartitionRecord) -> None:
+        rec.state = TaskState.RUNNING
+        rec.started_at = now_iso()
+        self.attempts.started(pid)
+        if pid in self.resume and not self.tries.get(pid):
+            # Continuing a killed run: the worker skips about what the last
+            # save said it had read; count that as done, not as this run's pace.
+            self.base[0] += rec.docs
+            self.base[1] += rec.bytes
+        else:
+            rec.docs = rec.bytes = 0
 
     def finished(self, pid: str, result: PartitionResult) -> bool:
         """Take in a result and save the state; True when the partition runs again."""
@@ -595,13 +519,8 @@ class _Run:
         progress = self.snapshot()
         if self.on_progress:
             self.on_progress(progress)
-        if time.monotonic() - self.last_metrics >= METRICS_EVERY:
-            self._metrics(progress)
-
-    def _metrics(self, p: RunProgress) -> None:
-        """One periodic record in the job's metrics.jsonl."""
-        self.last_metrics = time.monotonic()
-        append_jsonl(self.files.metrics, [metrics_record(p, self.state.runs)])
+        if self.journal.metrics_due():
+            self.journal.metrics(progress)
 
     # -------------------------------------------------------------------------------------
 
@@ -611,20 +530,11 @@ class _Run:
         rec = self.records[pid]
         rec.attempts += 1
         self.tries[pid] = self.tries.get(pid, 0) + 1
-        if result.duplicate_records:
-            append_jsonl(self.files.duplicates, result.duplicate_records)
-        if result.rejects:
-            self.rejects.add(pid, result.rejects, self.state.runs)
+        self.journal.attempt(result)
         result.apply_to(rec)
-        append_jsonl(self.files.metrics, [task_record(result, self.state.runs)])
         self.read[0] += result.docs
         self.read[1] += result.bytes
-        self.live.pop(pid, None)
-        self.waiting.pop(pid, None)
-        self.throttled_now.discard(pid)
-        self.doing.pop(pid, None)
-        self.began.pop(pid, None)
-        self.ru_live.pop(pid, None)
+        self.attempts.ended(pid)
         if result.charges is not None:
             self.charges.add(result.charges)
         self.retried.merge(result.retries, result.throttled, result.wait_s)
@@ -647,22 +557,15 @@ class _Run:
 
     def save(self) -> None:
         """Save the state (the copy and index handlers' one way to)."""
-        save_state(self.state, self.path)
-        self.last_save = time.monotonic()
-
-    def _interrupted(self) -> None:
-        for rec in self.state.tasks.values():
-            if rec.state is TaskState.RUNNING:
-                rec.state = TaskState.PENDING
-                rec.error = "interrupted"
-        save_state(self.state, self.path)
+        self.journal.save()
 
     def snapshot(self) -> RunProgress:
-        recs = self.records.values()
-        running = [r for r in recs if r.state is TaskState.RUNNING]
+        running = {pid: r for pid, r in self.records.items() if r.state is TaskState.RUNNING}
+        retried = self.attempts.retries(self.retried)
+        ru = self.charges.ru + sum(self.attempts.ru.values())
         return RunProgress(
-            docs=self.state.confirmed_docs() + sum(r.docs for r in running),
-            bytes=self.state.confirmed_bytes() + sum(r.bytes for r in running),
+            docs=self.state.confirmed_docs() + sum(r.docs for r in running.values()),
+            bytes=self.state.confirmed_bytes() + sum(r.bytes for r in running.values()),
             base_docs=self.base[0],
             base_bytes=self.base[1],
             est_docs=int(self.manifest.stats.get("count", 0)),
@@ -672,44 +575,20 @@ class _Run:
             parts_failed=self.state.count(TaskState.FAILED),
             parts_running=self.state.count(TaskState.RUNNING),
             parts_total=len(self.records),
-            repaired=sum(r.repaired for r in recs),
-            retries=self.retried.retries + sum(v.retries for v in self.live.values()),
-            throttled=self.retried.throttled + sum(v.throttled for v in self.live.values()),
+            repaired=sum(r.repaired for r in self.records.values()),
+            retries=retried.retries,
+            throttled=retried.throttled,
             reruns=self.reruns,
-            waiting_for=tuple(sorted(set(self.waiting.values()))),
+            waiting_for=tuple(sorted(set(self.attempts.waiting.values()))),
             metered=bool(self.settings.meter_every),
-            ru=(ru := self.charges.ru + sum(self.ru_live.values())),
-            ru_now=self._ru_now(ru),
+            ru=ru,
+            ru_now=self.ru_rate.now(ru),
             indexes_done=self.state.count(TaskState.DONE, TaskKind.INDEX),
             indexes_total=len(self.state.indexes) if self.cfg.indexes != "skip" else 0,
             indexes_failed=self.state.count(TaskState.FAILED, TaskKind.INDEX),
             building=self.builds.building(),
-            workers=self._workers(),
-            throttling=bool(self.throttled_now),
-            wait_s=self.retried.wait_s + sum(v.wait_s for v in self.live.values()),
+            workers=self.attempts.workers(running),
+            throttling=bool(self.attempts.throttled),
+            wait_s=retried.wait_s,
             ru_budget=self.budget.rate if self.budget is not None and self.budget.known else None,
         )
-
-    def _workers(self) -> tuple[WorkerProgress, ...]:
-        now = time.monotonic()
-        rows = []
-        for pid, rec in self.records.items():
-            if rec.state is not TaskState.RUNNING:
-                continue
-            doing = self.doing.get(pid, "copying")
-            if pid in self.throttled_now:
-                doing = f"backing off: the {self.waiting.get(pid, 'source')} throttles"
-            elif pid in self.waiting:
-                doing = f"waiting for the {self.waiting[pid]}"
-            since = self.began.get(pid, now)
-            rows.append(WorkerProgress(pid, rec.docs, rec.bytes, now - since, doing))
-        return tuple(rows)
-
-    def _ru_now(self, ru: float) -> float:
-        """RU per second over the last ``RU_NOW_WINDOW`` seconds of snapshots."""
-        now, seen = time.monotonic(), self.ru_seen
-        seen.append((now, ru))
-        while len(seen) > 2 and now - seen[1][0] >= RU_NOW_WINDOW:
-            seen.popleft()
-        then, ru_then = seen[0]
-        return (ru - ru_then) / (now - then) if now > then else 0.0

@@ -15,6 +15,7 @@ from typing import Any
 
 import pymongo
 from pymongo import MongoClient, common
+from pymongo.database import Database
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
 from vida_loader.endpoint import Endpoint, Timeouts, redact_uri, uri_hosts, uri_options
@@ -208,16 +209,19 @@ def _collection(
         note = " (run needs --append or --drop-target)" if count else ""
         report.add("collection", True, f"'{ep.namespace}' exists: {size}{note}")
     if read:
-        try:
-            db[ep.collection].find_one({}, projection={"_id": 1})
-            report.add("read", True, f"may read '{ep.namespace}'")
-        except OperationFailure as exc:
-            what = "may not read" if exc.code == UNAUTHORIZED else "cannot read"
-            report.add("read", False, f"{what} '{ep.namespace}': {describe_error(exc, ep.uri)}")
-        except PyMongoError as exc:
-            report.add(
-                "read", False, f"cannot read '{ep.namespace}': {describe_error(exc, ep.uri)}"
-            )
+        _read(report, db, ep)
+
+
+def _read(report: SideReport, db: Database[dict[str, Any]], ep: Endpoint) -> None:
+    """Whether a document of the collection can be read."""
+    try:
+        db[ep.collection].find_one({}, projection={"_id": 1})
+        report.add("read", True, f"may read '{ep.namespace}'")
+    except OperationFailure as exc:
+        what = "may not read" if exc.code == UNAUTHORIZED else "cannot read"
+        report.add("read", False, f"{what} '{ep.namespace}': {describe_error(exc, ep.uri)}")
+    except PyMongoError as exc:
+        report.add("read", False, f"cannot read '{ep.namespace}': {describe_error(exc, ep.uri)}")
 
 
 def _write(report: SideReport, client: MongoClient[dict[str, Any]], ep: Endpoint) -> None:

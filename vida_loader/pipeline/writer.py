@@ -169,25 +169,9 @@ def insert_retrying(
             # insert_many, not bulk_write(InsertOne...): no wrapper object per document.
             coll.insert_many(pending, ordered=False)
         except BulkWriteError as exc:
-            details = exc.details or {}
-            wc_errors = details.get("writeConcernErrors", [])
-            duplicates = 0
-            again: list[RawBSONDocument] = []
-            for err in [*details.get("writeErrors", []), *wc_errors]:
-                verdict = classify_write_error(err)
-                if verdict.fault is Fault.DUPLICATE:
-                    duplicates += 1
-                elif not verdict.retryable:
-                    raise WriteFailedError(err.get("code"), str(err.get("errmsg", ""))) from None
-                elif "index" in err:
-                    again.append(pending[int(err["index"])])
-            if wc_errors:
-                # Written, but not as durably as asked: this round counts for nothing;
-                # send it all again, duplicate keys absorb what is already there.
-                again = pending
-            else:
-                inserted += int(details.get("nInserted", 0))
-                already += duplicates
+            done, there, again = _after_bulk_error(exc, pending)
+            inserted += done
+            already += there
             if not again:
                 break
             retrier.failed(exc)
@@ -203,6 +187,30 @@ def insert_retrying(
         break
     retrier.succeeded()
     return inserted, already
+
+
+def _after_bulk_error(
+    exc: BulkWriteError, pending: list[RawBSONDocument]
+) -> tuple[int, int, list[RawBSONDocument]]:
+    """What a half-done bulk insert did: (inserted, already there, the documents to send
+    again). A fatal error of one document raises ``WriteFailedError``."""
+    details = exc.details or {}
+    wc_errors = details.get("writeConcernErrors", [])
+    duplicates = 0
+    again: list[RawBSONDocument] = []
+    for err in [*details.get("writeErrors", []), *wc_errors]:
+        verdict = classify_write_error(err)
+        if verdict.fault is Fault.DUPLICATE:
+            duplicates += 1
+        elif not verdict.retryable:
+            raise WriteFailedError(err.get("code"), str(err.get("errmsg", ""))) from None
+        elif "index" in err:
+            again.append(pending[int(err["index"])])
+    if wc_errors:
+        # Written, but not as durably as asked: this round counts for nothing;
+        # send it all again, duplicate keys absorb what is already there.
+        return 0, 0, pending
+    return int(details.get("nInserted", 0)), duplicates, again
 
 
 def writer_for(coll: Collection[Any], level: str, retrier: Retrier) -> Writer:

@@ -75,7 +75,6 @@ def run_json(result: RunResult, exit_code: int, reason: str, message: str | None
     """``run --json``: ``reason`` and ``message`` as the CLI decided them."""
     st = result.state
     secs = max(result.seconds, 1e-9)
-    c = result.charges
     return {
         "command": "run",
         "job": st.job,
@@ -107,16 +106,7 @@ def run_json(result: RunResult, exit_code: int, reason: str, message: str | None
             "throttled": result.throttled,
             "wait_s": round(result.wait_s, 3),
         },
-        "ru": None
-        if c is None
-        else {
-            "charged": round(c.ru, 2),
-            "ru_s": round(c.ru / secs, 1),
-            "commands": c.commands,
-            "commands_read": c.read,
-            "paced_s": round(c.paced_s, 3),
-            "budget": result.budget,
-        },
+        "ru": _ru(result, secs),
         "indexes": {
             **_tasks(st, TaskKind.INDEX),
             "builds": result.index_builds,
@@ -124,6 +114,21 @@ def run_json(result: RunResult, exit_code: int, reason: str, message: str | None
         },
         "transform": _transform(st),
         "failures": _failures(st),
+    }
+
+
+def _ru(result: RunResult, secs: float) -> dict[str, Any] | None:
+    """A run's request units, when the source was metered."""
+    c = result.charges
+    if c is None:
+        return None
+    return {
+        "charged": round(c.ru, 2),
+        "ru_s": round(c.ru / secs, 1),
+        "commands": c.commands,
+        "commands_read": c.read,
+        "paced_s": round(c.paced_s, 3),
+        "budget": result.budget,
     }
 
 

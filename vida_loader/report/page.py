@@ -86,32 +86,31 @@ def summary_rows(status: dict[str, Any], last_verify: dict[str, Any] | None) -> 
         rows.append(
             _row("transform", f"{t['name']}: {t['dropped']:,} dropped, {t['rejected']:,} rejected")
         )
-    if last_verify is None:
-        rows.append(_row("last verify", "never verified"))
-    else:
-        verdict = (
-            "all partitions match"
-            if last_verify["matches"]
-            else f"{len(last_verify['mismatches'])} partitions do not match"
-        )
-        if last_verify.get("deep"):
-            v = last_verify
-            verdict = f"byte for byte, {v['partitions']} of {v['of']} partitions: " + (
-                "every document the same"
-                if v["matches"]
-                else f"{v['missing']:,} missing, {v['extra']:,} extra, {v['altered']:,} altered"
-            )
-        rows.append(
-            _row(
-                "last verify",
-                f"{last_verify['time']}: {verdict} (source "
-                f"{last_verify['source_docs']:,}, target "
-                f"{last_verify['target_docs']:,} documents)",
-            )
-        )
+    rows.append(_verify_row(last_verify))
     for f in status["failures"]:
         rows.append(_row(f"failed {f['task']}", f"after {f['attempts']} attempts: {f['error']}"))
     return rows
+
+
+def _verify_row(last_verify: dict[str, Any] | None) -> str:
+    """The summary's row of the last verification, counts or byte for byte."""
+    if last_verify is None:
+        return _row("last verify", "never verified")
+    v = last_verify
+    verdict = "all partitions match"
+    if not v["matches"]:
+        verdict = f"{len(v['mismatches'])} partitions do not match"
+    if v.get("deep"):
+        verdict = f"byte for byte, {v['partitions']} of {v['of']} partitions: " + (
+            "every document the same"
+            if v["matches"]
+            else f"{v['missing']:,} missing, {v['extra']:,} extra, {v['altered']:,} altered"
+        )
+    return _row(
+        "last verify",
+        f"{v['time']}: {verdict} (source {v['source_docs']:,}, target "
+        f"{v['target_docs']:,} documents)",
+    )
 
 
 STYLE = """

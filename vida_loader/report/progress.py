@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from vida_loader.copy.coordinator import RunProgress
+from vida_loader.copy.progress import RunProgress
 from vida_loader.errors import format_duration
 from vida_loader.generate.runner import GenerateProgress
 from vida_loader.indexes.phase import IndexProgress

@@ -202,25 +202,7 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
         f" {result.wait_s:,.1f} s waiting), {result.reruns} partition re-runs",
         f"  state       {result.state_path}",
     ]
-    if result.charges is not None:
-        c = result.charges
-        lines.insert(
-            -1,
-            f"  RU          {c.ru:,.0f} request units charged by the source ({c.ru / secs:,.0f}"
-            f" RU/s on average); "
-            + (
-                "every command's charge read"
-                if c.read == c.commands
-                else f"{c.read:,} of {c.commands:,} commands' charges read, the others estimated"
-            )
-            + _against_plan(c.ru, result),
-        )
-    if result.budget is not None and result.charges is not None:
-        lines.insert(
-            -1,
-            f"  budget      {result.budget}; commands waited {result.charges.paced_s:,.1f} s "
-            "for it",
-        )
+    lines[-1:-1] = _ru_summary(result, secs)
     if st.runs > 1:
         lines.insert(
             3,
@@ -237,6 +219,27 @@ def format_run(result: RunResult, cfg: RunConfig) -> str:
     for name, error in result.index_failures:
         lines.append(f"  FAILED index {name}: {error}")
     return "\n".join(lines)
+
+
+def _ru_summary(result: RunResult, secs: float) -> list[str]:
+    """The run summary's RU and budget lines, when the source was metered."""
+    c = result.charges
+    if c is None:
+        return []
+    read = (
+        "every command's charge read"
+        if c.read == c.commands
+        else f"{c.read:,} of {c.commands:,} commands' charges read, the others estimated"
+    )
+    lines = [
+        f"  RU          {c.ru:,.0f} request units charged by the source ({c.ru / secs:,.0f}"
+        f" RU/s on average); {read}" + _against_plan(c.ru, result)
+    ]
+    if result.budget is not None:
+        lines.append(
+            f"  budget      {result.budget}; commands waited {c.paced_s:,.1f} s for it"
+        )
+    return lines
 
 
 def format_index_build(result: RunResult, cfg: RunConfig) -> str:
@@ -465,7 +468,21 @@ def format_status(st: JobStatus) -> str:
         f"{state.updated_at}" + (f", finished {state.finished_at}" if state.finished_at else ""),
         f"  state       {st.state_path}",
     ]
-    ru = sum(r.ru for r in recs)
+    _insert_status_details(lines, st, state)
+    lines += _follow_status(state)
+    lines += _verify_status(st)
+    lines += _failed_tasks(state)
+    if st.complete:
+        lines.append(f"  check       {shlex.join(job_command('verify', st.config))}")
+    elif st.holder is None:
+        lines.append(f"  continue    {st.command}")
+    return "\n".join(lines)
+
+
+def _insert_status_details(lines: list[str], st: JobStatus, state: RunState) -> None:
+    """The lines of `status` that only some jobs have, each in its place among ``lines``:
+    RU, partitions in flight or interrupted, indexes, the transform."""
+    ru = sum(r.ru for r in state.partitions.values())
     if ru:
         lines.insert(-1, f"  RU          {ru:,.0f} request units charged by the source, all runs")
     running = st.count(TaskState.RUNNING)
@@ -490,14 +507,6 @@ def format_status(st: JobStatus) -> str:
             f"  transform   {spec.describe()}: {dropped:,} documents dropped, {rejected:,} "
             "rejected" + (f" (listed in {listed})" if rejected else ""),
         )
-    lines += _follow_status(state)
-    lines += _verify_status(st)
-    lines += _failed_tasks(state)
-    if st.complete:
-        lines.append(f"  check       {shlex.join(job_command('verify', st.config))}")
-    elif st.holder is None:
-        lines.append(f"  continue    {st.command}")
-    return "\n".join(lines)
 
 
 def _follow_status(state: RunState) -> list[str]:
