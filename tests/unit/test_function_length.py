@@ -18,17 +18,11 @@ STILL_LONGER = {
     "copy/planner.py:_plan": 66,
     "copy/task.py:_Copy.run": 64,
     "dev/demo.py:run_demo": 110,
-    "dump/job.py:_state": 57,
-    "dump/job.py:dump_job": 67,
-    "dump/restore.py:_state": 67,
-    "dump/restore.py:restore_job": 65,
     "generate/runner.py:_generate": 61,
     "generate/service_orders.py:ServiceOrders.__init__": 63,
     "generate/service_orders.py:ServiceOrders._build_catalog": 53,
     "generate/service_orders.py:ServiceOrders._one": 73,
     "ru/budget.py:plan_budget": 65,
-    "verify/deep_job.py:deep_verify_job": 63,
-    "verify/repair.py:repair_job": 69,
 }
 
 

@@ -18,7 +18,8 @@ import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from vida_loader import __version__
 from vida_loader.config import DumpConfig, PlanConfig
@@ -46,6 +47,9 @@ from vida_loader.mongo import CODEC_OPTIONS, check_uri, connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import require_source
 from vida_loader.ru.meter import accounting_on
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
 
 DUMP_SCHEMA = 1
 JOIN_CHUNK = 8 << 20  # bytes per read while joining the parts
@@ -152,13 +156,7 @@ def dump_job(
     """Dump the job's source collection under ``cfg.out``; returns when every partition
     is written and joined, or failed for good."""
     started = time.monotonic()
-    job_plan: Manifest | None = None
-    if cfg.self_planned:
-        check_uri(cfg.source_uri or "", "--source-uri")
-        source = Endpoint(cfg.source_uri or "", cfg.source_db or "", cfg.source_collection or "")
-    else:
-        job_plan = load_manifest(cfg.files.manifest)
-        source = planned_endpoint(job_plan.source, cfg.source_uri, "source", cfg.job)
+    source, job_plan = _dump_source(cfg)
     files = DumpFiles(cfg.out, source.db, source.collection, cfg.gzip)
     _prepare_out(files, cfg)
     with hold_lock(JobFiles.of_folder(files.work), now_iso()):
@@ -166,20 +164,7 @@ def dump_job(
             require_source(client, source, cfg.retry)
             metered = accounting_on(cfg.ru_accounting, client.get_database(source.db))
             coll = client.get_database(source.db, codec_options=CODEC_OPTIONS)[source.collection]
-
-            def own_plan() -> Manifest:
-                if notify:
-                    notify(f"planning the partitions of {source.namespace}")
-                split = PlanConfig(
-                    source=source,
-                    target=source,  # a dump has no target
-                    job=cfg.job,
-                    partitions=cfg.partitions,
-                    partition_size_mb=cfg.partition_size_mb,
-                    timeouts=cfg.timeouts,
-                )
-                return plan_source(coll, split, metered, lambda _m: None)
-
+            own_plan = partial(_own_plan, coll, source, cfg, metered, notify)
             state, continued = _state(
                 files, job_plan or own_plan, cfg, notify, lambda: read_metadata(coll)
             )
@@ -199,10 +184,7 @@ def dump_job(
         )
         if not outcome.complete:
             return outcome
-        size = _join(files, manifest)
-        write_atomic(files.metadata, _compressed(metadata_bytes(from_ejson(state.metadata)), files))
-        state.finished_at = now_iso()
-        _write_state(files, state)
+        size = _finish(files, manifest, state)
     # The state first: a kill while the parts go leaves a finished dump, not a dump
     # whose written parts are missing.
     files.state.unlink(missing_ok=True)
@@ -210,6 +192,47 @@ def dump_job(
     return DumpOutcome(
         files, manifest, records, time.monotonic() - started, continued, metered, size
     )
+
+
+def _dump_source(cfg: DumpConfig) -> tuple[Endpoint, Manifest | None]:
+    """The collection to dump, and the job's plan of it (None: the dump plans its own)."""
+    if cfg.self_planned:
+        check_uri(cfg.source_uri or "", "--source-uri")
+        source = Endpoint(cfg.source_uri or "", cfg.source_db or "", cfg.source_collection or "")
+        return source, None
+    job_plan = load_manifest(cfg.files.manifest)
+    return planned_endpoint(job_plan.source, cfg.source_uri, "source", cfg.job), job_plan
+
+
+def _own_plan(
+    coll: Collection[Any],
+    source: Endpoint,
+    cfg: DumpConfig,
+    metered: bool,
+    notify: Callable[[str], None] | None,
+) -> Manifest:
+    """The partitions of a collection no job planned, as the planner splits it."""
+    if notify:
+        notify(f"planning the partitions of {source.namespace}")
+    split = PlanConfig(
+        source=source,
+        target=source,  # a dump has no target
+        job=cfg.job,
+        partitions=cfg.partitions,
+        partition_size_mb=cfg.partition_size_mb,
+        timeouts=cfg.timeouts,
+    )
+    return plan_source(coll, split, metered, lambda _m: None)
+
+
+def _finish(files: DumpFiles, manifest: Manifest, state: DumpState) -> int:
+    """Every part written: join them into the .bson file, write the metadata and mark the
+    dump finished; returns the .bson file's size."""
+    size = _join(files, manifest)
+    write_atomic(files.metadata, _compressed(metadata_bytes(from_ejson(state.metadata)), files))
+    state.finished_at = now_iso()
+    _write_state(files, state)
+    return size
 
 
 def _prepare_out(files: DumpFiles, cfg: DumpConfig) -> None:
@@ -253,29 +276,51 @@ def _state(
         except FileNotFoundError:
             old = None
     if old is not None:
-        if isinstance(plan, Manifest) and old.fingerprint != plan.fingerprint:
-            raise StateError(
-                f"the unfinished dump in '{files.work}' is of another plan of job "
-                f"'{old.job}'{_RESTART}"
-            )
-        if old.gzip != cfg.gzip:
-            was = "with" if old.gzip else "without"
-            raise StateError(
-                f"the unfinished dump in '{files.work}' was started {was} --gzip{_RESTART}"
-            )
-        kept = 0
-        for pid, rec in old.tasks.items():
-            if rec.done and files.part(pid).exists():
-                kept += 1
-            else:
-                old.tasks[pid] = DumpRecord()
-        old.runs += 1
-        if notify:
-            notify(
-                f"continuing the dump started {old.started_at}: {kept} of "
-                f"{len(old.tasks)} partitions already written (--restart starts over)"
-            )
-        return old, kept
+        return _continued(old, files, plan, cfg, notify)
+    return _fresh(files, plan, cfg, metadata), 0
+
+
+def _continued(
+    old: DumpState,
+    files: DumpFiles,
+    plan: Manifest | Callable[[], Manifest],
+    cfg: DumpConfig,
+    notify: Callable[[str], None] | None,
+) -> tuple[DumpState, int]:
+    """An unfinished dump, checked against the plan and --gzip; a part whose file is gone
+    is written again."""
+    if isinstance(plan, Manifest) and old.fingerprint != plan.fingerprint:
+        raise StateError(
+            f"the unfinished dump in '{files.work}' is of another plan of job "
+            f"'{old.job}'{_RESTART}"
+        )
+    if old.gzip != cfg.gzip:
+        was = "with" if old.gzip else "without"
+        raise StateError(
+            f"the unfinished dump in '{files.work}' was started {was} --gzip{_RESTART}"
+        )
+    kept = 0
+    for pid, rec in old.tasks.items():
+        if rec.done and files.part(pid).exists():
+            kept += 1
+        else:
+            old.tasks[pid] = DumpRecord()
+    old.runs += 1
+    if notify:
+        notify(
+            f"continuing the dump started {old.started_at}: {kept} of "
+            f"{len(old.tasks)} partitions already written (--restart starts over)"
+        )
+    return old, kept
+
+
+def _fresh(
+    files: DumpFiles,
+    plan: Manifest | Callable[[], Manifest],
+    cfg: DumpConfig,
+    metadata: Callable[[], dict[str, Any]],
+) -> DumpState:
+    """A new dump: the leftovers of another one removed, the plan made if need be."""
     held = JobFiles.of_folder(files.work).lock
     for leftover in files.work.iterdir():
         if leftover != held:
@@ -293,7 +338,7 @@ def _state(
         started_at=now_iso(),
         tasks={p.id: DumpRecord() for p in manifest.partitions},
     )
-    return state, 0
+    return state
 
 
 _RESTART = ": give --restart to start the dump over"

@@ -13,6 +13,7 @@ the same translation as a copy's (a Cosmos DB TTL on ``_ts`` is skipped, with th
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -231,12 +232,7 @@ def restore_job(
     returns when every range (and index) is done or failed for good."""
     started = time.monotonic()
     src = src or find_input(cfg.input)
-    assert cfg.target_uri is not None  # RestoreConfig refuses a restore without one
-    check_uri(cfg.target_uri, "--target-uri")
-    target = Endpoint(
-        cfg.target_uri, cfg.target_db or src.db, cfg.target_collection or src.collection
-    )
-    check_namespace("target", target.db, target.collection)
+    target = _restore_target(cfg, src)
     meta = load_metadata(src.metadata) if src.metadata is not None else None
     files = cfg.files
     if files.manifest.exists():
@@ -259,23 +255,8 @@ def restore_job(
             for note in state.index_notes:
                 if notify:
                     notify(note)
-        data = _data_file(src, state, files, notify)
-        if state.scan is None:
-            if notify:
-                notify(f"splitting '{data}' at document boundaries")
-            _scan(state, data, cfg)
-            _save(files, state)
-        if state.scan and state.scan.get("bad_at") is not None and notify:
-            notify(_bad_file_line(src, state))
-        settings = RestoreSettings(
-            target=target,
-            timeouts=cfg.timeouts,
-            retry=cfg.retry,
-            write_concern=cfg.write_concern,
-            batch_size=cfg.batch_size,
-            batch_bytes=cfg.batch_bytes,
-        )
-        run = _RestoreRun(state, data, files, settings, cfg, on_progress)
+        data = _scanned(src, state, files, cfg, notify)
+        run = _RestoreRun(state, data, files, _settings(cfg, target), cfg, on_progress)
         run.execute(tick)
         if all(r.done for r in state.restores.values()) and cfg.indexes == "after":
             run.build_indexes(tick)
@@ -285,6 +266,48 @@ def restore_job(
             _save(files, state)
             files.unpacked.unlink(missing_ok=True)  # rebuilt from the input if needed again
         return outcome
+
+
+def _settings(cfg: RestoreConfig, target: Endpoint) -> RestoreSettings:
+    """What every restore task of this run is given."""
+    return RestoreSettings(
+        target=target,
+        timeouts=cfg.timeouts,
+        retry=cfg.retry,
+        write_concern=cfg.write_concern,
+        batch_size=cfg.batch_size,
+        batch_bytes=cfg.batch_bytes,
+    )
+
+
+def _restore_target(cfg: RestoreConfig, src: DumpInput) -> Endpoint:
+    """Where ``src`` goes: the collection of the same name unless the flags name one."""
+    assert cfg.target_uri is not None  # RestoreConfig refuses a restore without one
+    check_uri(cfg.target_uri, "--target-uri")
+    target = Endpoint(
+        cfg.target_uri, cfg.target_db or src.db, cfg.target_collection or src.collection
+    )
+    check_namespace("target", target.db, target.collection)
+    return target
+
+
+def _scanned(
+    src: DumpInput,
+    state: RestoreState,
+    files: JobFiles,
+    cfg: RestoreConfig,
+    notify: Callable[[str], None] | None,
+) -> Path:
+    """The .bson file to read (unpacked if need be), split at document boundaries once."""
+    data = _data_file(src, state, files, notify)
+    if state.scan is None:
+        if notify:
+            notify(f"splitting '{data}' at document boundaries")
+        _scan(state, data, cfg)
+        _save(files, state)
+    if state.scan and state.scan.get("bad_at") is not None and notify:
+        notify(_bad_file_line(src, state))
+    return data
 
 
 def _bad_file_line(src: DumpInput, state: RestoreState) -> str:
@@ -311,42 +334,7 @@ def _state(
         except FileNotFoundError:
             old = None
     if old is not None:
-        same_input = (old.input, old.input_size, old.input_mtime_ns) == (
-            str(src.bson),
-            st.st_size,
-            st.st_mtime_ns,
-        )
-        if not same_input:
-            raise StateError(
-                f"restore job '{cfg.job}' was started from '{old.input}' "
-                f"({old.input_size:,} bytes), not this '{src.bson}' ({st.st_size:,} bytes, or "
-                f"changed since){_RESTART}, or --job NAME for another restore"
-            )
-        was = (old.target["db"], old.target["collection"])
-        if was != (target.db, target.collection):
-            raise StateError(
-                f"restore job '{cfg.job}' restores into {'.'.join(was)}, not "
-                f"{target.namespace}{_RESTART}"
-            )
-        done = sum(1 for r in old.restores.values() if r.done)
-        if old.finished_at is not None and all(r.done for r in old.tasks.values()):
-            if notify:
-                notify(
-                    f"restore job '{cfg.job}' finished {old.finished_at}: nothing to do "
-                    "(--restart restores the file again)"
-                )
-            return old, done
-        old.runs += 1
-        old.finished_at = None
-        for rec in old.tasks.values():
-            if not rec.done:
-                rec.state = TaskState.PENDING
-        if notify and old.scan is not None:
-            notify(
-                f"continuing the restore started {old.started_at}: {done} of "
-                f"{len(old.ranges)} ranges already restored (--restart starts over)"
-            )
-        return old, done
+        return _continued(old, src, st, target, cfg, notify)
     files.unpacked.unlink(missing_ok=True)
     return (
         RestoreState(
@@ -363,6 +351,54 @@ def _state(
         ),
         0,
     )
+
+
+def _continued(
+    old: RestoreState,
+    src: DumpInput,
+    st: os.stat_result,
+    target: Endpoint,
+    cfg: RestoreConfig,
+    notify: Callable[[str], None] | None,
+) -> tuple[RestoreState, int]:
+    """An earlier restore of the same file into the same collection, to continue; and how
+    many of its ranges are done."""
+    same_input = (old.input, old.input_size, old.input_mtime_ns) == (
+        str(src.bson),
+        st.st_size,
+        st.st_mtime_ns,
+    )
+    if not same_input:
+        raise StateError(
+            f"restore job '{cfg.job}' was started from '{old.input}' "
+            f"({old.input_size:,} bytes), not this '{src.bson}' ({st.st_size:,} bytes, or "
+            f"changed since){_RESTART}, or --job NAME for another restore"
+        )
+    was = (old.target["db"], old.target["collection"])
+    if was != (target.db, target.collection):
+        raise StateError(
+            f"restore job '{cfg.job}' restores into {'.'.join(was)}, not "
+            f"{target.namespace}{_RESTART}"
+        )
+    done = sum(1 for r in old.restores.values() if r.done)
+    if old.finished_at is not None and all(r.done for r in old.tasks.values()):
+        if notify:
+            notify(
+                f"restore job '{cfg.job}' finished {old.finished_at}: nothing to do "
+                "(--restart restores the file again)"
+            )
+        return old, done
+    old.runs += 1
+    old.finished_at = None
+    for rec in old.tasks.values():
+        if not rec.done:
+            rec.state = TaskState.PENDING
+    if notify and old.scan is not None:
+        notify(
+            f"continuing the restore started {old.started_at}: {done} of "
+            f"{len(old.ranges)} ranges already restored (--restart starts over)"
+        )
+    return old, done
 
 
 _RESTART = ": give --restart to start the restore over"

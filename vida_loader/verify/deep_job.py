@@ -186,15 +186,7 @@ def deep_verify_job(
     manifest, source, target = open_job(cfg)
     files = cfg.files
     with hold_lock(files, now_iso()), contextlib.ExitStack() as stack:
-        state = load_state(files.state)
-        if state is None:
-            run = " ".join(job_command("run", cfg))
-            raise StateError(
-                f"job '{cfg.job}' has not run: a deep verify compares what a run copied and "
-                f"records its progress in the run's state; run `{run}` first, or count with "
-                "`vida-loader verify` (without --deep)"
-            )
-        state.check_plan(manifest, files.state)
+        state = _run_state(cfg, manifest)
         spec = TransformSpec.from_json(state.transform) if state.transform else None
         if spec is not None:
             check_transform_file(spec)
@@ -205,13 +197,7 @@ def deep_verify_job(
         sides = [("source", source), ("target", target)]
         executor = stack.enter_context(open_executor(cfg, sides))
         rnd, continued = _round(state, manifest, cfg, notify)
-        unconfirmed = [p for p in rnd.partitions if not state.partitions[p].done]
-        if unconfirmed and notify:
-            notify(
-                f"{len(unconfirmed)} of the partitions to compare are not confirmed by a run "
-                f"yet ({', '.join(unconfirmed[:5])}{' ...' if len(unconfirmed) > 5 else ''}): "
-                "what the copy has not written shows as missing"
-            )
+        _warn_unconfirmed(state, rnd, notify)
         save_state(state, files.state)
         settings = DeepSettings(
             source=source,
@@ -237,6 +223,33 @@ def deep_verify_job(
         )
         write_json_atomic(files.verify, result.record())
         return result
+
+
+def _run_state(cfg: VerifyConfig, manifest: Manifest) -> RunState:
+    """The state of the job's run, which a deep verify records its progress in."""
+    state = load_state(cfg.files.state)
+    if state is None:
+        run = " ".join(job_command("run", cfg))
+        raise StateError(
+            f"job '{cfg.job}' has not run: a deep verify compares what a run copied and "
+            f"records its progress in the run's state; run `{run}` first, or count with "
+            "`vida-loader verify` (without --deep)"
+        )
+    state.check_plan(manifest, cfg.files.state)
+    return state
+
+
+def _warn_unconfirmed(
+    state: RunState, rnd: DeepRound, notify: Callable[[str], None] | None
+) -> None:
+    """Partitions no run confirmed yet: what the copy has not written shows as missing."""
+    unconfirmed = [p for p in rnd.partitions if not state.partitions[p].done]
+    if unconfirmed and notify:
+        notify(
+            f"{len(unconfirmed)} of the partitions to compare are not confirmed by a run "
+            f"yet ({', '.join(unconfirmed[:5])}{' ...' if len(unconfirmed) > 5 else ''}): "
+            "what the copy has not written shows as missing"
+        )
 
 
 def _round(

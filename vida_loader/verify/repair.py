@@ -26,8 +26,9 @@ from pymongo.collection import Collection
 from vida_loader.config import RepairConfig
 from vida_loader.errors import StateError
 from vida_loader.job.lock import hold_lock
+from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import job_command, open_job
-from vida_loader.job.runstate import load_state, now_iso, save_state
+from vida_loader.job.runstate import RunState, load_state, now_iso, save_state
 from vida_loader.jobfiles import from_ejson
 from vida_loader.mongo import CODEC_OPTIONS, connect, write_concern
 from vida_loader.pipeline.clients import RAW_OPTIONS
@@ -83,18 +84,7 @@ def repair_job(
     manifest, source, target = open_job(cfg)
     files = cfg.files
     with hold_lock(files, now_iso()):
-        state = load_state(files.state)
-        verify = " ".join(job_command("verify", cfg)) + " --deep"
-        if state is None or not state.verify:
-            raise StateError(
-                f"job '{cfg.job}' has no deep verify to repair from: run `{verify}` first"
-            )
-        state.check_plan(manifest, files.state)
-        if state.verify.get("finished_at") is None:
-            raise StateError(
-                f"the last deep verify of job '{cfg.job}' did not finish: its list of "
-                f"differences is partial; finish it with `{verify}` first"
-            )
+        state = _verified_state(cfg, manifest)
         spec = TransformSpec.from_json(state.transform) if state.transform else None
         t = check_transform_file(spec) if spec is not None else None
         lines = mismatches.read(files.mismatches)
@@ -105,29 +95,20 @@ def repair_job(
         ):
             require_source(src_client, source, cfg.retry)
             src = src_client[source.db].get_collection(source.collection, RAW_OPTIONS)
+            # Acknowledged and journaled: a repaired document survives a target crash.
             dst = dst_client[target.db].get_collection(
-                # Acknowledged and journaled: a repaired document survives a target crash.
-                target.collection,
-                RAW_OPTIONS,
-                write_concern=write_concern("1"),
+                target.collection, RAW_OPTIONS, write_concern=write_concern("1")
             )
             fixer = _Fixer(src, dst, t, cfg.delete_extra, retrier)
             ids = _distinct_ids(lines)
-            for at in range(0, len(ids), LOOKUP):
-                fixer.fix(ids[at : at + LOOKUP])
-                if on_progress:
-                    on_progress((min(at + LOOKUP, len(ids)), len(ids)))
+            _fix_all(fixer, ids, on_progress)
             where = _partitions(lines)
             left = [d.record(where[id_sort_key(d.id_doc)]) for d in fixer.recheck(ids)]
         mismatches.rewrite(files.mismatches, left)
         outcome = RepairOutcome(
             cfg.job,
             len(ids),
-            fixer.inserted,
-            fixer.replaced,
-            fixer.deleted,
-            fixer.extra_left,
-            fixer.already_right,
+            *fixer.tally(),
             tuple(left),
             retrier.counts.retries,
             retrier.counts.throttled,
@@ -135,7 +116,7 @@ def repair_job(
             files.mismatches,
             spec.describe() if spec is not None else None,
         )
-        state.verify = {**state.verify, "repair": outcome.record()}
+        state.verify = {**(state.verify or {}), "repair": outcome.record()}
         save_state(state, files.state)
         if notify and outcome.extra_left:
             notify(
@@ -143,6 +124,32 @@ def repair_job(
                 "pass --delete-extra to delete them"
             )
         return outcome
+
+
+def _fix_all(fixer: _Fixer, ids: list[bytes], on_progress: RepairProgress | None) -> None:
+    """Fix the listed ``_id``s, ``LOOKUP`` at a time, saying how far it got."""
+    for at in range(0, len(ids), LOOKUP):
+        fixer.fix(ids[at : at + LOOKUP])
+        if on_progress:
+            on_progress((min(at + LOOKUP, len(ids)), len(ids)))
+
+
+def _verified_state(cfg: RepairConfig, manifest: Manifest) -> RunState:
+    """The job's state, whose last deep verify finished: what a repair works from."""
+    files = cfg.files
+    state = load_state(files.state)
+    verify = " ".join(job_command("verify", cfg)) + " --deep"
+    if state is None or not state.verify:
+        raise StateError(
+            f"job '{cfg.job}' has no deep verify to repair from: run `{verify}` first"
+        )
+    state.check_plan(manifest, files.state)
+    if state.verify.get("finished_at") is None:
+        raise StateError(
+            f"the last deep verify of job '{cfg.job}' did not finish: its list of "
+            f"differences is partial; finish it with `{verify}` first"
+        )
+    return state
 
 
 def _distinct_ids(lines: list[dict[str, Any]]) -> list[bytes]:
@@ -178,6 +185,11 @@ class _Fixer:
         self.delete_extra = delete_extra
         self.retrier = retrier
         self.inserted = self.replaced = self.deleted = self.extra_left = self.already_right = 0
+
+    def tally(self) -> tuple[int, int, int, int, int]:
+        """(inserted, replaced, deleted, extra left, already right), as RepairOutcome
+        takes them."""
+        return self.inserted, self.replaced, self.deleted, self.extra_left, self.already_right
 
     def both(self, ids: list[bytes]) -> tuple[dict[Any, bytes], dict[Any, bytes]]:
         """The documents with these ``_id``s on the source (as the copy writes them) and
