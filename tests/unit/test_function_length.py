@@ -15,14 +15,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).parents[2] / "vida_loader"
 LIMIT = 50
 STILL_LONGER = {
-    "copy/planner.py:_plan": 66,
-    "copy/task.py:_Copy.run": 64,
     "dev/demo.py:run_demo": 110,
     "generate/runner.py:_generate": 61,
     "generate/service_orders.py:ServiceOrders.__init__": 63,
     "generate/service_orders.py:ServiceOrders._build_catalog": 53,
     "generate/service_orders.py:ServiceOrders._one": 73,
-    "ru/budget.py:plan_budget": 65,
 }
 
 

@@ -57,7 +57,7 @@ from vida_loader.ordering import (
 )
 from vida_loader.retry import patient
 from vida_loader.ru.budget import BudgetPlan, plan_budget
-from vida_loader.ru.meter import ESTIMATE_PAGES, accounting_on, measure_read_cost
+from vida_loader.ru.meter import ESTIMATE_PAGES, ReadCost, accounting_on, measure_read_cost
 from vida_loader.settings.registry import MIB
 
 # Up to this many documents the planner reads every `_id` (exact, and cheap).
@@ -369,11 +369,7 @@ def _plan(
     progress(f"read {len(indexes)} index definitions; reading statistics of {cfg.source.namespace}")
     stats = patient(lambda: read_stats(coll), role="source")
     progress(f"source holds {stats.count:,} documents, {stats.size_bytes / MIB:,.1f} MiB")
-    if cfg.partitions is not None:
-        parts = cfg.partitions
-    else:
-        parts = max(1, math.ceil(stats.size_bytes / (cfg.size_mb * MIB)))
-    parts = max(1, min(parts, stats.count)) if stats.count else 1
+    parts = _partition_count(cfg, stats)
     progress("reading the smallest and largest _id")
     edges = patient(lambda: read_id_edges(coll), role="source")
     brackets = patient(lambda: find_brackets(coll, *edges), role="source") if edges else []
@@ -384,11 +380,7 @@ def _plan(
     sample_size = 0 if parts == 1 else min(MAX_SAMPLE, parts * cfg.samples_per_partition)
     progress(f"sampling {sample_size:,} _ids for {parts} partitions ({mode} ranges)")
     sample, exact = patient(lambda: read_sample(coll, sample_size, stats.count), role="source")
-    cost = None
-    if metered and stats.count:
-        progress("measuring the request units a page of the copy costs")
-        starts = _spread(sample) if sample else [edges[0]] if edges else []
-        cost = patient(lambda: measure_read_cost(coll, starts, stats.avg_doc_bytes), role="source")
+    cost = _read_cost(coll, stats, sample, edges, progress) if metered and stats.count else None
     partitions = build_partitions(
         sample,
         mode=mode,
@@ -401,27 +393,60 @@ def _plan(
         job=cfg.job,
         source=_side(cfg.source),
         target=_side(cfg.target),
-        stats={
-            "count": stats.count,
-            "size_bytes": stats.size_bytes,
-            "avg_doc_bytes": round(stats.avg_doc_bytes, 3),
-            "id_brackets": brackets,
-            **({"ru": cost.to_json(stats.size_bytes)} if cost is not None else {}),
-        },
-        split={
-            "range_mode": mode.value,
-            "requested_range_mode": cfg.range_mode,
-            "partitions": cfg.partitions,
-            "partition_size_mb": None if cfg.partitions else cfg.size_mb,
-            "sample_size": len(sample),
-            "sample_exact": exact,
-        },
+        stats=_stats(stats, brackets, cost),
+        split=_split(cfg, mode, len(sample), exact),
         partitions=tuple(partitions),
         indexes=indexes,
         created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         tool_version=__version__,
     )
     return dataclasses.replace(manifest, fingerprint=manifest.compute_fingerprint()), reason
+
+
+def _partition_count(cfg: PlanConfig, stats: SourceStats) -> int:
+    """--partitions, else the size over --partition-size-mb; at least 1, at most a
+    partition per document."""
+    if cfg.partitions is not None:
+        parts = cfg.partitions
+    else:
+        parts = max(1, math.ceil(stats.size_bytes / (cfg.size_mb * MIB)))
+    return max(1, min(parts, stats.count)) if stats.count else 1
+
+
+def _read_cost(
+    coll: Collection[dict[str, Any]],
+    stats: SourceStats,
+    sample: list[Any],
+    edges: tuple[Any, Any] | None,
+    progress: Progress,
+) -> ReadCost | None:
+    """What a page of the copy costs in RU, read at points spread over the collection."""
+    progress("measuring the request units a page of the copy costs")
+    starts = _spread(sample) if sample else [edges[0]] if edges else []
+    return patient(lambda: measure_read_cost(coll, starts, stats.avg_doc_bytes), role="source")
+
+
+def _stats(stats: SourceStats, brackets: list[str], cost: ReadCost | None) -> dict[str, Any]:
+    """The source's statistics, as the manifest records them."""
+    return {
+        "count": stats.count,
+        "size_bytes": stats.size_bytes,
+        "avg_doc_bytes": round(stats.avg_doc_bytes, 3),
+        "id_brackets": brackets,
+        **({"ru": cost.to_json(stats.size_bytes)} if cost is not None else {}),
+    }
+
+
+def _split(cfg: PlanConfig, mode: RangeMode, sample_size: int, exact: bool) -> dict[str, Any]:
+    """How the collection was split, as the manifest records it."""
+    return {
+        "range_mode": mode.value,
+        "requested_range_mode": cfg.range_mode,
+        "partitions": cfg.partitions,
+        "partition_size_mb": None if cfg.partitions else cfg.size_mb,
+        "sample_size": sample_size,
+        "sample_exact": exact,
+    }
 
 
 def _spread(sample: list[Any]) -> list[Any]:

@@ -156,21 +156,7 @@ class _Copy:
 
     def run(self, resume: bool) -> PartitionResult:
         part, s, retry = self.part, self.s, self.retry
-        budget = shared_object(RU_BUDGET) if s.meter_every else None
-        self.src = retry.source.call(
-            lambda: collection(s.source, "source", s.timeouts, s.meter_every, budget)
-        )
-        self.dst = retry.target.call(lambda: collection(s.target, "target", s.timeouts))
-        self.meter: ChargeMeter | None = meter_of(s.source, "source")
-        self.batch_size = read_batch_size(part, s, budget)
-        self.sizer = None
-        if budget is not None:
-            largest = read_batch_size(part, s)
-            self.sizer = PageSizer(lambda: budget.page_ru(s.workers), largest)
-        if self.meter is not None:
-            report = self.report
-            self.meter.on_charge = lambda ru: report(Charged(part.id, ru))
-            self.meter.guess = expected_page_ru(part, self.batch_size)
+        self._open()
         self._shape(s.transform)
         self.report(Started(part.id))
         self.resumed = False
@@ -218,6 +204,26 @@ class _Copy:
                 already_there=result.already_there + already,
             )
         )
+
+    def _open(self) -> None:
+        """This attempt's two collections, the source's meter and its page sizes (paced by
+        the run's RU budget when the source is metered)."""
+        part, s, retry = self.part, self.s, self.retry
+        budget = shared_object(RU_BUDGET) if s.meter_every else None
+        self.src = retry.source.call(
+            lambda: collection(s.source, "source", s.timeouts, s.meter_every, budget)
+        )
+        self.dst = retry.target.call(lambda: collection(s.target, "target", s.timeouts))
+        self.meter: ChargeMeter | None = meter_of(s.source, "source")
+        self.batch_size = read_batch_size(part, s, budget)
+        self.sizer = None
+        if budget is not None:
+            largest = read_batch_size(part, s)
+            self.sizer = PageSizer(lambda: budget.page_ru(s.workers), largest)
+        if self.meter is not None:
+            report = self.report
+            self.meter.on_charge = lambda ru: report(Charged(part.id, ru))
+            self.meter.guess = expected_page_ru(part, self.batch_size)
 
     def _shape(self, spec: TransformSpec | None) -> None:
         """How this job reads and reshapes documents: ``self.reading``, ``self.outcomes``."""

@@ -178,28 +178,11 @@ def plan_budget(
     """The budget of a run, or None (the source does not report charges: nothing to
     pace by). A cap the source cannot support is a ``UsageError`` when the user gave it;
     a profile's percentage is then dropped with a notice."""
-    if max_rus is not None:
-        if not metered:
-            raise UsageError(
-                f"--max-rus '{max_rus:g}': the source's request charges are not read "
-                "(it does not answer getLastRequestStatistics, or --ru-accounting is off), "
-                "so no budget can be kept",
-                value=f"{max_rus:g}",
-                setting="--max-rus",
-                fix="leave --max-rus out, or use --ru-accounting auto on a Cosmos DB source",
-            )
-        return BudgetPlan(max_rus, False, max_rus, f"capped at {max_rus:,.0f} RU/s (--max-rus)")
     if not metered:
-        if max_rus_percent is not None and percent_given:
-            raise UsageError(
-                f"--max-rus-percent '{max_rus_percent:g}': the source's request charges are "
-                "not read, so no budget can be kept",
-                value=f"{max_rus_percent:g}",
-                setting="--max-rus-percent",
-                fix="leave --max-rus-percent out, or use --ru-accounting auto on a Cosmos DB "
-                "source",
-            )
+        _refuse_caps_unmetered(max_rus, max_rus_percent, percent_given)
         return None
+    if max_rus is not None:
+        return BudgetPlan(max_rus, False, max_rus, f"capped at {max_rus:,.0f} RU/s (--max-rus)")
     if max_rus_percent is not None and provisioned:
         rate = provisioned * max_rus_percent / 100
         return BudgetPlan(
@@ -231,6 +214,30 @@ def plan_budget(
             f"adaptive, at most {TARGET:.0%} of the {provisioned:,.0f} RU/s provisioned",
         )
     return BudgetPlan(UNBOUNDED, True, UNBOUNDED, "adaptive to the source's throttling")
+
+
+def _refuse_caps_unmetered(
+    max_rus: float | None, max_rus_percent: float | None, percent_given: bool
+) -> None:
+    """A cap the user gave cannot be kept when the source's charges are not read."""
+    if max_rus is not None:
+        raise UsageError(
+            f"--max-rus '{max_rus:g}': the source's request charges are not read "
+            "(it does not answer getLastRequestStatistics, or --ru-accounting is off), "
+            "so no budget can be kept",
+            value=f"{max_rus:g}",
+            setting="--max-rus",
+            fix="leave --max-rus out, or use --ru-accounting auto on a Cosmos DB source",
+        )
+    if max_rus_percent is not None and percent_given:
+        raise UsageError(
+            f"--max-rus-percent '{max_rus_percent:g}': the source's request charges are "
+            "not read, so no budget can be kept",
+            value=f"{max_rus_percent:g}",
+            setting="--max-rus-percent",
+            fix="leave --max-rus-percent out, or use --ru-accounting auto on a Cosmos DB "
+            "source",
+        )
 
 
 def _share(rate: float, adaptive: bool, ceiling: float) -> RuBudget:
