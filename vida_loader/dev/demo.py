@@ -193,6 +193,87 @@ def _run_steps(
     return 0
 
 
+def _demo_env(read_from: str, target_uri: str, workdir: Path) -> dict[str, str]:
+    """The environment of every step: both sides and the job, as VIDA_* variables."""
+    return dict(
+        os.environ,
+        VIDA_SOURCE_URI=read_from,
+        VIDA_SOURCE_DB="demo",
+        VIDA_SOURCE_COLLECTION="orders",
+        VIDA_TARGET_URI=target_uri,
+        VIDA_TARGET_DB="demo",
+        VIDA_TARGET_COLLECTION="orders",
+        VIDA_MANIFEST_DIR=str(workdir / "partitions"),
+        VIDA_JOB="demo",
+    )
+
+
+def _copy_commands(
+    docs: int, jobs: int, partitions: int, source_uri: str, cosmos: bool
+) -> tuple[list[str], list[str], list[str]]:
+    """The generate, plan and run command lines (within 70 % of the RU/s on Cosmos DB)."""
+    gen = ["generate", "--total", str(docs), "--seed", str(SEED)]
+    gen += ["--target-uri", source_uri, "--target-db", "demo"]
+    gen += ["--target-collection", "orders", "--drop-target"]
+    plan = ["plan", "--partitions", str(partitions)]
+    run = ["run", "-j", str(jobs)]
+    if cosmos:
+        plan += ["--max-rus-percent", "70"]
+        run += ["--max-rus-percent", "70"]
+    return gen, plan, run
+
+
+def _core_steps(
+    docs: int,
+    jobs: int,
+    commands: tuple[list[str], list[str], list[str]],
+    cosmos: bool,
+    report_dir: Path,
+    workdir: Path,
+) -> list[tuple[str, list[str]]]:
+    """The steps every demo makes: generate, copy, look, check, dump and restore."""
+    gen, plan, run = commands
+    return [
+        (f"generate: {docs:,} service orders into the source (demo.orders)", gen),
+        ("the application's indexes on the source", []),
+        (
+            "config check: servers, driver, source collection, rights to read and write",
+            ["config", "check"],
+        ),
+        ("plan: split the source into _id ranges, read its indexes", plan),
+        (
+            f"run -j {jobs}: copy raw BSON, confirm every partition, then build "
+            "the indexes" + (", within 70 % of the source's RU/s" if cosmos else ""),
+            run,
+        ),
+        ("status: what the job's files say (works during a run too)", ["status"]),
+        ("verify: count every range on both sides", ["verify"]),
+        (
+            f"report: report.html with plots of the run, kept in {report_dir}",
+            ["report", "--out", str(report_dir)],
+        ),
+        ("indexes diff: the target's indexes against the source's", ["indexes", "diff"]),
+        (
+            f"dump -j {jobs} --gzip: the source in mongodump's layout (a backup "
+            "before the switch-over, or for a target this machine cannot reach)",
+            ["dump", "--out", str(workdir / "dump"), "--gzip", "-j", str(jobs)],
+        ),
+        (
+            "restore: that dump into demo.orders_restored on the target, its "
+            "indexes included",
+            ["restore", str(workdir / "dump"), *RESTORED, "-j", str(jobs)],
+        ),
+    ]
+
+
+def _dask_step(scheduler: str) -> tuple[str, list[str]]:
+    return (
+        "verify --deep on the Dask cluster: the same job's comparisons run by "
+        "its workers (which could be other machines), every document the same",
+        ["verify", "--deep", "--executor", "dask", "--scheduler", scheduler],
+    )
+
+
 def run_demo(
     docs: int,
     jobs: int,
@@ -208,10 +289,8 @@ def run_demo(
         with_transform = EXAMPLE_TRANSFORM.is_file()  # not in an installed package
         with_dask = importlib.util.find_spec("distributed") is not None  # the [dask] extra
         total = (21 if with_transform else 12) + int(with_dask)
-        _step(
-            f"1/{total} starting two local SecantusDB servers"
-            + (" and a Dask cluster (a scheduler, 2 worker processes)" if with_dask else "")
-        )
+        dask_note = " and a Dask cluster (a scheduler, 2 worker processes)" if with_dask else ""
+        _step(f"1/{total} starting two local SecantusDB servers{dask_note}")
         with (
             LocalServer(workdir / "source-data") as source,
             LocalServer(workdir / "target-data") as target,
@@ -225,72 +304,13 @@ def run_demo(
                 standin = CosmosStandIn(source.port, ru=cosmos_ru).start()
                 read_from = standin.uri
                 print(f"source as Cosmos DB: {read_from} ({cosmos_ru:,.0f} RU/s provisioned)")
-            env = dict(
-                os.environ,
-                VIDA_SOURCE_URI=read_from,
-                VIDA_SOURCE_DB="demo",
-                VIDA_SOURCE_COLLECTION="orders",
-                VIDA_TARGET_URI=target.uri,
-                VIDA_TARGET_DB="demo",
-                VIDA_TARGET_COLLECTION="orders",
-                VIDA_MANIFEST_DIR=str(workdir / "partitions"),
-                VIDA_JOB="demo",
-            )
-            gen = ["generate", "--total", str(docs), "--seed", str(SEED)]
-            gen += ["--target-uri", source.uri, "--target-db", "demo"]
-            gen += ["--target-collection", "orders", "--drop-target"]
-            plan = ["plan", "--partitions", str(partitions)]
-            run = ["run", "-j", str(jobs)]
-            if standin is not None:
-                plan += ["--max-rus-percent", "70"]
-                run += ["--max-rus-percent", "70"]
-            steps: list[tuple[str, list[str]]] = [
-                (f"generate: {docs:,} service orders into the source (demo.orders)", gen),
-                ("the application's indexes on the source", []),
-                (
-                    "config check: servers, driver, source collection, rights to read and write",
-                    ["config", "check"],
-                ),
-                ("plan: split the source into _id ranges, read its indexes", plan),
-                (
-                    f"run -j {jobs}: copy raw BSON, confirm every partition, then build "
-                    "the indexes" + (", within 70 % of the source's RU/s" if standin else ""),
-                    run,
-                ),
-                ("status: what the job's files say (works during a run too)", ["status"]),
-                ("verify: count every range on both sides", ["verify"]),
-                (
-                    f"report: report.html with plots of the run, kept in {report_dir}",
-                    ["report", "--out", str(report_dir)],
-                ),
-                ("indexes diff: the target's indexes against the source's", ["indexes", "diff"]),
-                (
-                    f"dump -j {jobs} --gzip: the source in mongodump's layout (a backup "
-                    "before the switch-over, or for a target this machine cannot reach)",
-                    ["dump", "--out", str(workdir / "dump"), "--gzip", "-j", str(jobs)],
-                ),
-                (
-                    "restore: that dump into demo.orders_restored on the target, its "
-                    "indexes included",
-                    [
-                        "restore",
-                        str(workdir / "dump"),
-                        *RESTORED,
-                        "-j",
-                        str(jobs),
-                    ],
-                ),
-            ]
+            env = _demo_env(read_from, target.uri, workdir)
+            commands = _copy_commands(docs, jobs, partitions, source.uri, standin is not None)
+            steps = _core_steps(docs, jobs, commands, standin is not None, report_dir, workdir)
             if dask is not None:
-                steps.append(
-                    (
-                        "verify --deep on the Dask cluster: the same job's comparisons run by "
-                        "its workers (which could be other machines), every document the same",
-                        ["verify", "--deep", "--executor", "dask", "--scheduler", dask.address],
-                    )
-                )
+                steps.append(_dask_step(dask.address))
             if with_transform:
-                steps += _transform_steps(plan, run)
+                steps += _transform_steps(commands[1], commands[2])
             code = _run_steps(steps, total, source.uri, env, standin)
             if code != 0:
                 return code

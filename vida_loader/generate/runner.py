@@ -226,16 +226,7 @@ def _generate(
     target = s.target
     coll = retrier.call(lambda: collection(target, "target", s.timeouts))
     if s.confirm_only:
-        written = [RawBSONDocument(d, RAW_OPTIONS) for d in source.iter_range(start, stop)]
-        repaired, error = _confirm(coll, _SliceIds(written), s, retrier)
-        return SliceResult(
-            index,
-            len(written) if error is None else 0,
-            sum(len(d.raw) for d in written),
-            ok=error is None,
-            repaired=repaired,
-            error=error,
-        )
+        return _confirm_slice(index, source.iter_range(start, stop), coll, s, retrier)
     made: list[RawBSONDocument] = []  # every document of the slice, for the confirmation
     ids: _SliceIds | None = None
     todo: Iterable[RawBSONDocument]
@@ -248,11 +239,7 @@ def _generate(
     else:
         # A re-run (same seed) or a target that held documents: send only what is missing.
         made = [RawBSONDocument(d, RAW_OPTIONS) for d in source.iter_range(start, stop)]
-        ids = known = _SliceIds(made)
-        present = retrier.call(lambda: known.present(coll))
-        todo = [d for key, d in known.by_id.items() if key not in present]
-        there = [d for key, d in known.by_id.items() if key in present]
-        report(Moved(sid, len(there), sum(len(d.raw) for d in there)))
+        ids, todo = _missing(made, coll, retrier, report, sid)
     with writer_for(coll, s.write_concern, retrier) as w:
         sent, _sent_bytes = w.write_all(chunked(todo, s.batch_size, s.batch_bytes), report, sid)
     acknowledged = w.acknowledged
@@ -273,6 +260,39 @@ def _generate(
         ok=error is None,
         repaired=repaired,
         already_there=already,
+        error=error,
+    )
+
+
+def _missing(
+    made: list[RawBSONDocument],
+    coll: Collection[Any],
+    retrier: Retrier,
+    report: Reporter,
+    sid: str,
+) -> tuple[_SliceIds, list[RawBSONDocument]]:
+    """The slice's ``_id``s, and the documents of it the target lacks; what it holds
+    already is reported as moved."""
+    known = _SliceIds(made)
+    present = retrier.call(lambda: known.present(coll))
+    todo = [d for key, d in known.by_id.items() if key not in present]
+    there = [d for key, d in known.by_id.items() if key in present]
+    report(Moved(sid, len(there), sum(len(d.raw) for d in there)))
+    return known, todo
+
+
+def _confirm_slice(
+    index: int, docs: Iterable[bytes], coll: Collection[Any], s: GenerateSettings, retrier: Retrier
+) -> SliceResult:
+    """A slice a run wrote unacknowledged (w=0): confirm that the target holds it all."""
+    written = [RawBSONDocument(d, RAW_OPTIONS) for d in docs]
+    repaired, error = _confirm(coll, _SliceIds(written), s, retrier)
+    return SliceResult(
+        index,
+        len(written) if error is None else 0,
+        sum(len(d.raw) for d in written),
+        ok=error is None,
+        repaired=repaired,
         error=error,
     )
 

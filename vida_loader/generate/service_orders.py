@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 import struct
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 import bson
@@ -152,6 +153,155 @@ def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
+def _service(
+    r: Callable[[], float], items: list[Any], by_type: dict[str, list[int]]
+) -> tuple[str, list[Any], int, int]:
+    """An order's service type, its items (one of the type, up to 8 more), labor and
+    parts: drawn from ``r`` in this order, which a seed's documents depend on."""
+    stype = SERVICE_TYPES[int(r() * len(SERVICE_TYPES))]
+    ops = by_type[stype]
+    chosen = [ops[int(r() * len(ops))]]
+    for _ in range(int(r() ** 12 * 8)):  # 1-8 items, 1.4 on average
+        chosen.append(int(r() * len(items)))
+    labor = parts = 0
+    lines = []
+    for op in chosen:
+        raw, lab, par = items[op][int(r() ** 3 * 4)]
+        lines.append(raw)
+        labor += lab
+        parts += par
+    return stype, lines, labor, parts
+
+
+def _vehicle(v: tuple[Any, ...], mileage: int) -> dict[str, Any]:
+    vin, plate, make, model, year, engine, color = v[:7]
+    return {
+        "vin": vin,
+        "license_plate": plate,
+        "make": make,
+        "model": model,
+        "year": year,
+        "engine_type": engine,
+        "color": color,
+        "mileage": mileage,
+    }
+
+
+def _dates(
+    doc: dict[str, Any], r: Callable[[], float], order_ms: int, service_ms: int, closed: bool
+) -> None:
+    """Completion (a closed order), creation and last update, drawn from ``r``."""
+    if closed:
+        done_ms = service_ms + int((0.05 + r() * r() * 3) * DAY_MS)
+        doc["completion_date"] = DatetimeMS(done_ms)
+        updated_ms = done_ms + int(r() * 2 * DAY_MS)
+    else:
+        updated_ms = order_ms + int(r() * (service_ms - order_ms + 1))
+    doc["created_at"] = DatetimeMS(order_ms)
+    doc["updated_at"] = DatetimeMS(updated_ms)
+
+
+def _operation(
+    rng: random.Random, t: int, n: int, stype: str
+) -> list[tuple[RawBSONDocument, int, int]]:
+    """Operation ``n`` of service type ``t``, priced, encoded for quantities 1-4:
+    (raw item, labor cents, parts cents) each."""
+    hours_tenths = rng.randint(2, 40)
+    # (part number, name, quantity per item, unit price in cents)
+    parts = [
+        (
+            f"{31_000_000 + t * 10_000 + n * 100 + p}",
+            rng.choice(PART_WORDS),
+            rng.choice((1, 1, 1, 2, 4)),
+            int(rng.random() ** 2 * 2_500 + 49) * 100 + rng.choice((0, 0, 50)),
+        )
+        for p in range(rng.choice((0, 0, 0, 1, 1, 2)))
+    ]
+    parts_cents = sum(p[2] * p[3] for p in parts)
+    labor_cents = hours_tenths * LABOR_RATE_CENTS // 10
+    unit = labor_cents + parts_cents
+    words = stype.replace("_", " ")
+    desc = f"{words.capitalize()}: {rng.choice(VERBS).lower()} {rng.choice(PART_WORDS)}"
+    per_qty = []
+    for q in range(1, 5):
+        doc = {
+            "item_id": f"OP-{t:02d}{n:02d}",
+            "service_type": stype,
+            "description": desc,
+            "quantity": q,
+            "unit_price": money(unit),
+            "total_price": money(unit * q),
+            "labor_hours": hours_tenths * q / 10,
+            "parts_used": [
+                {
+                    "part_number": number,
+                    "name": part_name,
+                    "quantity": per_item * q,
+                    "unit_price": money(price),
+                }
+                for number, part_name, per_item, price in parts
+            ],
+        }
+        raw = RawBSONDocument(bson.encode(doc))
+        per_qty.append((raw, labor_cents * q, parts_cents * q))
+    return per_qty
+
+
+def _customer(
+    rng: random.Random,
+    customer_id: str,
+    names: tuple[list[str], list[str], list[str], list[tuple[str, str]], list[str]],
+) -> dict[str, Any]:
+    """One customer of the pool, drawn from ``rng`` (a private person or a company)."""
+    first, last, streets, cities, companies = names
+    ctype = rng.choice(CUSTOMER_TYPES)
+    fn, ln = rng.choice(first), rng.choice(last)
+    if ctype == "private":
+        name = f"{fn} {ln}"
+        email = f"{_ascii(fn)}.{_ascii(ln)}{rng.randint(1, 99)}@" + rng.choice(
+            ("gmail.com", "hotmail.se", "outlook.com", "telia.com", "icloud.com")
+        )
+    else:
+        name = rng.choice(companies)
+        email = f"verkstad@{_ascii(name).split()[0].strip(',.')}.se"
+    city, postcode = rng.choice(cities)
+    mobile = rng.choice(("70", "72", "73", "76", "79"))
+    phone = 1_000_000 + int(rng.random() * 9_000_000)
+    return {
+        "customer_id": customer_id,
+        "name": name,
+        "email": email,
+        "phone": f"+46 {mobile} {phone // 10_000} {phone // 100 % 100:02d} "
+        f"{phone % 100:02d}",
+        "customer_type": ctype,
+        "address": {
+            "street": f"{rng.choice(streets)} {rng.randint(1, 120)}",
+            "postal_code": f"{postcode[:3]} {postcode[3:]}",
+            "city": city,
+            "country": "SE",
+        },
+    }
+
+
+def _new_vehicle(rng: random.Random) -> tuple[Any, ...]:
+    """One vehicle of the pool: (vin, plate, make, model, year, engine, color, km per
+    year, in traffic since (ms), extended warranty), drawn from ``rng``."""
+    model, since, engines = rng.choice(MODELS)
+    year = rng.randint(since, 2019)
+    return (
+        make_vin(rng, year),
+        make_plate(rng),
+        "Volvo",
+        model,
+        year,
+        rng.choice(engines),
+        rng.choice(COLORS),
+        rng.randint(8_000, 32_000),  # km per year
+        (year - 1970) * YEAR_MS - YEAR_MS // 3,  # in traffic from ~ Sept before
+        rng.random() < 0.2,  # bought an extended warranty
+    )
+
+
 class ServiceOrders(BlockSource):
     """The built-in document source."""
 
@@ -172,51 +322,11 @@ class ServiceOrders(BlockSource):
         self._catalog = self._build_catalog(random.Random(f"vida-catalog:{seed}"))
         self._customers: list[RawBSONDocument] = []
         self._vehicles: list[tuple[Any, ...]] = []
+        names = (first, last, streets, cities, companies)
         for k in range(pool_size):
-            ctype = rng.choice(CUSTOMER_TYPES)
-            fn, ln = rng.choice(first), rng.choice(last)
-            if ctype == "private":
-                name = f"{fn} {ln}"
-                email = f"{_ascii(fn)}.{_ascii(ln)}{rng.randint(1, 99)}@" + rng.choice(
-                    ("gmail.com", "hotmail.se", "outlook.com", "telia.com", "icloud.com")
-                )
-            else:
-                name = rng.choice(companies)
-                email = f"verkstad@{_ascii(name).split()[0].strip(',.')}.se"
-            city, postcode = rng.choice(cities)
-            mobile = rng.choice(("70", "72", "73", "76", "79"))
-            phone = 1_000_000 + int(rng.random() * 9_000_000)
-            customer = {
-                "customer_id": f"CUST-{seed % 1000:03d}-{k:07d}",
-                "name": name,
-                "email": email,
-                "phone": f"+46 {mobile} {phone // 10_000} {phone // 100 % 100:02d} "
-                f"{phone % 100:02d}",
-                "customer_type": ctype,
-                "address": {
-                    "street": f"{rng.choice(streets)} {rng.randint(1, 120)}",
-                    "postal_code": f"{postcode[:3]} {postcode[3:]}",
-                    "city": city,
-                    "country": "SE",
-                },
-            }
+            customer = _customer(rng, f"CUST-{seed % 1000:03d}-{k:07d}", names)
             self._customers.append(RawBSONDocument(bson.encode(customer)))
-            model, since, engines = rng.choice(MODELS)
-            year = rng.randint(since, 2019)
-            self._vehicles.append(
-                (
-                    make_vin(rng, year),
-                    make_plate(rng),
-                    "Volvo",
-                    model,
-                    year,
-                    rng.choice(engines),
-                    rng.choice(COLORS),
-                    rng.randint(8_000, 32_000),  # km per year
-                    (year - 1970) * YEAR_MS - YEAR_MS // 3,  # in traffic from ~ Sept before
-                    rng.random() < 0.2,  # bought an extended warranty
-                )
-            )
+            self._vehicles.append(_new_vehicle(rng))
         self._centers = [f"SC-{c:04d}" for c in range(1, 121)]
         self._notes = [self._note(rng) for _ in range(500)]
         self._money: dict[int, Decimal128] = {}
@@ -247,44 +357,7 @@ class ServiceOrders(BlockSource):
         by_type: dict[str, list[int]] = {}
         for t, stype in enumerate(SERVICE_TYPES):
             for n in range(8):
-                hours_tenths = rng.randint(2, 40)
-                # (part number, name, quantity per item, unit price in cents)
-                parts = [
-                    (
-                        f"{31_000_000 + t * 10_000 + n * 100 + p}",
-                        rng.choice(PART_WORDS),
-                        rng.choice((1, 1, 1, 2, 4)),
-                        int(rng.random() ** 2 * 2_500 + 49) * 100 + rng.choice((0, 0, 50)),
-                    )
-                    for p in range(rng.choice((0, 0, 0, 1, 1, 2)))
-                ]
-                parts_cents = sum(p[2] * p[3] for p in parts)
-                labor_cents = hours_tenths * LABOR_RATE_CENTS // 10
-                unit = labor_cents + parts_cents
-                words = stype.replace("_", " ")
-                desc = f"{words.capitalize()}: {rng.choice(VERBS).lower()} {rng.choice(PART_WORDS)}"
-                per_qty = []
-                for q in range(1, 5):
-                    doc = {
-                        "item_id": f"OP-{t:02d}{n:02d}",
-                        "service_type": stype,
-                        "description": desc,
-                        "quantity": q,
-                        "unit_price": money(unit),
-                        "total_price": money(unit * q),
-                        "labor_hours": hours_tenths * q / 10,
-                        "parts_used": [
-                            {
-                                "part_number": number,
-                                "name": part_name,
-                                "quantity": per_item * q,
-                                "unit_price": money(price),
-                            }
-                            for number, part_name, per_item, price in parts
-                        ],
-                    }
-                    raw = RawBSONDocument(bson.encode(doc))
-                    per_qty.append((raw, labor_cents * q, parts_cents * q))
+                per_qty = _operation(rng, t, n, stype)
                 by_type.setdefault(stype, []).append(len(items))
                 items.append(per_qty)
         return items, by_type
@@ -302,9 +375,8 @@ class ServiceOrders(BlockSource):
         r = rng.random
         (items, by_type) = self._catalog
         k = int(r() * len(self._customers))
-        vin, plate, make, model, year, engine, color, km_year, since_ms, extended = self._vehicles[
-            k
-        ]
+        vehicle = self._vehicles[k]
+        km_year, since_ms, extended = vehicle[7:]
         order_ms = index_ms(i) + int(r() * STEP_MS)
         service_ms = order_ms + int(r() * r() * 21 * DAY_MS)
         status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
@@ -312,18 +384,7 @@ class ServiceOrders(BlockSource):
         age = (service_ms - since_ms) / YEAR_MS
         mileage = int(max(age, 0.05) * km_year * (0.9 + 0.2 * r()))
 
-        stype = SERVICE_TYPES[int(r() * len(SERVICE_TYPES))]
-        ops = by_type[stype]
-        chosen = [ops[int(r() * len(ops))]]
-        for _ in range(int(r() ** 12 * 8)):  # 1-8 items, 1.4 on average
-            chosen.append(int(r() * len(items)))
-        labor = parts = 0
-        lines = []
-        for op in chosen:
-            raw, lab, par = items[op][int(r() ** 3 * 4)]
-            lines.append(raw)
-            labor += lab
-            parts += par
+        stype, lines, labor, parts = _service(r, items, by_type)
         net = labor + parts
         tax = (net * VAT_PERCENT + 50) // 100
         center = int(r() * len(self._centers))
@@ -336,28 +397,12 @@ class ServiceOrders(BlockSource):
             "service_center_id": self._centers[center],
             "status": status,
             "customer": self._customers[k],
-            "vehicle": {
-                "vin": vin,
-                "license_plate": plate,
-                "make": make,
-                "model": model,
-                "year": year,
-                "engine_type": engine,
-                "color": color,
-                "mileage": mileage,
-            },
+            "vehicle": _vehicle(vehicle, mileage),
             "service_items": lines,
             "order_date": DatetimeMS(order_ms),
             "service_date": DatetimeMS(service_ms),
         }
-        if closed:
-            done_ms = service_ms + int((0.05 + r() * r() * 3) * DAY_MS)
-            doc["completion_date"] = DatetimeMS(done_ms)
-            updated_ms = done_ms + int(r() * 2 * DAY_MS)
-        else:
-            updated_ms = order_ms + int(r() * (service_ms - order_ms + 1))
-        doc["created_at"] = DatetimeMS(order_ms)
-        doc["updated_at"] = DatetimeMS(updated_ms)
+        _dates(doc, r, order_ms, service_ms, closed)
         dec = self._dec
         doc["labor_cost"] = dec(labor)
         doc["parts_cost"] = dec(parts)
