@@ -10,7 +10,7 @@ DEMO_JOBS ?= 4
 MANIFEST_DIR ?= partitions
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes bench-transform bench-live bench-dump bench-dask clean
+.PHONY: help install browser demo demo-cosmos test lint verify-counts bench bench-faults bench-generate bench-ru bench-indexes bench-transform bench-live bench-dump bench-dask bench-startup clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ bench-dump: install ## dump (plain, gzip) and restore against run on the same da
 
 bench-dask: install ## run on a local Dask cluster (2 workers) vs the local pool, both -j 2, same job -> bench/results-dask.json
 	timeout 1800 $(BIN)/python benchmarks/bench_dask.py
+
+bench-startup: install ## CPU of --version, --help, status and a spawned worker, beside the bare interpreter -> bench/results-startup.json
+	timeout 600 $(BIN)/python benchmarks/bench_startup.py
 
 bench-live: install ## what the live view costs a run: throughput with the view, plain lines, nothing -> bench/results-live.json
 	timeout 1200 $(BIN)/python benchmarks/bench_live.py

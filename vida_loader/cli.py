@@ -800,7 +800,6 @@ def status(as_json: bool, **params: Any) -> int:
     from vida_loader.config import JobConfig
     from vida_loader.job.planned import resolve_job
     from vida_loader.job.status import job_status
-    from vida_loader.report.machine import status_json
     from vida_loader.report.text import format_status
 
     s = load_settings("status", params)
@@ -808,6 +807,8 @@ def status(as_json: bool, **params: Any) -> int:
     st = job_status(cfg)
     click.echo(format_status(st), err=as_json)
     if as_json:
+        from vida_loader.report.machine import status_json
+
         _print_json(status_json(st))
     return 0
 

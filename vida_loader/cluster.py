@@ -21,17 +21,19 @@ import platform
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymongo
 
 from vida_loader import __version__
-from vida_loader.config import JobConfig
 from vida_loader.endpoint import Endpoint, Timeouts, strip_credentials, uri_hosts
 from vida_loader.errors import ConnectError, UsageError, VidaError
 from vida_loader.execution.dask import ClusterError, DaskCluster
 from vida_loader.execution.pool import PoolFactory, make_pool
 from vida_loader.mongo import connect
+
+if TYPE_CHECKING:
+    from vida_loader.config import JobConfig
 
 ROLES = ("source", "target")
 WORKER_FIX = (

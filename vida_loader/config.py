@@ -33,10 +33,10 @@ from vida_loader.settings.registry import (
     MIB,
     Layer,
 )
-from vida_loader.settings.resolve import Settings
 
 if TYPE_CHECKING:
     from vida_loader.retry import RetryPolicy
+    from vida_loader.settings.resolve import Settings
 
 _FIELD = re.compile(r"^[^.$\x00][^.\x00]*(\.[^.$\x00][^.\x00]*)*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")

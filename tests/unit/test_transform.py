@@ -11,14 +11,8 @@ from bson.raw_bson import RawBSONDocument
 
 from tests.support import every_type_documents
 from vida_loader.errors import PluginError
-from vida_loader.transform.plugin import (
-    IdChangedError,
-    Outcomes,
-    TransformSpec,
-    ignoring,
-    load_transform,
-    transform_change,
-)
+from vida_loader.transform.plugin import IdChangedError, Outcomes, ignoring, load_transform
+from vida_loader.transform.spec import TransformSpec, transform_change
 
 RENAME = """
 import datetime

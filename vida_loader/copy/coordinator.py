@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vida_loader.cluster import Executor, open_executor
-from vida_loader.config import RunConfig
 from vida_loader.copy.journal import RunJournal
 from vida_loader.copy.progress import Attempts, ProgressSink, RunProgress, RuRate
 from vida_loader.copy.task import (
@@ -26,7 +25,6 @@ from vida_loader.copy.task import (
     PartitionResult,
     copy_partition,
 )
-from vida_loader.endpoint import Endpoint
 from vida_loader.errors import RunInterruptedError, UsageError
 from vida_loader.execution.events import Charged, Event, Moved, Phase, Started, Waiting
 from vida_loader.execution.scheduler import Scheduler
@@ -37,7 +35,6 @@ from vida_loader.indexes.build import (
 from vida_loader.indexes.definition import IndexSpec, load_saved, wanted_indexes
 from vida_loader.indexes.phase import IndexBuilds
 from vida_loader.job.lock import hold_lock
-from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import continue_command, open_job
 from vida_loader.job.runstate import (
     PartitionRecord,
@@ -61,13 +58,13 @@ from vida_loader.retry import RetryCounts
 from vida_loader.ru.budget import BudgetPlan, plan_budget
 from vida_loader.ru.meter import Charges, accounting_on, provisioned_throughput
 from vida_loader.settings.registry import DEFAULT_MAX_REJECTS
-from vida_loader.transform.plugin import (
-    Transform,
-    TransformSpec,
-    check_transform,
-    check_transform_query,
-    load_transform,
-)
+from vida_loader.transform.plugin import Transform, check_transform_query, load_transform
+from vida_loader.transform.spec import TransformSpec, check_transform
+
+if TYPE_CHECKING:
+    from vida_loader.config import RunConfig
+    from vida_loader.endpoint import Endpoint
+    from vida_loader.job.manifest import Manifest
 
 # --- results ------------------------------------------------------------------------------
 

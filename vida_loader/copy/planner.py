@@ -21,14 +21,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo import MongoClient
-from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from vida_loader import __version__
-from vida_loader.config import PlanConfig
 from vida_loader.endpoint import (
     Endpoint,
     ServerKind,
@@ -39,7 +36,7 @@ from vida_loader.endpoint import (
 )
 from vida_loader.errors import ConnectError, JobExistsError, UsageError
 from vida_loader.faults import passing
-from vida_loader.indexes.definition import plan_indexes
+from vida_loader.indexes.read import plan_indexes
 from vida_loader.job.manifest import (
     ID_HINT,
     Manifest,
@@ -59,6 +56,12 @@ from vida_loader.retry import patient
 from vida_loader.ru.budget import BudgetPlan, plan_budget
 from vida_loader.ru.meter import ESTIMATE_PAGES, ReadCost, accounting_on, measure_read_cost
 from vida_loader.settings.registry import MIB
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
+    from pymongo.collection import Collection
+
+    from vida_loader.config import PlanConfig
 
 # Up to this many documents the planner reads every `_id` (exact, and cheap).
 EXACT_READ_LIMIT = 20_000

@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymongo
 from pymongo import MongoClient, common
-from pymongo.database import Database
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
 from vida_loader.endpoint import Endpoint, Timeouts, redact_uri, uri_hosts, uri_options
@@ -23,6 +22,9 @@ from vida_loader.errors import UsageError
 from vida_loader.faults import classify
 from vida_loader.mongo import check_uri, client_options, close_client, describe_error, wire_advice
 from vida_loader.retry import RetryPolicy, patient
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
 
 UNAUTHORIZED = 13
 # A check waits out a throttled call (Cosmos DB charges metadata calls) a little while

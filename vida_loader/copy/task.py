@@ -22,14 +22,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, TypeVar
-
-from bson.raw_bson import RawBSONDocument
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.execution.events import Charged, Phase, Reporter, Started, no_report
 from vida_loader.execution.pool import shared_object
-from vida_loader.job.manifest import Partition
 from vida_loader.job.runstate import PartitionRecord, TaskState
 from vida_loader.ordering import usable_boundary
 from vida_loader.pipeline.clients import collection, meter_of
@@ -45,7 +42,6 @@ from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, wi
 from vida_loader.pipeline.writer import chunked, writer_for
 from vida_loader.retry import RetryPolicy
 from vida_loader.ru.budget import UNBOUNDED, RuBudget
-from vida_loader.ru.meter import ChargeMeter, Charges
 from vida_loader.settings.registry import (
     DEFAULT_BATCH_MB,
     DEFAULT_BATCH_SIZE,
@@ -54,7 +50,14 @@ from vida_loader.settings.registry import (
     DEFAULT_WRITE_CONCERN,
     MIB,
 )
-from vida_loader.transform.plugin import Outcomes, Reject, TransformSpec, transform_for
+from vida_loader.transform.plugin import Outcomes, Reject, transform_for
+from vida_loader.transform.spec import TransformSpec
+
+if TYPE_CHECKING:
+    from bson.raw_bson import RawBSONDocument
+
+    from vida_loader.job.manifest import Partition
+    from vida_loader.ru.meter import ChargeMeter, Charges
 
 T = TypeVar("T")
 RU_BUDGET = "ru_budget"  # the pool's shared object: the run's RU budget

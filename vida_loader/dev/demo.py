@@ -29,16 +29,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
-from pymongo.collection import Collection
 
 from vida_loader.dev.cosmos import CosmosStandIn
 from vida_loader.dev.dask_cluster import local_dask
 from vida_loader.dev.server import LocalServer, ServerStartError
 from vida_loader.generate.service_orders import ServiceOrders
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
 
 STEP_TIMEOUT = 600  # seconds; no step may hang
 SEED = 42

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from bson import json_util
 from bson.binary import UUID_SUBTYPE, Binary
-from pymongo.collection import Collection
 
 from vida_loader.errors import UsageError
 from vida_loader.jobfiles import EJSON_OPTIONS, GZ
 from vida_loader.retry import patient
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
 
 # mongorestore's own gzip level (Go's default): the file sizes are comparable.
 GZIP_LEVEL = 6

@@ -14,25 +14,27 @@ import gzip
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from vida_loader.dump.layout import GZIP_LEVEL
 from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.execution.events import Moved, Reporter, Started, no_report
-from vida_loader.job.manifest import Partition
 from vida_loader.job.runstate import DumpRecord, TaskState
 from vida_loader.jobfiles import atomic_file
 from vida_loader.pipeline.clients import collection, meter_of
 from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts
 from vida_loader.retry import RetryPolicy
-from vida_loader.ru.meter import Charges
 from vida_loader.settings.registry import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_READ_BATCH_MB,
     DEFAULT_READ_BATCH_SIZE,
     MIB,
 )
+
+if TYPE_CHECKING:
+    from vida_loader.job.manifest import Partition
+    from vida_loader.ru.meter import Charges
 
 CHUNK_BYTES = 1 << 20  # bytes gathered before one write to the file (and one progress event)
 

@@ -39,11 +39,13 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vida_loader.execution import events as ev
-from vida_loader.execution.events import Event
 from vida_loader.execution.pool import Stopped, WorkerDied, install_shared
+
+if TYPE_CHECKING:
+    from vida_loader.execution.events import Event
 
 T = TypeVar("T")
 Args = Callable[[tuple[Any, ...]], tuple[Any, ...]]

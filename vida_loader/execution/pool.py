@@ -12,9 +12,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import ProcessPoolExecutor
 from concurrent.futures.thread import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from vida_loader.execution.events import Event
+if TYPE_CHECKING:
+    from vida_loader.execution.events import Event
 
 T = TypeVar("T")
 

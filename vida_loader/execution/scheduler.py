@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from types import FrameType, TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from vida_loader.execution.events import Event
 from vida_loader.execution.pool import PoolFactory, TaskPool, WorkerDied, make_pool
+
+if TYPE_CHECKING:
+    from vida_loader.execution.events import Event
 
 K = TypeVar("K")
 R = TypeVar("R")

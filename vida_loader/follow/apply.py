@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bson
 from bson.raw_bson import RawBSONDocument
@@ -25,7 +25,9 @@ from pymongo import DeleteOne, ReplaceOne
 
 from vida_loader.errors import StateError
 from vida_loader.mongo import CODEC_OPTIONS
-from vida_loader.transform.plugin import Transform
+
+if TYPE_CHECKING:
+    from vida_loader.transform.plugin import Transform
 
 UPSERTS = ("insert", "replace", "update")
 # What ends a collection's stream: follow cannot go on after them.

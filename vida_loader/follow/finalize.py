@@ -13,13 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
-from vida_loader.config import JobConfig
-from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.errors import StateError
 from vida_loader.indexes.definition import field_value
 from vida_loader.job.lock import hold_lock
@@ -27,6 +24,12 @@ from vida_loader.job.planned import open_job
 from vida_loader.job.runstate import RunState, load_state, now_iso, save_state
 from vida_loader.mongo import connect
 from vida_loader.retry import Retrier, RetryPolicy
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+
+    from vida_loader.config import JobConfig
+    from vida_loader.endpoint import Endpoint, Timeouts
 
 CANNOT_BE_UNIQUE = 359  # CannotConvertIndexToUnique: documents share a key
 

@@ -19,19 +19,16 @@ import datetime
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import OperationFailure
 
-from vida_loader.config import RunConfig
-from vida_loader.endpoint import Endpoint
 from vida_loader.errors import RunInterruptedError, StateError, UsageError, format_duration
 from vida_loader.follow.apply import Batch
 from vida_loader.follow.finalize import Finalized, finalize_in
 from vida_loader.follow.position import Position, open_stream
 from vida_loader.follow.sweep import sweep_deletes
 from vida_loader.job.lock import hold_lock
-from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import open_job
 from vida_loader.job.runstate import RunState, load_state, now_iso, save_state
 from vida_loader.jobfiles import from_ejson, to_ejson
@@ -39,7 +36,13 @@ from vida_loader.mongo import connect, describe_error, write_concern
 from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.retry import Retrier, patient
-from vida_loader.transform.plugin import Transform, TransformSpec, check_transform_file
+from vida_loader.transform.plugin import Transform, check_transform_file
+from vida_loader.transform.spec import TransformSpec
+
+if TYPE_CHECKING:
+    from vida_loader.config import RunConfig
+    from vida_loader.endpoint import Endpoint
+    from vida_loader.job.manifest import Manifest
 
 # Applied writes survive a crash of the target's primary (its journal).
 FOLLOW_WRITES = write_concern("1")  # w=1, journaled

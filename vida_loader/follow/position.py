@@ -9,10 +9,8 @@ Cosmos DB's API for MongoDB accepts a change stream only with one pipeline (the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo import MongoClient
-from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from vida_loader.endpoint import Endpoint, ServerKind, server_kind
@@ -20,6 +18,10 @@ from vida_loader.job.runstate import now_iso
 from vida_loader.jobfiles import from_ejson, to_ejson
 from vida_loader.mongo import describe_error
 from vida_loader.retry import patient
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
+    from pymongo.collection import Collection
 
 COSMOS_PIPELINE: list[dict[str, Any]] = [
     {"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}},

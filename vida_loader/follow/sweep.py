@@ -11,15 +11,18 @@ no change meanwhile, so the target's list holds still.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bson
-from pymongo.collection import Collection
 
-from vida_loader.job.manifest import Manifest
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.confirm import range_ids
-from vida_loader.retry import Retrier
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+
+    from vida_loader.job.manifest import Manifest
+    from vida_loader.retry import Retrier
 
 CHUNK = 1000  # _ids per delete
 

@@ -22,12 +22,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import bson
 import psutil
 from bson.raw_bson import RawBSONDocument
-from pymongo.collection import Collection
 
 from vida_loader.config import check_batches, check_namespace, default_job_name
 from vida_loader.endpoint import Endpoint, Timeouts
@@ -53,7 +52,11 @@ from vida_loader.settings.registry import (
     MIB,
     Layer,
 )
-from vida_loader.settings.resolve import Settings
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+
+    from vida_loader.settings.resolve import Settings
 
 # Documents per task. Into a file: 2 blocks (~2.8 MB held per slice in the parent until
 # its turn). Into a server: guided, a share of what remains, between 2 and 16 blocks:

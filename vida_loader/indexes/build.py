@@ -19,13 +19,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo import MongoClient
-from pymongo.collection import Collection
 from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 
-from vida_loader.config import JobConfig
 from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.errors import ConnectError, StateError
 from vida_loader.execution.events import Reporter, Started, no_report
@@ -35,13 +32,11 @@ from vida_loader.indexes.definition import (
     compare,
     duplicate_key,
     load_saved,
-    read_indexes,
     satisfies,
     save,
-    secondary_indexes,
     wanted_indexes,
 )
-from vida_loader.job.manifest import Manifest
+from vida_loader.indexes.read import read_indexes, secondary_indexes
 from vida_loader.job.planned import open_job
 from vida_loader.job.runstate import IndexRecord, TaskState
 from vida_loader.mongo import close_client, connect, describe_error
@@ -54,6 +49,13 @@ from vida_loader.pipeline.task import (
     with_counts,
 )
 from vida_loader.retry import Retrier, RetryPolicy
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
+    from pymongo.collection import Collection
+
+    from vida_loader.config import JobConfig
+    from vida_loader.job.manifest import Manifest
 
 POLL_S = 2.0  # between looks at a build whose answer did not come in time
 

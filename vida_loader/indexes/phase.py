@@ -10,20 +10,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.errors import VidaError
 from vida_loader.execution.events import Event, Started
-from vida_loader.execution.scheduler import Scheduler
 from vida_loader.indexes.build import IndexResult, IndexSettings, build_index, build_progress
 from vida_loader.indexes.definition import IndexSpec, relaxed
 from vida_loader.job.runstate import IndexRecord, TaskState, index_task, now_iso
 from vida_loader.mongo import close_client, connect
-from vida_loader.retry import RetryCounts, RetryPolicy
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
+
+    from vida_loader.execution.scheduler import Scheduler
+    from vida_loader.retry import RetryCounts, RetryPolicy
 
 PROGRESS_POLL_S = 5.0  # seconds between reads of the server's index build progress
 PROGRESS_TIMEOUTS = Timeouts(select_ms=2000, connect_ms=5000, socket_ms=5000)

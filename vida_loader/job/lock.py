@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import psutil
 
 from vida_loader.errors import StateError
-from vida_loader.jobfiles import JobFiles
+
+if TYPE_CHECKING:
+    from vida_loader.jobfiles import JobFiles
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class LockHolder:
         """Whether the holder still runs; ``None`` when it is on another host."""
         if self.host != socket.gethostname():
             return None
+        import psutil  # here: `status` of a job no run holds never asks
+
         try:
             proc = psutil.Process(self.pid)
             started = proc.create_time()

@@ -14,16 +14,18 @@ import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from pymongo.collection import Collection
-from pymongo.cursor import Cursor
 
 from vida_loader.errors import StateError
 from vida_loader.indexes.definition import IndexPlan, IndexSpec
 from vida_loader.jobfiles import from_ejson, load_json_file, to_ejson, write_json_atomic
 from vida_loader.ordering import BRACKET_BY_NAME, RangeMode, bracket_of, sort_key
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+    from pymongo.cursor import Cursor
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")

@@ -20,7 +20,6 @@ from vida_loader.endpoint import (
 from vida_loader.errors import StateError, UsageError
 from vida_loader.job.manifest import Manifest, load_manifest
 from vida_loader.jobfiles import planned_jobs
-from vida_loader.mongo import check_uri
 from vida_loader.settings.registry import (
     DEFAULT_ATTEMPTS,
     DEFAULT_BATCH_MB,
@@ -38,6 +37,8 @@ def planned_endpoint(side: dict[str, Any], uri: str | None, role: str, job: str)
 
     A given URI must name the hosts the job was planned against.
     """
+    from vida_loader.mongo import check_uri  # the driver's parser: `status` never needs it
+
     chosen = uri or str(side["uri"])
     check_uri(chosen, f"--{role}-uri")
     srv = str(side["uri"]).startswith("mongodb+srv://")

@@ -20,11 +20,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vida_loader.errors import StateError
-from vida_loader.job.manifest import Manifest
 from vida_loader.jobfiles import load_json_file, write_json_atomic
+
+if TYPE_CHECKING:
+    from vida_loader.job.manifest import Manifest
 
 STATE_SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vida_loader.config import JobConfig
 from vida_loader.errors import UsageError
 from vida_loader.job.lock import LockHolder, read_holder
 from vida_loader.job.manifest import Manifest, load_manifest
 from vida_loader.job.planned import continue_command
 from vida_loader.job.runstate import RunState, TaskState, load_state
 from vida_loader.jobfiles import load_json_file
+
+if TYPE_CHECKING:
+    from vida_loader.config import JobConfig
 
 
 @dataclass(frozen=True)

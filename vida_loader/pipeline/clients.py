@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
-from pymongo import MongoClient
-from pymongo.collection import Collection
 
-from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.mongo import close_client, connect
-from vida_loader.ru.budget import RuBudget
 from vida_loader.ru.meter import ChargeMeter
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
+    from pymongo.collection import Collection
+
+    from vida_loader.endpoint import Endpoint, Timeouts
+    from vida_loader.ru.budget import RuBudget
 
 # Documents stay undecoded: each is a slice of the server's reply, inserted as it came.
 RAW_OPTIONS: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)

@@ -5,20 +5,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bson
 import orjson
 from bson import json_util
 from bson.raw_bson import RawBSONDocument
-from pymongo.collection import Collection
 
-from vida_loader.job.manifest import Partition
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.pipeline.rawid import raw_id
 from vida_loader.pipeline.writer import resend
 from vida_loader.retry import Retrier, RetryPolicy
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+
+    from vida_loader.job.manifest import Partition
 
 
 def _raw_ids(

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bson
-from bson.raw_bson import RawBSONDocument
-from pymongo.collection import Collection
-from pymongo.cursor import Cursor
 from pymongo.errors import PyMongoError
 
-from vida_loader.job.manifest import Partition
 from vida_loader.mongo import CODEC_OPTIONS
 from vida_loader.ordering import usable_boundary
 from vida_loader.pipeline.clients import RAW_OPTIONS
-from vida_loader.retry import Retrier
-from vida_loader.ru.meter import ChargeMeter
+
+if TYPE_CHECKING:
+    from bson.raw_bson import RawBSONDocument
+    from pymongo.collection import Collection
+    from pymongo.cursor import Cursor
+
+    from vida_loader.job.manifest import Partition
+    from vida_loader.retry import Retrier
+    from vida_loader.ru.meter import ChargeMeter
 
 
 class ResumingReader:

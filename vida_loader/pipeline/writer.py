@@ -6,16 +6,18 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bson.raw_bson import RawBSONDocument
-from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
 from vida_loader.execution.events import Moved, Reporter
 from vida_loader.faults import Fault, classify_write_error
 from vida_loader.mongo import write_concern
 from vida_loader.retry import Retrier, RetryPolicy
+
+if TYPE_CHECKING:
+    from bson.raw_bson import RawBSONDocument
+    from pymongo.collection import Collection
 
 
 class WriteFailedError(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import psutil
 from rich.console import Console, Group, RenderableType
@@ -20,8 +20,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from vida_loader.copy.progress import RunProgress
 from vida_loader.errors import format_duration
+
+if TYPE_CHECKING:
+    from vida_loader.copy.progress import RunProgress
 
 MAX_FPS = 4
 SMOOTHING = 0.3  # weight of the newest rate in the moving averages

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from vida_loader.errors import RunInterruptedError, VidaError
 from vida_loader.job.runstate import RunState, TaskKind, TaskState
-from vida_loader.transform.plugin import TransformSpec
+from vida_loader.transform.spec import TransformSpec
 
 if TYPE_CHECKING:
     from vida_loader.copy.coordinator import RunResult

@@ -13,14 +13,16 @@ import html
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vida_loader.config import JobConfig
 from vida_loader.errors import UsageError
 from vida_loader.job.status import job_status
 from vida_loader.jobfiles import read_jsonl, write_atomic
 from vida_loader.report.machine import status_json
 from vida_loader.report.plots import Plot, draw_plots
+
+if TYPE_CHECKING:
+    from vida_loader.config import JobConfig
 
 
 @dataclass(frozen=True)

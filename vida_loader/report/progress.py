@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from vida_loader.copy.progress import RunProgress
 from vida_loader.errors import format_duration
-from vida_loader.generate.runner import GenerateProgress
-from vida_loader.indexes.phase import IndexProgress
 from vida_loader.settings.registry import DEFAULT_PROGRESS_INTERVAL as DEFAULT_INTERVAL
+
+if TYPE_CHECKING:
+    from vida_loader.copy.progress import RunProgress
+    from vida_loader.generate.runner import GenerateProgress
+    from vida_loader.indexes.phase import IndexProgress
 
 
 def _retries(retries: int, throttled: int) -> list[str]:

@@ -11,7 +11,7 @@ from vida_loader.indexes.definition import Action
 from vida_loader.job.planned import job_command
 from vida_loader.job.runstate import RunState, TaskKind, TaskState
 from vida_loader.jobfiles import JobFiles
-from vida_loader.transform.plugin import TransformSpec
+from vida_loader.transform.spec import TransformSpec
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

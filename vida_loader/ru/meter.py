@@ -22,19 +22,22 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import monitoring
-from pymongo.collection import Collection
-from pymongo.database import Database
 from pymongo.errors import OperationFailure, PyMongoError
 
 from vida_loader.errors import UsageError
 from vida_loader.faults import Fault, classify_code, passing
 from vida_loader.retry import patient
-from vida_loader.ru.budget import RuBudget
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+    from pymongo.database import Database
+
+    from vida_loader.ru.budget import RuBudget
 
 STATS_COMMAND = "getLastRequestStatistics"
 # Commands that bill nothing worth counting or that talk about the connection itself.

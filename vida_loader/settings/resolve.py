@@ -11,8 +11,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from dotenv.parser import parse_stream
-
 from vida_loader.endpoint import (
     Endpoint,
     ServerKind,
@@ -98,6 +96,8 @@ def read_env_file(path: Path) -> dict[str, str]:
         raise UsageError(f"cannot read env file '{path}': {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"env file '{path}' is not UTF-8 text") from None
+    from dotenv.parser import parse_stream  # here: most commands read no env file
+
     values: dict[str, str] = {}
     line = 1
     for binding in parse_stream(io.StringIO(text)):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bson
 import orjson
@@ -24,7 +24,9 @@ import orjson
 from vida_loader.job.runstate import now_iso
 from vida_loader.jobfiles import JobFiles, cut_torn_line, read_jsonl, to_ejson
 from vida_loader.mongo import CODEC_OPTIONS
-from vida_loader.transform.plugin import Reject
+
+if TYPE_CHECKING:
+    from vida_loader.transform.plugin import Reject
 
 
 class RejectsLog:

@@ -12,19 +12,22 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
-from vida_loader.config import VerifyConfig
-from vida_loader.job.manifest import Manifest, Partition
 from vida_loader.job.planned import open_job
 from vida_loader.job.runstate import PartitionRecord, load_state, now_iso
 from vida_loader.jobfiles import from_ejson, write_json_atomic
 from vida_loader.mongo import connect, describe_error
 from vida_loader.pipeline.target import require_source
-from vida_loader.transform.plugin import TransformSpec
+from vida_loader.transform.spec import TransformSpec
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+
+    from vida_loader.config import VerifyConfig
+    from vida_loader.job.manifest import Manifest, Partition
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson.raw_bson import RawBSONDocument
-from pymongo.collection import Collection
 
 from vida_loader.endpoint import Endpoint, Timeouts
 from vida_loader.execution.events import Moved, Phase, Reporter, Started, no_report
-from vida_loader.job.manifest import Partition
 from vida_loader.job.runstate import TaskState, VerifyRecord
 from vida_loader.pipeline.ahead import ReadAhead
 from vida_loader.pipeline.clients import collection, meter_of
@@ -37,14 +35,14 @@ from vida_loader.pipeline.rawid import raw_id
 from vida_loader.pipeline.reader import ResumingReader
 from vida_loader.pipeline.task import AttemptResult, Retriers, failed_result, with_counts
 from vida_loader.retry import Retrier, RetryPolicy
-from vida_loader.ru.meter import Charges
 from vida_loader.settings.registry import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_READ_BATCH_MB,
     DEFAULT_READ_BATCH_SIZE,
     MIB,
 )
-from vida_loader.transform.plugin import Outcomes, Transform, TransformSpec, ignoring, transform_for
+from vida_loader.transform.plugin import Outcomes, Transform, ignoring, transform_for
+from vida_loader.transform.spec import TransformSpec
 from vida_loader.verify.compare import (
     Difference,
     Tally,
@@ -52,6 +50,12 @@ from vida_loader.verify.compare import (
     differ,
     id_sort_key,
 )
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+
+    from vida_loader.job.manifest import Partition
+    from vida_loader.ru.meter import Charges
 
 DEFAULT_MAX_LISTED = 10_000  # differences a range lists (the rest are counted)
 CHUNK = 256  # most documents per hand-over from a reading thread

@@ -19,13 +19,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vida_loader.cluster import open_executor
-from vida_loader.config import VerifyConfig
 from vida_loader.errors import StateError
 from vida_loader.job.lock import hold_lock
-from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import job_command, open_job
 from vida_loader.job.recorded import RecordedTasks
 from vida_loader.job.runstate import (
@@ -43,9 +41,14 @@ from vida_loader.mongo import connect
 from vida_loader.pipeline.clients import close_clients
 from vida_loader.pipeline.target import require_source
 from vida_loader.ru.meter import accounting_on
-from vida_loader.transform.plugin import TransformSpec, check_transform_file
+from vida_loader.transform.plugin import check_transform_file
+from vida_loader.transform.spec import TransformSpec
 from vida_loader.verify import mismatches
 from vida_loader.verify.deep import DeepResult, DeepSettings, verify_partition
+
+if TYPE_CHECKING:
+    from vida_loader.config import VerifyConfig
+    from vida_loader.job.manifest import Manifest
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Set
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from vida_loader.jobfiles import append_jsonl, read_jsonl, write_atomic
-from vida_loader.verify.compare import Difference
+
+if TYPE_CHECKING:
+    from vida_loader.verify.compare import Difference
 
 
 def start(path: Path) -> None:

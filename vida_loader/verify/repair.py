@@ -16,17 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo import DeleteOne, ReplaceOne
-from pymongo.collection import Collection
 
-from vida_loader.config import RepairConfig
 from vida_loader.errors import StateError
 from vida_loader.job.lock import hold_lock
-from vida_loader.job.manifest import Manifest
 from vida_loader.job.planned import job_command, open_job
 from vida_loader.job.runstate import RunState, load_state, now_iso, save_state
 from vida_loader.jobfiles import from_ejson
@@ -34,10 +31,17 @@ from vida_loader.mongo import CODEC_OPTIONS, connect, write_concern
 from vida_loader.pipeline.clients import RAW_OPTIONS
 from vida_loader.pipeline.target import require_source
 from vida_loader.retry import Retrier
-from vida_loader.transform.plugin import Transform, TransformSpec, check_transform_file, ignoring
+from vida_loader.transform.plugin import Transform, check_transform_file, ignoring
+from vida_loader.transform.spec import TransformSpec
 from vida_loader.verify import mismatches
 from vida_loader.verify.compare import Difference, differ, id_sort_key
 from vida_loader.verify.deep import LOOKUP, lookup
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+
+    from vida_loader.config import RepairConfig
+    from vida_loader.job.manifest import Manifest
 
 
 @dataclass(frozen=True)
