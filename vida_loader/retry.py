@@ -28,7 +28,6 @@ from vida_loader.faults import Fault, Verdict, classify
 T = TypeVar("T")
 
 
-
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = DEFAULT_RETRY_ATTEMPTS  # failures in a row before giving up

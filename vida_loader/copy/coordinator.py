@@ -148,7 +148,6 @@ class RunResult:
         return JobFiles.of_folder(self.state_path.parent).duplicates
 
 
-
 # --- the run ------------------------------------------------------------------------------
 
 
